@@ -1,0 +1,1 @@
+"""Data: synthetic generator (and, later, DataModules)."""

@@ -1,0 +1,94 @@
+"""Synthetic brain-like images, label maps and known smooth warps (no download, fully seeded).
+
+Used by the tests, the demos and the benchmarks. A "brain" is an ellipsoid of random labels
+(argmax of smoothed noise) with a random intensity per label, blurred, with noise and a bias field.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ..solver.filters import gaussian_smooth
+from ..solver.spatial import compose, field_to_grid, identity_grid, resize, sample
+
+
+def _noise(shape: Sequence[int], channels: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(1, channels, *shape, generator=generator)
+
+
+def smooth_noise(shape: Sequence[int], channels: int, scale: float,
+                 generator: torch.Generator) -> torch.Tensor:
+    """Gaussian noise ``[1, channels, *shape]`` drawn every ``scale`` voxels and interpolated
+    (no boundary artefacts, unlike smoothing full-resolution noise); about unit variance."""
+    coarse = [max(int(round(n / scale)), 2) for n in shape]
+    return resize(_noise(coarse, channels, generator), shape)
+
+
+def random_labels(shape: Sequence[int], num_labels: int = 8, smoothness: float = 8.0,
+                  generator: torch.Generator | None = None, brain: bool = True) -> torch.Tensor:
+    """Label map ``[1, 1, *shape]`` (int64): 0 outside an ellipsoid, ``1..num_labels`` inside.
+
+    ``smoothness`` is the Gaussian sigma (voxels) of the noise whose argmax makes the regions.
+    """
+    generator = generator or torch.Generator().manual_seed(0)
+    noise = smooth_noise(shape, num_labels, smoothness, generator)
+    labels = noise.argmax(1, keepdim=True) + 1
+    if brain:
+        radius = identity_grid(shape).squeeze(0).pow(2).sum(-1).sqrt()
+        labels = torch.where(radius.unsqueeze(0).unsqueeze(0) < 0.85, labels, torch.zeros_like(labels))
+    return labels
+
+
+def label_image(labels: torch.Tensor, generator: torch.Generator | None = None, noise: float = 0.02,
+                bias: float = 0.1, blur: float = 0.7) -> torch.Tensor:
+    """Intensity image ``[1, 1, *S]`` in about ``[0, 1]``: a random mean per label, blurred,
+    multiplied by a smooth bias field of relative amplitude ``bias``, plus Gaussian ``noise``."""
+    generator = generator or torch.Generator().manual_seed(0)
+    count = int(labels.max()) + 1
+    means = torch.rand(count, generator=generator) * 0.8 + 0.2
+    means[0] = 0.0
+    image = gaussian_smooth(means[labels], blur)
+    shape = labels.shape[2:]
+    field = smooth_noise(shape, 1, max(shape) / 3, generator)
+    field = field / field.abs().amax().clamp_min(1e-8)
+    image = image * (1 + bias * field)
+    return image + noise * _noise(shape, 1, generator)
+
+
+def random_velocity(shape: Sequence[int], magnitude: float = 3.0, smoothness: float = 12.0,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """Smooth random velocity ``[1, d, *shape]`` in normalized units whose root-mean-square
+    length is ``magnitude`` voxels."""
+    generator = generator or torch.Generator().manual_seed(0)
+    dims = len(shape)
+    velocity = gaussian_smooth(smooth_noise(shape, dims, smoothness, generator), smoothness / 2)
+    voxel = torch.tensor([2.0 / (n - 1) for n in shape][::-1]).view(1, dims, *([1] * dims))
+    in_voxels = velocity / velocity.pow(2).sum(1).mean().sqrt().clamp_min(1e-8)
+    return in_voxels * magnitude * voxel
+
+
+def exponentiate(velocity: torch.Tensor, steps: int = 7) -> torch.Tensor:
+    """Displacement of ``exp(velocity)`` by scaling and squaring (a diffeomorphism)."""
+    displacement = velocity / 2 ** steps
+    for _ in range(steps):
+        displacement = compose(displacement, displacement)
+    return displacement
+
+
+def warped_pair(shape: Sequence[int], magnitude: float = 3.0, num_labels: int = 8, seed: int = 0,
+                smoothness: float = 12.0) -> dict[str, torch.Tensor]:
+    """A pair with a known diffeomorphic warp: ``fixed(x) = moving(true_grid(x))``.
+
+    Returns ``fixed``, ``moving`` ``[1, 1, *S]`` float, ``fixed_seg``, ``moving_seg`` ``[1, 1, *S]`` int64
+    and ``true_grid`` ``[1, *S, d]`` (normalized), the answer a registration should find.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    moving_seg = random_labels(shape, num_labels, generator=generator)
+    moving = label_image(moving_seg, torch.Generator().manual_seed(seed + 1))
+    displacement = exponentiate(random_velocity(shape, magnitude, smoothness, generator))
+    true_grid = identity_grid(shape) + field_to_grid(displacement)
+    fixed_seg = sample(moving_seg.float(), true_grid, mode="nearest").long()
+    fixed = label_image(fixed_seg, torch.Generator().manual_seed(seed + 1))  # same label intensities
+    return {"fixed": fixed, "moving": moving, "fixed_seg": fixed_seg, "moving_seg": moving_seg,
+            "true_grid": true_grid}

@@ -1,0 +1,72 @@
+"""Registration metrics: Dice (torchmetrics), HD95, folding percent and SDlogJ."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torchmetrics.functional.segmentation import dice_score
+
+
+def label_values(fixed_seg: torch.Tensor, background: int = 0) -> torch.Tensor:
+    """The foreground labels present in ``fixed_seg`` (sorted)."""
+    values = torch.unique(fixed_seg)
+    return values[values != background]
+
+
+def dice_per_label(fixed_seg: torch.Tensor, warped_seg: torch.Tensor,
+                   labels: torch.Tensor | None = None) -> dict[int, float]:
+    """Dice of each foreground label of ``fixed_seg`` (``[1, 1, *S]`` int) against ``warped_seg``."""
+    if fixed_seg.shape != warped_seg.shape:
+        raise ValueError(f"label maps differ in shape: {tuple(fixed_seg.shape)} vs {tuple(warped_seg.shape)}")
+    labels = label_values(fixed_seg) if labels is None else labels
+    if labels.numel() == 0:
+        return {}
+    # index 0 = background/other, 1..K = the labels asked for
+    lookup = torch.cat([torch.zeros(1, dtype=labels.dtype), labels])
+
+    def to_index(seg: torch.Tensor) -> torch.Tensor:
+        index = torch.searchsorted(lookup[1:].contiguous(), seg.long().contiguous()) + 1
+        index = index.clamp_max(lookup.numel() - 1)
+        return torch.where(lookup[index] == seg, index, torch.zeros_like(index))[:, 0]
+
+    scores = dice_score(to_index(warped_seg), to_index(fixed_seg), num_classes=labels.numel() + 1,
+                        include_background=False, average="none", input_format="index")
+    return {int(label): float(score) for label, score in zip(labels, scores.reshape(-1))}
+
+
+def _surface(mask: np.ndarray) -> np.ndarray:
+    return mask & ~ndimage.binary_erosion(mask, border_value=0)
+
+
+def hd95(fixed_seg: torch.Tensor, warped_seg: torch.Tensor, spacing: Sequence[float] | None = None,
+         labels: torch.Tensor | None = None) -> float:
+    """Mean over labels of the symmetric 95th-percentile Hausdorff distance (mm with ``spacing``).
+
+    Written here because torchmetrics' Hausdorff distance has no percentile; uses scipy's exact
+    Euclidean distance transform. Labels missing from either map are skipped.
+    """
+    fixed = fixed_seg.squeeze().cpu().numpy()
+    warped = warped_seg.squeeze().cpu().numpy()
+    labels = label_values(fixed_seg) if labels is None else labels
+    spacing = None if spacing is None else tuple(float(s) for s in spacing)
+    distances = []
+    for label in labels.tolist():
+        surface_fixed, surface_warped = _surface(fixed == label), _surface(warped == label)
+        if not surface_fixed.any() or not surface_warped.any():
+            continue
+        to_warped = ndimage.distance_transform_edt(~surface_warped, sampling=spacing)[surface_fixed]
+        to_fixed = ndimage.distance_transform_edt(~surface_fixed, sampling=spacing)[surface_warped]
+        distances.append(float(np.percentile(np.concatenate([to_warped, to_fixed]), 95)))
+    return float(np.mean(distances)) if distances else float("nan")
+
+
+def folding_percent(jacobian_determinant: torch.Tensor) -> float:
+    """Percent of voxels whose Jacobian determinant is <= 0."""
+    return float((jacobian_determinant <= 0).float().mean() * 100)
+
+
+def sdlogj(jacobian_determinant: torch.Tensor, floor: float = 1e-9) -> float:
+    """Standard deviation of ``log(max(det J, floor))`` over voxels."""
+    return float(torch.log(jacobian_determinant.clamp_min(floor)).std())

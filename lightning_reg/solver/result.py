@@ -1,0 +1,97 @@
+"""What a registration returns: the warp in every unit the edges of the system need, and its uses."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .frames import Frames
+from .spatial import (apply_matrix, gradient_voxels, grid_to_field, identity_grid,
+                      normalized_to_voxel, sample)
+from .transforms import Transform
+
+
+@dataclass
+class RegistrationResult:
+    """The solution of ``register`` for ``B`` pairs.
+
+    ``grid`` ``[B, *S, d]`` lives on the fixed image's grid (full resolution) and says where, in the
+    moving image's normalized coordinates, to sample the moving image. ``loss_trace`` holds one
+    ``[iterations_run, B]`` tensor of energies per scale.
+    """
+
+    grid: torch.Tensor
+    matrix: torch.Tensor
+    frames: Frames
+    moving_shape: tuple[int, ...]
+    transform: Transform
+    loss_trace: list[torch.Tensor] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def dims(self) -> int:
+        return self.grid.shape[-1]
+
+    @property
+    def fixed_shape(self) -> tuple[int, ...]:
+        return tuple(self.grid.shape[1:-1])
+
+    def displacement_normalized(self) -> torch.Tensor:
+        """``grid - identity``, ``[B, d, *S]`` in normalized units (``grid_sample`` component order)."""
+        identity = identity_grid(self.fixed_shape, self.grid.device, self.grid.dtype)
+        return grid_to_field(self.grid - identity)
+
+    def _world_points(self, matrix: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        return grid_to_field(apply_matrix(matrix.to(self.grid.device, torch.float32), points))
+
+    def fixed_points_mm(self) -> torch.Tensor:
+        """World coordinates (mm, NIfTI RAS) of the fixed voxels, ``[B, d, *S]``."""
+        to_world = self.frames.fixed_affine @ normalized_to_voxel(self.fixed_shape, self.frames.fixed_affine.device)
+        return self._world_points(to_world, identity_grid(self.fixed_shape, self.grid.device))
+
+    def moving_points_mm(self) -> torch.Tensor:
+        """World coordinates (mm, RAS) where each fixed voxel samples the moving image, ``[B, d, *S]``."""
+        to_world = self.frames.moving_affine @ normalized_to_voxel(self.moving_shape, self.frames.moving_affine.device)
+        return self._world_points(to_world, self.grid)
+
+    def displacement_mm(self) -> torch.Tensor:
+        """Displacement in world millimetres (RAS components), ``[B, d, *S]``."""
+        return self.moving_points_mm() - self.fixed_points_mm()
+
+    def displacement_voxels(self) -> torch.Tensor:
+        """Displacement in fixed-image voxels (array-order components), ``[B, d, *S]``."""
+        linear = self.frames.fixed_affine[:, :self.dims, :self.dims]
+        to_voxels = torch.linalg.inv(linear).to(self.grid.device, torch.float32)
+        return torch.einsum("bij,bj...->bi...", to_voxels, self.displacement_mm())
+
+    def jacobian_determinant(self) -> torch.Tensor:
+        """Determinant of the Jacobian of fixed world -> moving world, ``[B, 1, *S]`` (1 = volume kept)."""
+        points = self.moving_points_mm()
+        per_voxel = gradient_voxels(points).movedim(1, -1).movedim(1, -1)  # [B, *S, out, axis]
+        linear = self.frames.fixed_affine[:, :self.dims, :self.dims]
+        to_voxels = torch.linalg.inv(linear).to(points.device, torch.float32)
+        shape = (-1,) + (1,) * self.dims + (self.dims, self.dims)
+        jacobian = per_voxel @ to_voxels.reshape(shape)
+        return torch.linalg.det(jacobian).unsqueeze(1)
+
+    def warp(self, image: torch.Tensor, mode: str = "bilinear", padding_mode: str = "zeros") -> torch.Tensor:
+        """Moving-space image ``[B, C, *S_moving]`` resampled onto the fixed grid, ``[B, C, *S]``."""
+        return sample(image.float(), self.grid, mode=mode, padding_mode=padding_mode)
+
+    def warp_labels(self, labels: torch.Tensor, mode: str = "nearest") -> torch.Tensor:
+        """Integer label map ``[B, 1, *S_moving]`` onto the fixed grid, ``[B, 1, *S]`` (same label values).
+
+        ``nearest`` picks the nearest voxel; ``linear`` warps the one-hot encoding linearly and takes
+        the most likely label (smoother boundaries, as ANTs' GenericLabel).
+        """
+        if mode == "nearest":
+            warped = sample(labels.float(), self.grid, mode="nearest", padding_mode="zeros")
+            return warped.round().to(labels.dtype)
+        if mode != "linear":
+            raise ValueError(f"label warping mode must be 'nearest' or 'linear', got {mode!r}")
+        values = torch.unique(labels)
+        index = torch.searchsorted(values, labels.long().contiguous())
+        one_hot = F.one_hot(index[:, 0], values.numel()).movedim(-1, 1).float()
+        warped = sample(one_hot, self.grid, padding_mode="border")
+        return values[warped.argmax(1, keepdim=True)].to(labels.dtype)

@@ -1,0 +1,143 @@
+"""Dissimilarities between a fixed and a warped moving tensor ``[B, C, *S]``.
+
+Every class returns one value per pair, shape ``[B]``, lower is better, so the solver's energy
+of a batch is their sum and each pair is optimized independently of the others.
+"""
+from __future__ import annotations
+
+import torch
+
+from .filters import box_mean
+
+
+class Similarity:
+    """Interface: ``dissimilarity(fixed, warped) -> [B]``."""
+
+    name = "base"
+    multichannel = True
+
+    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class MSE(Similarity):
+    """Mean squared difference over channels and voxels."""
+
+    name = "mse"
+
+    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
+        return (fixed - warped).pow(2).flatten(1).mean(1)
+
+
+class LNCC(Similarity):
+    """One minus the local squared normalized cross-correlation in a ``window``-voxel box.
+
+    The box mean is taken per channel; the value is averaged over channels and voxels. ``eps`` is
+    added to numerator and denominator, so flat regions count as matched rather than as mismatched;
+    keep it well below the local variances of the inputs.
+    """
+
+    name = "lncc"
+
+    def __init__(self, window: int = 7, eps: float = 1e-9) -> None:
+        if window < 1:
+            raise ValueError(f"lncc window must be >= 1 voxel, got {window}")
+        self.window = int(window)
+        self.eps = eps
+
+    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
+        channels = fixed.shape[1]
+        stacked = torch.cat([fixed, warped, fixed * fixed, warped * warped, fixed * warped], dim=1)
+        means = box_mean(stacked, self.window).split(channels, dim=1)
+        mean_f, mean_w, mean_ff, mean_ww, mean_fw = means
+        cross = mean_fw - mean_f * mean_w
+        var_f = (mean_ff - mean_f * mean_f).clamp_min(0)
+        var_w = (mean_ww - mean_w * mean_w).clamp_min(0)
+        correlation = (cross * cross + self.eps) / (var_f * var_w + self.eps)
+        return 1.0 - correlation.flatten(1).mean(1)
+
+
+class NCC(Similarity):
+    """One minus the global normalized cross-correlation, averaged over channels."""
+
+    name = "ncc"
+
+    def __init__(self, eps: float = 1e-8) -> None:
+        self.eps = eps
+
+    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
+        fixed = fixed.flatten(2)
+        warped = warped.flatten(2)
+        fixed = fixed - fixed.mean(-1, keepdim=True)
+        warped = warped - warped.mean(-1, keepdim=True)
+        cross = (fixed * warped).mean(-1)
+        norm = (fixed.pow(2).mean(-1) * warped.pow(2).mean(-1) + self.eps).sqrt()
+        return 1.0 - (cross / norm).mean(1)
+
+
+class Cosine(Similarity):
+    """One minus the cosine between the channel vectors of each voxel, averaged over voxels."""
+
+    name = "cosine"
+
+    def __init__(self, eps: float = 1e-8) -> None:
+        self.eps = eps
+
+    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
+        cosine = torch.nn.functional.cosine_similarity(fixed, warped, dim=1, eps=self.eps)
+        return 1.0 - cosine.flatten(1).mean(1)
+
+
+class MutualInformation(Similarity):
+    """Negative mutual information (nats) of single-channel intensities in ``[0, 1]``.
+
+    Parzen-window joint histogram with Gaussian kernels on ``bins`` centres, so it is
+    differentiable; at most ``max_voxels`` evenly strided voxels are used.
+    """
+
+    name = "mi"
+    multichannel = False
+
+    def __init__(self, bins: int = 32, max_voxels: int = 2**18, eps: float = 1e-10) -> None:
+        if bins < 4:
+            raise ValueError(f"mi needs at least 4 bins, got {bins}")
+        self.bins = int(bins)
+        self.max_voxels = int(max_voxels)
+        self.eps = eps
+
+    def _weights(self, values: torch.Tensor) -> torch.Tensor:
+        centres = torch.linspace(0.0, 1.0, self.bins, device=values.device, dtype=values.dtype)
+        sigma = 1.0 / (self.bins - 1)
+        weights = torch.exp(-0.5 * ((values.clamp(0, 1).unsqueeze(-1) - centres) / sigma) ** 2)
+        return weights / (weights.sum(-1, keepdim=True) + self.eps)
+
+    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
+        if fixed.shape[1] != 1:
+            raise ValueError(f"mi is for single-channel intensities, got {fixed.shape[1]} channels; "
+                             "use mse, lncc, ncc or cosine for features")
+        fixed = fixed.flatten(1)
+        warped = warped.flatten(1)
+        stride = max(fixed.shape[1] // self.max_voxels, 1)
+        fixed, warped = fixed[:, ::stride], warped[:, ::stride]
+        joint = torch.bmm(self._weights(fixed).transpose(1, 2), self._weights(warped)) / fixed.shape[1]
+        marginal_fixed = joint.sum(2, keepdim=True)
+        marginal_warped = joint.sum(1, keepdim=True)
+        ratio = joint / (marginal_fixed * marginal_warped + self.eps)
+        return -(joint * torch.log(ratio + self.eps)).flatten(1).sum(1)
+
+
+SIMILARITIES: dict[str, type[Similarity]] = {
+    cls.name: cls for cls in (MSE, LNCC, NCC, Cosine, MutualInformation)
+}
+
+
+def make_similarity(name: str | Similarity, **options) -> Similarity:
+    """Build a similarity by name (``mse``, ``lncc``, ``ncc``, ``cosine``, ``mi``) with its options."""
+    if isinstance(name, Similarity):
+        return name
+    if name not in SIMILARITIES:
+        raise ValueError(f"unknown similarity {name!r}; choose one of {', '.join(SIMILARITIES)}")
+    try:
+        return SIMILARITIES[name](**options)
+    except TypeError as error:
+        raise ValueError(f"bad option for similarity {name!r}: {error}") from None

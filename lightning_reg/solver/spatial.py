@@ -1,0 +1,146 @@
+"""Grids, sampling, coordinate frames, field resizing/composition and Jacobians.
+
+Conventions (see DESIGN.md):
+- Images are ``[B, C, *S]`` with ``S`` in array order (``(H, W)`` or ``(D, H, W)``).
+- A *grid* is ``[B, *S, d]`` in ``grid_sample`` normalized coordinates (``align_corners=True``);
+  its last axis is in ``grid_sample`` order, i.e. the reverse of the array axes.
+- A *field* (displacement) is channel-first ``[B, d, *S]`` with components in the same
+  ``grid_sample`` order, so ``grid = identity + field.movedim(1, -1)``.
+- Voxel and millimetre vectors at the edges of the system are in array order.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+def spatial_dims(tensor: torch.Tensor) -> int:
+    """Number of spatial dimensions of a ``[B, C, *S]`` tensor."""
+    return tensor.dim() - 2
+
+
+def identity_grid(shape: Sequence[int], device=None, dtype=torch.float32) -> torch.Tensor:
+    """Identity sampling grid ``[1, *shape, d]`` in normalized coordinates."""
+    axes = [torch.linspace(-1.0, 1.0, int(n), device=device, dtype=dtype) for n in shape]
+    mesh = torch.meshgrid(*axes, indexing="ij")
+    return torch.stack(mesh[::-1], dim=-1).unsqueeze(0)
+
+
+def field_to_grid(field: torch.Tensor) -> torch.Tensor:
+    """Channel-first field ``[B, d, *S]`` to channel-last ``[B, *S, d]``."""
+    return field.movedim(1, -1)
+
+
+def grid_to_field(grid: torch.Tensor) -> torch.Tensor:
+    """Channel-last ``[B, *S, d]`` to channel-first ``[B, d, *S]``."""
+    return grid.movedim(-1, 1)
+
+
+def sample(image: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear",
+           padding_mode: str = "border") -> torch.Tensor:
+    """Sample ``image [B, C, *S_in]`` at ``grid [B, *S_out, d]``; returns ``[B, C, *S_out]``.
+
+    ``mode`` is ``bilinear`` (linear in 2D and 3D) or ``nearest``.
+    """
+    if image.shape[0] != grid.shape[0]:
+        if image.shape[0] == 1:
+            image = image.expand(grid.shape[0], *image.shape[1:])
+        elif grid.shape[0] == 1:
+            grid = grid.expand(image.shape[0], *grid.shape[1:])
+    return F.grid_sample(image, grid.to(image.dtype), mode=mode, padding_mode=padding_mode,
+                         align_corners=True)
+
+
+def apply_matrix(matrix: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Apply homogeneous ``matrix [B, d+1, d+1]`` to points ``[B or 1, *S, d]``."""
+    dims = points.shape[-1]
+    batch = max(matrix.shape[0], points.shape[0])
+    flat = points.reshape(points.shape[0], -1, dims).expand(batch, -1, -1)
+    matrix = matrix.to(points.dtype).expand(batch, -1, -1)
+    out = torch.baddbmm(matrix[:, :dims, dims].unsqueeze(1), flat, matrix[:, :dims, :dims].transpose(1, 2))
+    return out.reshape(batch, *points.shape[1:-1], dims)
+
+
+def voxel_to_normalized(shape: Sequence[int], device=None, dtype=torch.float64) -> torch.Tensor:
+    """Homogeneous matrix ``[d+1, d+1]``: array-order voxel index -> ``grid_sample`` coordinates."""
+    dims = len(shape)
+    matrix = torch.zeros(dims + 1, dims + 1, device=device, dtype=dtype)
+    for axis, size in enumerate(shape):
+        row = dims - 1 - axis
+        matrix[row, axis] = 2.0 / max(int(size) - 1, 1)
+        matrix[row, dims] = -1.0
+    matrix[dims, dims] = 1.0
+    return matrix
+
+
+def normalized_to_voxel(shape: Sequence[int], device=None, dtype=torch.float64) -> torch.Tensor:
+    """Inverse of :func:`voxel_to_normalized`."""
+    return torch.linalg.inv(voxel_to_normalized(shape, device, dtype))
+
+
+def voxel_size_normalized(shape: Sequence[int], device=None) -> torch.Tensor:
+    """Size of one voxel in normalized units per field component (``grid_sample`` order) ``[d]``."""
+    sizes = [2.0 / max(int(n) - 1, 1) for n in shape][::-1]
+    return torch.tensor(sizes, device=device, dtype=torch.float32)
+
+
+def default_affines(fixed_shape: Sequence[int], moving_shape: Sequence[int], batch: int,
+                    device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Voxel-to-world affines used when none are given.
+
+    The fixed image gets the identity (1 mm voxels); the moving image is scaled so that both
+    fields of view coincide, i.e. the identity in normalized coordinates.
+    """
+    dims = len(fixed_shape)
+    fixed = torch.eye(dims + 1, dtype=torch.float64, device=device)
+    moving = torch.eye(dims + 1, dtype=torch.float64, device=device)
+    for axis in range(dims):
+        moving[axis, axis] = max(fixed_shape[axis] - 1, 1) / max(moving_shape[axis] - 1, 1)
+    return fixed.expand(batch, -1, -1), moving.expand(batch, -1, -1)
+
+
+def batch_affine(affine: torch.Tensor | None, batch: int, dims: int) -> torch.Tensor | None:
+    """Validate a voxel-to-world affine and broadcast it to ``[B, d+1, d+1]`` float64."""
+    if affine is None:
+        return None
+    affine = torch.as_tensor(affine, dtype=torch.float64)
+    if affine.dim() == 2:
+        affine = affine.unsqueeze(0)
+    if affine.shape[-2:] != (dims + 1, dims + 1):
+        raise ValueError(f"an affine for {dims}D images must be {dims + 1}x{dims + 1}, "
+                         f"got {tuple(affine.shape[-2:])}")
+    if affine.shape[0] not in (1, batch):
+        raise ValueError(f"affine batch size {affine.shape[0]} does not match image batch {batch}")
+    return affine.expand(batch, -1, -1)
+
+
+def gradient_voxels(field: torch.Tensor) -> torch.Tensor:
+    """Central-difference spatial derivatives of ``[B, C, *S]``: ``[B, C, d, *S]`` (array order)."""
+    dims = spatial_dims(field)
+    derivs = []
+    for axis in range(dims):
+        if field.shape[2 + axis] < 2:
+            derivs.append(torch.zeros_like(field))
+        else:
+            derivs.append(torch.gradient(field, dim=2 + axis)[0])
+    return torch.stack(derivs, dim=2)
+
+
+def resize(image: torch.Tensor, shape: Sequence[int], mode: str = "linear") -> torch.Tensor:
+    """Resize ``[B, C, *S]`` to ``shape`` (``align_corners=True``, so normalized fields keep meaning)."""
+    if tuple(image.shape[2:]) == tuple(shape):
+        return image
+    if mode == "nearest":
+        return F.interpolate(image, size=tuple(shape), mode="nearest")
+    interp = "bilinear" if len(shape) == 2 else "trilinear"
+    return F.interpolate(image, size=tuple(shape), mode=interp, align_corners=True)
+
+
+def compose(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
+    """Displacement of ``(Id + outer) o (Id + inner)``: ``inner + outer o (Id + inner)``.
+
+    Both fields ``[B, d, *S]`` in normalized units on the same grid.
+    """
+    grid = identity_grid(inner.shape[2:], inner.device, inner.dtype) + field_to_grid(inner)
+    return inner + sample(outer, grid, padding_mode="border")

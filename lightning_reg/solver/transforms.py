@@ -1,0 +1,341 @@
+"""Transformation representations, one class each, all with the same small interface.
+
+A transform owns its parameters and turns them into a sampling grid on the fixed image's grid at
+the current scale. The solver loop (``optimize.py``) only calls:
+
+- ``setup(frames, batch, shape, init_matrix)`` once, ``start_scale(shape)`` at each scale;
+- ``parameters()`` (leaf tensors the energy is differentiated against) and ``grid()``;
+- ``regularized_field()`` (voxel-unit displacement for explicit penalties, or None);
+- ``prepare_gradients(grads)`` and ``update(directions, active)`` for one step.
+
+Linear transforms act in the centred physical frame of ``frames.py``; deformable ones hold a
+displacement (or velocity, or control points) in fixed normalized coordinates, composed after an
+initial linear map (the headers', or an affine registration's), as ANTs does: affine then warp.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+from .filters import gaussian_smooth
+from .frames import Frames
+from .spatial import (apply_matrix, compose, field_to_grid, identity_grid, resize,
+                      voxel_size_normalized)
+
+
+class Transform:
+    """Base class; see the module docstring for the interface."""
+
+    name = "base"
+    deformable = False
+
+    def __init__(self, learning_rate: float) -> None:
+        if learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+        self.learning_rate = float(learning_rate)
+        self.shape: tuple[int, ...] = ()
+        self.frames: Frames | None = None
+
+    def setup(self, frames: Frames, batch: int, shape: Sequence[int],
+              init_matrix: torch.Tensor | None = None) -> None:
+        raise NotImplementedError
+
+    def start_scale(self, shape: Sequence[int]) -> None:
+        self.shape = tuple(int(n) for n in shape)
+
+    def parameters(self) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def grid(self) -> torch.Tensor:
+        """Sampling grid ``[B, *shape, d]`` in the moving image's normalized coordinates."""
+        raise NotImplementedError
+
+    def matrix(self) -> torch.Tensor:
+        """The linear part ``[B, d+1, d+1]``: fixed normalized -> moving normalized."""
+        raise NotImplementedError
+
+    def regularized_field(self) -> torch.Tensor | None:
+        return None
+
+    def prepare_gradients(self, gradients: list[torch.Tensor]) -> list[torch.Tensor]:
+        return gradients
+
+    def update(self, directions: list[torch.Tensor], active: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def _identity(self, device) -> torch.Tensor:
+        return identity_grid(self.shape, device=device)
+
+
+def _masked(active: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """``new`` where the pair is still being optimized, ``old`` elsewhere."""
+    return torch.where(active.view(-1, *([1] * (new.dim() - 1))), new, old)
+
+
+class LinearTransform(Transform):
+    """Shared machinery of rigid and affine: plain Adam steps in the centred frame."""
+
+    def __init__(self, learning_rate: float = 1e-2) -> None:
+        super().__init__(learning_rate)
+        self._parameters: list[torch.Tensor] = []
+
+    def centred_matrix(self) -> torch.Tensor:
+        """The transform of the centred frame ``y``, ``[B, d+1, d+1]``."""
+        raise NotImplementedError
+
+    def parameters(self) -> list[torch.Tensor]:
+        return self._parameters
+
+    def matrix(self) -> torch.Tensor:
+        return self.frames.from_centred(self.centred_matrix())
+
+    def grid(self) -> torch.Tensor:
+        identity = self._identity(self._parameters[0].device)
+        return apply_matrix(self.matrix().to(torch.float32), identity)
+
+    def update(self, directions: list[torch.Tensor], active: torch.Tensor) -> None:
+        with torch.no_grad():
+            for parameter, direction in zip(self._parameters, directions):
+                parameter.copy_(_masked(active, parameter - self.learning_rate * direction, parameter))
+
+    @staticmethod
+    def _homogeneous(linear: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+        batch, dims = translation.shape
+        bottom = torch.zeros(batch, 1, dims + 1, dtype=linear.dtype, device=linear.device)
+        bottom[:, 0, dims] = 1.0
+        return torch.cat([torch.cat([linear, translation.unsqueeze(-1)], dim=2), bottom], dim=1)
+
+
+class Rigid(LinearTransform):
+    """Rotation (exponential of a skew-symmetric matrix) and translation, in world millimetres."""
+
+    name = "rigid"
+
+    def setup(self, frames, batch, shape, init_matrix=None) -> None:
+        if init_matrix is not None:
+            raise ValueError("rigid registration starts from the headers; it takes no init_matrix")
+        self.frames = frames
+        dims = len(shape)
+        device = frames.fixed_affine.device
+        angles = 1 if dims == 2 else 3
+        self._parameters = [torch.zeros(batch, angles, device=device, requires_grad=True),
+                            torch.zeros(batch, dims, device=device, requires_grad=True)]
+
+    def rotation(self) -> torch.Tensor:
+        """Rotation matrices ``[B, d, d]``."""
+        angles = self._parameters[0]
+        batch = angles.shape[0]
+        dims = 2 if angles.shape[1] == 1 else 3
+        skew = torch.zeros(batch, dims, dims, dtype=angles.dtype, device=angles.device)
+        pairs = [(0, 1)] if dims == 2 else [(1, 2), (0, 2), (0, 1)]
+        for index, (row, column) in enumerate(pairs):
+            skew[:, row, column] = -angles[:, index]
+            skew[:, column, row] = angles[:, index]
+        return torch.linalg.matrix_exp(skew)
+
+    def centred_matrix(self) -> torch.Tensor:
+        return self._homogeneous(self.rotation(), self._parameters[1])
+
+
+class Affine(LinearTransform):
+    """General affine map (``I + L``, translation) in world millimetres; may start from a rigid result."""
+
+    name = "affine"
+
+    def setup(self, frames, batch, shape, init_matrix=None) -> None:
+        self.frames = frames
+        dims = len(shape)
+        device = frames.fixed_affine.device
+        linear = torch.zeros(batch, dims, dims, device=device)
+        translation = torch.zeros(batch, dims, device=device)
+        if init_matrix is not None:
+            centred = torch.linalg.inv(frames.centred_to_moving) @ init_matrix.to(torch.float64) \
+                @ torch.linalg.inv(frames.fixed_to_centred)
+            linear = (centred[:, :dims, :dims] - torch.eye(dims, dtype=torch.float64, device=device)).float()
+            translation = centred[:, :dims, dims].float()
+        self._parameters = [linear.requires_grad_(), translation.requires_grad_()]
+
+    def centred_matrix(self) -> torch.Tensor:
+        linear, translation = self._parameters
+        eye = torch.eye(linear.shape[-1], dtype=linear.dtype, device=linear.device)
+        return self._homogeneous(eye + linear, translation)
+
+
+class DenseTransform(Transform):
+    """A dense field on the fixed grid, after an initial linear map; Adam steps of bounded size.
+
+    ``learning_rate`` is the largest step of one iteration, in voxels of the current scale
+    (FireANTs' scaled Adam direction); ``smooth_grad_sigma`` and ``smooth_warp_sigma`` are Gaussian
+    sigmas in voxels of the current scale for the gradient and for the field after each step.
+    """
+
+    deformable = True
+
+    def __init__(self, learning_rate: float = 0.25, smooth_grad_sigma: float = 1.0,
+                 smooth_warp_sigma: float = 0.5) -> None:
+        super().__init__(learning_rate)
+        self.smooth_grad_sigma = float(smooth_grad_sigma)
+        self.smooth_warp_sigma = float(smooth_warp_sigma)
+        self.field: torch.Tensor | None = None
+        self.initial: torch.Tensor | None = None
+
+    def setup(self, frames, batch, shape, init_matrix=None) -> None:
+        self.frames = frames
+        self.batch = batch
+        self.initial = (frames.header if init_matrix is None else init_matrix.to(torch.float64))
+        eye = torch.eye(len(shape) + 1, dtype=torch.float64, device=self.initial.device)
+        self.initial_is_identity = bool(torch.allclose(self.initial, eye.expand_as(self.initial), atol=1e-10))
+        self.field = None
+
+    def start_scale(self, shape) -> None:
+        super().start_scale(shape)
+        device = self.initial.device
+        if self.field is None:
+            self.field = torch.zeros(self.batch, len(self.shape), *self.shape, device=device)
+        else:
+            self.field = resize(self.field.detach(), self.shape)
+        self.field.requires_grad_(True)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.field]
+
+    def displacement(self) -> torch.Tensor:
+        """Displacement ``[B, d, *shape]`` in fixed normalized units, before the linear map."""
+        return self.field
+
+    def grid(self) -> torch.Tensor:
+        points = self._identity(self.field.device) + field_to_grid(self.displacement())
+        if self.initial_is_identity:
+            return points
+        return apply_matrix(self.initial.to(torch.float32), points)
+
+    def matrix(self) -> torch.Tensor:
+        return self.initial
+
+    def regularized_field(self) -> torch.Tensor:
+        voxel = voxel_size_normalized(self.shape, self.field.device)
+        return self.field / voxel.view(1, -1, *([1] * len(self.shape)))
+
+    def prepare_gradients(self, gradients):
+        return [gaussian_smooth(gradient, self.smooth_grad_sigma) for gradient in gradients]
+
+    def step(self, direction: torch.Tensor) -> torch.Tensor:
+        """Scaled step ``[B, d, *S]`` (normalized units): at most ``learning_rate`` voxels anywhere."""
+        dims = len(self.shape)
+        largest = direction.pow(2).sum(1).sqrt().flatten(1).amax(1).clamp_min(1.0)
+        voxel = voxel_size_normalized(self.shape, direction.device).view(1, dims, *([1] * dims))
+        return -self.learning_rate * voxel * direction / largest.view(-1, *([1] * (dims + 1)))
+
+    def apply_step(self, step: torch.Tensor) -> torch.Tensor:
+        """The parameter after ``step``; additive by default."""
+        return self.field + step
+
+    def update(self, directions, active) -> None:
+        with torch.no_grad():
+            updated = gaussian_smooth(self.apply_step(self.step(directions[0])), self.smooth_warp_sigma)
+            self.field = _masked(active, updated, self.field).requires_grad_(True)
+
+
+class FreeForm(DenseTransform):
+    """Additive displacement field ``u``: ``phi(x) = x + u(x)``."""
+
+    name = "freeform"
+
+
+class Greedy(DenseTransform):
+    """Compositive diffeomorphic updates ``u <- delta + u o (Id + delta)`` with smoothing (greedy SyN)."""
+
+    name = "greedy"
+
+    def apply_step(self, step):
+        return compose(self.field, step)
+
+
+class SVF(DenseTransform):
+    """Stationary velocity field ``v``; ``phi = exp(v)`` by scaling and squaring."""
+
+    name = "svf"
+
+    def __init__(self, learning_rate: float = 0.25, smooth_grad_sigma: float = 1.0,
+                 smooth_warp_sigma: float = 0.5, squaring_steps: int = 7) -> None:
+        super().__init__(learning_rate, smooth_grad_sigma, smooth_warp_sigma)
+        if squaring_steps < 0:
+            raise ValueError(f"squaring_steps must be >= 0, got {squaring_steps}")
+        self.squaring_steps = int(squaring_steps)
+
+    def displacement(self):
+        displacement = self.field / (2 ** self.squaring_steps)
+        for _ in range(self.squaring_steps):
+            displacement = compose(displacement, displacement)
+        return displacement
+
+
+def cubic_bspline(t: torch.Tensor) -> torch.Tensor:
+    """Uniform cubic B-spline basis at ``t`` (in knot units), support ``[-2, 2]``."""
+    t = t.abs()
+    inner = (4.0 - 6.0 * t ** 2 + 3.0 * t ** 3) / 6.0
+    outer = (2.0 - t).clamp_min(0) ** 3 / 6.0
+    return torch.where(t < 1, inner, outer)
+
+
+class BSpline(DenseTransform):
+    """Cubic B-spline free-form deformation on a control lattice fixed in normalized coordinates.
+
+    ``control_spacing`` is the knot spacing in voxels of the full-resolution fixed image; the same
+    lattice serves every scale, so nothing is lost between scales.
+    """
+
+    name = "bspline"
+
+    def __init__(self, learning_rate: float = 0.25, control_spacing: float = 5.0,
+                 smooth_grad_sigma: float = 0.0, smooth_warp_sigma: float = 0.0) -> None:
+        super().__init__(learning_rate, smooth_grad_sigma, smooth_warp_sigma)
+        if control_spacing <= 0:
+            raise ValueError(f"control_spacing must be positive, got {control_spacing}")
+        self.control_spacing = float(control_spacing)
+
+    def setup(self, frames, batch, shape, init_matrix=None) -> None:
+        super().setup(frames, batch, shape, init_matrix)
+        self.knot = [2.0 * self.control_spacing / max(n - 1, 1) for n in shape]
+        self.lattice = [int(math.ceil(2.0 / knot)) + 3 for knot in self.knot]
+        device = self.initial.device
+        self.field = torch.zeros(batch, len(shape), *self.lattice, device=device)
+
+    def start_scale(self, shape) -> None:
+        Transform.start_scale(self, shape)
+        self.field = self.field.detach().requires_grad_(True)
+        device = self.field.device
+        self.weights = []
+        for size, knot, count in zip(self.shape, self.knot, self.lattice):
+            position = torch.linspace(-1.0, 1.0, size, device=device)
+            knots = -1.0 + (torch.arange(count, device=device) - 1) * knot
+            self.weights.append(cubic_bspline((position[:, None] - knots[None, :]) / knot))
+
+    def displacement(self):
+        dense = self.field
+        for axis, weights in enumerate(self.weights):
+            dense = torch.tensordot(dense, weights, dims=([2 + axis], [1])).movedim(-1, 2 + axis)
+        return dense
+
+    def regularized_field(self):
+        voxel = voxel_size_normalized(self.shape, self.field.device)
+        return self.displacement() / voxel.view(1, -1, *([1] * len(self.shape)))
+
+
+TRANSFORMS: dict[str, type[Transform]] = {
+    cls.name: cls for cls in (Rigid, Affine, FreeForm, Greedy, SVF, BSpline)
+}
+
+
+def make_transform(name: str | Transform, **options) -> Transform:
+    """Build a transform by name (``rigid``, ``affine``, ``freeform``, ``greedy``, ``svf``, ``bspline``)."""
+    if isinstance(name, Transform):
+        return name
+    if name not in TRANSFORMS:
+        raise ValueError(f"unknown transform {name!r}; choose one of {', '.join(TRANSFORMS)}")
+    try:
+        return TRANSFORMS[name](**options)
+    except TypeError as error:
+        raise ValueError(f"bad option for transform {name!r}: {error}") from None
