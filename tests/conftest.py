@@ -1,0 +1,44 @@
+"""Shared fixtures: synthetic pairs and NIfTI files written by the tests themselves."""
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from lightning_reg.data.synthetic import warped_pair
+
+
+def mean_dice(fixed_seg: torch.Tensor, warped_seg: torch.Tensor) -> float:
+    from lightning_reg.metrics import dice_per_label
+
+    scores = dice_per_label(fixed_seg, warped_seg)
+    return sum(scores.values()) / len(scores)
+
+
+def oblique_affine(spacing=(1.2, 1.0, 1.5), angle=0.1, origin=(30.0, -20.0, 10.0)) -> np.ndarray:
+    """A voxel-to-world affine with a rotation, a flip and anisotropic spacing."""
+    c, s = np.cos(angle), np.sin(angle)
+    rotation = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ np.diag([-1, 1, 1])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag(spacing)
+    affine[:3, 3] = origin
+    return affine
+
+
+@pytest.fixture(scope="session")
+def nifti_pair(tmp_path_factory):
+    """A 3D pair with labels on disk, non-identity affines, anisotropic spacing, a known warp."""
+    folder = tmp_path_factory.mktemp("nifti")
+    pair = warped_pair((40, 48, 36), magnitude=2.5, seed=3)
+    fixed_affine = oblique_affine()
+    moving_affine = fixed_affine.copy()
+    moving_affine[:3, 3] += [0.5, 0.0, -1.0]
+    paths = {}
+    for key, affine in (("fixed", fixed_affine), ("moving", moving_affine)):
+        paths[key] = folder / f"{key}.nii.gz"
+        nib.save(nib.Nifti1Image(pair[key][0, 0].numpy(), affine), paths[key])
+        paths[f"{key}_seg"] = folder / f"{key}_seg.nii.gz"
+        nib.save(nib.Nifti1Image(pair[f"{key}_seg"][0, 0].numpy().astype(np.int16), affine),
+                 paths[f"{key}_seg"])
+    return paths

@@ -1,0 +1,44 @@
+"""Metrics match values computed by hand on constructed examples."""
+import math
+
+import pytest
+import torch
+
+from lightning_reg import metrics
+
+
+def test_dice_of_known_overlaps():
+    fixed = torch.zeros(1, 1, 10, 10, dtype=torch.long)
+    warped = torch.zeros_like(fixed)
+    fixed[..., 0:4, 0:5] = 3   # 20 voxels
+    warped[..., 2:6, 0:5] = 3  # 20 voxels, 10 shared -> 0.5
+    fixed[..., 6:8, 6:8] = 7   # 4 voxels, matched exactly -> 1.0
+    warped[..., 6:8, 6:8] = 7
+    scores = metrics.dice_per_label(fixed, warped)
+    assert scores == pytest.approx({3: 0.5, 7: 1.0})
+
+
+def test_folding_and_sdlogj():
+    determinant = torch.ones(1, 1, 10, 10)
+    determinant[..., :2, :5] = -0.5  # 10 of 100 voxels fold
+    assert metrics.folding_percent(determinant) == pytest.approx(10.0)
+    halves = torch.tensor([math.e, 1 / math.e]).repeat(50).view(1, 1, 10, 10)
+    assert metrics.sdlogj(halves) == pytest.approx(float(torch.tensor([1.0, -1.0]).repeat(50).std()), rel=1e-5)
+
+
+def _sphere(shape, centre, radius, spacing=(1.0, 1.0, 1.0)):
+    """A ball of ``radius`` mm around voxel ``centre`` on a grid of ``spacing`` mm."""
+    axes = torch.meshgrid(*[torch.arange(n, dtype=torch.float32) for n in shape], indexing="ij")
+    distance = sum(((axis - c) * s) ** 2 for axis, c, s in zip(axes, centre, spacing)).sqrt()
+    return (distance <= radius).long().view(1, 1, *shape)
+
+
+def test_hd95_of_shifted_spheres_is_the_shift_in_mm():
+    fixed = _sphere((40, 40, 40), (20, 20, 20), 8)
+    warped = _sphere((40, 40, 40), (23, 20, 20), 8)
+    assert metrics.hd95(fixed, warped) == pytest.approx(3.0, abs=0.5)
+    spacing = (2.0, 1.0, 1.0)
+    fixed = _sphere((40, 40, 40), (20, 20, 20), 10, spacing)
+    warped = _sphere((40, 40, 40), (22, 20, 20), 10, spacing)  # 2 voxels = 4 mm
+    assert metrics.hd95(fixed, warped, spacing=spacing) == pytest.approx(4.0, abs=0.6)
+    assert metrics.hd95(fixed, fixed) == 0.0
