@@ -92,3 +92,37 @@ def warped_pair(shape: Sequence[int], magnitude: float = 3.0, num_labels: int = 
     fixed = label_image(fixed_seg, torch.Generator().manual_seed(seed + 1))  # same label intensities
     return {"fixed": fixed, "moving": moving, "fixed_seg": fixed_seg, "moving_seg": moving_seg,
             "true_grid": true_grid}
+
+
+def write_demo_pair(folder: str, shape: Sequence[int] = (64, 72, 56), magnitude: float = 2.5,
+                    seed: int = 0) -> dict[str, str]:
+    """Write a 3D pair with labels as NIfTI (oblique affines, 1.2 x 1.0 x 1.5 mm voxels) into ``folder``."""
+    import math
+    from pathlib import Path
+
+    import nibabel as nib
+    import numpy as np
+
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    pair = warped_pair(shape, magnitude=magnitude, seed=seed)
+    angle = 0.1
+    rotation = np.array([[math.cos(angle), -math.sin(angle), 0], [math.sin(angle), math.cos(angle), 0], [0, 0, 1]])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag([-1.2, 1.0, 1.5])
+    affine[:3, 3] = [40.0, -30.0, -20.0]
+    paths = {}
+    for key in ("fixed", "moving", "fixed_seg", "moving_seg"):
+        array = pair[key][0, 0].numpy()
+        array = array.astype(np.int16) if key.endswith("seg") else array.astype(np.float32)
+        paths[key] = str(root / f"{key}.nii.gz")
+        nib.save(nib.Nifti1Image(array, affine), paths[key])
+    return paths
+
+
+if __name__ == "__main__":
+    import sys
+
+    target = sys.argv[1] if len(sys.argv) > 1 else "demo"
+    for name, path in write_demo_pair(target).items():
+        print(f"{name}: {path}")
