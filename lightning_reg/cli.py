@@ -113,6 +113,7 @@ def run_register(args: argparse.Namespace) -> dict:
     result = register(fixed_data, moving_data, transform=args.transform, init=init, callback=callback,
                       regularizer=args.regularizer, regularizer_weight=args.regularizer_weight,
                       transform_options=options, **common)
+    bar.total = bar.n  # pairs may stop early: end the bar where the solver ended
     bar.close()
     seconds = time.perf_counter() - start
 

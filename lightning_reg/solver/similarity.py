@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from .filters import box_mean
+from .registry import build_named
 
 
 class Similarity:
@@ -135,9 +136,4 @@ def make_similarity(name: str | Similarity, **options) -> Similarity:
     """Build a similarity by name (``mse``, ``lncc``, ``ncc``, ``cosine``, ``mi``) with its options."""
     if isinstance(name, Similarity):
         return name
-    if name not in SIMILARITIES:
-        raise ValueError(f"unknown similarity {name!r}; choose one of {', '.join(SIMILARITIES)}")
-    try:
-        return SIMILARITIES[name](**options)
-    except TypeError as error:
-        raise ValueError(f"bad option for similarity {name!r}: {error}") from None
+    return build_named(SIMILARITIES, "similarity", name, options)

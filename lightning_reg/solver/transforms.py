@@ -23,6 +23,7 @@ from .filters import gaussian_smooth
 from .frames import Frames
 from .spatial import (apply_matrix, compose, field_to_grid, identity_grid, resize,
                       voxel_size_normalized)
+from .registry import build_named
 
 
 class Transform:
@@ -333,9 +334,4 @@ def make_transform(name: str | Transform, **options) -> Transform:
     """Build a transform by name (``rigid``, ``affine``, ``freeform``, ``greedy``, ``svf``, ``bspline``)."""
     if isinstance(name, Transform):
         return name
-    if name not in TRANSFORMS:
-        raise ValueError(f"unknown transform {name!r}; choose one of {', '.join(TRANSFORMS)}")
-    try:
-        return TRANSFORMS[name](**options)
-    except TypeError as error:
-        raise ValueError(f"bad option for transform {name!r}: {error}") from None
+    return build_named(TRANSFORMS, "transform", name, options)
