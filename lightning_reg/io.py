@@ -30,6 +30,7 @@ class Volume:
     affine: torch.Tensor
     header: nib.Nifti1Header
     path: Path
+    file_shape: tuple[int, ...] = ()  # as stored, e.g. (X, Y, 1) for a 2D slice kept in 3D
 
     @property
     def dims(self) -> int:
@@ -83,7 +84,8 @@ def load_volume(path: str | Path, kind: str = "image") -> Volume:
         if float(tensor.max() - tensor.min()) == 0.0:
             raise InputError(f"{path} is constant (every voxel is {float(tensor.max())}): nothing to register")
     affine = torch.from_numpy(_reduce_affine(image.affine, dims)).to(torch.float64)
-    return Volume(data=tensor.unsqueeze(0), affine=affine, header=image.header, path=path)
+    return Volume(data=tensor.unsqueeze(0), affine=affine, header=image.header, path=path,
+                  file_shape=tuple(image.shape))
 
 
 def _full_affine(affine: torch.Tensor) -> np.ndarray:
@@ -102,6 +104,8 @@ def save_volume(data: torch.Tensor, reference: Volume, path: str | Path, kind: s
     array = data.detach().cpu().numpy()
     if array.ndim == reference.dims + 1:
         array = array[0] if array.shape[0] == 1 else np.moveaxis(array, 0, -1)
+    if array.size == int(np.prod(reference.file_shape)):
+        array = array.reshape(reference.file_shape)  # keep singleton axes as the user stored them
     dtype = np.int32 if kind == "label" else np.float32
     header = reference.header.copy()
     header.set_data_dtype(dtype)
@@ -120,7 +124,7 @@ def save_itk_displacement(displacement_mm: torch.Tensor, reference: Volume, path
     field = displacement_mm.detach().cpu().double().numpy()
     flips = np.array(RAS_TO_LPS[:dims]).reshape(dims, *([1] * dims))
     field = np.moveaxis(field * flips, 0, -1)  # [*S, d]
-    if dims == 2:
+    if dims == 2:  # ITK reads this as a 2D field, also when the image was stored as (X, Y, 1)
         field = field[:, :, None, None, :]
     else:
         field = field[:, :, :, None, :]

@@ -119,3 +119,48 @@ def test_bad_input_gets_one_line_error_and_exit_code_2(tmp_path, nifti_pair, bad
     assert len(lines) == 1, done.stderr
     assert __import__("re").search(message, lines[0]), lines[0]
     assert (bad_files / "exists" / "mine.txt").read_text() == "keep me"
+
+
+def test_two_d_slices_stored_as_x_y_1(tmp_path):
+    from lightning_reg.data.synthetic import warped_pair
+
+    pair = warped_pair((64, 56), magnitude=2.0, seed=1)
+    affine = np.diag([-1.1, 0.9, 3.0, 1.0])
+    affine[:3, 3] = [20.0, -10.0, 5.0]
+    for key in ("fixed", "moving"):
+        nib.save(nib.Nifti1Image(pair[key][0, 0].numpy()[:, :, None], affine), tmp_path / f"{key}.nii.gz")
+    out = tmp_path / "out"
+    done = _cli("register", "--fixed", tmp_path / "fixed.nii.gz", "--moving", tmp_path / "moving.nii.gz",
+                "--scales", 2, 1, "--iterations", 50, 50, "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert nib.load(out / "warped.nii.gz").shape == (64, 56, 1)  # stored as the user stored it
+    fixed = sitk.ReadImage(str(tmp_path / "fixed.nii.gz"), sitk.sitkFloat64)[:, :, 0]
+    moving = sitk.ReadImage(str(tmp_path / "moving.nii.gz"), sitk.sitkFloat64)[:, :, 0]
+    field = sitk.ReadImage(str(out / "warp.nii.gz"), sitk.sitkVectorFloat64)
+    resampled = sitk.Resample(moving, fixed, sitk.DisplacementFieldTransform(field), sitk.sitkLinear, 0.0)
+    by_itk = sitk.GetArrayFromImage(resampled).T
+    ours = nib.load(out / "warped.nii.gz").get_fdata()[:, :, 0]
+    assert np.percentile(np.abs(by_itk - ours)[2:-2, 2:-2], 99) < 1e-3
+
+
+def test_quickstart_demo_pair_registers(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "lightning_reg.data.synthetic", str(tmp_path / "demo")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    demo = tmp_path / "demo"
+    assert nib.load(demo / "fixed.nii.gz").header.get_zooms() == pytest.approx((1.2, 1.0, 1.5))
+    out = tmp_path / "out"
+    done = _cli("register", "--fixed", demo / "fixed.nii.gz", "--moving", demo / "moving.nii.gz",
+                "--fixed-seg", demo / "fixed_seg.nii.gz", "--moving-seg", demo / "moving_seg.nii.gz",
+                "--scales", 2, 1, "--iterations", 40, 20, "--init", "rigid", "--quiet", "--out", out)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    before = _dice(nib.load(demo / "fixed_seg.nii.gz").get_fdata(), nib.load(demo / "moving_seg.nii.gz").get_fdata())
+    assert report["dice"] > before + 0.1
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU-only message")
+def test_cuda_asked_for_without_a_gpu(tmp_path, nifti_pair):
+    done = _bad(tmp_path, nifti_pair, **{"--device": "cuda"})
+    assert done.returncode == 2
+    assert "no CUDA device" in done.stderr and len(done.stderr.strip().splitlines()) == 1
