@@ -99,6 +99,15 @@ def _full_affine(affine: torch.Tensor) -> np.ndarray:
     return full
 
 
+def _nifti(array: np.ndarray, affine: torch.Tensor, header: nib.Nifti1Header) -> nib.Nifti1Image:
+    """A NIfTI image whose qform and sform both hold ``affine`` (so every reader agrees)."""
+    full = _full_affine(affine)
+    image = nib.Nifti1Image(array, full, header)
+    image.set_qform(full, code=1)
+    image.set_sform(full, code=1)
+    return image
+
+
 def save_volume(data: torch.Tensor, reference: Volume, path: str | Path, kind: str = "image") -> None:
     """Write ``[C, *S]`` or ``[*S]`` data with the reference's affine and header (its space)."""
     array = data.detach().cpu().numpy()
@@ -109,10 +118,7 @@ def save_volume(data: torch.Tensor, reference: Volume, path: str | Path, kind: s
     dtype = np.int32 if kind == "label" else np.float32
     header = reference.header.copy()
     header.set_data_dtype(dtype)
-    image = nib.Nifti1Image(array.astype(dtype), _full_affine(reference.affine), header)
-    image.set_qform(_full_affine(reference.affine), code=1)
-    image.set_sform(_full_affine(reference.affine), code=1)
-    nib.save(image, str(path))
+    nib.save(_nifti(array.astype(dtype), reference.affine, header), str(path))
 
 
 def save_itk_displacement(displacement_mm: torch.Tensor, reference: Volume, path: str | Path) -> None:
@@ -130,8 +136,6 @@ def save_itk_displacement(displacement_mm: torch.Tensor, reference: Volume, path
         field = field[:, :, :, None, :]
     header = nib.Nifti1Header()
     header.set_intent(NIFTI_INTENT_VECTOR)
-    image = nib.Nifti1Image(field.astype(np.float32), _full_affine(reference.affine), header)
-    image.set_qform(_full_affine(reference.affine), code=1)
-    image.set_sform(_full_affine(reference.affine), code=1)
+    image = _nifti(field.astype(np.float32), reference.affine, header)
     image.header.set_intent(NIFTI_INTENT_VECTOR)
     nib.save(image, str(path))

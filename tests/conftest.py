@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_reg.data.synthetic import warped_pair
+from lightning_reg.data.synthetic import oblique_affine, warped_pair
 
 
 def mean_dice(fixed_seg: torch.Tensor, warped_seg: torch.Tensor) -> float:
@@ -16,22 +16,12 @@ def mean_dice(fixed_seg: torch.Tensor, warped_seg: torch.Tensor) -> float:
     return sum(scores.values()) / len(scores)
 
 
-def oblique_affine(spacing=(1.2, 1.0, 1.5), angle=0.1, origin=(30.0, -20.0, 10.0)) -> np.ndarray:
-    """A voxel-to-world affine with a rotation, a flip and anisotropic spacing."""
-    c, s = np.cos(angle), np.sin(angle)
-    rotation = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ np.diag([-1, 1, 1])
-    affine = np.eye(4)
-    affine[:3, :3] = rotation @ np.diag(spacing)
-    affine[:3, 3] = origin
-    return affine
-
-
 @pytest.fixture(scope="session")
 def nifti_pair(tmp_path_factory):
     """A 3D pair with labels on disk, non-identity affines, anisotropic spacing, a known warp."""
     folder = tmp_path_factory.mktemp("nifti")
     pair = warped_pair((40, 48, 36), magnitude=2.5, seed=3)
-    fixed_affine = oblique_affine()
+    fixed_affine = oblique_affine(origin=(30.0, -20.0, 10.0))
     moving_affine = fixed_affine.copy()
     moving_affine[:3, 3] += [0.5, 0.0, -1.0]
     paths = {}

@@ -94,10 +94,23 @@ def warped_pair(shape: Sequence[int], magnitude: float = 3.0, num_labels: int = 
             "true_grid": true_grid}
 
 
+def oblique_affine(spacing: Sequence[float] = (1.2, 1.0, 1.5), angle: float = 0.1,
+                   origin: Sequence[float] = (40.0, -30.0, -20.0)):
+    """A NIfTI voxel-to-world affine (4x4 numpy) with a flip of the first axis, a rotation of
+    ``angle`` radians about the third, anisotropic ``spacing`` (mm) and ``origin`` (mm)."""
+    import numpy as np
+
+    cosine, sine = np.cos(angle), np.sin(angle)
+    rotation = np.array([[cosine, -sine, 0], [sine, cosine, 0], [0, 0, 1]]) @ np.diag([-1, 1, 1])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag(spacing)
+    affine[:3, 3] = origin
+    return affine
+
+
 def write_demo_pair(folder: str, shape: Sequence[int] = (64, 72, 56), magnitude: float = 2.5,
                     seed: int = 0) -> dict[str, str]:
     """Write a 3D pair with labels as NIfTI (oblique affines, 1.2 x 1.0 x 1.5 mm voxels) into ``folder``."""
-    import math
     from pathlib import Path
 
     import nibabel as nib
@@ -106,11 +119,7 @@ def write_demo_pair(folder: str, shape: Sequence[int] = (64, 72, 56), magnitude:
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
     pair = warped_pair(shape, magnitude=magnitude, seed=seed)
-    angle = 0.1
-    rotation = np.array([[math.cos(angle), -math.sin(angle), 0], [math.sin(angle), math.cos(angle), 0], [0, 0, 1]])
-    affine = np.eye(4)
-    affine[:3, :3] = rotation @ np.diag([-1.2, 1.0, 1.5])
-    affine[:3, 3] = [40.0, -30.0, -20.0]
+    affine = oblique_affine()
     paths = {}
     for key in ("fixed", "moving", "fixed_seg", "moving_seg"):
         array = pair[key][0, 0].numpy()
@@ -118,7 +127,6 @@ def write_demo_pair(folder: str, shape: Sequence[int] = (64, 72, 56), magnitude:
         paths[key] = str(root / f"{key}.nii.gz")
         nib.save(nib.Nifti1Image(array, affine), paths[key])
     return paths
-
 
 if __name__ == "__main__":
     import sys

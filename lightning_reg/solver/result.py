@@ -59,20 +59,21 @@ class RegistrationResult:
         """Displacement in world millimetres (RAS components), ``[B, d, *S]``."""
         return self.moving_points_mm() - self.fixed_points_mm()
 
+    def _mm_to_fixed_voxels(self) -> torch.Tensor:
+        """Linear map ``[B, d, d]`` from world millimetres to fixed-voxel steps."""
+        linear = self.frames.fixed_affine[:, :self.dims, :self.dims]
+        return torch.linalg.inv(linear).to(self.grid.device, torch.float32)
+
     def displacement_voxels(self) -> torch.Tensor:
         """Displacement in fixed-image voxels (array-order components), ``[B, d, *S]``."""
-        linear = self.frames.fixed_affine[:, :self.dims, :self.dims]
-        to_voxels = torch.linalg.inv(linear).to(self.grid.device, torch.float32)
-        return torch.einsum("bij,bj...->bi...", to_voxels, self.displacement_mm())
+        return torch.einsum("bij,bj...->bi...", self._mm_to_fixed_voxels(), self.displacement_mm())
 
     def jacobian_determinant(self) -> torch.Tensor:
         """Determinant of the Jacobian of fixed world -> moving world, ``[B, 1, *S]`` (1 = volume kept)."""
         points = self.moving_points_mm()
         per_voxel = gradient_voxels(points).movedim(1, -1).movedim(1, -1)  # [B, *S, out, axis]
-        linear = self.frames.fixed_affine[:, :self.dims, :self.dims]
-        to_voxels = torch.linalg.inv(linear).to(points.device, torch.float32)
         shape = (-1,) + (1,) * self.dims + (self.dims, self.dims)
-        jacobian = per_voxel @ to_voxels.reshape(shape)
+        jacobian = per_voxel @ self._mm_to_fixed_voxels().reshape(shape)
         return torch.linalg.det(jacobian).unsqueeze(1)
 
     def warp(self, image: torch.Tensor, mode: str = "bilinear", padding_mode: str = "zeros") -> torch.Tensor:

@@ -216,8 +216,12 @@ class DenseTransform(Transform):
         return self.initial
 
     def regularized_field(self) -> torch.Tensor:
-        voxel = voxel_size_normalized(self.shape, self.field.device)
-        return self.field / voxel.view(1, -1, *([1] * len(self.shape)))
+        return self._in_voxels(self.field)
+
+    def _in_voxels(self, field: torch.Tensor) -> torch.Tensor:
+        """A normalized-unit field ``[B, d, *shape]`` in voxels of the current scale."""
+        voxel = voxel_size_normalized(self.shape, field.device)
+        return field / voxel.view(1, -1, *([1] * len(self.shape)))
 
     def prepare_gradients(self, gradients):
         return [gaussian_smooth(gradient, self.smooth_grad_sigma) for gradient in gradients]
@@ -321,8 +325,7 @@ class BSpline(DenseTransform):
         return dense
 
     def regularized_field(self):
-        voxel = voxel_size_normalized(self.shape, self.field.device)
-        return self.displacement() / voxel.view(1, -1, *([1] * len(self.shape)))
+        return self._in_voxels(self.displacement())
 
 
 TRANSFORMS: dict[str, type[Transform]] = {
