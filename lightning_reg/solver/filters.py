@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+
+from .spatial import resize
 
 
 def gaussian_kernel(sigma: float, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -59,3 +62,11 @@ def box_mean(tensor: torch.Tensor, window: int) -> torch.Tensor:
         summed = F.pad(tensor, pad).cumsum(axis)
         tensor = (summed.narrow(axis, window, size) - summed.narrow(axis, 0, size)) / window
     return tensor
+
+
+def antialiased_resize(image: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Resize ``[B, C, *S]`` to ``shape``; when shrinking, Gaussian-smooth first (sigma half the factor)."""
+    factor = max(n / max(int(m), 1) for n, m in zip(image.shape[2:], shape))
+    if factor > 1:
+        image = gaussian_smooth(image, 0.5 * factor)
+    return resize(image, shape)

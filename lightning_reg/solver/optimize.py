@@ -6,48 +6,20 @@ from typing import Callable, Sequence
 
 import torch
 
-from .filters import gaussian_smooth
+from .filters import antialiased_resize
 from .frames import make_frames
+from .objective import Objective, Prompt
+from .optimizers import Adam, GradientDescent
 from .regularizers import get_regularizer
 from .result import RegistrationResult
 from .similarity import Similarity, make_similarity
-from .spatial import batch_affine, resize, sample
+from .spatial import batch_affine
 from .transforms import Transform, make_transform
 
 #: ``callback(scale_index, iteration, energies [B])`` after every iteration.
 Callback = Callable[[int, int, torch.Tensor], None]
 
 MIN_SIZE = 4
-
-
-class Adam:
-    """Adam moments per parameter tensor; ``direction`` gives the bias-corrected step direction.
-
-    Written here rather than taken from ``torch.optim`` because the step length is not Adam's:
-    each transform scales the direction itself (to a fraction of a voxel, per pair).
-    """
-
-    def __init__(self, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
-        self.betas = betas
-        self.eps = eps
-        self.count = 0
-        self.first: list[torch.Tensor] = []
-        self.second: list[torch.Tensor] = []
-
-    def direction(self, gradients: list[torch.Tensor]) -> list[torch.Tensor]:
-        beta1, beta2 = self.betas
-        if not self.first or any(m.shape != g.shape for m, g in zip(self.first, gradients)):
-            self.first = [torch.zeros_like(g) for g in gradients]
-            self.second = [torch.zeros_like(g) for g in gradients]
-            self.count = 0
-        self.count += 1
-        directions = []
-        for first, second, gradient in zip(self.first, self.second, gradients):
-            first.mul_(beta1).add_(gradient, alpha=1 - beta1)
-            second.mul_(beta2).addcmul_(gradient, gradient, value=1 - beta2)
-            corrected_second = (second / (1 - beta2 ** self.count)).sqrt_().add_(self.eps)
-            directions.append(first / (1 - beta1 ** self.count) / corrected_second)
-        return directions
 
 
 def scale_shape(shape: Sequence[int], factor: float) -> tuple[int, ...]:
@@ -59,47 +31,52 @@ def downsample(image: torch.Tensor, factor: float) -> torch.Tensor:
     """Gaussian anti-aliasing (sigma ``factor / 2`` voxels) then linear resize by ``1 / factor``."""
     if factor <= 1:
         return image
-    return resize(gaussian_smooth(image, 0.5 * factor), scale_shape(image.shape[2:], factor))
+    return antialiased_resize(image, scale_shape(image.shape[2:], factor))
 
 
-def energy(transform: Transform, fixed: torch.Tensor, moving: torch.Tensor, similarity: Similarity,
-           regularizer=None, regularizer_weight: float = 0.0) -> torch.Tensor:
-    """Per-pair energy ``[B]``: dissimilarity of fixed and warped moving, plus the weighted penalty."""
-    warped = sample(moving, transform.grid())
-    value = similarity(fixed, warped)
-    if regularizer is not None and regularizer_weight > 0:
-        field = transform.regularized_field()
-        if field is not None:
-            value = value + regularizer_weight * regularizer(field)
-    return value
+def step_directions(transform: Transform, fixed: torch.Tensor, moving: torch.Tensor, objective: Objective,
+                    optimizer: Adam | GradientDescent, differentiable: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Energies ``[B]`` at the transform's current parameters and the optimizer's step directions.
+
+    ``differentiable`` keeps the graph of the gradients (for the unrolled backward mode).
+    """
+    with torch.enable_grad():
+        values = objective(transform, fixed, moving)
+        gradients = torch.autograd.grad(values.sum(), transform.parameters(), create_graph=differentiable)
+    optimizer.observe(values.detach())
+    return values.detach(), optimizer.direction(transform.prepare_gradients(list(gradients)))
 
 
-def solve_scale(transform: Transform, fixed: torch.Tensor, moving: torch.Tensor, similarity: Similarity,
-                iterations: int, regularizer=None, regularizer_weight: float = 0.0,
-                tolerance: float = 1e-6, patience: int = 10, callback: Callback | None = None,
-                scale_index: int = 0) -> torch.Tensor:
+def solve_scale(transform: Transform, fixed: torch.Tensor, moving: torch.Tensor, objective: Objective,
+                iterations: int, tolerance: float = 1e-6, patience: int = 10,
+                callback: Callback | None = None, scale_index: int = 0, optimizer: Adam | GradientDescent | None = None,
+                differentiable: bool = False) -> torch.Tensor:
     """Run ``iterations`` steps at one scale; each pair stops on its own when its energy has changed
     by less than ``tolerance`` (relative) over ``patience`` iterations. Returns energies ``[n, B]``.
+
+    ``transform.start_scale`` must have been called for this scale. With ``differentiable`` the
+    parameters keep the graph of every step (memory grows with the iterations).
     """
-    transform.start_scale(fixed.shape[2:])
-    adam = Adam()
+    optimizer = Adam() if optimizer is None else optimizer
     active = torch.ones(fixed.shape[0], dtype=torch.bool, device=fixed.device)
     trace: list[torch.Tensor] = []
     for iteration in range(iterations):
-        with torch.enable_grad():
-            values = energy(transform, fixed, moving, similarity, regularizer, regularizer_weight)
-            gradients = torch.autograd.grad(values.sum(), transform.parameters())
-        trace.append(values.detach())
+        values, directions = step_directions(transform, fixed, moving, objective, optimizer, differentiable)
+        trace.append(values)
         if callback is not None:
-            callback(scale_index, iteration, trace[-1])
+            callback(scale_index, iteration, values)
         if tolerance > 0 and iteration >= patience:
             before = trace[-1 - patience]
-            change = (before - trace[-1]) / before.abs().clamp_min(1e-12)
+            change = (before - values) / before.abs().clamp_min(1e-12)
             active = active & (change >= tolerance)
             if not bool(active.any()):
                 break
-        directions = adam.direction(transform.prepare_gradients(list(gradients)))
-        transform.update(directions, active)
+        if differentiable:
+            transform.set_parameters(transform.stepped(directions, active))
+        else:
+            with torch.no_grad():
+                parameters = transform.stepped(directions, active)
+            transform.set_parameters([parameter.requires_grad_(True) for parameter in parameters])
     if not trace:
         return torch.zeros(0, fixed.shape[0], device=fixed.device)
     return torch.stack(trace)
@@ -148,8 +125,8 @@ def register(fixed: torch.Tensor, moving: torch.Tensor, transform: str | Transfo
              fixed_affine: torch.Tensor | None = None, moving_affine: torch.Tensor | None = None,
              init: RegistrationResult | torch.Tensor | None = None,
              regularizer: str | None = None, regularizer_weight: float = 0.0,
-             tolerance: float = 1e-6, patience: int = 10, normalize: bool = True,
-             transform_options: dict | None = None, similarity_options: dict | None = None,
+             prompts: Sequence[Prompt] = (), tolerance: float = 1e-6, patience: int = 10,
+             normalize: bool = True, transform_options: dict | None = None, similarity_options: dict | None = None,
              callback: Callback | None = None) -> RegistrationResult:
     """Register ``B`` pairs of images, each independently.
 
@@ -163,6 +140,7 @@ def register(fixed: torch.Tensor, moving: torch.Tensor, transform: str | Transfo
         init: an earlier (rigid/affine) result or matrix ``[B, d+1, d+1]`` (fixed normalized ->
             moving normalized) to start from: affine then deformable, as in ANTs.
         regularizer, regularizer_weight: explicit penalty (``diffusion``, ``bending``) and its weight.
+        prompts: label-fidelity terms (:class:`Prompt`, masks at full resolution) added to the energy.
         tolerance, patience: early stop of a pair on relative energy change over ``patience`` steps.
         normalize: map intensities to ``[0, 1]`` by robust quantiles first (for raw images).
         callback: called after every iteration with ``(scale_index, iteration, energies)``.
@@ -183,14 +161,17 @@ def register(fixed: torch.Tensor, moving: torch.Tensor, transform: str | Transfo
                          device=fixed.device)
     init_matrix = init.matrix if isinstance(init, RegistrationResult) else init
     transform.setup(frames, batch, fixed.shape[2:], init_matrix)
-    penalty = get_regularizer(regularizer)
+    objective = Objective(similarity, get_regularizer(regularizer), regularizer_weight, list(prompts))
     trace = []
     for index, (factor, count) in enumerate(zip(scales, iterations)):
-        trace.append(solve_scale(transform, downsample(fixed, factor), downsample(moving, factor), similarity,
-                                 count, penalty, regularizer_weight, tolerance, patience, callback, index))
+        fixed_level, moving_level = downsample(fixed, factor), downsample(moving, factor)
+        transform.start_scale(fixed_level.shape[2:])
+        trace.append(solve_scale(transform, fixed_level, moving_level,
+                                 objective.at_shapes(fixed_level.shape[2:], moving_level.shape[2:]),
+                                 count, tolerance, patience, callback, index))
     transform.start_scale(fixed.shape[2:])
     with torch.no_grad():
-        grid = transform.grid().detach()
+        grid = transform.grid()
         matrix = transform.matrix().detach()
     return RegistrationResult(grid=grid, matrix=matrix, frames=frames, moving_shape=tuple(moving.shape[2:]),
                               transform=transform, loss_trace=trace, seconds=time.perf_counter() - start)

@@ -1,14 +1,15 @@
 """What a registration returns: the warp in every unit the edges of the system need, and its uses."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from .frames import Frames
-from .spatial import (apply_matrix, gradient_voxels, grid_to_field, identity_grid,
-                      normalized_to_voxel, sample)
+from .spatial import (apply_matrix, field_to_grid, gradient_voxels, grid_to_field, identity_grid,
+                      normalized_to_voxel, resize, rescaled_affine, sample)
 from .transforms import Transform
 
 
@@ -41,6 +42,17 @@ class RegistrationResult:
         """``grid - identity``, ``[B, d, *S]`` in normalized units (``grid_sample`` component order)."""
         identity = identity_grid(self.fixed_shape, self.grid.device, self.grid.dtype)
         return grid_to_field(self.grid - identity)
+
+    def resized(self, shape: Sequence[int]) -> "RegistrationResult":
+        """The same warp on a fixed grid of ``shape`` (same field of view), e.g. a coarse scale's
+        answer at the image's resolution; differentiable, linear interpolation of the displacement."""
+        shape = tuple(int(n) for n in shape)
+        if shape == self.fixed_shape:
+            return self
+        identity = identity_grid(shape, self.grid.device, self.grid.dtype)
+        grid = identity + field_to_grid(resize(self.displacement_normalized(), shape))
+        frames = replace(self.frames, fixed_affine=rescaled_affine(self.frames.fixed_affine, self.fixed_shape, shape))
+        return replace(self, grid=grid, frames=frames)
 
     def _world_points(self, matrix: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         return grid_to_field(apply_matrix(matrix.to(self.grid.device, torch.float32), points))

@@ -15,6 +15,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from .interpolation import grid_sample_twice_differentiable, linear_sample
+
 def spatial_dims(tensor: torch.Tensor) -> int:
     """Number of spatial dimensions of a ``[B, C, *S]`` tensor."""
     return tensor.dim() - 2
@@ -41,13 +43,17 @@ def sample(image: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear",
            padding_mode: str = "border") -> torch.Tensor:
     """Sample ``image [B, C, *S_in]`` at ``grid [B, *S_out, d]``; returns ``[B, C, *S_out]``.
 
-    ``mode`` is ``bilinear`` (linear in 2D and 3D) or ``nearest``.
+    ``mode`` is ``bilinear`` (linear in 2D and 3D) or ``nearest``. Linear sampling uses
+    ``grid_sample`` where its double backward works, else :func:`interpolation.linear_sample`.
     """
     if image.shape[0] != grid.shape[0]:
         if image.shape[0] == 1:
             image = image.expand(grid.shape[0], *image.shape[1:])
         elif grid.shape[0] == 1:
             grid = grid.expand(image.shape[0], *grid.shape[1:])
+    if mode == "bilinear" and padding_mode in ("border", "zeros") \
+            and not grid_sample_twice_differentiable(image.device):
+        return linear_sample(image, grid.to(image.dtype), padding_mode)
     return F.grid_sample(image, grid.to(image.dtype), mode=mode, padding_mode=padding_mode,
                          align_corners=True)
 
@@ -144,3 +150,11 @@ def compose(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
     """
     grid = identity_grid(inner.shape[2:], inner.device, inner.dtype) + field_to_grid(inner)
     return inner + sample(outer, grid, padding_mode="border")
+
+
+def rescaled_affine(affine: torch.Tensor, from_shape: Sequence[int], to_shape: Sequence[int]) -> torch.Tensor:
+    """Voxel-to-world affine ``[..., d+1, d+1]`` of a grid of ``to_shape`` spanning the same field of
+    view as ``from_shape`` (corner voxel centres kept, as with ``align_corners=True``)."""
+    steps = [max(int(a) - 1, 1) / max(int(b) - 1, 1) for a, b in zip(from_shape, to_shape)]
+    scaling = torch.diag(torch.tensor(steps + [1.0], dtype=affine.dtype, device=affine.device))
+    return affine @ scaling

@@ -4,9 +4,14 @@ A transform owns its parameters and turns them into a sampling grid on the fixed
 the current scale. The solver loop (``optimize.py``) only calls:
 
 - ``setup(frames, batch, shape, init_matrix)`` once, ``start_scale(shape)`` at each scale;
-- ``parameters()`` (leaf tensors the energy is differentiated against) and ``grid()``;
+- ``parameters()`` (the tensors the energy is differentiated against), ``set_parameters(values)``
+  and ``grid()``;
 - ``regularized_field()`` (voxel-unit displacement for explicit penalties, or None);
-- ``prepare_gradients(grads)`` and ``update(directions, active)`` for one step.
+- ``prepare_gradients(grads)`` and ``stepped(directions, active)`` (the parameters after one step,
+  out of place, so the implicit layer can differentiate through steps).
+
+Parameters are reassigned, never modified in place: a shallow copy of a transform is a snapshot
+of its state that later steps do not touch.
 
 Linear transforms act in the centred physical frame of ``frames.py``; deformable ones hold a
 displacement (or velocity, or control points) in fixed normalized coordinates, composed after an
@@ -44,9 +49,14 @@ class Transform:
         raise NotImplementedError
 
     def start_scale(self, shape: Sequence[int]) -> None:
+        """Move to the scale of spatial ``shape``; the parameters become fresh leaves (a constant start)."""
         self.shape = tuple(int(n) for n in shape)
+        self.set_parameters([parameter.detach().requires_grad_(True) for parameter in self.parameters()])
 
     def parameters(self) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def set_parameters(self, values: list[torch.Tensor]) -> None:
         raise NotImplementedError
 
     def grid(self) -> torch.Tensor:
@@ -63,15 +73,22 @@ class Transform:
     def prepare_gradients(self, gradients: list[torch.Tensor]) -> list[torch.Tensor]:
         return gradients
 
-    def update(self, directions: list[torch.Tensor], active: torch.Tensor) -> None:
+    def stepped(self, directions: list[torch.Tensor], active: torch.Tensor | None = None,
+                frozen_scale: bool = False) -> list[torch.Tensor]:
+        """Parameters after one step along ``directions`` (pairs not ``active`` keep theirs).
+
+        Differentiable; ``frozen_scale`` treats a step's normalization as a constant.
+        """
         raise NotImplementedError
 
     def _identity(self, device) -> torch.Tensor:
         return identity_grid(self.shape, device=device)
 
 
-def _masked(active: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+def _masked(active: torch.Tensor | None, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
     """``new`` where the pair is still being optimized, ``old`` elsewhere."""
+    if active is None:
+        return new
     return torch.where(active.view(-1, *([1] * (new.dim() - 1))), new, old)
 
 
@@ -89,6 +106,9 @@ class LinearTransform(Transform):
     def parameters(self) -> list[torch.Tensor]:
         return self._parameters
 
+    def set_parameters(self, values: list[torch.Tensor]) -> None:
+        self._parameters = list(values)
+
     def matrix(self) -> torch.Tensor:
         return self.frames.from_centred(self.centred_matrix())
 
@@ -96,10 +116,9 @@ class LinearTransform(Transform):
         identity = self._identity(self._parameters[0].device)
         return apply_matrix(self.matrix().to(torch.float32), identity)
 
-    def update(self, directions: list[torch.Tensor], active: torch.Tensor) -> None:
-        with torch.no_grad():
-            for parameter, direction in zip(self._parameters, directions):
-                parameter.copy_(_masked(active, parameter - self.learning_rate * direction, parameter))
+    def stepped(self, directions, active=None, frozen_scale=False):
+        return [_masked(active, parameter - self.learning_rate * direction, parameter)
+                for parameter, direction in zip(self._parameters, directions)]
 
     @staticmethod
     def _homogeneous(linear: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
@@ -191,16 +210,18 @@ class DenseTransform(Transform):
         self.field = None
 
     def start_scale(self, shape) -> None:
-        super().start_scale(shape)
-        device = self.initial.device
+        shape = tuple(int(n) for n in shape)
         if self.field is None:
-            self.field = torch.zeros(self.batch, len(self.shape), *self.shape, device=device)
+            self.field = torch.zeros(self.batch, len(shape), *shape, device=self.initial.device)
         else:
-            self.field = resize(self.field.detach(), self.shape)
-        self.field.requires_grad_(True)
+            self.field = resize(self.field.detach(), shape)
+        super().start_scale(shape)
 
     def parameters(self) -> list[torch.Tensor]:
-        return [self.field]
+        return [] if self.field is None else [self.field]
+
+    def set_parameters(self, values: list[torch.Tensor]) -> None:
+        (self.field,) = values
 
     def displacement(self) -> torch.Tensor:
         """Displacement ``[B, d, *shape]`` in fixed normalized units, before the linear map."""
@@ -226,10 +247,13 @@ class DenseTransform(Transform):
     def prepare_gradients(self, gradients):
         return [gaussian_smooth(gradient, self.smooth_grad_sigma) for gradient in gradients]
 
-    def step(self, direction: torch.Tensor) -> torch.Tensor:
+    def step(self, direction: torch.Tensor, frozen_scale: bool = False) -> torch.Tensor:
         """Scaled step ``[B, d, *S]`` (normalized units): at most ``learning_rate`` voxels anywhere."""
         dims = len(self.shape)
-        largest = direction.pow(2).sum(1).sqrt().flatten(1).amax(1).clamp_min(1.0)
+        # max before sqrt: sqrt's derivative at the zero vectors of flat regions would be NaN
+        largest = direction.pow(2).sum(1).flatten(1).amax(1).clamp_min(1.0).sqrt()
+        if frozen_scale:
+            largest = largest.detach()
         voxel = voxel_size_normalized(self.shape, direction.device).view(1, dims, *([1] * dims))
         return -self.learning_rate * voxel * direction / largest.view(-1, *([1] * (dims + 1)))
 
@@ -237,10 +261,9 @@ class DenseTransform(Transform):
         """The parameter after ``step``; additive by default."""
         return self.field + step
 
-    def update(self, directions, active) -> None:
-        with torch.no_grad():
-            updated = gaussian_smooth(self.apply_step(self.step(directions[0])), self.smooth_warp_sigma)
-            self.field = _masked(active, updated, self.field).requires_grad_(True)
+    def stepped(self, directions, active=None, frozen_scale=False):
+        updated = self.apply_step(self.step(directions[0], frozen_scale))
+        return [_masked(active, gaussian_smooth(updated, self.smooth_warp_sigma), self.field)]
 
 
 class FreeForm(DenseTransform):
@@ -310,7 +333,6 @@ class BSpline(DenseTransform):
 
     def start_scale(self, shape) -> None:
         Transform.start_scale(self, shape)
-        self.field = self.field.detach().requires_grad_(True)
         device = self.field.device
         self.weights = []
         for size, knot, count in zip(self.shape, self.knot, self.lattice):

@@ -1,0 +1,183 @@
+"""Gradients of the solver's optimum with respect to the features, without storing its iterations.
+
+At a solution ``theta*`` of one scale, ``g(theta*, F) = dE/dtheta = 0``. For an upstream gradient
+``v = dL/dtheta*`` the implicit function theorem gives ``dL/dF = -(dg/dF)^T H^-1 v`` with
+``H = dg/dtheta``. :class:`ImplicitSolution` returns ``theta*`` unchanged in the forward pass and
+computes ``dL/dF`` in the backward pass in one of two ways:
+
+- ``jfb``: differentiate ``k`` solver steps taken from the detached ``theta*`` with Adam's moments
+  frozen (Jacobian-free backprop; ``H^-1`` is replaced by the step's preconditioner);
+- ``ift``: solve ``(H + damping) w = v`` (conjugate gradient on Hessian-vector products, or the
+  exact Hessian for transforms with few parameters), then ``dL/dF = -d<g(theta*, F), w>/dF``.
+
+The third mode, ``unroll``, needs no function: the layer keeps the graph of every iteration.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .objective import Objective
+from .transforms import Transform
+
+#: Transforms with at most this many parameters per pair get their Hessian formed exactly.
+EXACT_HESSIAN_SIZE = 64
+
+
+@dataclass
+class BackwardSettings:
+    """How :class:`ImplicitSolution` differentiates; see the module docstring."""
+
+    mode: str = "jfb"
+    jfb_steps: int = 1
+    cg_iterations: int = 20
+    cg_tolerance: float = 1e-4
+    damping: float = 1e-3
+
+
+@dataclass
+class ScaleProblem:
+    """What the backward pass needs to re-evaluate one scale's energy: a snapshot of the transform
+    at that scale, the objective at that scale, and Adam's frozen per-pair step scales."""
+
+    transform: Transform
+    objective: Objective
+    pair_scales: list[torch.Tensor]
+    settings: BackwardSettings
+
+    def gradient(self, parameters: list[torch.Tensor], fixed: torch.Tensor,
+                 moving: torch.Tensor) -> list[torch.Tensor]:
+        """``dE/dtheta`` at ``parameters``, with the graph kept (for second derivatives)."""
+        self.transform.set_parameters(parameters)
+        energy = self.objective(self.transform, fixed, moving).sum()
+        return list(torch.autograd.grad(energy, parameters, create_graph=True))
+
+
+def pair_dot(first: list[torch.Tensor], second: list[torch.Tensor]) -> torch.Tensor:
+    """Inner product per pair, ``[B]``, of two lists of ``[B, ...]`` tensors."""
+    return sum((a * b).flatten(1).sum(1) for a, b in zip(first, second))
+
+
+def _per_pair(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return values.view(-1, *([1] * (like.dim() - 1)))
+
+
+def conjugate_gradient(hessian_product, rhs: list[torch.Tensor], damping: float, iterations: int,
+                       tolerance: float) -> list[torch.Tensor]:
+    """Solve ``(H + lambda I) w = rhs`` for every pair by conjugate gradient.
+
+    ``hessian_product(p)`` returns ``H p``. ``lambda = damping * rhs'H rhs / rhs'rhs`` per pair,
+    relative to the curvature along the right-hand side, so one setting serves any energy scale.
+    A pair stops at relative residual ``tolerance`` or on non-positive curvature.
+    """
+    rhs_norm2 = pair_dot(rhs, rhs)
+    tiny = torch.finfo(rhs[0].dtype).tiny
+    product = hessian_product(rhs)
+    curvature = pair_dot(rhs, product) / rhs_norm2.clamp_min(tiny)
+    shift = damping * curvature.abs()
+    solution = [torch.zeros_like(r) for r in rhs]
+    residual = [r.clone() for r in rhs]
+    direction = [r.clone() for r in rhs]
+    residual_norm2 = rhs_norm2
+    active = rhs_norm2 > 0
+    for iteration in range(iterations):
+        if iteration > 0:
+            product = hessian_product(direction)
+        product = [h + _per_pair(shift, p) * p for h, p in zip(product, direction)]
+        step_curvature = pair_dot(direction, product)
+        active = active & (step_curvature > 0)
+        alpha = torch.where(active, residual_norm2 / step_curvature.clamp_min(tiny), torch.zeros_like(rhs_norm2))
+        solution = [x + _per_pair(alpha, x) * p for x, p in zip(solution, direction)]
+        residual = [r - _per_pair(alpha, r) * h for r, h in zip(residual, product)]
+        new_norm2 = pair_dot(residual, residual)
+        active = active & (new_norm2 > tolerance ** 2 * rhs_norm2)
+        if not bool(active.any()):
+            break
+        beta = torch.where(active, new_norm2 / residual_norm2.clamp_min(tiny), torch.zeros_like(rhs_norm2))
+        direction = [r + _per_pair(beta, p) * p for r, p in zip(residual, direction)]
+        residual_norm2 = new_norm2
+    return solution
+
+
+def exact_solve(hessian_product, rhs: list[torch.Tensor], damping: float) -> list[torch.Tensor]:
+    """Solve ``(H + lambda I) w = rhs`` per pair with ``H`` formed column by column (few parameters).
+
+    ``lambda`` as in :func:`conjugate_gradient`.
+    """
+    batch = rhs[0].shape[0]
+    sizes = [r[0].numel() for r in rhs]
+    flat_rhs = torch.cat([r.reshape(batch, -1) for r in rhs], dim=1).double()
+    columns = []
+    for index in range(flat_rhs.shape[1]):
+        unit = torch.zeros_like(flat_rhs)
+        unit[:, index] = 1.0
+        pieces = [piece.reshape(r.shape).to(r.dtype) for piece, r in zip(unit.split(sizes, dim=1), rhs)]
+        columns.append(torch.cat([h.reshape(batch, -1) for h in hessian_product(pieces)], dim=1).double())
+    hessian = torch.stack(columns, dim=2)
+    hessian = 0.5 * (hessian + hessian.transpose(1, 2))
+    rhs_norm2 = (flat_rhs * flat_rhs).sum(1).clamp_min(torch.finfo(torch.float64).tiny)
+    curvature = torch.einsum("bi,bij,bj->b", flat_rhs, hessian, flat_rhs) / rhs_norm2
+    eye = torch.eye(hessian.shape[1], dtype=hessian.dtype, device=hessian.device)
+    damped = hessian + (damping * curvature.abs()).view(-1, 1, 1) * eye
+    flat_solution = (torch.linalg.pinv(damped, hermitian=True) @ flat_rhs.unsqueeze(2)).squeeze(2)
+    return [piece.reshape(r.shape).to(r.dtype) for piece, r in zip(flat_solution.split(sizes, dim=1), rhs)]
+
+
+def ift_vector(problem: ScaleProblem, parameters: list[torch.Tensor], fixed: torch.Tensor,
+               moving: torch.Tensor, upstream: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``-(dg/dF)^T (H + lambda)^-1 upstream`` for ``F`` = ``fixed`` and ``moving`` (leaves)."""
+    gradient = problem.gradient(parameters, fixed, moving)
+
+    def hessian_product(vector: list[torch.Tensor]) -> list[torch.Tensor]:
+        return list(torch.autograd.grad(gradient, parameters, grad_outputs=vector, retain_graph=True,
+                                        materialize_grads=True))
+
+    settings = problem.settings
+    if sum(p[0].numel() for p in parameters) <= EXACT_HESSIAN_SIZE:
+        solution = exact_solve(hessian_product, upstream, settings.damping)
+    else:
+        solution = conjugate_gradient(hessian_product, upstream, settings.damping,
+                                      settings.cg_iterations, settings.cg_tolerance)
+    grads = torch.autograd.grad(gradient, [fixed, moving], grad_outputs=solution, materialize_grads=True)
+    return [-g for g in grads]
+
+
+def jfb_vector(problem: ScaleProblem, parameters: list[torch.Tensor], fixed: torch.Tensor,
+               moving: torch.Tensor, upstream: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``(d theta_k / dF)^T upstream`` through ``k`` solver steps from the detached solution."""
+    transform = problem.transform
+    current = parameters
+    for _ in range(problem.settings.jfb_steps):
+        gradient = problem.gradient(current, fixed, moving)
+        prepared = transform.prepare_gradients(gradient)
+        directions = [scale * g for scale, g in zip(problem.pair_scales, prepared)]
+        current = transform.stepped(directions, frozen_scale=True)
+    return list(torch.autograd.grad(current, [fixed, moving], grad_outputs=upstream, materialize_grads=True))
+
+
+class ImplicitSolution(torch.autograd.Function):
+    """Identity on the solution ``theta*`` in the forward pass; implicit gradients to the features.
+
+    ``apply(problem, fixed, moving, *parameters)`` returns the parameters, now depending on
+    ``fixed`` and ``moving`` (the features of this scale).
+    """
+
+    @staticmethod
+    def forward(ctx, problem: ScaleProblem, fixed: torch.Tensor, moving: torch.Tensor, *parameters):
+        ctx.problem = problem
+        ctx.save_for_backward(fixed, moving, *parameters)
+        return tuple(parameter.detach().clone() for parameter in parameters)
+
+    @staticmethod
+    def backward(ctx, *upstream):
+        fixed, moving, *parameters = ctx.saved_tensors
+        problem: ScaleProblem = ctx.problem
+        upstream = [torch.zeros_like(p) if u is None else u for u, p in zip(upstream, parameters)]
+        with torch.enable_grad():
+            fixed = fixed.detach().requires_grad_(True)
+            moving = moving.detach().requires_grad_(True)
+            parameters = [p.detach().requires_grad_(True) for p in parameters]
+            vector = ift_vector if problem.settings.mode == "ift" else jfb_vector
+            grad_fixed, grad_moving = vector(problem, parameters, fixed, moving, upstream)
+        return (None, grad_fixed, grad_moving) + (None,) * len(parameters)

@@ -1,0 +1,94 @@
+"""The energy the solver minimizes at one scale: similarity, explicit penalty and label prompts.
+
+    E(theta) = sim(F_fixed, F_moving o phi) + lambda R(phi) + sum_k mu_k |S_fixed,k - S_moving,k o phi|^2 / (2 |S_fixed,k|)
+
+Every term is one value per pair, ``[B]``, so a batch's energy is their sum.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
+
+import torch
+
+from .filters import antialiased_resize
+from .similarity import Similarity
+from .spatial import sample
+from .transforms import Transform
+
+
+@dataclass
+class Prompt:
+    """A label-fidelity term: masks of the same structures in both images and a weight.
+
+    ``fixed`` ``[B, K, *S_fixed]`` and ``moving`` ``[B, K, *S_moving]`` are float masks (one channel
+    per structure, values in [0, 1]). Each structure's squared mismatch is divided by twice its
+    fixed volume, so a structure contributes about ``1 - Dice`` whatever its size.
+    """
+
+    fixed: torch.Tensor
+    moving: torch.Tensor
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.fixed.dim() != self.moving.dim() or self.fixed.shape[:2] != self.moving.shape[:2]:
+            raise ValueError(f"prompt masks must be [B, K, *S] with the same B and K for fixed and moving, "
+                             f"got {tuple(self.fixed.shape)} and {tuple(self.moving.shape)}")
+        if self.weight < 0:
+            raise ValueError(f"prompt weight must be >= 0, got {self.weight}")
+
+    def at_shapes(self, fixed_shape: Sequence[int], moving_shape: Sequence[int]) -> "Prompt":
+        """The masks resampled (anti-aliased) to the spatial shapes of one scale."""
+        return replace(self, fixed=antialiased_resize(self.fixed.float(), fixed_shape),
+                       moving=antialiased_resize(self.moving.float(), moving_shape))
+
+    def __call__(self, grid: torch.Tensor) -> torch.Tensor:
+        """Weighted mismatch ``[B]`` of the moving masks sampled at ``grid`` with the fixed masks."""
+        warped = sample(self.moving, grid, padding_mode="zeros")
+        mismatch = (self.fixed - warped).pow(2).flatten(2).sum(2)
+        volume = self.fixed.flatten(2).sum(2).clamp_min(1.0)
+        return self.weight * (mismatch / (2.0 * volume)).sum(1)
+
+
+def label_prompt(fixed_labels: torch.Tensor, moving_labels: torch.Tensor, labels: Sequence[int],
+                 weight: float = 1.0) -> Prompt:
+    """A :class:`Prompt` from integer label maps ``[B, 1, *S]`` and the label values to match."""
+    if not labels:
+        raise ValueError("give at least one label value to prompt with")
+    masks = []
+    for name, label_map in (("fixed", fixed_labels), ("moving", moving_labels)):
+        present = set(torch.unique(label_map).tolist())
+        missing = [label for label in labels if label not in present]
+        if missing:
+            raise ValueError(f"prompt label(s) {missing} do not occur in the {name} label map "
+                             f"(its labels: {sorted(present)[:20]})")
+        masks.append(torch.cat([(label_map == label).float() for label in labels], dim=1))
+    return Prompt(masks[0], masks[1], weight)
+
+
+@dataclass
+class Objective:
+    """Similarity, optional explicit regularizer with its weight, and prompts."""
+
+    similarity: Similarity
+    regularizer: Callable[[torch.Tensor], torch.Tensor] | None = None
+    regularizer_weight: float = 0.0
+    prompts: Sequence[Prompt] = ()
+
+    def at_shapes(self, fixed_shape: Sequence[int], moving_shape: Sequence[int]) -> "Objective":
+        """This objective with its prompts resampled to one scale."""
+        if not self.prompts:
+            return self
+        return replace(self, prompts=[prompt.at_shapes(fixed_shape, moving_shape) for prompt in self.prompts])
+
+    def __call__(self, transform: Transform, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
+        """Per-pair energy ``[B]`` of ``transform``'s current parameters."""
+        grid = transform.grid()
+        value = self.similarity(fixed, sample(moving, grid))
+        if self.regularizer is not None and self.regularizer_weight > 0:
+            field = transform.regularized_field()
+            if field is not None:
+                value = value + self.regularizer_weight * self.regularizer(field)
+        for prompt in self.prompts:
+            value = value + prompt(grid)
+        return value
