@@ -30,7 +30,7 @@ MODES = ("jfb", "ift", "unroll")
 
 def problem(size: int, channels: int, device: str):
     """Fixed/moving features ``[1, C, s, s, s]``, the images the loss compares, both seeded."""
-    from lightning_reg.data.synthetic import warped_pair, smooth_noise
+    from lightning_reg.data.synthetic import smooth_noise, warped_pair
     pair = warped_pair((size,) * 3, magnitude=2.0, seed=0)
     generator = torch.Generator().manual_seed(1)
     mix = smooth_noise((size,) * 3, channels, 4.0, generator)

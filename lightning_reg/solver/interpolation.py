@@ -59,7 +59,8 @@ def grid_sample_twice_differentiable(device: torch.device) -> bool:
             return F.grid_sample(image, grid, padding_mode="border", align_corners=True)
 
         try:
-            _TWICE_DIFFERENTIABLE[key] = bool(torch.autograd.gradgradcheck(sampled, (image, grid), raise_exception=False))
+            passed = torch.autograd.gradgradcheck(sampled, (image, grid), raise_exception=False)
+            _TWICE_DIFFERENTIABLE[key] = bool(passed)
         except (RuntimeError, NotImplementedError):
             _TWICE_DIFFERENTIABLE[key] = False
     return _TWICE_DIFFERENTIABLE[key]

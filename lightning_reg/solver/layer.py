@@ -51,7 +51,8 @@ class RegistrationLayer(torch.nn.Module):
                  backward: str = "jfb", jfb_steps: int = 1, cg_iterations: int = 20,
                  cg_tolerance: float = 1e-4, damping: float = 1e-3, regularizer: str | None = None,
                  regularizer_weight: float = 0.0, optimizer: str = "adam", tolerance: float = 1e-6,
-                 patience: int = 10, transform_options: dict | None = None, similarity_options: dict | None = None) -> None:
+                 patience: int = 10, transform_options: dict | None = None,
+                 similarity_options: dict | None = None) -> None:
         super().__init__()
         if backward not in BACKWARD_MODES:
             raise ValueError(f"unknown backward mode {backward!r}; choose one of {', '.join(BACKWARD_MODES)}")

@@ -1,6 +1,7 @@
 """The energy the solver minimizes at one scale: similarity, explicit penalty and label prompts.
 
-    E(theta) = sim(F_fixed, F_moving o phi) + lambda R(phi) + sum_k mu_k |S_fixed,k - S_moving,k o phi|^2 / (2 |S_fixed,k|)
+    E(theta) = sim(F_fixed, F_moving o phi) + lambda R(phi)
+               + sum_k mu_k |S_fixed,k - S_moving,k o phi|^2 / (2 |S_fixed,k|)
 
 Every term is one value per pair, ``[B]``, so a batch's energy is their sum.
 """

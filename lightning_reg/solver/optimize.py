@@ -35,7 +35,8 @@ def downsample(image: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 def step_directions(transform: Transform, fixed: torch.Tensor, moving: torch.Tensor, objective: Objective,
-                    optimizer: Adam | GradientDescent, differentiable: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                    optimizer: Adam | GradientDescent,
+                    differentiable: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Energies ``[B]`` at the transform's current parameters and the optimizer's step directions.
 
     ``differentiable`` keeps the graph of the gradients (for the unrolled backward mode).

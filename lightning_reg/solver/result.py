@@ -8,8 +8,17 @@ import torch
 import torch.nn.functional as F
 
 from .frames import Frames
-from .spatial import (apply_matrix, field_to_grid, gradient_voxels, grid_to_field, identity_grid,
-                      normalized_to_voxel, resize, rescaled_affine, sample)
+from .spatial import (
+    apply_matrix,
+    field_to_grid,
+    gradient_voxels,
+    grid_to_field,
+    identity_grid,
+    normalized_to_voxel,
+    rescaled_affine,
+    resize,
+    sample,
+)
 from .transforms import Transform
 
 

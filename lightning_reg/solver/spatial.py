@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from .interpolation import grid_sample_twice_differentiable, linear_sample
 
+
 def spatial_dims(tensor: torch.Tensor) -> int:
     """Number of spatial dimensions of a ``[B, C, *S]`` tensor."""
     return tensor.dim() - 2

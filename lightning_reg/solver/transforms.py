@@ -26,9 +26,8 @@ import torch
 
 from .filters import gaussian_smooth
 from .frames import Frames
-from .spatial import (apply_matrix, compose, field_to_grid, identity_grid, resize,
-                      voxel_size_normalized)
 from .registry import build_named
+from .spatial import apply_matrix, compose, field_to_grid, identity_grid, resize, voxel_size_normalized
 
 
 class Transform:

@@ -1,8 +1,8 @@
 """Deformable transforms recover known warps; diffeomorphic ones do not fold; batching is exact."""
 import pytest
 import torch
-
 from conftest import mean_dice
+
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.solver import register
 from lightning_reg.solver.spatial import identity_grid
