@@ -1,4 +1,5 @@
-"""Command line: ``lightning-reg register`` (classical registration of two NIfTI files)."""
+"""Command line: ``lightning-reg fit|validate|test|predict`` (LightningCLI, ``trainer_cli.py``) and
+``lightning-reg register`` (classical registration of two NIfTI files)."""
 from __future__ import annotations
 
 import argparse
@@ -139,17 +140,26 @@ def run_register(args: argparse.Namespace) -> dict:
 
 
 COMMANDS = {"register": (build_register_parser, run_register)}
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lightning-reg`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        from .trainer_cli import run_lightning  # Lightning loads slowly; only for these commands
+        run_lightning(argv)
+        return 0
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        known = ", ".join(COMMANDS)
+        known = ", ".join([*LIGHTNING_COMMANDS, *COMMANDS])
         if argv and argv[0] not in ("-h", "--help"):
             print(f"lightning-reg: error: unknown command {argv[0]!r}; commands: {known}", file=sys.stderr)
             return EXIT_BAD_INPUT
         print(f"usage: lightning-reg COMMAND [options]\ncommands: {known}\n"
+              "  fit        train features through the solver (lightning-reg fit --help)\n"
+              "  validate   evaluate a model on the validation pairs\n"
+              "  test       evaluate on the test pairs; writes test_metrics.csv into the run folder\n"
+              "  predict    register the prediction pairs with a model\n"
               "  register   register two NIfTI files (lightning-reg register --help)")
         return 0 if argv else EXIT_BAD_INPUT
     build, run = COMMANDS[argv[0]]

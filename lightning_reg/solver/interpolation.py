@@ -52,15 +52,19 @@ def grid_sample_twice_differentiable(device: torch.device) -> bool:
     """Whether ``grid_sample``'s double backward works on ``device`` (checked once, cached)."""
     key = torch.device(device).type
     if key not in _TWICE_DIFFERENTIABLE:
-        image = torch.randn(1, 1, 4, 5, dtype=torch.float64, device=device, requires_grad=True)
-        grid = (torch.rand(1, 3, 2, 2, dtype=torch.float64, device=device) * 1.6 - 0.8).requires_grad_()
-
-        def sampled(image, grid):
-            return F.grid_sample(image, grid, padding_mode="border", align_corners=True)
-
-        try:
-            passed = torch.autograd.gradgradcheck(sampled, (image, grid), raise_exception=False)
-            _TWICE_DIFFERENTIABLE[key] = bool(passed)
-        except (RuntimeError, NotImplementedError):
-            _TWICE_DIFFERENTIABLE[key] = False
+        with torch.inference_mode(False), torch.enable_grad():  # the first call may come from evaluation
+            _TWICE_DIFFERENTIABLE[key] = _check_double_backward(device)
     return _TWICE_DIFFERENTIABLE[key]
+
+
+def _check_double_backward(device: torch.device) -> bool:
+    image = torch.randn(1, 1, 4, 5, dtype=torch.float64, device=device, requires_grad=True)
+    grid = (torch.rand(1, 3, 2, 2, dtype=torch.float64, device=device) * 1.6 - 0.8).requires_grad_()
+
+    def sampled(image, grid):
+        return F.grid_sample(image, grid, padding_mode="border", align_corners=True)
+
+    try:
+        return bool(torch.autograd.gradgradcheck(sampled, (image, grid), raise_exception=False))
+    except (RuntimeError, NotImplementedError):
+        return False

@@ -10,6 +10,7 @@ import torch
 
 from .frames import Frames, make_frames
 from .implicit import BackwardSettings, ImplicitSolution, ScaleProblem
+from .modes import leave_inference_mode
 from .objective import Objective, Prompt
 from .optimize import downsample, solve_scale
 from .optimizers import OPTIMIZERS
@@ -101,6 +102,12 @@ class RegistrationLayer(torch.nn.Module):
         Each result's ``grid`` is on its level's fixed grid and differentiable with respect to both
         pyramids; ``result.resized(image_shape)`` brings it to the image's resolution.
         """
+        if torch.is_inference_mode_enabled():
+            with torch.inference_mode(False):
+                arguments = leave_inference_mode((fixed_features, moving_features, fixed_affine, moving_affine,
+                                                  list(prompts), init))
+                return self.forward(*arguments[:2], fixed_affine=arguments[2], moving_affine=arguments[3],
+                                    prompts=arguments[4], init=arguments[5])
         levels = self._levels(fixed_features, moving_features)
         iterations = self._iterations(len(levels))
         fixed_finest, moving_finest = levels[-1]

@@ -9,6 +9,7 @@ import torch
 from .filters import antialiased_resize
 from .frames import make_frames
 from .objective import Objective, Prompt
+from .modes import leave_inference_mode
 from .optimizers import Adam, GradientDescent
 from .regularizers import get_regularizer
 from .result import RegistrationResult
@@ -146,6 +147,15 @@ def register(fixed: torch.Tensor, moving: torch.Tensor, transform: str | Transfo
         normalize: map intensities to ``[0, 1]`` by robust quantiles first (for raw images).
         callback: called after every iteration with ``(scale_index, iteration, energies)``.
     """
+    if torch.is_inference_mode_enabled():
+        with torch.inference_mode(False):
+            fixed, moving, fixed_affine, moving_affine, init, prompts = leave_inference_mode(
+                (fixed, moving, fixed_affine, moving_affine, init, list(prompts)))
+            return register(fixed, moving, transform, similarity, scales, iterations, fixed_affine=fixed_affine,
+                            moving_affine=moving_affine, init=init, regularizer=regularizer,
+                            regularizer_weight=regularizer_weight, prompts=prompts, tolerance=tolerance,
+                            patience=patience, normalize=normalize, transform_options=transform_options,
+                            similarity_options=similarity_options, callback=callback)
     scales, iterations = list(scales), [int(i) for i in iterations]
     _check_inputs(fixed, moving, scales, iterations)
     transform = make_transform(transform, **(transform_options or {}))

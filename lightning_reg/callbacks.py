@@ -1,0 +1,43 @@
+"""Lightning callbacks: the validation picture of one pair, saved as PNG and logged to W&B."""
+from __future__ import annotations
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import WandbLogger
+
+from .runs import run_directory
+from .viz import registration_panel, save_figure
+
+
+class RegistrationPanel(L.Callback):
+    """After each validation, draw the first validation pair: fixed, moving, warped, checkerboard,
+    deformation grid and the features of every scale (PCA as RGB). Saved under
+    ``<run>/panels/`` and logged to W&B as ``val/panel``."""
+
+    def __init__(self) -> None:
+        self.batch = None
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if batch_idx == 0 and dataloader_idx == 0:
+            self.batch = {key: value[:1] for key, value in batch.items()}
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
+        if self.batch is None or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        batch, self.batch = self.batch, None
+        with torch.no_grad():
+            fixed_features, moving_features = pl_module.features(batch["fixed"], batch["moving"])
+            result = pl_module(batch)
+            warped = result.warp(batch["moving"])
+        figure = registration_panel(batch["fixed"][0], batch["moving"][0], warped[0], result.displacement_voxels()[0],
+                                    [[level[0] for level in fixed_features], [level[0] for level in moving_features]],
+                                    title=f"{_pair_id(batch)}  epoch {trainer.current_epoch}  step {trainer.global_step}")
+        path = save_figure(figure, run_directory(trainer) / "panels" /
+                           f"val_epoch{trainer.current_epoch:03d}_step{trainer.global_step:06d}.png")
+        if isinstance(trainer.logger, WandbLogger):
+            trainer.logger.log_image(key="val/panel", images=[str(path)], step=trainer.global_step)
+
+
+def _pair_id(batch: dict) -> str:
+    ids = batch.get("id")
+    return str(ids[0]) if ids is not None else "pair 0"

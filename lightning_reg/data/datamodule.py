@@ -1,0 +1,77 @@
+"""The embedded default data: SynthMorph-style pairs, seeded, 2D or 3D, no download."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .synthmorph import SynthSettings, synth_pair
+
+#: Seed offsets keep the training, validation and test pairs disjoint.
+SPLIT_OFFSETS = {"train": 0, "val": 1_000_000, "test": 2_000_000}
+
+
+class SynthPairs(Dataset):
+    """``count`` pairs of one split; pair ``i`` is drawn from seed ``seed + offset(split) + i``."""
+
+    def __init__(self, settings: SynthSettings, count: int, split: str, seed: int = 0) -> None:
+        if count < 1:
+            raise ValueError(f"the {split} split needs at least one pair, got {count}")
+        self.settings = settings
+        self.count = count
+        self.split = split
+        self.first_seed = seed + SPLIT_OFFSETS[split]
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        seed = self.first_seed + index
+        return {**synth_pair(self.settings, seed), "id": f"{self.split}-{seed}"}
+
+
+class SyntheticDataModule(L.LightningDataModule):
+    """SynthMorph-style random pairs (see ``synthmorph.py``): training pairs, and fixed validation
+    and test pairs.
+
+    Args:
+        shape: spatial shape, 2 numbers for 2D or 3 for 3D.
+        num_labels, label_smoothness, warp_magnitude, warp_smoothness, blur, noise, bias,
+            same_contrast: see :class:`SynthSettings`.
+        train_pairs, val_pairs, test_pairs: pairs per split; seed: shifts every split's seeds.
+        batch_size, num_workers: of the data loaders (evaluation uses the same batch size).
+    """
+
+    def __init__(self, shape: Sequence[int] = (64, 64), num_labels: int = 8, label_smoothness: float = 6.0,
+                 warp_magnitude: float = 2.0, warp_smoothness: float = 10.0, blur: float = 1.0,
+                 noise: float = 0.05, bias: float = 0.2, same_contrast: bool = False, train_pairs: int = 256,
+                 val_pairs: int = 8, test_pairs: int = 16, seed: int = 0, batch_size: int = 1,
+                 num_workers: int = 0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.settings = SynthSettings(shape, num_labels, label_smoothness, warp_magnitude, warp_smoothness,
+                                      blur, noise, bias, same_contrast)
+        if batch_size < 1 or num_workers < 0:
+            raise ValueError(f"batch_size must be >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
+
+    def _loader(self, split: str, count: int, shuffle: bool) -> DataLoader:
+        pairs = SynthPairs(self.settings, count, split, self.hparams.seed)
+        generator = torch.Generator().manual_seed(self.hparams.seed)
+        return DataLoader(pairs, batch_size=self.hparams.batch_size, shuffle=shuffle, generator=generator,
+                          num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.hparams.train_pairs, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.hparams.val_pairs, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.hparams.test_pairs, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()

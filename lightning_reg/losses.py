@@ -1,0 +1,40 @@
+"""Training losses: image dissimilarity after warping and soft Dice of linearly warped labels."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .solver.similarity import make_similarity
+
+
+def one_hot_labels(fixed_seg: torch.Tensor, moving_seg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One-hot ``[B, K, *S]`` float encodings of two integer label maps ``[B, 1, *S]`` over the
+    union of their labels (background included as channel 0 when present)."""
+    values = torch.unique(torch.cat([fixed_seg.flatten(), moving_seg.flatten()]))
+
+    def encode(seg: torch.Tensor) -> torch.Tensor:
+        index = torch.searchsorted(values, seg.long().contiguous())[:, 0]
+        return F.one_hot(index, values.numel()).movedim(-1, 1).float()
+
+    return encode(fixed_seg), encode(moving_seg)
+
+
+def soft_dice_loss(fixed_one_hot: torch.Tensor, warped_one_hot: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """``1 - mean soft Dice`` over foreground channels (channel 0 is background), ``[B, K, *S]`` in."""
+    overlap = (fixed_one_hot * warped_one_hot).flatten(2).sum(2)
+    total = (fixed_one_hot + warped_one_hot).flatten(2).sum(2)
+    dice = (2 * overlap + eps) / (total + eps)
+    foreground = dice[:, 1:] if dice.shape[1] > 1 else dice
+    return 1 - foreground.mean()
+
+
+class ImageDissimilarity:
+    """Dissimilarity of the fixed image and the warped moving image (``lncc`` or ``mse``), a scalar."""
+
+    def __init__(self, name: str = "lncc", window: int = 7) -> None:
+        if name not in ("lncc", "mse"):
+            raise ValueError(f"image loss must be 'lncc' or 'mse', got {name!r}")
+        self.similarity = make_similarity(name, **({"window": window} if name == "lncc" else {}))
+
+    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
+        return self.similarity(fixed, warped).mean()

@@ -1,0 +1,210 @@
+"""The LightningModule: a siamese feature network, the implicit registration layer, training losses,
+evaluation metrics and the per-pair test table."""
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from .losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
+from .metrics import dice_per_label, folding_percent, hd95, sdlogj
+from .nn import FeatureNetwork, UNet
+from .runs import run_directory
+from .settings import SolverSettings
+from .solver import RegistrationResult
+
+
+class RegistrationModule(L.LightningModule):
+    """Learn features for registration end to end through the solver.
+
+    Args:
+        network: the feature network, shared by fixed and moving (siamese).
+        train_solver: solver settings while training; ``eval_solver``: for validation, test and
+            predict (default: the training settings), so evaluation may switch representation.
+        image_loss: ``lncc`` or ``mse`` between the fixed image and the warped moving image.
+        image_weight, dice_weight: weights of the image term and of ``1 - soft Dice`` of the labels
+            warped linearly (one-hot); the loss is averaged over the pyramid levels.
+        progressive_epochs: if > 0, train the coarsest level alone first and add the next finer
+            level every ``progressive_epochs`` epochs.
+        lr, weight_decay, poly_power: AdamW with polynomial decay of the learning rate to 0.
+    """
+
+    def __init__(self, network: FeatureNetwork | None = None, train_solver: SolverSettings | None = None,
+                 eval_solver: SolverSettings | None = None, image_loss: str = "lncc", image_weight: float = 1.0,
+                 dice_weight: float = 1.0, progressive_epochs: int = 0, lr: float = 3e-4,
+                 weight_decay: float = 1e-5, poly_power: float = 0.9) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if isinstance(self.hparams.get("network"), torch.nn.Module):
+            # outside LightningCLI: the weights are in the state dict; do not pickle the module
+            del self.hparams["network"]
+        self.network = network if network is not None else UNet(dims=2)
+        self.train_solver = train_solver or SolverSettings()
+        self.eval_solver = eval_solver or self.train_solver
+        for name, settings in (("train_solver", self.train_solver), ("eval_solver", self.eval_solver)):
+            settings.layer()  # unknown names and bad options fail now, not mid-training
+            count = len(settings.iterations) if isinstance(settings.iterations, (list, tuple)) else 1
+            if count not in (1, len(self.network.scales)):
+                raise ValueError(f"{name}.iterations: give one iteration count per scale of the network "
+                                 f"{self.network.scales} (or one for all), got {list(settings.iterations)}")
+        self.image_dissimilarity = ImageDissimilarity(image_loss)
+        if image_weight < 0 or dice_weight < 0 or image_weight + dice_weight == 0:
+            raise ValueError(f"image_weight and dice_weight must be >= 0 and not both 0, "
+                             f"got {image_weight} and {dice_weight}")
+        self.test_rows: list[dict] = []
+
+    # ----------------------------------------------------------------------------------- forward
+    def features(self, fixed: torch.Tensor, moving: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Siamese feature pyramids of both images (one network call when their shapes agree)."""
+        if fixed.shape == moving.shape:
+            both = self.network(torch.cat([fixed, moving]))
+            return [level[:len(fixed)] for level in both], [level[len(fixed):] for level in both]
+        return self.network(fixed), self.network(moving)
+
+    def register(self, batch: dict, settings: SolverSettings, levels: int | None = None) -> list[RegistrationResult]:
+        """Solve every level for the pairs of ``batch``; results at the fixed image's resolution."""
+        fixed, moving = batch["fixed"], batch["moving"]
+        fixed_features, moving_features = self.features(fixed, moving)
+        if levels is not None:
+            fixed_features, moving_features = fixed_features[:levels], moving_features[:levels]
+        layer = settings.layer(len(fixed_features))
+        results = layer(fixed_features, moving_features, fixed_affine=batch.get("fixed_affine"),
+                        moving_affine=batch.get("moving_affine"))
+        return [result.resized(fixed.shape[2:]) for result in results]
+
+    def forward(self, batch: dict) -> RegistrationResult:
+        """The final warp of ``batch`` with the evaluation settings."""
+        return self.register(batch, self.eval_solver)[-1]
+
+    # ---------------------------------------------------------------------------------- training
+    def active_levels(self) -> int:
+        levels = len(self.network.scales)
+        epochs = self.hparams.progressive_epochs
+        if epochs <= 0:
+            return levels
+        return min(levels, 1 + self.current_epoch // epochs)
+
+    def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
+        if self.hparams.dice_weight > 0 and ("fixed_seg" not in batch or "moving_seg" not in batch):
+            raise ValueError("dice_weight > 0 needs label maps: the batches have no fixed_seg/moving_seg. "
+                             "Give labels in the data, or set --model.dice_weight 0")
+        results = self.register(batch, self.train_solver, self.active_levels())
+        labels = None
+        if self.hparams.dice_weight > 0:
+            labels = one_hot_labels(batch["fixed_seg"], batch["moving_seg"])
+        image_terms, dice_terms = [], []
+        for result in results:
+            image_terms.append(self.image_dissimilarity(batch["fixed"], result.warp(batch["moving"])))
+            if labels is not None:
+                dice_terms.append(soft_dice_loss(labels[0], result.warp(labels[1])))
+        image = torch.stack(image_terms).mean()
+        loss = self.hparams.image_weight * image
+        batch_size = len(batch["fixed"])
+        self.log("train/image_loss", image, batch_size=batch_size)
+        if dice_terms:
+            dice = torch.stack(dice_terms).mean()
+            loss = loss + self.hparams.dice_weight * dice
+            self.log("train/dice_loss", dice, batch_size=batch_size)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        return loss
+
+    def configure_optimizers(self):
+        parameters = [p for p in self.parameters() if p.requires_grad]
+        if not parameters:
+            raise ValueError(f"{type(self.network).__name__} has no weights to train; evaluate it with "
+                             f"lightning-reg validate/test instead of fit")
+        optimizer = torch.optim.AdamW(parameters, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        schedule = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=total, power=self.hparams.poly_power)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    # -------------------------------------------------------------------------------- evaluation
+    def evaluate(self, batch: dict) -> list[dict]:
+        """Register ``batch`` with the evaluation settings; one metrics row per pair."""
+        start = time.perf_counter()
+        with torch.no_grad():
+            result = self(batch)
+        seconds = (time.perf_counter() - start) / len(batch["fixed"])
+        determinant = result.jacobian_determinant()
+        rows = []
+        for index in range(len(batch["fixed"])):
+            row = {"id": _pair_id(batch, index), "seconds": seconds,
+                   "folding_percent": folding_percent(determinant[index]), "sdlogj": sdlogj(determinant[index])}
+            if "fixed_seg" in batch and "moving_seg" in batch:
+                fixed_seg = batch["fixed_seg"][index:index + 1]
+                pair = _select(result, index)
+                warped_seg = pair.warp_labels(batch["moving_seg"][index:index + 1], mode="linear")
+                scores = dice_per_label(fixed_seg, warped_seg)
+                row["dice"] = sum(scores.values()) / max(len(scores), 1)
+                row["hd95"] = hd95(fixed_seg, warped_seg, spacing=_spacing(batch, index))
+                row.update({f"dice_{label}": score for label, score in scores.items()})
+            rows.append(row)
+        return rows
+
+    def _log_rows(self, stage: str, rows: list[dict]) -> None:
+        for key in ("dice", "hd95", "folding_percent", "sdlogj", "seconds"):
+            values = [row[key] for row in rows if key in row and row[key] == row[key]]  # drop NaN
+            if values:
+                self.log(f"{stage}/{key}", sum(values) / len(values), batch_size=len(values),
+                         prog_bar=key == "dice", sync_dist=True)
+
+    def validation_step(self, batch: dict, batch_index: int) -> None:
+        self._log_rows("val", self.evaluate(batch))
+
+    def test_step(self, batch: dict, batch_index: int) -> None:
+        rows = self.evaluate(batch)
+        self.test_rows.extend(rows)
+        self._log_rows("test", rows)
+
+    def on_test_epoch_start(self) -> None:
+        self.test_rows = []
+
+    def on_test_epoch_end(self) -> None:
+        if self.trainer.is_global_zero and self.test_rows:
+            write_rows(run_directory(self.trainer) / "test_metrics.csv", self.test_rows)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A clear error when the checkpoint holds the weights of another network."""
+        mine = {k: tuple(v.shape) for k, v in self.state_dict().items()}
+        theirs = {k: tuple(v.shape) for k, v in checkpoint.get("state_dict", {}).items()}
+        if mine != theirs:
+            different = sorted(set(mine) ^ set(theirs)) or [k for k in mine if mine[k] != theirs.get(k)]
+            raise ValueError(f"the checkpoint was trained with another network than {type(self.network).__name__}"
+                             f"(dims={self.network.dims}, scales={self.network.scales}): parameters differ, e.g. "
+                             f"{different[:3]}. Use the training run's config (--config <run>/config.yaml) or "
+                             f"its network settings")
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """A CSV of the rows (columns: the union of their keys, ``id`` first)."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _pair_id(batch: dict, index: int) -> str:
+    ids = batch.get("id")
+    return str(ids[index]) if ids is not None else str(index)
+
+
+def _spacing(batch: dict, index: int) -> list[float] | None:
+    affine = batch.get("fixed_affine")
+    if affine is None:
+        return None
+    dims = affine.shape[-1] - 1
+    return [float(v) for v in affine[index, :dims, :dims].norm(dim=0)]
+
+
+def _select(result: RegistrationResult, index: int) -> RegistrationResult:
+    """The result of one pair of a batch."""
+    frames = result.frames
+    one = type(frames)(**{name: getattr(frames, name)[index:index + 1] for name in frames.__dataclass_fields__})
+    return replace(result, grid=result.grid[index:index + 1], matrix=result.matrix[index:index + 1], frames=one)
+

@@ -1,0 +1,57 @@
+"""`lightning-reg fit` and `test` as a user runs them (subprocess): checkpoint, offline W&B run,
+validation panel, config; then the per-pair test table from the checkpoint; and bad arguments."""
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--data.train_pairs", "2", "--data.val_pairs", "1", "--data.test_pairs", "3", "--trainer.max_epochs", "1",
+        "--trainer.enable_progress_bar", "false", "--model.train_solver.iterations", "[5,5,5]"]
+
+
+def lightning_reg(arguments, folder: Path) -> subprocess.CompletedProcess:
+    environment = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true")
+    return subprocess.run([sys.executable, "-m", "lightning_reg.cli", *arguments], cwd=folder, env=environment,
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+@pytest.mark.parametrize("extra", [
+    ["--data.shape", "[32,32]"],
+    ["--config", str(ROOT / "configs" / "synthetic3d.yaml"), "--trainer", str(ROOT / "configs" / "trainer" / "cpu.yaml"),
+     "--data.shape", "[16,16,16]"],
+], ids=["2d", "3d"])
+def test_fit_then_test_from_the_checkpoint(tmp_path, extra):
+    done = lightning_reg(["fit", *extra, *TINY], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = list((tmp_path / "runs" / "lightning-reg").iterdir())
+    assert len(runs) == 1
+    run = runs[0]
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    assert checkpoint.is_file()
+    assert (run / "config.yaml").is_file()
+    assert list((run / "panels").glob("val_epoch000_*.png"))
+    offline = list((tmp_path / "runs" / "wandb").glob(f"offline-run-*-{run.name}"))
+    assert offline and list(offline[0].glob("run-*.wandb"))
+
+    done = lightning_reg(["test", "--ckpt_path", str(checkpoint), *extra, *TINY], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    tables = list((tmp_path / "runs" / "lightning-reg").glob("*/test_metrics.csv"))
+    assert len(tables) == 1
+    with open(tables[0]) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["id"] for row in rows] == ["test-2000000", "test-2000001", "test-2000002"]
+    for row in rows:
+        assert 0.0 <= float(row["dice"]) <= 1.0
+        assert float(row["hd95"]) >= 0.0 and float(row["folding_percent"]) >= 0.0 and float(row["seconds"]) > 0
+
+
+def test_unknown_options_and_commands_get_clear_errors(tmp_path):
+    done = lightning_reg(["fit", "--model.no_such_option", "1"], tmp_path)
+    assert done.returncode != 0 and "no_such_option" in done.stderr
+    done = lightning_reg(["fitt"], tmp_path)
+    assert done.returncode == 2 and "unknown command 'fitt'" in done.stderr
+    assert not (tmp_path / "runs").exists()

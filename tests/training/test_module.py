@@ -1,0 +1,91 @@
+"""The LightningModule: learning beats the classical solver on raw intensities, losses by hand,
+progressive levels, and clear errors for missing labels, wrong dimensionality, another network."""
+from types import SimpleNamespace
+
+import lightning as L
+import pytest
+import torch
+
+from lightning_reg.data import SyntheticDataModule
+from lightning_reg.losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
+from lightning_reg.module import RegistrationModule
+from lightning_reg.nn import IdentityFeatures, UNet
+from lightning_reg.settings import SolverSettings
+
+QUIET = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+
+
+def test_training_raises_validation_dice_above_the_classical_solver_on_raw_intensities():
+    L.seed_everything(0)
+    data = SyntheticDataModule(shape=(32, 32), num_labels=4, label_smoothness=4.0, warp_magnitude=1.5,
+                               train_pairs=64, val_pairs=6)
+    baseline = RegistrationModule(network=IdentityFeatures(dims=2),
+                                  train_solver=SolverSettings(similarity="lncc", iterations=[40, 20, 10]))
+    classical = L.Trainer(**QUIET).validate(baseline, data, verbose=False)[0]["val/dice"]
+    model = RegistrationModule(network=UNet(dims=2, widths=[8, 16, 16, 16]),
+                               train_solver=SolverSettings(iterations=[40, 20, 10]), lr=3e-3)
+    untrained = L.Trainer(**QUIET).validate(model, data, verbose=False)[0]["val/dice"]
+    L.Trainer(max_steps=100, limit_val_batches=0, **QUIET).fit(model, data)
+    learned = L.Trainer(**QUIET).validate(model, data, verbose=False)[0]["val/dice"]
+    assert learned > classical + 0.1
+    assert learned > untrained + 0.1
+
+
+def test_soft_dice_equals_hard_dice_on_binary_maps():
+    fixed = torch.zeros(1, 1, 10, 10, dtype=torch.long)
+    moving = torch.zeros(1, 1, 10, 10, dtype=torch.long)
+    fixed[..., 2:6, 2:6] = 3  # 16 pixels
+    moving[..., 4:8, 2:6] = 3  # 16 pixels, 8 shared
+    fixed_one_hot, moving_one_hot = one_hot_labels(fixed, moving)
+    assert fixed_one_hot.shape[1] == 2  # background and label 3
+    assert float(soft_dice_loss(fixed_one_hot, moving_one_hot)) == pytest.approx(1 - 2 * 8 / 32, abs=1e-5)
+
+
+def test_image_dissimilarity_is_zero_for_identical_images_and_rejects_unknown_names():
+    image = torch.rand(2, 1, 16, 16)
+    assert float(ImageDissimilarity("mse")(image, image)) == 0.0
+    assert float(ImageDissimilarity("lncc")(image, image)) < 1e-4
+    with pytest.raises(ValueError, match="image loss"):
+        ImageDissimilarity("ssim")
+
+
+def test_progressive_schedule_adds_one_level_every_n_epochs():
+    model = RegistrationModule(network=UNet(dims=2), progressive_epochs=2)
+    levels = []
+    for epoch in range(6):
+        model._trainer = SimpleNamespace(current_epoch=epoch)
+        levels.append(model.active_levels())
+    assert levels == [1, 1, 2, 2, 3, 3]
+
+
+def _batch(shape=(32, 32), labels=True):
+    data = SyntheticDataModule(shape=shape, train_pairs=1)
+    batch = next(iter(data.train_dataloader()))
+    return batch if labels else {key: batch[key] for key in ("fixed", "moving", "id")}
+
+
+def test_missing_labels_with_dice_weight_is_a_clear_error():
+    model = RegistrationModule(network=UNet(dims=2), train_solver=SolverSettings(iterations=[2, 2, 2]))
+    with pytest.raises(ValueError, match="dice_weight > 0 needs label maps"):
+        model.training_step(_batch(labels=False), 0)
+
+
+def test_images_of_the_wrong_dimensionality_are_a_clear_error():
+    model = RegistrationModule(network=UNet(dims=2), train_solver=SolverSettings(iterations=[2, 2, 2]))
+    with pytest.raises(ValueError, match="2D network"):
+        model.training_step(_batch(shape=(16, 16, 16)), 0)
+
+
+def test_a_checkpoint_of_another_network_is_a_clear_error():
+    trained = RegistrationModule(network=UNet(dims=2, widths=[8, 16, 16, 16]))
+    other = RegistrationModule(network=UNet(dims=2))
+    with pytest.raises(ValueError, match="another network"):
+        other.on_load_checkpoint({"state_dict": trained.state_dict()})
+    other.on_load_checkpoint({"state_dict": other.state_dict()})  # the same network loads
+
+
+def test_bad_solver_settings_fail_when_the_module_is_built():
+    with pytest.raises(ValueError, match="unknown transform"):
+        RegistrationModule(network=UNet(dims=2), eval_solver=SolverSettings(transform="demons"))
+    with pytest.raises(ValueError, match="one iteration count"):
+        RegistrationModule(network=UNet(dims=2), train_solver=SolverSettings(iterations=[10, 10]))
