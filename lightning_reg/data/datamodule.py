@@ -46,8 +46,8 @@ class SyntheticDataModule(L.LightningDataModule):
         batch_size, num_workers: of the data loaders (evaluation uses the same batch size).
     """
 
-    def __init__(self, shape: Sequence[int] = (64, 64), num_labels: int = 8, label_smoothness: float = 6.0,
-                 warp_magnitude: float = 2.0, warp_smoothness: float = 10.0, blur: float = 1.0,
+    def __init__(self, shape: Sequence[int] = (64, 64), num_labels: int = 4, label_smoothness: float = 8.0,
+                 warp_magnitude: float = 3.0, warp_smoothness: float = 10.0, blur: float = 1.0,
                  noise: float = 0.05, bias: float = 0.2, same_contrast: bool = False, train_pairs: int = 256,
                  val_pairs: int = 8, test_pairs: int = 16, seed: int = 0, batch_size: int = 1,
                  num_workers: int = 0) -> None:

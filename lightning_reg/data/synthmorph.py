@@ -27,9 +27,9 @@ class SynthSettings:
     """
 
     shape: Sequence[int] = (64, 64)
-    num_labels: int = 8
-    label_smoothness: float = 6.0
-    warp_magnitude: float = 2.0
+    num_labels: int = 4
+    label_smoothness: float = 8.0
+    warp_magnitude: float = 3.0
     warp_smoothness: float = 10.0
     blur: float = 1.0
     noise: float = 0.05

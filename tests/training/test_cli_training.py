@@ -49,6 +49,21 @@ def test_fit_then_test_from_the_checkpoint(tmp_path, extra):
         assert float(row["hd95"]) >= 0.0 and float(row["folding_percent"]) >= 0.0 and float(row["seconds"]) > 0
 
 
+def test_test_time_options_win_over_the_checkpoint(tmp_path):
+    """The network comes from the checkpoint; an evaluation transform given on the command line is used."""
+    fit = ["--data.shape", "[32,32]", "--model.network", "lightning_reg.nn.EncoderFeatures", *TINY]
+    assert lightning_reg(["fit", *fit], tmp_path).returncode == 0
+    checkpoint = next((tmp_path / "runs" / "lightning-reg").glob("*/checkpoints/last.ckpt"))
+    done = lightning_reg(["test", "--ckpt_path", str(checkpoint), "--data.shape", "[32,32]", *TINY[:-2],
+                          "--model.eval_solver.transform", "svf"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = next((tmp_path / "runs" / "lightning-reg").glob("*/test_metrics.csv")).parent / "config.yaml"
+    text = config.read_text()
+    assert "lightning_reg.nn.EncoderFeatures" in text and "transform: svf" in text
+    missing = lightning_reg(["test", "--ckpt_path", "absent.ckpt"], tmp_path)
+    assert missing.returncode == 2 and "no such checkpoint file" in missing.stderr
+
+
 def test_unknown_options_and_commands_get_clear_errors(tmp_path):
     done = lightning_reg(["fit", "--model.no_such_option", "1"], tmp_path)
     assert done.returncode != 0 and "no_such_option" in done.stderr
