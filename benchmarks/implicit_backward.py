@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
+from measure import limit_memory, machine, markdown_table, peak_bytes, run_child
 
 MODES = ("jfb", "ift", "unroll")
 
@@ -37,12 +33,6 @@ def problem(size: int, channels: int, device: str):
     fixed = torch.cat([pair["fixed"] * mix[:, i:i + 1] for i in range(channels)], 1)
     moving = torch.cat([pair["moving"] * mix[:, i:i + 1] for i in range(channels)], 1)
     return (fixed.to(device), moving.to(device), pair["fixed"].to(device), pair["moving"].to(device))
-
-
-def peak_bytes(device: str) -> int:
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
 def measure(mode: str, iterations: int, size: int, channels: int, device: str) -> dict:
@@ -74,31 +64,20 @@ def measure(mode: str, iterations: int, size: int, channels: int, device: str) -
                 gradient_norm=float(torch.cat([fixed.grad.flatten(), moving.grad.flatten()]).norm()))
 
 
-def run_child(mode: str, iterations: int, args) -> dict:
-    """``measure`` in a fresh Python process (clean peak RSS); None if it ran out of memory."""
-    command = [sys.executable, __file__, "--child", mode, str(iterations), "--size", str(args.size),
-               "--channels", str(args.channels), "--device", args.device, "--threads", str(args.threads),
-               "--memory-limit-gb", str(args.memory_limit_gb)]
-    environment = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
-    done = subprocess.run(command, capture_output=True, text=True, env=environment)
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines()
-        reason = "out of memory" if any("memory" in line.lower() for line in lines[-3:]) else \
-            (lines[-1] if lines else f"exit {done.returncode}")
-        return dict(mode=mode, iterations=iterations, failed=[f"{reason} (limit {args.memory_limit_gb:g} GB)"])
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def run_one(mode: str, iterations: int, args) -> dict:
+    """``measure`` in a fresh process (clean peak memory)."""
+    arguments = ["--child", mode, str(iterations), "--size", str(args.size), "--channels", str(args.channels),
+                 "--device", args.device, "--threads", str(args.threads),
+                 "--memory-limit-gb", str(args.memory_limit_gb)]
+    return run_child(__file__, arguments, dict(mode=mode, iterations=iterations), args.memory_limit_gb)
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| mode | iterations | forward s | backward s | backward / forward | peak memory MB |",
-             "|---|---|---|---|---|---|"]
-    for row in rows:
-        if "failed" in row:
-            lines.append(f"| {row['mode']} | {row['iterations']} | - | - | - | failed: {row['failed'][0][:60]} |")
-            continue
-        lines.append(f"| {row['mode']} | {row['iterations']} | {row['forward_s']:.2f} | {row['backward_s']:.2f} | "
-                     f"{row['backward_s'] / row['forward_s']:.3f} | {row['peak_mb']:.0f} |")
-    return "\n".join(lines)
+    return markdown_table(rows, [
+        ("mode", lambda row: row["mode"]), ("iterations", lambda row: str(row["iterations"])),
+        ("forward s", lambda row: f"{row['forward_s']:.2f}"), ("backward s", lambda row: f"{row['backward_s']:.2f}"),
+        ("backward / forward", lambda row: f"{row['backward_s'] / row['forward_s']:.3f}"),
+        ("peak memory MB", lambda row: f"{row['peak_mb']:.0f}")], ["mode", "iterations"])
 
 
 def ratios(rows: list[dict], counts: list[int]) -> list[str]:
@@ -160,20 +139,18 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.child:
         if args.device == "cpu":
-            limit = int(args.memory_limit_gb * 2**30)
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            limit_memory(args.memory_limit_gb)
         measure(args.child[0], 2, 8, args.channels, args.device)  # warm-up: first-call costs are not the mode's
         print(json.dumps(measure(args.child[0], int(args.child[1]), args.size, args.channels, args.device)))
         return
     rows = []
     for mode in args.modes:
         for count in args.iterations:
-            row = run_child(mode, count, args)
+            row = run_one(mode, count, args)
             rows.append(row)
             print(table([row]).splitlines()[-1], flush=True)
-    machine = (torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine())
     header = (f"{args.size}^3 voxels, {args.channels} channels, freeform + MSE, Adam; {args.device} "
-              f"({machine}), {args.threads} threads, torch {torch.__version__}")
+              f"({machine(args.device)}), {args.threads} threads, torch {torch.__version__}")
     summary = ratios(rows, args.iterations)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(dict(setting=header, rows=rows, ratios=summary), indent=2))

@@ -29,9 +29,10 @@ class RegistrationPanel(L.Callback):
             fixed_features, moving_features = pl_module.features(batch["fixed"], batch["moving"])
             result = pl_module(batch)
             warped = result.warp(batch["moving"])
-        figure = registration_panel(batch["fixed"][0], batch["moving"][0], warped[0], result.displacement_voxels()[0],
-                                    [[level[0] for level in fixed_features], [level[0] for level in moving_features]],
-                                    title=f"{_pair_id(batch)}  epoch {trainer.current_epoch}  step {trainer.global_step}")
+        pyramids = [[level[0] for level in fixed_features], [level[0] for level in moving_features]]
+        title = f"{_pair_id(batch)}  epoch {trainer.current_epoch}  step {trainer.global_step}"
+        figure = registration_panel(batch["fixed"][0], batch["moving"][0], warped[0],
+                                    result.displacement_voxels()[0], pyramids, title=title)
         path = save_figure(figure, run_directory(trainer) / "panels" /
                            f"val_epoch{trainer.current_epoch:03d}_step{trainer.global_step:06d}.png")
         if isinstance(trainer.logger, WandbLogger):

@@ -147,7 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lightning-reg`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_COMMANDS:
-        from .trainer_cli import run_lightning  # Lightning loads slowly; only for these commands
+        from .trainer_cli import (
+            run_lightning,  # Lightning loads slowly; only for these commands
+        )
         run_lightning(argv)
         return 0
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:

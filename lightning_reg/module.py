@@ -80,6 +80,10 @@ class RegistrationModule(L.LightningModule):
         """The final warp of ``batch`` with the evaluation settings."""
         return self.register(batch, self.eval_solver)[-1]
 
+    def predict_step(self, batch: dict, batch_index: int) -> RegistrationResult:
+        """The final warp of ``batch``; ``prediction.NiftiPredictionWriter`` writes it as NIfTI."""
+        return self(batch)
+
     # ---------------------------------------------------------------------------------- training
     def active_levels(self) -> int:
         levels = len(self.network.scales)

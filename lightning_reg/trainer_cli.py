@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
@@ -13,6 +12,7 @@ from lightning.pytorch.loggers import WandbLogger
 from .callbacks import RegistrationPanel
 from .data import SyntheticDataModule
 from .module import RegistrationModule
+from .prediction import NiftiPredictionWriter
 from .runs import run_directory, wandb_logged_in
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -40,7 +40,7 @@ def trainer_defaults() -> dict:
                                  filename="best-{epoch}-{step}", auto_insert_metric_name=False)
     return {"accelerator": "cpu", "devices": 1, "max_epochs": 2, "log_every_n_steps": 10,
             "gradient_clip_val": 1.0, "default_root_dir": "runs", "logger": logger,
-            "callbacks": [checkpoint, RegistrationPanel()]}
+            "callbacks": [checkpoint, RegistrationPanel(), NiftiPredictionWriter()]}
 
 
 class RegistrationCLI(LightningCLI):

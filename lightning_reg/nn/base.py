@@ -29,7 +29,8 @@ class FeatureNetwork(nn.Module):
         scales = [int(s) for s in scales]
         if not scales or any(s < 1 or s & (s - 1) for s in scales) or sorted(set(scales), reverse=True) != scales:
             raise ValueError(f"scales must be distinct powers of two, coarse to fine (e.g. 4 2 1), got {scales}")
-        channels = [int(out_channels)] * len(scales) if isinstance(out_channels, int) else [int(c) for c in out_channels]
+        channels = ([int(out_channels)] * len(scales) if isinstance(out_channels, int)
+                    else [int(c) for c in out_channels])
         if len(channels) != len(scales) or any(c < 1 for c in channels):
             raise ValueError(f"give one positive channel count, or one per scale {scales}; got {out_channels}")
         self.dims = dims

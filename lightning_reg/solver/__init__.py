@@ -3,7 +3,13 @@ from .frames import Frames, make_frames
 from .implicit import BackwardSettings, ImplicitSolution
 from .layer import RegistrationLayer
 from .objective import Objective, Prompt, label_prompt
-from .optimize import downsample, normalize_intensities, register, solve_scale, step_directions
+from .optimize import (
+    downsample,
+    normalize_intensities,
+    register,
+    solve_scale,
+    step_directions,
+)
 from .optimizers import Adam, GradientDescent
 from .result import RegistrationResult
 from .similarity import SIMILARITIES, Similarity, make_similarity

@@ -8,8 +8,8 @@ import torch
 
 from .filters import antialiased_resize
 from .frames import make_frames
-from .objective import Objective, Prompt
 from .modes import leave_inference_mode
+from .objective import Objective, Prompt
 from .optimizers import Adam, GradientDescent
 from .regularizers import get_regularizer
 from .result import RegistrationResult

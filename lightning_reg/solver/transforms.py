@@ -27,7 +27,14 @@ import torch
 from .filters import gaussian_smooth
 from .frames import Frames
 from .registry import build_named
-from .spatial import apply_matrix, compose, field_to_grid, identity_grid, resize, voxel_size_normalized
+from .spatial import (
+    apply_matrix,
+    compose,
+    field_to_grid,
+    identity_grid,
+    resize,
+    voxel_size_normalized,
+)
 
 
 class Transform:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,8 +23,8 @@ def lightning_reg(arguments, folder: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("extra", [
     ["--data.shape", "[32,32]"],
-    ["--config", str(ROOT / "configs" / "synthetic3d.yaml"), "--trainer", str(ROOT / "configs" / "trainer" / "cpu.yaml"),
-     "--data.shape", "[16,16,16]"],
+    ["--config", str(ROOT / "configs" / "synthetic3d.yaml"),
+     "--trainer", str(ROOT / "configs" / "trainer" / "cpu.yaml"), "--data.shape", "[16,16,16]"],
 ], ids=["2d", "3d"])
 def test_fit_then_test_from_the_checkpoint(tmp_path, extra):
     done = lightning_reg(["fit", *extra, *TINY], tmp_path)
@@ -47,6 +49,18 @@ def test_fit_then_test_from_the_checkpoint(tmp_path, extra):
     for row in rows:
         assert 0.0 <= float(row["dice"]) <= 1.0
         assert float(row["hd95"]) >= 0.0 and float(row["folding_percent"]) >= 0.0 and float(row["seconds"]) > 0
+
+    done = lightning_reg(["predict", "--ckpt_path", str(checkpoint), *extra, *TINY], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    folders = sorted((tmp_path / "runs" / "lightning-reg").glob("*/predictions/test-*"))
+    assert [folder.name for folder in folders] == ["test-2000000", "test-2000001", "test-2000002"]
+    warped = nib.load(folders[0] / "warped.nii.gz")
+    labels = np.asarray(nib.load(folders[0] / "warped_seg.nii.gz").dataobj)
+    warp = nib.load(folders[0] / "warp.nii.gz")
+    shape = warped.shape
+    assert len(shape) == len(extra[-1].strip("[]").split(",")) and np.isfinite(warped.get_fdata()).all()
+    assert labels.shape == shape and set(np.unique(labels)) <= set(range(13))
+    assert warp.shape[:len(shape)] == shape and warp.shape[-1] == len(shape)
 
 
 def test_test_time_options_win_over_the_checkpoint(tmp_path):
