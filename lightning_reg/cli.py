@@ -147,10 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lightning-reg`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_COMMANDS:
-        from .trainer_cli import (
-            run_lightning,  # Lightning loads slowly; only for these commands
-        )
-        run_lightning(argv)
+        from .trainer_cli import run_lightning  # noqa: I001 (Lightning loads slowly: only for these commands)
+        try:
+            run_lightning(argv)
+        except (InputError, ValueError) as error:  # our checks of the user's settings and data
+            print(f"lightning-reg {argv[0]}: error: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         return 0
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         known = ", ".join([*LIGHTNING_COMMANDS, *COMMANDS])

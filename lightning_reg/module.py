@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
 import torch
+from jsonargparse import lazy_instance
 
 from .losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
 from .metrics import dice_per_label, folding_percent, hd95, sdlogj
@@ -17,12 +19,17 @@ from .runs import run_directory
 from .settings import SolverSettings
 from .solver import RegistrationResult
 
+#: The default network as LightningCLI shows it (class path and arguments); in Python each module
+#: built with it gets a new UNet.
+DEFAULT_NETWORK = lazy_instance(UNet, dims=2)
+
 
 class RegistrationModule(L.LightningModule):
     """Learn features for registration end to end through the solver.
 
     Args:
-        network: the feature network, shared by fixed and moving (siamese).
+        network: the feature network, shared by fixed and moving (siamese); default a 2D UNet
+            (command line: ``--model.network lightning_reg.nn.LKUNet``, ``--model.network.init_args.dims 3``).
         train_solver: solver settings while training; ``eval_solver``: for validation, test and
             predict (default: the training settings), so evaluation may switch representation.
         image_loss: ``lncc`` or ``mse`` between the fixed image and the warped moving image.
@@ -33,16 +40,18 @@ class RegistrationModule(L.LightningModule):
         lr, weight_decay, poly_power: AdamW with polynomial decay of the learning rate to 0.
     """
 
-    def __init__(self, network: FeatureNetwork | None = None, train_solver: SolverSettings | None = None,
+    def __init__(self, network: FeatureNetwork = DEFAULT_NETWORK, train_solver: SolverSettings | None = None,
                  eval_solver: SolverSettings | None = None, image_loss: str = "lncc", image_weight: float = 1.0,
                  dice_weight: float = 1.0, progressive_epochs: int = 0, lr: float = 3e-4,
                  weight_decay: float = 1e-5, poly_power: float = 0.9) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        with warnings.catch_warnings():  # outside LightningCLI the module is dropped just below
+            warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
+            self.save_hyperparameters()
         if isinstance(self.hparams.get("network"), torch.nn.Module):
             # outside LightningCLI: the weights are in the state dict; do not pickle the module
             del self.hparams["network"]
-        self.network = network if network is not None else UNet(dims=2)
+        self.network = UNet(dims=2) if network is DEFAULT_NETWORK else network  # never shared
         self.train_solver = train_solver or SolverSettings()
         self.eval_solver = eval_solver or self.train_solver
         for name, settings in (("train_solver", self.train_solver), ("eval_solver", self.eval_solver)):

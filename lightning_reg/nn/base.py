@@ -50,7 +50,8 @@ class FeatureNetwork(nn.Module):
         if image.dim() != self.dims + 2:
             raise ValueError(f"{type(self).__name__} is a {self.dims}D network and takes [B, C, "
                              f"{'D, ' if self.dims == 3 else ''}H, W]; got shape {tuple(image.shape)} "
-                             f"({image.dim() - 2}D). Set dims to match the data.")
+                             f"({image.dim() - 2}D). Set dims to match the data (command line: "
+                             f"--model.network.init_args.dims {image.dim() - 2}).")
         if image.shape[1] != self.in_channels:
             raise ValueError(f"{type(self).__name__} expects {self.in_channels} input channel(s), "
                              f"got {image.shape[1]} (shape {tuple(image.shape)})")

@@ -81,6 +81,8 @@ def test_test_time_options_win_over_the_checkpoint(tmp_path):
 def test_unknown_options_and_commands_get_clear_errors(tmp_path):
     done = lightning_reg(["fit", "--model.no_such_option", "1"], tmp_path)
     assert done.returncode != 0 and "no_such_option" in done.stderr
+    done = lightning_reg(["fit", "--model.train_solver.transform", "demons"], tmp_path)
+    assert done.returncode == 2 and "unknown transform 'demons'" in done.stderr and "Traceback" not in done.stderr
     done = lightning_reg(["fitt"], tmp_path)
     assert done.returncode == 2 and "unknown command 'fitt'" in done.stderr
     assert not (tmp_path / "runs").exists()
