@@ -17,7 +17,7 @@ from .metrics import dice_per_label, folding_percent, hd95, sdlogj
 from .nn import FeatureNetwork, UNet
 from .runs import run_directory
 from .settings import SolverSettings
-from .solver import RegistrationResult
+from .solver import Prompt, RegistrationResult, label_prompt
 
 #: The default network as LightningCLI shows it (class path and arguments); in Python each module
 #: built with it gets a new UNet.
@@ -40,7 +40,7 @@ class RegistrationModule(L.LightningModule):
         lr, weight_decay, poly_power: AdamW with polynomial decay of the learning rate to 0.
     """
 
-    def __init__(self, network: FeatureNetwork = DEFAULT_NETWORK, train_solver: SolverSettings | None = None,
+    def __init__(self, network: FeatureNetwork | None = DEFAULT_NETWORK, train_solver: SolverSettings | None = None,
                  eval_solver: SolverSettings | None = None, image_loss: str = "lncc", image_weight: float = 1.0,
                  dice_weight: float = 1.0, progressive_epochs: int = 0, lr: float = 3e-4,
                  weight_decay: float = 1e-5, poly_power: float = 0.9) -> None:
@@ -51,7 +51,7 @@ class RegistrationModule(L.LightningModule):
         if isinstance(self.hparams.get("network"), torch.nn.Module):
             # outside LightningCLI: the weights are in the state dict; do not pickle the module
             del self.hparams["network"]
-        self.network = UNet(dims=2) if network is DEFAULT_NETWORK else network  # never shared
+        self.network = UNet(dims=2) if network is None or network is DEFAULT_NETWORK else network  # never shared
         self.train_solver = train_solver or SolverSettings()
         self.eval_solver = eval_solver or self.train_solver
         for name, settings in (("train_solver", self.train_solver), ("eval_solver", self.eval_solver)):
@@ -82,8 +82,18 @@ class RegistrationModule(L.LightningModule):
             fixed_features, moving_features = fixed_features[:levels], moving_features[:levels]
         layer = settings.layer(len(fixed_features))
         results = layer(fixed_features, moving_features, fixed_affine=batch.get("fixed_affine"),
-                        moving_affine=batch.get("moving_affine"))
+                        moving_affine=batch.get("moving_affine"), prompts=self.prompts(batch, settings))
         return [result.resized(fixed.shape[2:]) for result in results]
+
+    @staticmethod
+    def prompts(batch: dict, settings: SolverSettings) -> list[Prompt]:
+        """The label prompt of ``settings`` for ``batch`` (empty without ``prompt_labels``)."""
+        if not settings.prompt_labels:
+            return []
+        if "fixed_seg" not in batch or "moving_seg" not in batch:
+            raise ValueError("prompt_labels need label maps of both images: the batches have no fixed_seg/moving_seg")
+        return [label_prompt(batch["fixed_seg"], batch["moving_seg"], list(settings.prompt_labels),
+                             settings.prompt_weight)]
 
     def forward(self, batch: dict) -> RegistrationResult:
         """The final warp of ``batch`` with the evaluation settings."""

@@ -21,6 +21,8 @@ class SolverSettings:
         regularizer, regularizer_weight: explicit penalty (``diffusion``, ``bending``) and weight.
         tolerance: early stop on relative energy change over 10 iterations (0: run every iteration).
         transform_options: further options of the transform (e.g. ``control_spacing`` of bspline).
+        prompt_labels, prompt_weight: label values whose masks in the fixed and moving label maps
+            are added to the energy (a label-fidelity prompt), and its weight; none by default.
     """
 
     transform: str = "freeform"
@@ -34,6 +36,8 @@ class SolverSettings:
     regularizer_weight: float = 0.0
     tolerance: float = 0.0
     transform_options: dict = field(default_factory=dict)
+    prompt_labels: list[int] = field(default_factory=list)
+    prompt_weight: float = 1.0
 
     def layer(self, levels: int | None = None) -> RegistrationLayer:
         """The layer for the first ``levels`` pyramid levels (all by default); validates the settings."""
