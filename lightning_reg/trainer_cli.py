@@ -62,7 +62,13 @@ class RegistrationCLI(LightningCLI):
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if not ckpt_path:
             return
-        hparams = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters", {})
+        try:
+            checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+        except Exception as error:  # torch raises several kinds for files that are not checkpoints
+            self.parser.error(f"--ckpt_path {ckpt_path} is not a Lightning checkpoint ({type(error).__name__})")
+        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+            self.parser.error(f"--ckpt_path {ckpt_path} is not a Lightning checkpoint (no state_dict)")
+        hparams = checkpoint.get("hyper_parameters", {})
         hparams.pop("_instantiator", None)
         hparams.pop("_class_path", None)
         for key in self.given_model_keys:

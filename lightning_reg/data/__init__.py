@@ -1,5 +1,17 @@
-"""Data: the synthetic generators and the LightningDataModules."""
-from .datamodule import SyntheticDataModule, SynthPairs
-from .synthmorph import SynthSettings, synth_pair
+"""Data: the synthetic generators and the LightningDataModules.
 
-__all__ = ["SynthPairs", "SynthSettings", "SyntheticDataModule", "synth_pair"]
+Names are imported on first use (PEP 562), so ``python -m lightning_reg.data.synthetic`` runs its
+module without the package having imported it first.
+"""
+from importlib import import_module
+
+_WHERE = {"SyntheticDataModule": "datamodule", "SynthPairs": "datamodule", "SynthSettings": "synthmorph",
+          "synth_pair": "synthmorph"}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

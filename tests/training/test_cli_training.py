@@ -76,6 +76,13 @@ def test_test_time_options_win_over_the_checkpoint(tmp_path):
     assert "lightning_reg.nn.EncoderFeatures" in text and "transform: svf" in text
     missing = lightning_reg(["test", "--ckpt_path", "absent.ckpt"], tmp_path)
     assert missing.returncode == 2 and "no such checkpoint file" in missing.stderr
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    junk = lightning_reg(["test", "--ckpt_path", "notes.ckpt"], tmp_path)
+    assert junk.returncode == 2 and "is not a Lightning checkpoint" in junk.stderr
+    other = lightning_reg(["test", "--ckpt_path", str(checkpoint), "--model.network", "lightning_reg.nn.UNet",
+                           "--data.shape", "[32,32]", *TINY[:-2]], tmp_path)
+    assert other.returncode == 2 and "trained with another network" in other.stderr
+    assert "Traceback" not in other.stderr
 
 
 def test_unknown_options_and_commands_get_clear_errors(tmp_path):
