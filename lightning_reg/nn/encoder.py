@@ -43,6 +43,21 @@ def default_widths(scales: Sequence[int], base: int = 16) -> list[int]:
     return [base * min(2 ** level, 4) for level in range(depth)]
 
 
+def encoder_widths(network: FeatureNetwork, widths: Sequence[int] | None) -> list[int]:
+    """``widths`` (or the default) checked to reach the network's coarsest scale."""
+    widths = list(widths) if widths is not None else default_widths(network.scales)
+    if len(widths) <= max(network.levels):
+        raise ValueError(f"{len(widths)} encoder widths reach scale {2 ** (len(widths) - 1)}, "
+                         f"not the coarsest scale {max(network.scales)}")
+    return widths
+
+
+def level_heads(network: FeatureNetwork, widths: Sequence[int]) -> nn.ModuleList:
+    """One 3-wide convolution per pyramid level, from that level's stage width to its channels."""
+    return nn.ModuleList(conv(network.dims, widths[level], channels)
+                         for level, channels in zip(network.levels, network.out_channels))
+
+
 class EncoderFeatures(FeatureNetwork):
     """Encoder only: each pyramid level is a 3-wide convolution of the encoder stage at its scale.
 
@@ -53,14 +68,10 @@ class EncoderFeatures(FeatureNetwork):
                  scales: Sequence[int] = (4, 2, 1), widths: Sequence[int] | None = None,
                  norm: str = "instance", block: str = "conv", kernel_size: int = 5) -> None:
         super().__init__(dims, in_channels, out_channels, scales)
-        widths = list(widths) if widths is not None else default_widths(self.scales)
-        if len(widths) <= max(self.levels):
-            raise ValueError(f"{len(widths)} encoder widths reach scale {2 ** (len(widths) - 1)}, "
-                             f"not the coarsest scale {max(self.scales)}")
-        widths = widths[:max(self.levels) + 1]  # no stage below the coarsest scale: it would go unused
+        # no stage below the coarsest scale: it would go unused
+        widths = encoder_widths(self, widths)[:max(self.levels) + 1]
         self.encoder = Encoder(dims, in_channels, widths, norm, block, kernel_size)
-        self.heads = nn.ModuleList(conv(dims, widths[level], channels)
-                                   for level, channels in zip(self.levels, self.out_channels))
+        self.heads = level_heads(self, widths)
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
         """Feature pyramid, coarse to fine: ``[B, C_s, *ceil(S / s)]`` per scale ``s``."""

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import FeatureNetwork
-from .encoder import Encoder, default_widths
-from .layers import conv, make_block
+from .encoder import Encoder, encoder_widths, level_heads
+from .layers import make_block
 
 
 class UNet(FeatureNetwork):
@@ -27,16 +27,12 @@ class UNet(FeatureNetwork):
                  scales: Sequence[int] = (4, 2, 1), widths: Sequence[int] | None = None,
                  norm: str = "instance", block: str = "conv", kernel_size: int = 5) -> None:
         super().__init__(dims, in_channels, out_channels, scales)
-        widths = list(widths) if widths is not None else default_widths(self.scales)
-        if len(widths) <= max(self.levels):
-            raise ValueError(f"{len(widths)} encoder widths reach scale {2 ** (len(widths) - 1)}, "
-                             f"not the coarsest scale {max(self.scales)}")
+        widths = encoder_widths(self, widths)
         self.encoder = Encoder(dims, in_channels, widths, norm, block, kernel_size)
         self.decoder = nn.ModuleDict({
             str(level): make_block(block, dims, widths[level + 1] + widths[level], widths[level], norm, kernel_size)
             for level in range(min(self.levels), len(widths) - 1)})
-        self.heads = nn.ModuleList(conv(dims, widths[level], channels)
-                                   for level, channels in zip(self.levels, self.out_channels))
+        self.heads = level_heads(self, widths)
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
         """Feature pyramid, coarse to fine: ``[B, C_s, *ceil(S / s)]`` per scale ``s``."""

@@ -10,7 +10,7 @@ import torch
 
 from .frames import Frames, make_frames
 from .implicit import BackwardSettings, ImplicitSolution, ScaleProblem
-from .modes import leave_inference_mode
+from .modes import outside_inference_mode
 from .objective import Objective, Prompt
 from .optimize import downsample, solve_scale
 from .optimizers import OPTIMIZERS
@@ -84,6 +84,7 @@ class RegistrationLayer(torch.nn.Module):
         return (f"transform={self.transform_name!r}, similarity={self.similarity.name!r}, "
                 f"scales={self.scales}, iterations={self.iterations}, backward={self.settings.mode!r}")
 
+    @outside_inference_mode
     def forward(self, fixed_features: Sequence[torch.Tensor], moving_features: Sequence[torch.Tensor], *,
                 fixed_affine: torch.Tensor | None = None, moving_affine: torch.Tensor | None = None,
                 prompts: Sequence[Prompt] = (),
@@ -102,12 +103,6 @@ class RegistrationLayer(torch.nn.Module):
         Each result's ``grid`` is on its level's fixed grid and differentiable with respect to both
         pyramids; ``result.resized(image_shape)`` brings it to the image's resolution.
         """
-        if torch.is_inference_mode_enabled():
-            with torch.inference_mode(False):
-                arguments = leave_inference_mode((fixed_features, moving_features, fixed_affine, moving_affine,
-                                                  list(prompts), init))
-                return self.forward(*arguments[:2], fixed_affine=arguments[2], moving_affine=arguments[3],
-                                    prompts=arguments[4], init=arguments[5])
         levels = self._levels(fixed_features, moving_features)
         iterations = self._iterations(len(levels))
         fixed_finest, moving_finest = levels[-1]

@@ -3,12 +3,14 @@
 The solver differentiates its energy even in evaluation. ``torch.no_grad`` is handled by the
 solver's own ``enable_grad``; ``torch.inference_mode`` (Lightning's default for validation and
 test) is not, because inference tensors cannot be saved for backward. :func:`leave_inference_mode`
-gives normal copies of the inputs so the solver can run in ``inference_mode(False)``.
+gives normal copies of the inputs so the solver can run in ``inference_mode(False)``;
+:func:`outside_inference_mode` wraps a function so that it does this itself.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import functools
+from typing import Any, Callable
 
 import torch
 
@@ -27,3 +29,17 @@ def leave_inference_mode(value: Any) -> Any:
                    if f.init}
         return dataclasses.replace(value, **changes)
     return value
+
+
+def outside_inference_mode(function: Callable) -> Callable:
+    """Run ``function`` with autograd available: inside ``torch.inference_mode`` it is called in
+    ``inference_mode(False)`` on normal copies of its tensor arguments."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        if not torch.is_inference_mode_enabled():
+            return function(*args, **kwargs)
+        with torch.inference_mode(False):
+            return function(*leave_inference_mode(args), **leave_inference_mode(kwargs))
+
+    return wrapper

@@ -8,7 +8,7 @@ import torch
 
 from .filters import antialiased_resize
 from .frames import make_frames
-from .modes import leave_inference_mode
+from .modes import outside_inference_mode
 from .objective import Objective, Prompt
 from .optimizers import Adam, GradientDescent
 from .regularizers import get_regularizer
@@ -121,6 +121,7 @@ def normalize_intensities(image: torch.Tensor, low: float = 0.005, high: float =
     return ((image - lower) / (upper - lower).clamp_min(1e-8)).clamp(0, 1)
 
 
+@outside_inference_mode
 def register(fixed: torch.Tensor, moving: torch.Tensor, transform: str | Transform = "greedy",
              similarity: str | Similarity = "lncc", scales: Sequence[float] = (4, 2, 1),
              iterations: Sequence[int] = (200, 100, 50), *,
@@ -147,15 +148,6 @@ def register(fixed: torch.Tensor, moving: torch.Tensor, transform: str | Transfo
         normalize: map intensities to ``[0, 1]`` by robust quantiles first (for raw images).
         callback: called after every iteration with ``(scale_index, iteration, energies)``.
     """
-    if torch.is_inference_mode_enabled():
-        with torch.inference_mode(False):
-            fixed, moving, fixed_affine, moving_affine, init, prompts = leave_inference_mode(
-                (fixed, moving, fixed_affine, moving_affine, init, list(prompts)))
-            return register(fixed, moving, transform, similarity, scales, iterations, fixed_affine=fixed_affine,
-                            moving_affine=moving_affine, init=init, regularizer=regularizer,
-                            regularizer_weight=regularizer_weight, prompts=prompts, tolerance=tolerance,
-                            patience=patience, normalize=normalize, transform_options=transform_options,
-                            similarity_options=similarity_options, callback=callback)
     scales, iterations = list(scales), [int(i) for i in iterations]
     _check_inputs(fixed, moving, scales, iterations)
     transform = make_transform(transform, **(transform_options or {}))
