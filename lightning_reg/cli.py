@@ -143,6 +143,16 @@ COMMANDS = {"register": (build_register_parser, run_register)}
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
+def first_reason(message: str) -> str:
+    """The reason in a jsonargparse union error ("Does not validate against any of the Union
+    subtypes ... - <reason>"): the one that is not about ``None``; other messages unchanged."""
+    if "Does not validate against any of the Union subtypes" not in message:
+        return message
+    reasons = [line.strip()[2:] for line in message.splitlines() if line.strip().startswith("- ")]
+    reasons = [reason for reason in reasons if "NoneType" not in reason]
+    return reasons[0] if reasons else message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lightning-reg`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -151,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             run_lightning(argv)
         except (InputError, ValueError) as error:  # our checks of the user's settings and data
-            print(f"lightning-reg {argv[0]}: error: {error}", file=sys.stderr)
+            print(f"lightning-reg {argv[0]}: error: {first_reason(str(error))}", file=sys.stderr)
             return EXIT_BAD_INPUT
         return 0
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:

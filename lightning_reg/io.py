@@ -41,12 +41,16 @@ class Volume:
         return tuple(self.data.shape[2:])
 
 
+def drop_axis_affine(affine, axis: int):
+    """The 3x3 affine of a 2D image: a 4x4 NIfTI affine without voxel axis ``axis`` (the slice
+    axis) and its world row of the same index. Works on numpy arrays and torch tensors."""
+    keep = [n for n in range(3) if n != axis] + [3]
+    return affine[keep][:, keep]
+
+
 def _reduce_affine(affine: np.ndarray, dims: int) -> np.ndarray:
     """The ``(d+1) x (d+1)`` part of a NIfTI 4x4 affine for a ``d``-dimensional image."""
-    if dims == 3:
-        return affine
-    keep = [0, 1, 3]
-    return affine[np.ix_(keep, keep)]
+    return affine if dims == 3 else drop_axis_affine(affine, 2)
 
 
 def load_volume(path: str | Path, kind: str = "image") -> Volume:

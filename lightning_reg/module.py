@@ -2,18 +2,15 @@
 evaluation metrics and the per-pair test table."""
 from __future__ import annotations
 
-import csv
 import time
 import warnings
-from dataclasses import replace
-from pathlib import Path
 
 import lightning as L
 import torch
 from jsonargparse import lazy_instance
 
+from .evaluation import mean_rows, pair_rows, write_rows
 from .losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
-from .metrics import dice_per_label, folding_percent, hd95, sdlogj
 from .nn import FeatureNetwork, UNet
 from .runs import run_directory
 from .settings import SolverSettings
@@ -151,29 +148,12 @@ class RegistrationModule(L.LightningModule):
         start = time.perf_counter()
         with torch.no_grad():
             result = self(batch)
-        seconds = (time.perf_counter() - start) / len(batch["fixed"])
-        determinant = result.jacobian_determinant()
-        rows = []
-        for index in range(len(batch["fixed"])):
-            row = {"id": _pair_id(batch, index), "seconds": seconds,
-                   "folding_percent": folding_percent(determinant[index]), "sdlogj": sdlogj(determinant[index])}
-            if "fixed_seg" in batch and "moving_seg" in batch:
-                fixed_seg = batch["fixed_seg"][index:index + 1]
-                pair = _select(result, index)
-                warped_seg = pair.warp_labels(batch["moving_seg"][index:index + 1], mode="linear")
-                scores = dice_per_label(fixed_seg, warped_seg)
-                row["dice"] = sum(scores.values()) / max(len(scores), 1)
-                row["hd95"] = hd95(fixed_seg, warped_seg, spacing=_spacing(batch, index))
-                row.update({f"dice_{label}": score for label, score in scores.items()})
-            rows.append(row)
-        return rows
+        return pair_rows(batch, result, (time.perf_counter() - start) / len(batch["fixed"]))
 
     def _log_rows(self, stage: str, rows: list[dict]) -> None:
-        for key in ("dice", "hd95", "folding_percent", "sdlogj", "seconds"):
-            values = [row[key] for row in rows if key in row and row[key] == row[key]]  # drop NaN
-            if values:
-                self.log(f"{stage}/{key}", sum(values) / len(values), batch_size=len(values),
-                         prog_bar=key == "dice", sync_dist=True)
+        for key, value in mean_rows(rows).items():
+            count = sum(1 for row in rows if key in row and row[key] == row[key])
+            self.log(f"{stage}/{key}", value, batch_size=count, prog_bar=key == "dice", sync_dist=True)
 
     def validation_step(self, batch: dict, batch_index: int) -> None:
         self._log_rows("val", self.evaluate(batch))
@@ -200,34 +180,3 @@ class RegistrationModule(L.LightningModule):
                              f"(dims={self.network.dims}, scales={self.network.scales}): parameters differ, e.g. "
                              f"{different[:3]}. Use the training run's config (--config <run>/config.yaml) or "
                              f"its network settings")
-
-
-def write_rows(path: Path, rows: list[dict]) -> None:
-    """A CSV of the rows (columns: the union of their keys, ``id`` first)."""
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _pair_id(batch: dict, index: int) -> str:
-    ids = batch.get("id")
-    return str(ids[index]) if ids is not None else str(index)
-
-
-def _spacing(batch: dict, index: int) -> list[float] | None:
-    affine = batch.get("fixed_affine")
-    if affine is None:
-        return None
-    dims = affine.shape[-1] - 1
-    return [float(v) for v in affine[index, :dims, :dims].norm(dim=0)]
-
-
-def _select(result: RegistrationResult, index: int) -> RegistrationResult:
-    """The result of one pair of a batch."""
-    frames = result.frames
-    one = type(frames)(**{name: getattr(frames, name)[index:index + 1] for name in frames.__dataclass_fields__})
-    return replace(result, grid=result.grid[index:index + 1], matrix=result.matrix[index:index + 1], frames=one)
-

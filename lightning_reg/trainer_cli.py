@@ -1,16 +1,17 @@
 """``lightning-reg fit | validate | test | predict``: LightningCLI on the registration module and data."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Sequence
 
 import torch
+from lightning import LightningDataModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
 from .callbacks import RegistrationPanel
-from .data import SyntheticDataModule
 from .module import RegistrationModule
 from .prediction import NiftiPredictionWriter
 from .runs import run_directory, wandb_logged_in
@@ -80,7 +81,7 @@ class RegistrationCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         # the embedded default run: a few minutes on two CPU cores, so a faster learning rate than
         # DIO's 3e-4 (which is the module's default for long runs)
-        parser.set_defaults({"model.lr": 1e-3})
+        parser.set_defaults({"model.lr": 1e-3, "data": {"class_path": "lightning_reg.data.SyntheticDataModule"}})
 
 
 def _model_keys(args: Sequence[str]) -> list[str]:
@@ -105,6 +106,15 @@ def _drop_path(hparams: dict, path: list[str]) -> None:
 
 def run_lightning(argv: Sequence[str]) -> None:
     """Run one LightningCLI subcommand; ``argv`` starts with it (``fit``, ``test``, ...)."""
-    RegistrationCLI(RegistrationModule, SyntheticDataModule, args=list(argv), trainer_defaults=trainer_defaults(),
-                 save_config_callback=SaveRunConfig, save_config_kwargs={"save_to_log_dir": False},
-                 parser_kwargs={"prog": "lightning-reg"}, seed_everything_default=0)
+    program, sys.argv = sys.argv, sys.argv[:1]  # the options come as ``args``, not twice (Lightning warns)
+    try:
+        _run(argv)
+    finally:
+        sys.argv = program
+
+
+def _run(argv: Sequence[str]) -> None:
+    RegistrationCLI(RegistrationModule, LightningDataModule, subclass_mode_data=True, args=list(argv),
+                    trainer_defaults=trainer_defaults(),
+                    save_config_callback=SaveRunConfig, save_config_kwargs={"save_to_log_dir": False},
+                    parser_kwargs={"prog": "lightning-reg"}, seed_everything_default=0)

@@ -4,16 +4,8 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from lightning_reg.data.synthetic import oblique_affine, warped_pair
-
-
-def mean_dice(fixed_seg: torch.Tensor, warped_seg: torch.Tensor) -> float:
-    from lightning_reg.metrics import dice_per_label
-
-    scores = dice_per_label(fixed_seg, warped_seg)
-    return sum(scores.values()) / len(scores)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,9 @@ module without the package having imported it first.
 from importlib import import_module
 
 _WHERE = {"SyntheticDataModule": "datamodule", "SynthPairs": "datamodule", "SynthSettings": "synthmorph",
-          "synth_pair": "synthmorph"}
+          "synth_pair": "synthmorph", "FileDataModule": "files", "OASISDataModule": "oasis",
+          "ABCDDataModule": "abcd", "PairsDataModule": "manifest", "SHIFTS": "shifts",
+          "shift_transform": "shifts"}
 
 __all__ = sorted(_WHERE)
 

@@ -7,6 +7,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .pairs import shifted_item
+from .shifts import shift_transform
 from .synthmorph import SynthSettings, synth_pair
 
 #: Seed offsets keep the training, validation and test pairs disjoint.
@@ -16,10 +18,12 @@ SPLIT_OFFSETS = {"train": 0, "val": 1_000_000, "test": 2_000_000}
 class SynthPairs(Dataset):
     """``count`` pairs of one split; pair ``i`` is drawn from seed ``seed + offset(split) + i``."""
 
-    def __init__(self, settings: SynthSettings, count: int, split: str, seed: int = 0) -> None:
+    def __init__(self, settings: SynthSettings, count: int, split: str, seed: int = 0,
+                 shift: str | None = None) -> None:
         if count < 1:
             raise ValueError(f"the {split} split needs at least one pair, got {count}")
         self.settings = settings
+        self.shift = shift_transform(shift, len(settings.shape))
         self.count = count
         self.split = split
         self.first_seed = seed + SPLIT_OFFSETS[split]
@@ -31,7 +35,8 @@ class SynthPairs(Dataset):
         if not 0 <= index < self.count:
             raise IndexError(index)
         seed = self.first_seed + index
-        return {**synth_pair(self.settings, seed), "id": f"{self.split}-{seed}"}
+        item = {**synth_pair(self.settings, seed), "id": f"{self.split}-{seed}"}
+        return item if self.shift is None else shifted_item(item, self.shift, seed)
 
 
 class SyntheticDataModule(L.LightningDataModule):
@@ -43,23 +48,27 @@ class SyntheticDataModule(L.LightningDataModule):
         num_labels, label_smoothness, warp_magnitude, warp_smoothness, blur, noise, bias,
             same_contrast: see :class:`SynthSettings`.
         train_pairs, val_pairs, test_pairs: pairs per split; seed: shifts every split's seeds.
+        shift: domain shift of the test (and predict) pairs, e.g. ``anisotropy4``, ``intensity``,
+            ``noise``, ``anisotropy4+intensity`` (see ``data/shifts.py``); None or ``clean``: none.
         batch_size, num_workers: of the data loaders (evaluation uses the same batch size).
     """
 
     def __init__(self, shape: Sequence[int] = (64, 64), num_labels: int = 4, label_smoothness: float = 8.0,
                  warp_magnitude: float = 3.0, warp_smoothness: float = 10.0, blur: float = 1.0,
                  noise: float = 0.05, bias: float = 0.2, same_contrast: bool = False, train_pairs: int = 256,
-                 val_pairs: int = 8, test_pairs: int = 16, seed: int = 0, batch_size: int = 1,
-                 num_workers: int = 0) -> None:
+                 val_pairs: int = 8, test_pairs: int = 16, seed: int = 0, shift: str | None = None,
+                 batch_size: int = 1, num_workers: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.settings = SynthSettings(shape, num_labels, label_smoothness, warp_magnitude, warp_smoothness,
                                       blur, noise, bias, same_contrast)
         if batch_size < 1 or num_workers < 0:
             raise ValueError(f"batch_size must be >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
+        shift_transform(shift, len(self.settings.shape))  # an unknown preset fails now
 
     def _loader(self, split: str, count: int, shuffle: bool) -> DataLoader:
-        pairs = SynthPairs(self.settings, count, split, self.hparams.seed)
+        shift = self.hparams.shift if split == "test" else None
+        pairs = SynthPairs(self.settings, count, split, self.hparams.seed, shift)
         generator = torch.Generator().manual_seed(self.hparams.seed)
         return DataLoader(pairs, batch_size=self.hparams.batch_size, shuffle=shuffle, generator=generator,
                           num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0)

@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .frames import Frames
+from .frames import Frames, make_frames
 from .spatial import (
     apply_matrix,
     field_to_grid,
@@ -35,9 +35,22 @@ class RegistrationResult:
     matrix: torch.Tensor
     frames: Frames
     moving_shape: tuple[int, ...]
-    transform: Transform
+    transform: Transform | None
     loss_trace: list[torch.Tensor] = field(default_factory=list)
     seconds: float = 0.0
+
+    @classmethod
+    def from_voxel_displacement(cls, displacement: torch.Tensor) -> "RegistrationResult":
+        """The result of another method that predicts a displacement ``[B, d, *S]`` in voxels
+        (array-order components, e.g. VoxelMorph's), for images of one shape without affines."""
+        shape = tuple(displacement.shape[2:])
+        batch, dims = displacement.shape[:2]
+        scale = torch.tensor([2.0 / max(n - 1, 1) for n in shape], device=displacement.device)
+        normalized = (displacement * scale.view(1, dims, *([1] * dims))).flip(1)  # grid_sample order: x first
+        grid = identity_grid(shape, displacement.device, displacement.dtype) + field_to_grid(normalized)
+        matrix = torch.eye(dims + 1, dtype=torch.float64, device=displacement.device).expand(batch, -1, -1)
+        return cls(grid=grid, matrix=matrix, frames=make_frames(shape, shape, batch, device=displacement.device),
+                   moving_shape=shape, transform=None)
 
     @property
     def dims(self) -> int:

@@ -1,7 +1,7 @@
 """Deformable transforms recover known warps; diffeomorphic ones do not fold; batching is exact."""
 import pytest
 import torch
-from conftest import mean_dice
+from helpers import mean_dice
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.solver import register

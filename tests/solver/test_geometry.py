@@ -1,7 +1,7 @@
 """Different shapes, anisotropic spacing and world affines; Jacobians and exported displacements."""
 import torch
 import torch.nn.functional as F
-from conftest import mean_dice
+from helpers import mean_dice
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.solver import register

@@ -1,7 +1,7 @@
 """Similarities: minimal at alignment, gradients correct, MI registers across contrasts."""
 import pytest
 import torch
-from conftest import mean_dice
+from helpers import mean_dice
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.solver import SIMILARITIES, make_similarity, register

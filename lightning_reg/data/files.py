@@ -1,0 +1,128 @@
+"""The shared base of the data modules that read NIfTI files: torchio preprocessing, training
+augmentation, test-time domain shift, seeded random training pairs and fixed evaluation pairs."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import lightning as L
+import torch
+import torchio as tio
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+from .augmentation import augmentation as augmentation_steps
+from .pairs import FixedPairs, Pair, Pipeline, SubjectPairs, collate_pairs
+from .preprocessing import normalization as normalization_steps
+from .preprocessing import read_label_lookup, size_for_2d, spatial_preprocessing
+from .shifts import shift_transform
+from .subjects import ImageRecord, check_record
+
+
+@dataclass
+class Splits:
+    """Training subjects (random pairs are drawn from them) or fixed training pairs; fixed
+    validation and test pairs."""
+
+    train_subjects: list[ImageRecord] = field(default_factory=list)
+    train_pairs: list[Pair] = field(default_factory=list)
+    val: list[Pair] = field(default_factory=list)
+    test: list[Pair] = field(default_factory=list)
+
+
+class FileDataModule(L.LightningDataModule):
+    """Base of the NIfTI data modules; subclasses say where the files are (:meth:`find_splits`).
+
+    Args:
+        dims: 3 for volumes, 2 for slices stored as ``X x Y x 1`` NIfTI files.
+        canonical: reorient to RAS+ (``tio.ToCanonical``).
+        spacing: resample to this spacing in mm (one number or one per axis); None keeps the files'.
+        size: pad/crop (centred) to this many voxels per axis; None keeps each image's size (the
+            solver does not need one size; batches of more than one pair do).
+        normalization: ``minmax`` (percentiles 0.5-99.5 to [0, 1]), ``zscore`` or ``none``.
+        label_lookup: ``aseg`` (FreeSurfer aseg codes to 1..35), a ``{code: label}`` dict, or a
+            JSON / two-column CSV/TSV file; codes not in it become background.
+        augmentation: training preset ``none``, ``spatial``, ``intensity`` or ``full``.
+        shift: domain shift of the test (and predict) pairs, e.g. ``anisotropy4``, ``intensity``,
+            ``noise``, ``anisotropy4+intensity`` (see ``data/shifts.py``); None or ``clean``: none.
+        train_pairs: random training pairs per epoch (seeded); max_val_pairs, max_test_pairs: at
+            most this many of the fixed pairs (None: all).
+        seed, batch_size, num_workers: as usual.
+    """
+
+    def __init__(self, dims: int = 3, canonical: bool = True, spacing: float | Sequence[float] | None = None,
+                 size: Sequence[int] | None = None, normalization: str = "minmax",
+                 label_lookup: str | Mapping[int, int] | None = None, augmentation: str = "none",
+                 shift: str | None = None, train_pairs: int = 256, max_val_pairs: int | None = None,
+                 max_test_pairs: int | None = None, seed: int = 0, batch_size: int = 1, num_workers: int = 0) -> None:
+        super().__init__()
+        if dims not in (2, 3):
+            raise ValueError(f"dims must be 2 or 3, got {dims}")
+        if batch_size < 1 or num_workers < 0 or train_pairs < 1:
+            raise ValueError(f"batch_size and train_pairs must be >= 1 and num_workers >= 0, "
+                             f"got {batch_size}, {train_pairs}, {num_workers}")
+        self.dims, self.shift_name = dims, shift
+        self.seed, self.batch_size, self.num_workers = seed, batch_size, num_workers
+        # not val_pairs/test_pairs: LightningCLI carries options of the same name over from the
+        # default SyntheticDataModule, where they mean how many pairs to draw
+        self.train_count, self.val_count, self.test_count = train_pairs, max_val_pairs, max_test_pairs
+        spatial = spatial_preprocessing(canonical, spacing, size_for_2d(size, dims), read_label_lookup(label_lookup))
+        normalize = normalization_steps(normalization)
+        self.preprocess = tio.Compose(spatial + normalize)
+        self.renormalize = tio.Compose(normalize) if normalize else None
+        steps = augmentation_steps(augmentation, dims)
+        self.augment = tio.Compose(steps) if steps else None
+        self.shift = shift_transform(shift, dims)
+        self.splits: Splits | None = None
+
+    def find_splits(self) -> Splits:
+        """The records of every split (subclasses read their layout here)."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------------------------- set-up
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is None:
+            self.splits = self.find_splits()
+        splits = self.splits
+        needed = {"fit": (splits.train_subjects, splits.train_pairs, splits.val), "validate": (splits.val,),
+                  "test": (splits.test,), "predict": (splits.test,)}.get(stage or "fit")
+        records = {record for group in needed for item in group
+                   for record in (item if isinstance(item, tuple) else (item,))}
+        if stage in (None, "fit") and not (splits.train_subjects or splits.train_pairs):
+            raise ValueError(f"{type(self).__name__}: no training data found")
+        for record in sorted(records, key=lambda r: str(r.image)):
+            check_record(record, self.dims)
+
+    def _pipeline(self, augment: bool = False, shift: bool = False) -> Pipeline:
+        return Pipeline(self.dims, self.preprocess, self.augment if augment else None,
+                        self.shift if shift else None, self.renormalize)
+
+    def _loader(self, dataset: Dataset, sampler=None, shuffle: bool = False) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, shuffle=shuffle,
+                          num_workers=self.num_workers, collate_fn=collate_pairs,
+                          persistent_workers=self.num_workers > 0,
+                          generator=torch.Generator().manual_seed(self.seed) if shuffle else None)
+
+    @staticmethod
+    def _first(pairs: list[Pair], count: int | None, split: str) -> list[Pair]:
+        if not pairs:
+            raise ValueError(f"no {split} pairs found")
+        return pairs if count is None else pairs[:count]
+
+    def train_dataloader(self) -> DataLoader:
+        splits = self.splits
+        if splits.train_subjects:
+            dataset = SubjectPairs(splits.train_subjects, self._pipeline(augment=True))
+            sampler = RandomSampler(dataset, num_samples=min(self.train_count, len(dataset)),
+                                    generator=torch.Generator().manual_seed(self.seed))
+            return self._loader(dataset, sampler=sampler)
+        return self._loader(FixedPairs(splits.train_pairs, self._pipeline(augment=True)), shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(FixedPairs(self._first(self.splits.val, self.val_count, "validation"), self._pipeline()))
+
+    def test_dataloader(self) -> DataLoader:
+        pairs = self._first(self.splits.test, self.test_count, "test")
+        return self._loader(FixedPairs(pairs, self._pipeline(shift=True), seed=self.seed))
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()

@@ -1,0 +1,113 @@
+"""Datasets of image pairs read from files through a torchio pipeline: fixed pairs (validation,
+test, manifests) and random pairs of distinct subjects (training)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torchio as tio
+from torch.utils.data import Dataset, default_collate
+
+from .shifts import apply_seeded
+from .subjects import ImageRecord, load_subject, subject_tensors, tensor_subject
+
+Pair = tuple[ImageRecord, ImageRecord]
+
+
+@dataclass
+class Pipeline:
+    """What happens to each image: ``preprocess`` (orientation, spacing, labels, size,
+    normalization), then either the random training ``augment`` or the seeded test ``shift``, each
+    followed by ``renormalize``."""
+
+    dims: int
+    preprocess: tio.Compose
+    augment: tio.Compose | None = None
+    shift: tio.Compose | None = None
+    renormalize: tio.Compose | None = None
+
+    def __call__(self, record: ImageRecord, seed: int) -> dict[str, torch.Tensor]:
+        try:
+            subject = self.preprocess(load_subject(record))
+        except (RuntimeError, OSError) as error:  # torchio/nibabel on unreadable or inconsistent files
+            raise ValueError(f"cannot load {record.image}: {error}") from None
+        if self.augment is not None:
+            subject = self.augment(subject)
+        if self.shift is not None:
+            subject = apply_seeded(self.shift, subject, seed)
+        if self.renormalize is not None and (self.augment is not None or self.shift is not None):
+            subject = self.renormalize(subject)
+        return subject_tensors(subject, self.dims, str(record.image))
+
+
+def pair_item(fixed: dict, moving: dict, pair_id: str) -> dict:
+    """A batch item in the module's convention (``fixed``, ``moving``, ``*_seg``, ``*_affine``, ``id``)."""
+    item = {"fixed": fixed["image"], "moving": moving["image"], "fixed_affine": fixed["affine"],
+            "moving_affine": moving["affine"], "id": pair_id}
+    if "seg" in fixed and "seg" in moving:
+        item["fixed_seg"], item["moving_seg"] = fixed["seg"], moving["seg"]
+    return item
+
+
+def pair_seed(seed: int, index: int, role: int) -> int:
+    """The seed of image ``role`` (0 fixed, 1 moving) of pair ``index``."""
+    return seed * 1_000_003 + 2 * index + role
+
+
+class FixedPairs(Dataset):
+    """The given pairs, in order; item ``i`` is ``pairs[i]`` through ``pipeline``."""
+
+    def __init__(self, pairs: Sequence[Pair], pipeline: Pipeline, seed: int = 0) -> None:
+        self.pairs, self.pipeline, self.seed = list(pairs), pipeline, seed
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict:
+        fixed, moving = self.pairs[index]
+        return pair_item(self.pipeline(fixed, pair_seed(self.seed, index, 0)),
+                         self.pipeline(moving, pair_seed(self.seed, index, 1)), f"{fixed.name}_{moving.name}")
+
+
+class SubjectPairs(Dataset):
+    """Every ordered pair of distinct subjects: item ``k`` is subject ``k // (n-1)`` as fixed and
+    the ``k % (n-1)``-th other subject as moving. A random sampler draws the training pairs."""
+
+    def __init__(self, subjects: Sequence[ImageRecord], pipeline: Pipeline) -> None:
+        if len(subjects) < 2:
+            raise ValueError(f"training needs at least 2 subjects to make pairs, found {len(subjects)}")
+        self.subjects, self.pipeline = list(subjects), pipeline
+
+    def __len__(self) -> int:
+        count = len(self.subjects)
+        return count * (count - 1)
+
+    def __getitem__(self, index: int) -> dict:
+        fixed, other = divmod(index, len(self.subjects) - 1)
+        moving = other + (other >= fixed)
+        pair = self.subjects[fixed], self.subjects[moving]
+        return pair_item(self.pipeline(pair[0], 2 * index), self.pipeline(pair[1], 2 * index + 1),
+                         f"{pair[0].name}_{pair[1].name}")
+
+
+def collate_pairs(items: list[dict]) -> dict:
+    """``default_collate``, with a clear error when the pairs of one batch differ in size."""
+    shapes = {(tuple(item["fixed"].shape), tuple(item["moving"].shape)) for item in items}
+    if len(shapes) > 1:
+        raise ValueError(f"the pairs of one batch have different shapes {sorted(shapes)}: set --data.size to "
+                         f"pad/crop every image to one size, or use --data.batch_size 1")
+    return default_collate(items)
+
+
+def shifted_item(item: dict, shift: tio.Transform, seed: int) -> dict:
+    """A batch item of tensors with ``shift`` applied to both images (seeded per image; labels kept)."""
+    shifted = dict(item)
+    dims = item["fixed"].dim() - 1
+    for role in (0, 1):
+        key = ("fixed", "moving")[role]
+        subject = tensor_subject(item[key], item.get(f"{key}_seg"), item.get(f"{key}_affine"))
+        subject = apply_seeded(shift, subject, pair_seed(seed, 0, role))
+        tensors = subject_tensors(subject, dims, f"{key} of {item['id']}")
+        shifted[key] = tensors["image"]
+    return shifted

@@ -1,0 +1,120 @@
+"""Image records (an image file and its optional label map) and their conversion to torchio
+subjects and back to the tensors of a batch."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+import torchio as tio
+
+from ..io import drop_axis_affine
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One scan: ``name`` (subject id, used in pair ids), ``image`` path, optional ``seg`` path."""
+
+    name: str
+    image: Path
+    seg: Path | None = None
+
+
+def _header_shape(path: Path, what: str) -> tuple[int, ...]:
+    if not path.is_file():
+        raise ValueError(f"{what} not found: {path}")
+    try:
+        return tuple(nib.load(str(path)).shape)
+    except Exception as error:  # nibabel raises many types for unreadable files
+        raise ValueError(f"cannot read {what} {path} as NIfTI: {error}") from None
+
+
+def _spatial(shape: tuple[int, ...]) -> tuple[int, ...]:
+    shape = shape[:3]
+    return shape + (1,) * (3 - len(shape))
+
+
+def check_record(record: ImageRecord, dims: int) -> None:
+    """Clear errors before training: files exist and read as NIfTI, image and labels have one
+    shape, and the images have ``dims`` spatial dimensions."""
+    shape = _spatial(_header_shape(record.image, "image"))
+    if 0 in shape:
+        raise ValueError(f"image {record.image} is empty (shape {shape})")
+    singletons = shape.count(1)
+    if dims == 3 and singletons:
+        raise ValueError(f"image {record.image} is a 2D slice (shape {shape}) but the data module is 3D; "
+                         f"set --data.dims 2")
+    if dims == 2 and singletons != 1:
+        raise ValueError(f"image {record.image} has shape {shape}, not a 2D slice; set --data.dims 3 for volumes")
+    if record.seg is not None:
+        seg_shape = _spatial(_header_shape(record.seg, "label map"))
+        if seg_shape != shape:
+            raise ValueError(f"label map {record.seg} has shape {seg_shape} but its image {record.image} has "
+                             f"{shape}: they must share one voxel grid")
+
+
+def read_nifti(path) -> tuple[torch.Tensor, np.ndarray]:
+    """torchio reader: ``[C, X, Y, Z]`` data in the file's type and the affine, by nibabel.
+
+    Used instead of torchio's default (SimpleITK), which silently turns NaN into 0; here NaN or
+    infinite values are an error that names the file.
+    """
+    image = nib.load(str(path))
+    data = np.asanyarray(image.dataobj)
+    if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
+        raise ValueError(f"{path} contains NaN or infinite values; fix or mask them before registration")
+    data = data.reshape(data.shape + (1,) * (3 - data.ndim))
+    data = data[None] if data.ndim == 3 else np.moveaxis(data.reshape(data.shape[:3] + (-1,)), -1, 0)
+    if data.dtype == np.uint16 or data.dtype == np.uint32:
+        data = data.astype(np.int64)
+    return torch.from_numpy(np.ascontiguousarray(data)), image.affine
+
+
+def load_subject(record: ImageRecord) -> tio.Subject:
+    """A torchio subject with ``image`` and, when the record has one, ``seg`` (read by :func:`read_nifti`)."""
+    images = {"image": tio.ScalarImage(record.image, reader=read_nifti)}
+    if record.seg is not None:
+        images["seg"] = tio.LabelMap(record.seg, reader=read_nifti)
+    return tio.Subject(name=record.name, **images)
+
+
+def tensor_subject(image: torch.Tensor, seg: torch.Tensor | None = None,
+                   affine: torch.Tensor | None = None, name: str = "") -> tio.Subject:
+    """A torchio subject from ``[C, *S]`` tensors (2D gets a trailing axis of length 1) and an
+    optional ``[d+1, d+1]`` affine (default: 1 mm voxels)."""
+    dims = image.dim() - 1
+    grid = np.eye(4)
+    if affine is not None:
+        keep = list(range(dims)) + [3]
+        grid[np.ix_(keep, keep)] = affine.double().cpu().numpy()
+    lift = (lambda t: t.unsqueeze(-1)) if dims == 2 else (lambda t: t)
+    images = {"image": tio.ScalarImage(tensor=lift(image.float()), affine=grid)}
+    if seg is not None:
+        images["seg"] = tio.LabelMap(tensor=lift(seg.long()), affine=grid)
+    return tio.Subject(name=name, **images)
+
+
+def subject_tensors(subject: tio.Subject, dims: int, source: str) -> dict[str, torch.Tensor]:
+    """``image`` ``[C, *S]`` float32, ``seg`` ``[1, *S]`` int64 (when present) and ``affine``
+    ``[d+1, d+1]`` float64 of a subject; 2D drops the grid's axis of length 1. ``source`` names
+    the files in errors."""
+    image = subject["image"]
+    data, affine = image.data.float(), torch.from_numpy(np.asarray(image.affine, dtype=np.float64))
+    seg = subject["seg"].data.long() if "seg" in subject else None
+    if dims == 2:
+        axis = [n for n in range(3) if data.shape[1 + n] == 1]
+        if len(axis) != 1:
+            raise ValueError(f"{source}: shape {tuple(data.shape[1:])} after preprocessing is not a 2D slice")
+        data = data.squeeze(1 + axis[0])
+        seg = seg.squeeze(1 + axis[0]) if seg is not None else None
+        affine = drop_axis_affine(affine, axis[0])
+    if not torch.isfinite(data).all():
+        raise ValueError(f"{source} contains NaN or infinite values")
+    if float(data.max() - data.min()) == 0.0:
+        raise ValueError(f"{source} is constant after preprocessing (every voxel is {float(data.max())})")
+    tensors = {"image": data, "affine": affine}
+    if seg is not None:
+        tensors["seg"] = seg
+    return tensors

@@ -1,0 +1,73 @@
+"""Per-pair evaluation rows (Dice, HD95, folding, SDlogJ, seconds) of a registration result; shared
+by the module's validation/test and by the benchmarks' baselines."""
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+
+from .metrics import dice_per_label, folding_percent, hd95, sdlogj
+from .solver import RegistrationResult
+
+
+def pair_rows(batch: dict, result: RegistrationResult, seconds: float) -> list[dict]:
+    """One row per pair of ``batch``: ``id``, ``seconds`` (per pair), ``folding_percent``, ``sdlogj``
+    and, with label maps, ``dice`` (mean over labels), ``hd95`` (mm when the batch has affines) and
+    ``dice_<label>``. Labels are warped linearly (one-hot)."""
+    determinant = result.jacobian_determinant()
+    rows = []
+    for index in range(len(batch["fixed"])):
+        row = {"id": _pair_id(batch, index), "seconds": seconds,
+               "folding_percent": folding_percent(determinant[index]), "sdlogj": sdlogj(determinant[index])}
+        if "fixed_seg" in batch and "moving_seg" in batch:
+            fixed_seg = batch["fixed_seg"][index:index + 1]
+            warped_seg = _select(result, index).warp_labels(batch["moving_seg"][index:index + 1], mode="linear")
+            scores = dice_per_label(fixed_seg, warped_seg)
+            row["dice"] = sum(scores.values()) / max(len(scores), 1)
+            row["hd95"] = hd95(fixed_seg, warped_seg, spacing=_spacing(batch, index))
+            row.update({f"dice_{label}": score for label, score in scores.items()})
+        rows.append(row)
+    return rows
+
+
+def mean_rows(rows: list[dict], keys=("dice", "hd95", "folding_percent", "sdlogj", "seconds")) -> dict[str, float]:
+    """The mean of each key over the rows that have a number (not NaN) for it."""
+    means = {}
+    for key in keys:
+        values = [row[key] for row in rows if key in row and row[key] == row[key]]
+        if values:
+            means[key] = sum(values) / len(values)
+    return means
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """A CSV of the rows (columns: the union of their keys, ``id`` first)."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _pair_id(batch: dict, index: int) -> str:
+    ids = batch.get("id")
+    return str(ids[index]) if ids is not None else str(index)
+
+
+def _spacing(batch: dict, index: int) -> list[float] | None:
+    affine = batch.get("fixed_affine")
+    if affine is None:
+        return None
+    dims = affine.shape[-1] - 1
+    return [float(v) for v in affine[index, :dims, :dims].norm(dim=0)]
+
+
+def _select(result: RegistrationResult, index: int) -> RegistrationResult:
+    """The result of one pair of a batch."""
+    frames = result.frames
+    one = type(frames)(**{name: getattr(frames, name)[index:index + 1] for name in frames.__dataclass_fields__})
+    return replace(result, grid=result.grid[index:index + 1], matrix=result.matrix[index:index + 1], frames=one)
+
+
+
