@@ -64,7 +64,8 @@ def methods(args) -> dict[str, L.LightningModule]:
     if args.load_ours:
         ours = RegistrationModule.load_from_checkpoint(args.load_ours, network=UNet(dims=dims), map_location="cpu")
     else:
-        ours = train(RegistrationModule(network=UNet(dims=dims), lr=1e-3), args, "ours")
+        solver = SolverSettings(similarity=args.ours_similarity)
+        ours = train(RegistrationModule(network=UNet(dims=dims), train_solver=solver, lr=1e-3), args, "ours")
     if args.load_voxelmorph:
         voxelmorph = VoxelMorphBaseline.load_from_checkpoint(args.load_voxelmorph, map_location="cpu")
     else:
@@ -77,8 +78,9 @@ def methods(args) -> dict[str, L.LightningModule]:
                                                                       train_solver=classical),
         "VoxelMorph": voxelmorph,
         "ours (freeform)": ours,
-        "ours, greedy at test": RegistrationModule(network=ours.network, train_solver=ours.train_solver,
-                                                   eval_solver=SolverSettings(transform="greedy")),
+        "ours, greedy at test": RegistrationModule(
+            network=ours.network, train_solver=ours.train_solver,
+            eval_solver=SolverSettings(transform="greedy", similarity=ours.train_solver.similarity)),
     }
 
 
@@ -176,6 +178,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--workers", type=int, default=0, help="data loader workers (OASIS)")
+    parser.add_argument("--ours-similarity", default="mse", help="our solver's similarity on the features")
     parser.add_argument("--load-ours", help="a checkpoint of ours instead of training")
     parser.add_argument("--load-voxelmorph", help="a checkpoint of the VoxelMorph baseline instead of training")
     parser.add_argument("--workdir", type=Path, default=Path("runs/domain_shift"), help="checkpoints go here")

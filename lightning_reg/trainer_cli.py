@@ -12,6 +12,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
 from .callbacks import RegistrationPanel
+from .data import ABCDDataModule, OASISDataModule, PairsDataModule, SyntheticDataModule  # noqa: F401 (short names)
 from .module import RegistrationModule
 from .prediction import NiftiPredictionWriter
 from .runs import run_directory, wandb_logged_in

@@ -51,6 +51,7 @@ class ABCDDataModule(FileDataModule):
             raise ValueError(f"val_subjects and test_subjects must be >= 2, got {val_subjects}, {test_subjects}")
         self.root, self.image_glob, self.derivatives, self.seg_glob = Path(root), image_glob, derivatives, seg_glob
         self.val_subjects, self.test_subjects = val_subjects, test_subjects
+        self.scan()
 
     def find_splits(self) -> Splits:
         if not self.root.is_dir():

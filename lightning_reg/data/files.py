@@ -78,10 +78,15 @@ class FileDataModule(L.LightningDataModule):
         """The records of every split (subclasses read their layout here)."""
         raise NotImplementedError
 
+    def scan(self) -> None:
+        """Find the splits now: subclasses call it at the end of ``__init__`` so that a wrong
+        folder is reported before a trainer or a logger starts."""
+        self.splits = self.find_splits()
+
     # ----------------------------------------------------------------------------------- set-up
     def setup(self, stage: str | None = None) -> None:
         if self.splits is None:
-            self.splits = self.find_splits()
+            self.scan()
         splits = self.splits
         needed = {"fit": (splits.train_subjects, splits.train_pairs, splits.val), "validate": (splits.val,),
                   "test": (splits.test,), "predict": (splits.test,)}.get(stage or "fit")

@@ -31,6 +31,7 @@ class PairsDataModule(FileDataModule):
     def __init__(self, manifest: str | Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.manifest = Path(manifest)
+        self.scan()
 
     def find_splits(self) -> Splits:
         if not self.manifest.is_file():

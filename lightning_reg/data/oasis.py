@@ -58,6 +58,7 @@ class OASISDataModule(FileDataModule):
         self.val_subjects, self.test_subjects = val_subjects, test_subjects
         defaults = NEURITE_FILES[self.dims]
         self.image_file, self.seg_file = image_file or defaults[0], seg_file or defaults[1]
+        self.scan()
 
     def resolved_layout(self) -> str:
         if not self.root.is_dir():

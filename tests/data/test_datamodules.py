@@ -73,9 +73,9 @@ def test_training_pairs_are_random_seeded_and_of_two_distinct_subjects(neurite_t
 
 
 def test_bids_tree_matches_derivative_label_maps_maps_aseg_codes_and_skips_unlabelled_scans(bids_tree):
-    data = ABCDDataModule(bids_tree, label_lookup="aseg", val_subjects=2, test_subjects=2)
     with pytest.warns(UserWarning, match="1 of 9 scans have no label map"):
-        data.setup("fit")
+        data = ABCDDataModule(bids_tree, label_lookup="aseg", val_subjects=2, test_subjects=2)
+    data.setup("fit")
     names = [record.name for record in data.splits.train_subjects]
     assert names == ["sub-01", "sub-02_ses-1", "sub-02_ses-2", "sub-03"]
     assert [f"{f.name}_{m.name}" for f, m in data.splits.test] == ["sub-06_sub-07"]
@@ -93,9 +93,9 @@ def test_bids_tree_with_two_matching_label_maps_asks_for_a_narrower_pattern(bids
     shutil.copy(bids_tree / "derivatives/fmriprep/sub-01/anat/sub-01_desc-aseg_dseg.nii.gz", extra)
     with pytest.raises(ValueError, match="several label maps match.*seg_glob"):
         ABCDDataModule(bids_tree, val_subjects=2, test_subjects=2).setup("fit")
-    data = ABCDDataModule(bids_tree, seg_glob="*_desc-aseg_dseg.nii.gz", val_subjects=2, test_subjects=2)
     with pytest.warns(UserWarning):
-        data.setup("fit")
+        data = ABCDDataModule(bids_tree, seg_glob="*_desc-aseg_dseg.nii.gz", val_subjects=2, test_subjects=2)
+    data.setup("fit")
     assert len(data.splits.train_subjects) == 4
 
 
