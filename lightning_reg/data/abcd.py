@@ -43,10 +43,12 @@ class ABCDDataModule(FileDataModule):
     Scans with no label map are skipped, with one warning saying how many.
     """
 
-    def __init__(self, root: str | Path, image_glob: str = "sub-*/**/anat/*_T1w.nii.gz",
+    def __init__(self, root: str | Path | None = None, image_glob: str = "sub-*/**/anat/*_T1w.nii.gz",
                  derivatives: str = "derivatives/*", seg_glob: str = "*_dseg.nii.gz", val_subjects: int = 5,
                  test_subjects: int = 10, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if root is None:
+            raise ValueError("ABCDDataModule needs the BIDS folder: --data.root PATH (see data/README.md)")
         if val_subjects < 2 or test_subjects < 2:
             raise ValueError(f"val_subjects and test_subjects must be >= 2, got {val_subjects}, {test_subjects}")
         self.root, self.image_glob, self.derivatives, self.seg_glob = Path(root), image_glob, derivatives, seg_glob

@@ -28,8 +28,10 @@ class PairsDataModule(FileDataModule):
         **kwargs: preprocessing, augmentation, shift and loader options of :class:`FileDataModule`.
     """
 
-    def __init__(self, manifest: str | Path, **kwargs: Any) -> None:
+    def __init__(self, manifest: str | Path | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if manifest is None:
+            raise ValueError("PairsDataModule needs its CSV file: --data.manifest PATH")
         self.manifest = Path(manifest)
         self.scan()
 

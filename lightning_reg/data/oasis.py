@@ -45,10 +45,12 @@ class OASISDataModule(FileDataModule):
         **kwargs: preprocessing, augmentation, shift and loader options of :class:`FileDataModule`.
     """
 
-    def __init__(self, root: str | Path, layout: str = "auto", subjects: str | Path | None = None,
+    def __init__(self, root: str | Path | None = None, layout: str = "auto", subjects: str | Path | None = None,
                  val_subjects: int = 5, test_subjects: int = 20, image_file: str | None = None,
                  seg_file: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if root is None:
+            raise ValueError("OASISDataModule needs the dataset folder: --data.root PATH (see data/README.md)")
         if layout not in LAYOUTS:
             raise ValueError(f"unknown OASIS layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
         if val_subjects < 2 or test_subjects < 2:

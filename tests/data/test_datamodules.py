@@ -214,3 +214,10 @@ def test_bad_manifests_get_clear_errors(manifest_file, content, message):
     bad.write_text(content)
     with pytest.raises(ValueError, match=message):
         PairsDataModule(bad).setup("test")
+
+
+@pytest.mark.parametrize("module, flag", [(OASISDataModule, "--data.root"), (ABCDDataModule, "--data.root"),
+                                          (PairsDataModule, "--data.manifest")])
+def test_a_module_without_its_folder_or_file_says_which_flag_to_set(module, flag):
+    with pytest.raises(ValueError, match=flag):
+        module()
