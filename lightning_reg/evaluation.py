@@ -68,6 +68,3 @@ def _select(result: RegistrationResult, index: int) -> RegistrationResult:
     frames = result.frames
     one = type(frames)(**{name: getattr(frames, name)[index:index + 1] for name in frames.__dataclass_fields__})
     return replace(result, grid=result.grid[index:index + 1], matrix=result.matrix[index:index + 1], frames=one)
-
-
-
