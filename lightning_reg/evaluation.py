@@ -30,14 +30,17 @@ def pair_rows(batch: dict, result: RegistrationResult, seconds: float) -> list[d
     return rows
 
 
-def mean_rows(rows: list[dict], keys=("dice", "hd95", "folding_percent", "sdlogj", "seconds")) -> dict[str, float]:
+SUMMARY_KEYS = ("dice", "hd95", "folding_percent", "sdlogj", "seconds")
+
+
+def column(rows: list[dict], key: str) -> list[float]:
+    """The values of ``key`` in the rows that have a number (not NaN) for it."""
+    return [row[key] for row in rows if key in row and row[key] == row[key]]
+
+
+def mean_rows(rows: list[dict], keys=SUMMARY_KEYS) -> dict[str, float]:
     """The mean of each key over the rows that have a number (not NaN) for it."""
-    means = {}
-    for key in keys:
-        values = [row[key] for row in rows if key in row and row[key] == row[key]]
-        if values:
-            means[key] = sum(values) / len(values)
-    return means
+    return {key: sum(values) / len(values) for key in keys if (values := column(rows, key))}
 
 
 def write_rows(path: Path, rows: list[dict]) -> None:

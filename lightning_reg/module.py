@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from jsonargparse import lazy_instance
 
-from .evaluation import mean_rows, pair_rows, write_rows
+from .evaluation import SUMMARY_KEYS, column, pair_rows, write_rows
 from .losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
 from .nn import FeatureNetwork, UNet
 from .runs import run_directory
@@ -151,9 +151,10 @@ class RegistrationModule(L.LightningModule):
         return pair_rows(batch, result, (time.perf_counter() - start) / len(batch["fixed"]))
 
     def _log_rows(self, stage: str, rows: list[dict]) -> None:
-        for key, value in mean_rows(rows).items():
-            count = sum(1 for row in rows if key in row and row[key] == row[key])
-            self.log(f"{stage}/{key}", value, batch_size=count, prog_bar=key == "dice", sync_dist=True)
+        for key in SUMMARY_KEYS:
+            if values := column(rows, key):
+                self.log(f"{stage}/{key}", sum(values) / len(values), batch_size=len(values),
+                         prog_bar=key == "dice", sync_dist=True)
 
     def validation_step(self, batch: dict, batch_index: int) -> None:
         self._log_rows("val", self.evaluate(batch))
