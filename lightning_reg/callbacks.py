@@ -1,5 +1,10 @@
-"""Lightning callbacks: the validation picture of one pair, saved as PNG and logged to W&B."""
+"""Lightning callbacks: the validation picture of one pair, saved as PNG and logged to W&B; the
+final metrics of a run as JSON."""
 from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -37,6 +42,29 @@ class RegistrationPanel(L.Callback):
                            f"val_epoch{trainer.current_epoch:03d}_step{trainer.global_step:06d}.png")
         if isinstance(trainer.logger, WandbLogger):
             trainer.logger.log_image(key="val/panel", images=[str(path)], step=trainer.global_step)
+
+
+#: environment variable naming an extra file for a run's final metrics (set by ``lightning-reg sweep``)
+METRICS_FILE_VARIABLE = "LIGHTNING_REG_METRICS"
+
+
+class MetricsFile(L.Callback):
+    """At the end of fit, validate and test, write the last logged value of every metric
+    (``trainer.callback_metrics``, reduced over processes) to ``<run>/metrics.json``, and to the
+    file named by ``$LIGHTNING_REG_METRICS`` when set: that is where ``lightning-reg sweep`` reads
+    each run's result, as W&B's summary would be read online."""
+
+    def teardown(self, trainer: L.Trainer, pl_module, stage: str) -> None:
+        if stage == "predict" or not trainer.is_global_zero or not trainer.callback_metrics:
+            return
+        values = {key: float(value) for key, value in trainer.callback_metrics.items()}
+        text = json.dumps({"stage": stage, **values}, indent=2)
+        paths = [run_directory(trainer) / "metrics.json"]
+        if os.environ.get(METRICS_FILE_VARIABLE):
+            paths.append(Path(os.environ[METRICS_FILE_VARIABLE]))
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
 
 
 def _pair_id(batch: dict) -> str:

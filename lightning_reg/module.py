@@ -13,7 +13,7 @@ from .evaluation import SUMMARY_KEYS, column, pair_rows, write_rows
 from .losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
 from .nn import FeatureNetwork, UNet
 from .runs import run_directory
-from .settings import SolverSettings
+from .settings import EvalSolverSettings, SolverSettings
 from .solver import Prompt, RegistrationResult, label_prompt
 
 #: The default network as LightningCLI shows it (class path and arguments); in Python each module
@@ -27,8 +27,10 @@ class RegistrationModule(L.LightningModule):
     Args:
         network: the feature network, shared by fixed and moving (siamese); default a 2D UNet
             (command line: ``--model.network lightning_reg.nn.LKUNet``, ``--model.network.init_args.dims 3``).
-        train_solver: solver settings while training; ``eval_solver``: for validation, test and
-            predict (default: the training settings), so evaluation may switch representation.
+        train_solver: solver settings while training.
+        eval_solver: for validation, test and predict: the training settings with the fields given
+            here replaced, so evaluation may switch representation, iterations, scales, similarity,
+            prompts, ... (a full ``SolverSettings`` is used as it is).
         image_loss: ``lncc`` or ``mse`` between the fixed image and the warped moving image.
         image_weight, dice_weight: weights of the image term and of ``1 - soft Dice`` of the labels
             warped linearly (one-hot); the loss is averaged over the pyramid levels.
@@ -38,7 +40,7 @@ class RegistrationModule(L.LightningModule):
     """
 
     def __init__(self, network: FeatureNetwork | None = DEFAULT_NETWORK, train_solver: SolverSettings | None = None,
-                 eval_solver: SolverSettings | None = None, image_loss: str = "lncc", image_weight: float = 1.0,
+                 eval_solver: EvalSolverSettings | None = None, image_loss: str = "lncc", image_weight: float = 1.0,
                  dice_weight: float = 1.0, progressive_epochs: int = 0, lr: float = 3e-4,
                  weight_decay: float = 1e-5, poly_power: float = 0.9) -> None:
         super().__init__()
@@ -50,13 +52,16 @@ class RegistrationModule(L.LightningModule):
             del self.hparams["network"]
         self.network = UNet(dims=2) if network is None or network is DEFAULT_NETWORK else network  # never shared
         self.train_solver = train_solver or SolverSettings()
-        self.eval_solver = eval_solver or self.train_solver
+        self.eval_solver = self.train_solver if eval_solver is None else (
+            eval_solver if isinstance(eval_solver, SolverSettings) else eval_solver.resolve(self.train_solver))
         for name, settings in (("train_solver", self.train_solver), ("eval_solver", self.eval_solver)):
             settings.layer()  # unknown names and bad options fail now, not mid-training
             count = len(settings.iterations) if isinstance(settings.iterations, (list, tuple)) else 1
-            if count not in (1, len(self.network.scales)):
-                raise ValueError(f"{name}.iterations: give one iteration count per scale of the network "
-                                 f"{self.network.scales} (or one for all), got {list(settings.iterations)}")
+            levels = settings.level_count(self.network.scales)
+            if count not in (1, levels):
+                raise ValueError(f"{name}.iterations: give one iteration count per solver level ({levels}: scales "
+                                 f"{list(settings.scales or self.network.scales)}) or one for all, got "
+                                 f"{list(settings.iterations)}")
         self.image_dissimilarity = ImageDissimilarity(image_loss)
         if image_weight < 0 or dice_weight < 0 or image_weight + dice_weight == 0:
             raise ValueError(f"image_weight and dice_weight must be >= 0 and not both 0, "
@@ -74,12 +79,15 @@ class RegistrationModule(L.LightningModule):
     def register(self, batch: dict, settings: SolverSettings, levels: int | None = None) -> list[RegistrationResult]:
         """Solve every level for the pairs of ``batch``; results at the fixed image's resolution."""
         fixed, moving = batch["fixed"], batch["moving"]
-        fixed_features, moving_features = self.features(fixed, moving)
+        fixed_features, moving_features = (settings.pyramid(features, self.network.scales)
+                                           for features in self.features(fixed, moving))
         if levels is not None:
             fixed_features, moving_features = fixed_features[:levels], moving_features[:levels]
-        layer = settings.layer(len(fixed_features))
-        results = layer(fixed_features, moving_features, fixed_affine=batch.get("fixed_affine"),
-                        moving_affine=batch.get("moving_affine"), prompts=self.prompts(batch, settings))
+        common = dict(fixed_affine=batch.get("fixed_affine"), moving_affine=batch.get("moving_affine"),
+                      prompts=self.prompts(batch, settings))
+        init_layer = settings.init_layer(len(fixed_features))
+        init = init_layer(fixed_features, moving_features, **common)[-1] if init_layer else None
+        results = settings.layer(len(fixed_features))(fixed_features, moving_features, init=init, **common)
         return [result.resized(fixed.shape[2:]) for result in results]
 
     @staticmethod
@@ -102,7 +110,7 @@ class RegistrationModule(L.LightningModule):
 
     # ---------------------------------------------------------------------------------- training
     def active_levels(self) -> int:
-        levels = len(self.network.scales)
+        levels = self.train_solver.level_count(self.network.scales)
         epochs = self.hparams.progressive_epochs
         if epochs <= 0:
             return levels

@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
-from .callbacks import RegistrationPanel
+from .callbacks import MetricsFile, RegistrationPanel
 from .data import ABCDDataModule, OASISDataModule, PairsDataModule, SyntheticDataModule  # noqa: F401 (short names)
 from .module import RegistrationModule
 from .prediction import NiftiPredictionWriter
@@ -42,7 +42,7 @@ def trainer_defaults() -> dict:
                                  filename="best-{epoch}-{step}", auto_insert_metric_name=False)
     return {"accelerator": "cpu", "devices": 1, "max_epochs": 2, "log_every_n_steps": 10,
             "gradient_clip_val": 1.0, "default_root_dir": "runs", "logger": logger,
-            "callbacks": [checkpoint, RegistrationPanel(), NiftiPredictionWriter()]}
+            "callbacks": [checkpoint, RegistrationPanel(), NiftiPredictionWriter(), MetricsFile()]}
 
 
 class RegistrationCLI(LightningCLI):

@@ -1,0 +1,69 @@
+"""Registering two images with a trained model (``lightning-reg register --checkpoint``): load the
+model, apply the user's test-time solver options, solve on its features."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import nibabel as nib
+import torch
+
+from .io import InputError, Volume
+from .module import RegistrationModule
+from .settings import SolverSettings
+from .solver import RegistrationResult, normalize_intensities
+
+
+def load_model(path: Path, device: torch.device) -> RegistrationModule:
+    """The module of a ``lightning-reg fit`` checkpoint, in evaluation mode on ``device``."""
+    if not path.is_file():
+        raise InputError(f"checkpoint not found: {path}")
+    try:
+        model = RegistrationModule.load_from_checkpoint(str(path), map_location=device)
+    except Exception as error:  # torch and Lightning raise many kinds for files that are not checkpoints
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise InputError(f"{path} is not a lightning-reg checkpoint of this version ({type(error).__name__}: "
+                         f"{reason})") from None
+    return model.eval().to(device)
+
+
+def settings_with(model: RegistrationModule, **overrides) -> SolverSettings:
+    """The model's evaluation settings with the options the user gave (``None``: keep the model's)."""
+    settings = replace(model.eval_solver, **{k: v for k, v in overrides.items() if v is not None})
+    if settings.regularizer == "none":
+        settings.regularizer = None
+    settings.layer()
+    count = len(settings.iterations) if isinstance(settings.iterations, (list, tuple)) else 1
+    levels = settings.level_count(model.network.scales)
+    if count not in (1, levels):
+        raise InputError(f"--iterations: give one count per level ({levels}: scales "
+                         f"{list(settings.scales or model.network.scales)}), got {list(settings.iterations)}")
+    return settings
+
+
+def check_model_input(model: RegistrationModule, fixed: Volume) -> None:
+    """Dimensionality and channels the network expects; a warning when the image is not RAS."""
+    network = model.network
+    if fixed.dims != network.dims:
+        raise InputError(f"the model registers {network.dims}D images but {fixed.path} is {fixed.dims}D")
+    if fixed.data.shape[1] != network.in_channels:
+        raise InputError(f"the model takes {network.in_channels} channel(s) but {fixed.path} has "
+                         f"{fixed.data.shape[1]}")
+    if fixed.dims == 3 and nib.aff2axcodes(fixed.affine.numpy()) != ("R", "A", "S"):
+        print(f"warning: {fixed.path} is not RAS-oriented ({''.join(nib.aff2axcodes(fixed.affine.numpy()))}); "
+              f"the data modules train on RAS images (nibabel.as_closest_canonical), so reorient first for "
+              f"the features the model learned")
+
+
+def register_with_model(model: RegistrationModule, settings: SolverSettings, fixed: Volume, moving: Volume,
+                        fixed_seg: Volume | None, moving_seg: Volume | None,
+                        device: torch.device) -> RegistrationResult:
+    """Solve one pair on the model's features; intensities mapped to [0, 1] as in training."""
+    batch = {"fixed": normalize_intensities(fixed.data.to(device)),
+             "moving": normalize_intensities(moving.data.to(device)),
+             "fixed_affine": fixed.affine[None].float().to(device),
+             "moving_affine": moving.affine[None].float().to(device)}
+    if fixed_seg is not None and moving_seg is not None:
+        batch.update(fixed_seg=fixed_seg.data.to(device), moving_seg=moving_seg.data.to(device))
+    with torch.no_grad():
+        return model.register(batch, settings)[-1]
