@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import lightning as L
 import matplotlib
 import torch
-from measure import machine
+from measure import fit_and_save, machine
 from voxelmorph_baseline import VoxelMorphBaseline
 
 from lightning_reg.data import SHIFTS, OASISDataModule, SyntheticDataModule
@@ -46,15 +45,7 @@ def datamodule(args, shift: str | None = None) -> L.LightningDataModule:
 
 
 def train(model: L.LightningModule, args, name: str) -> L.LightningModule:
-    L.seed_everything(0)
-    trainer = L.Trainer(max_epochs=args.epochs, limit_val_batches=0, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0,
-                        accelerator="gpu" if args.device == "cuda" else "cpu", devices=1)
-    start = time.perf_counter()
-    trainer.fit(model, datamodule(args))
-    print(f"trained {name}: {time.perf_counter() - start:.0f} s")
-    trainer.save_checkpoint(args.workdir / f"{name}.ckpt")
-    return model
+    return fit_and_save(model, datamodule(args), args.epochs, args.device, args.workdir / f"{name}.ckpt")
 
 
 def methods(args) -> dict[str, L.LightningModule]:

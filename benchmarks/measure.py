@@ -1,4 +1,5 @@
-"""Shared by the benchmark scripts: peak memory of a run in a fresh process, and the machine's name."""
+"""Shared by the benchmark scripts: peak memory of a run in a fresh process, the machine's name, a
+markdown table, and training a model to a checkpoint."""
 from __future__ import annotations
 
 import json
@@ -7,6 +8,8 @@ import platform
 import resource
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import torch
 
@@ -57,3 +60,21 @@ def markdown_table(rows: list[dict], columns: list[tuple[str, object]], label_ke
             cells = [describe(row) for _, describe in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def fit_and_save(model, datamodule, epochs: int, device: str, path: Path):
+    """Train ``model`` (a LightningModule) for ``epochs`` on ``datamodule``, seeded, without validation
+    or logging; save the checkpoint to ``path``; print the time. Returns the model."""
+    import lightning as L
+
+    L.seed_everything(0)
+    trainer = L.Trainer(max_epochs=epochs, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0,
+                        accelerator="gpu" if device == "cuda" else "cpu", devices=1)
+    start = time.perf_counter()
+    trainer.fit(model, datamodule)
+    print(f"trained {path.stem}: {time.perf_counter() - start:.0f} s")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    trainer.save_checkpoint(path)
+    return model
+

@@ -31,6 +31,7 @@ class Volume:
     header: nib.Nifti1Header
     path: Path
     file_shape: tuple[int, ...] = ()  # as stored, e.g. (X, Y, 1) for a 2D slice kept in 3D
+    file_affine: np.ndarray | None = None  # the file's 4x4 (a 2D slice keeps its thickness and position)
 
     @property
     def dims(self) -> int:
@@ -89,7 +90,7 @@ def load_volume(path: str | Path, kind: str = "image") -> Volume:
             raise InputError(f"{path} is constant (every voxel is {float(tensor.max())}): nothing to register")
     affine = torch.from_numpy(_reduce_affine(image.affine, dims)).to(torch.float64)
     return Volume(data=tensor.unsqueeze(0), affine=affine, header=image.header, path=path,
-                  file_shape=tuple(image.shape))
+                  file_shape=tuple(image.shape), file_affine=image.affine)
 
 
 def _full_affine(affine: torch.Tensor) -> np.ndarray:
@@ -103,9 +104,10 @@ def _full_affine(affine: torch.Tensor) -> np.ndarray:
     return full
 
 
-def _nifti(array: np.ndarray, affine: torch.Tensor, header: nib.Nifti1Header) -> nib.Nifti1Image:
-    """A NIfTI image whose qform and sform both hold ``affine`` (so every reader agrees)."""
-    full = _full_affine(affine)
+def _nifti(array: np.ndarray, reference: Volume, header: nib.Nifti1Header) -> nib.Nifti1Image:
+    """A NIfTI image in the reference's space whose qform and sform both hold its affine (so every
+    reader agrees)."""
+    full = reference.file_affine if reference.file_affine is not None else _full_affine(reference.affine)
     image = nib.Nifti1Image(array, full, header)
     image.set_qform(full, code=1)
     image.set_sform(full, code=1)
@@ -122,7 +124,7 @@ def save_volume(data: torch.Tensor, reference: Volume, path: str | Path, kind: s
     dtype = np.int32 if kind == "label" else np.float32
     header = reference.header.copy()
     header.set_data_dtype(dtype)
-    nib.save(_nifti(array.astype(dtype), reference.affine, header), str(path))
+    nib.save(_nifti(array.astype(dtype), reference, header), str(path))
 
 
 def save_itk_displacement(displacement_mm: torch.Tensor, reference: Volume, path: str | Path) -> None:
@@ -140,6 +142,6 @@ def save_itk_displacement(displacement_mm: torch.Tensor, reference: Volume, path
         field = field[:, :, :, None, :]
     header = nib.Nifti1Header()
     header.set_intent(NIFTI_INTENT_VECTOR)
-    image = _nifti(field.astype(np.float32), reference.affine, header)
+    image = _nifti(field.astype(np.float32), reference, header)
     image.header.set_intent(NIFTI_INTENT_VECTOR)
     nib.save(image, str(path))

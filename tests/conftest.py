@@ -24,3 +24,14 @@ def nifti_pair(tmp_path_factory):
         nib.save(nib.Nifti1Image(pair[f"{key}_seg"][0, 0].numpy().astype(np.int16), affine),
                  paths[f"{key}_seg"])
     return paths
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A tiny 2D model trained with ``lightning-reg fit`` (one epoch, 32x32): its run folder."""
+    from helpers import TINY_2D, lightning_reg
+
+    folder = tmp_path_factory.mktemp("trained")
+    done = lightning_reg(["fit", *TINY_2D], folder)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return next((folder / "runs" / "lightning-reg").iterdir())

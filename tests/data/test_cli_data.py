@@ -3,17 +3,10 @@ from __future__ import annotations
 
 import csv
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-
-def lightning_reg(arguments, folder: Path) -> subprocess.CompletedProcess:
-    environment = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true")
-    return subprocess.run([sys.executable, "-m", "lightning_reg.cli", *arguments], cwd=folder, env=environment,
-                          capture_output=True, text=True, timeout=600, check=False)
+from helpers import lightning_reg
 
 
 def test_rows(folder: Path) -> list[dict]:

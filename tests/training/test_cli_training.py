@@ -1,24 +1,16 @@
 """`lightning-reg fit` and `test` as a user runs them (subprocess): checkpoint, offline W&B run,
 validation panel, config; then the per-pair test table from the checkpoint; and bad arguments."""
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+from helpers import lightning_reg
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--data.train_pairs", "2", "--data.val_pairs", "1", "--data.test_pairs", "3", "--trainer.max_epochs", "1",
         "--trainer.enable_progress_bar", "false", "--model.train_solver.iterations", "[5,5,5]"]
-
-
-def lightning_reg(arguments, folder: Path) -> subprocess.CompletedProcess:
-    environment = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true")
-    return subprocess.run([sys.executable, "-m", "lightning_reg.cli", *arguments], cwd=folder, env=environment,
-                          capture_output=True, text=True, timeout=600, check=False)
 
 
 @pytest.mark.parametrize("extra", [
