@@ -27,7 +27,7 @@ from lightning_reg.data import OASISDataModule, SyntheticDataModule
 from lightning_reg.evaluation import mean_rows
 from lightning_reg.module import RegistrationModule
 from lightning_reg.nn import UNet
-from lightning_reg.settings import EvalSolverSettings, SolverSettings
+from lightning_reg.settings import SolverSettings
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -58,12 +58,6 @@ def trained(args) -> RegistrationModule:
     return fit_and_save(model, datamodule(args), args.epochs, args.device, path)
 
 
-def variant(model: RegistrationModule, **settings) -> RegistrationModule:
-    """The trained network and training settings, with test-time solver settings replaced."""
-    return RegistrationModule(network=model.network, train_solver=model.train_solver,
-                              eval_solver=EvalSolverSettings(**settings)).to(model.device).eval()
-
-
 def test_batches(args) -> list[dict]:
     data = datamodule(args)
     data.setup("test")
@@ -79,7 +73,7 @@ def evaluate(model: RegistrationModule, batches: list[dict]) -> list[dict]:
 def switch(model: RegistrationModule, batches: list[dict]) -> list[dict]:
     summary = []
     for name in REPRESENTATIONS:
-        rows = evaluate(variant(model, transform=name), batches)
+        rows = evaluate(model.with_eval_solver(transform=name), batches)
         summary.append({"transform": name, **mean_rows(rows)})
         print(f"{name:16s} " + "  ".join(f"{k} {v:.4g}" for k, v in summary[-1].items() if k != "transform"))
     return summary
@@ -91,7 +85,7 @@ def prompting(model: RegistrationModule, batches: list[dict], weight: float) -> 
     labels = sorted(int(key[5:]) for key in blind[0] if key.startswith("dice_"))
     table = []
     for label in labels:
-        prompted = evaluate(variant(model, prompt_labels=[label], prompt_weight=weight), batches)
+        prompted = evaluate(model.with_eval_solver(prompt_labels=[label], prompt_weight=weight), batches)
         others = [f"dice_{other}" for other in labels if other != label]
         row = {"label": label,
                "dice_k": mean_rows(blind, [f"dice_{label}"])[f"dice_{label}"],

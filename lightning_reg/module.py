@@ -104,6 +104,13 @@ class RegistrationModule(L.LightningModule):
         """The final warp of ``batch`` with the evaluation settings."""
         return self.register(batch, self.eval_solver)[-1]
 
+    def with_eval_solver(self, **settings) -> "RegistrationModule":
+        """This model (the same network, not a copy) with evaluation settings replaced field by field,
+        e.g. ``model.with_eval_solver(transform="svf", prompt_labels=[2])``."""
+        overrides = {**vars(self.eval_solver), **settings}
+        return type(self)(network=self.network, train_solver=self.train_solver,
+                          eval_solver=SolverSettings(**overrides)).to(self.device).eval()
+
     def predict_step(self, batch: dict, batch_index: int) -> RegistrationResult:
         """The final warp of ``batch``; ``prediction.NiftiPredictionWriter`` writes it as NIfTI."""
         return self(batch)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
 from .sweep import SweepRun
-from .viz import plt, save_figure
+from .viz import save_figure
 
 
 def ranked(runs: list[SweepRun], metric: str, goal: str) -> list[SweepRun]:
@@ -43,12 +45,13 @@ def markdown(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def plot(runs: list[SweepRun], names: list[str], metric: str, goal: str, title: str):
+def plot(runs: list[SweepRun], names: list[str], metric: str, goal: str, title: str) -> Figure:
     """The metric of each run in run order (labelled by the parameters that vary), with the best so far."""
     varying = [name for name in names if len({repr(run.parameters.get(name)) for run in runs}) > 1] or names[:1]
     labels = [", ".join(_short(run.parameters.get(name)) for name in varying) for run in runs]
     values = [run.metrics.get(metric, float("nan")) if run.finished else float("nan") for run in runs]
-    figure, axis = plt.subplots(figsize=(max(6.0, 0.6 * len(runs) + 2), 4.2))
+    figure = Figure(figsize=(max(6.0, 0.6 * len(runs) + 2), 4.2))
+    axis = figure.subplots()
     axis.bar(range(len(runs)), values, color="tab:blue", alpha=0.8, label=metric)
     best, so_far = [], None
     for value in values:

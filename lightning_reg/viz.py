@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+# Figures are built without pyplot, so drawing here never touches the user's backend (a notebook's
+# inline plots, a desktop GUI) and works headless.
 
 
 def middle_slice(volume: torch.Tensor) -> torch.Tensor:
@@ -63,8 +63,8 @@ def registration_panel(fixed: torch.Tensor, moving: torch.Tensor, warped: torch.
     field = middle_slice(displacement.detach().cpu().float())[-2:]
     levels = len(feature_pyramids[0]) if feature_pyramids else 0
     columns = max(5, levels)
-    figure, axes = plt.subplots(1 + 2 * (levels > 0), columns, figsize=(2.4 * columns, 2.4 * (1 + 2 * (levels > 0))),
-                                squeeze=False)
+    figure = Figure(figsize=(2.4 * columns, 2.4 * (1 + 2 * (levels > 0))))
+    axes = figure.subplots(1 + 2 * (levels > 0), columns, squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     named = [("fixed", images[0]), ("moving", images[1]), ("warped", images[2]),
@@ -85,9 +85,8 @@ def registration_panel(fixed: torch.Tensor, moving: torch.Tensor, warped: torch.
     return figure
 
 
-def save_figure(figure, path: Path) -> Path:
-    """Write ``figure`` as PNG and close it."""
+def save_figure(figure: Figure, path: Path) -> Path:
+    """Write ``figure`` as PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
-    plt.close(figure)
     return path
