@@ -2,6 +2,7 @@
 model, apply the user's test-time solver options, solve on its features."""
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def check_model_input(model: RegistrationModule, fixed: Volume) -> None:
     if fixed.dims == 3 and nib.aff2axcodes(fixed.affine.numpy()) != ("R", "A", "S"):
         print(f"warning: {fixed.path} is not RAS-oriented ({''.join(nib.aff2axcodes(fixed.affine.numpy()))}); "
               f"the data modules train on RAS images (nibabel.as_closest_canonical), so reorient first for "
-              f"the features the model learned")
+              f"the features the model learned", file=sys.stderr)
 
 
 def register_with_model(model: RegistrationModule, settings: SolverSettings, fixed: Volume, moving: Volume,

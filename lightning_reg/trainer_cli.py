@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+import yaml
 from lightning import LightningDataModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
@@ -86,8 +87,29 @@ class RegistrationCLI(LightningCLI):
 
 
 def _model_keys(args: Sequence[str]) -> list[str]:
-    """``a.b`` for every ``--model.a.b[=value]`` on the command line."""
-    return [arg[len("--model."):].split("=")[0] for arg in args if arg.startswith("--model.")]
+    """``a.b`` for every model option the user gave: ``--model.a.b[=value]`` on the command line, and
+    the leaves under ``model:`` in ``--config FILE`` / ``--model FILE`` files."""
+    keys = [arg[len("--model."):].split("=")[0] for arg in args if arg.startswith("--model.")]
+    for index, arg in enumerate(args):
+        flag, _, value = arg.partition("=")
+        if flag in ("--config", "--model") and not value and index + 1 < len(args):
+            value = args[index + 1]
+        if flag in ("--config", "--model") and Path(value).is_file():
+            loaded = yaml.safe_load(Path(value).read_text()) or {}
+            section = loaded.get("model") if flag == "--config" else loaded
+            keys += _leaves(section) if isinstance(section, dict) else []
+    return keys
+
+
+def _leaves(tree: dict, prefix: str = "") -> list[str]:
+    """Dotted paths of the leaves of a nested dict (a class_path/init_args pair counts as a leaf)."""
+    paths = []
+    for key, value in tree.items():
+        if isinstance(value, dict) and value and "class_path" not in value:
+            paths += _leaves(value, f"{prefix}{key}.")
+        else:
+            paths.append(f"{prefix}{key}")
+    return paths
 
 
 def _drop_path(hparams: dict, path: list[str]) -> None:

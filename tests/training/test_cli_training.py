@@ -66,6 +66,12 @@ def test_test_time_options_win_over_the_checkpoint(tmp_path):
     config = next((tmp_path / "runs" / "lightning-reg").glob("*/test_metrics.csv")).parent / "config.yaml"
     text = config.read_text()
     assert "lightning_reg.nn.EncoderFeatures" in text and "transform: svf" in text
+    (tmp_path / "eval.yaml").write_text("model:\n  eval_solver:\n    transform: affine+greedy\n")
+    done = lightning_reg(["test", "--ckpt_path", str(checkpoint), "--config", "eval.yaml", "--data.shape", "[32,32]",
+                          *TINY[:-2]], tmp_path)  # an evaluation config file wins over the checkpoint too
+    assert done.returncode == 0, done.stderr[-3000:]
+    newest = max((tmp_path / "runs" / "lightning-reg").glob("*/config.yaml"), key=lambda path: path.stat().st_mtime)
+    assert "transform: affine+greedy" in newest.read_text()
     missing = lightning_reg(["test", "--ckpt_path", "absent.ckpt"], tmp_path)
     assert missing.returncode == 2 and "no such checkpoint file" in missing.stderr
     (tmp_path / "notes.ckpt").write_text("not a checkpoint")
