@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import asdict, is_dataclass
 
 import lightning as L
 import torch
@@ -50,8 +51,14 @@ class RegistrationModule(L.LightningModule):
         if isinstance(self.hparams.get("network"), torch.nn.Module):
             # outside LightningCLI: the weights are in the state dict; do not pickle the module
             del self.hparams["network"]
+        for key in ("train_solver", "eval_solver"):  # plain dicts, so torch.load(weights_only=True) reads them
+            if is_dataclass(self.hparams.get(key)):
+                self.hparams[key] = asdict(self.hparams[key])
         self.network = UNet(dims=2) if network is None or network is DEFAULT_NETWORK else network  # never shared
-        self.train_solver = train_solver or SolverSettings()
+        self.train_solver = SolverSettings(**train_solver) if isinstance(train_solver, dict) else (
+            train_solver or SolverSettings())
+        if isinstance(eval_solver, dict):  # from a checkpoint's hyperparameters
+            eval_solver = EvalSolverSettings(**eval_solver)
         self.eval_solver = self.train_solver if eval_solver is None else (
             eval_solver if isinstance(eval_solver, SolverSettings) else eval_solver.resolve(self.train_solver))
         for name, settings in (("train_solver", self.train_solver), ("eval_solver", self.eval_solver)):

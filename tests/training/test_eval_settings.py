@@ -107,10 +107,22 @@ def test_prompting_structure_k_raises_its_dice_without_hurting_the_others(test_b
         gain = _mean(prompted, f"dice_{label}") - _mean(blind, f"dice_{label}")
         change = (sum(_mean(prompted, key) for key in others) - sum(_mean(blind, key) for key in others)) / len(others)
         assert gain >= 0.05, (label, gain)  # measured: +0.45 to +0.58
-        assert change >= -0.01, (label, change)  # measured: +0.13 to +0.23 (aligned borders help neighbours)
+        assert change >= -0.01, (label, change)  # measured: +0.13 to +0.26 (aligned borders help neighbours)
 
 
 def test_a_prompt_needs_label_maps(test_batches):
     batch = {key: value for key, value in test_batches[0].items() if "seg" not in key}
     with pytest.raises(ValueError, match="prompt_labels need label maps"):
         _model(EvalSolverSettings(prompt_labels=[1]))(batch)
+
+
+def test_a_checkpoint_saved_from_python_keeps_its_settings_and_loads_safely(tmp_path):
+    model = _model(EvalSolverSettings(transform="svf"), network=UNet(dims=2, out_channels=4))
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    stored = torch.load(tmp_path / "model.ckpt", weights_only=True)  # plain types only: no pickled classes
+    assert stored["hyper_parameters"]["eval_solver"]["transform"] == "svf"
+    loaded = RegistrationModule.load_from_checkpoint(tmp_path / "model.ckpt", network=UNet(dims=2, out_channels=4))
+    assert loaded.eval_solver.transform == "svf" and loaded.eval_solver.similarity == "lncc"
+    assert loaded.train_solver == TRAIN
