@@ -2,6 +2,8 @@
 network); a real model comes from ``lightning-reg fit`` and ``RegistrationModule.load_from_checkpoint``."""
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -20,10 +22,18 @@ def small_model(shape: tuple[int, ...] = (64, 64), steps: int = 150, seed: int =
     data = SyntheticDataModule(shape=shape, train_pairs=max(steps, 1), val_pairs=1, test_pairs=test_pairs)
     model = RegistrationModule(network=UNet(dims=len(shape)), train_solver=SolverSettings(similarity=similarity),
                                lr=lr)
-    trainer = L.Trainer(max_steps=steps, max_epochs=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0,
-                        accelerator="cpu", devices=1)
-    trainer.fit(model, data)
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)  # no device and tip banners in a notebook
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*treespec.*")  # Lightning's own, about torch
+            trainer = L.Trainer(max_steps=steps, max_epochs=1, limit_val_batches=0, logger=False,
+                                enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                                gradient_clip_val=1.0, accelerator="cpu", devices=1)
+            trainer.fit(model, data)
+    finally:
+        lightning_log.setLevel(level)
     return model.eval(), data
 
 

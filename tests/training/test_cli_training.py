@@ -1,6 +1,7 @@
 """`lightning-reg fit` and `test` as a user runs them (subprocess): checkpoint, offline W&B run,
 validation panel, config; then the per-pair test table from the checkpoint; and bad arguments."""
 import csv
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -38,6 +39,9 @@ def test_fit_then_test_from_the_checkpoint(tmp_path, extra):
     with open(tables[0]) as handle:
         rows = list(csv.DictReader(handle))
     assert [row["id"] for row in rows] == ["test-2000000", "test-2000001", "test-2000002"]
+    summary = json.loads((tables[0].parent / "metrics.json").read_text())  # the run's final metrics
+    assert summary["stage"] == "test"
+    assert summary["test/dice"] == pytest.approx(sum(float(row["dice"]) for row in rows) / len(rows), abs=1e-4)
     for row in rows:
         assert 0.0 <= float(row["dice"]) <= 1.0
         assert float(row["hd95"]) >= 0.0 and float(row["folding_percent"]) >= 0.0 and float(row["seconds"]) > 0
