@@ -112,8 +112,9 @@ class RegistrationModule(L.LightningModule):
         return self.register(batch, self.eval_solver)[-1]
 
     def with_eval_solver(self, **settings) -> "RegistrationModule":
-        """This model (the same network, not a copy) with evaluation settings replaced field by field,
-        e.g. ``model.with_eval_solver(transform="svf", prompt_labels=[2])``."""
+        """This model for evaluation (the same network, not a copy; training options at their defaults)
+        with evaluation settings replaced field by field, e.g.
+        ``model.with_eval_solver(transform="svf", prompt_labels=[2])``."""
         overrides = {**vars(self.eval_solver), **settings}
         return type(self)(network=self.network, train_solver=self.train_solver,
                           eval_solver=SolverSettings(**overrides)).to(self.device).eval()

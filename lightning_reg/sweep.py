@@ -128,12 +128,12 @@ def execute(config: dict, parameters: dict, extra: list[str], folder: Path, grou
     log_path.parent.mkdir(parents=True, exist_ok=True)
     environment = dict(os.environ, WANDB_MODE="offline", WANDB_RUN_ID=run.run_id, WANDB_RUN_GROUP=group,
                        WANDB_SILENT="true", **{METRICS_FILE_VARIABLE: str(metrics_path)})
+    command = build_command(config, parameters, extra)
     start = time.perf_counter()
     with open(log_path, "w") as log:
-        log.write(" ".join(build_command(config, parameters, extra)) + "\n")
+        log.write(" ".join(command) + "\n")
         log.flush()
-        done = subprocess.run(build_command(config, parameters, extra), env=environment, stdout=log,
-                              stderr=subprocess.STDOUT, check=False)
+        done = subprocess.run(command, env=environment, stdout=log, stderr=subprocess.STDOUT, check=False)
     run.seconds = time.perf_counter() - start
     run.returncode = done.returncode
     if metrics_path.is_file():
