@@ -34,11 +34,8 @@ def settings_with(model: RegistrationModule, **overrides) -> SolverSettings:
     if settings.regularizer == "none":
         settings.regularizer = None
     settings.layer()
-    count = len(settings.iterations) if isinstance(settings.iterations, (list, tuple)) else 1
-    levels = settings.level_count(model.network.scales)
-    if count not in (1, levels):
-        raise InputError(f"--iterations: give one count per level ({levels}: scales "
-                         f"{list(settings.scales or model.network.scales)}), got {list(settings.iterations)}")
+    if mismatch := settings.iterations_mismatch(model.network.scales):
+        raise InputError(f"--iterations: give one count per level, or one for all ({mismatch})")
     return settings
 
 

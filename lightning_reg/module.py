@@ -63,12 +63,9 @@ class RegistrationModule(L.LightningModule):
             eval_solver if isinstance(eval_solver, SolverSettings) else eval_solver.resolve(self.train_solver))
         for name, settings in (("train_solver", self.train_solver), ("eval_solver", self.eval_solver)):
             settings.layer()  # unknown names and bad options fail now, not mid-training
-            count = len(settings.iterations) if isinstance(settings.iterations, (list, tuple)) else 1
-            levels = settings.level_count(self.network.scales)
-            if count not in (1, levels):
-                raise ValueError(f"{name}.iterations: give one iteration count per solver level ({levels}: scales "
-                                 f"{list(settings.scales or self.network.scales)}) or one for all, got "
-                                 f"{list(settings.iterations)}")
+            if mismatch := settings.iterations_mismatch(self.network.scales):
+                raise ValueError(f"{name}.iterations: give one iteration count per solver level, or one for all "
+                                 f"({mismatch})")
         self.image_dissimilarity = ImageDissimilarity(image_loss)
         if image_weight < 0 or dice_weight < 0 or image_weight + dice_weight == 0:
             raise ValueError(f"image_weight and dice_weight must be >= 0 and not both 0, "

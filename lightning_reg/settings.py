@@ -94,6 +94,14 @@ class SolverSettings:
         """How many levels the solver runs: one per scale (the network's scales by default)."""
         return len(self.scales) if self.scales else len(network_scales)
 
+    def iterations_mismatch(self, network_scales: Sequence[int]) -> str | None:
+        """Why ``iterations`` does not fit the solver's levels (one count each, or one for all), or ``None``."""
+        count = len(self.iterations) if isinstance(self.iterations, (list, tuple)) else 1
+        levels = self.level_count(network_scales)
+        if count in (1, levels):
+            return None
+        return f"{levels} levels: scales {list(self.scales or network_scales)}, got {list(self.iterations)}"
+
     def pyramid(self, features: list[torch.Tensor], network_scales: Sequence[int]) -> list[torch.Tensor]:
         """The feature levels at ``scales`` from the network's levels at ``network_scales``."""
         if not self.scales:
