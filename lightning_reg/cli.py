@@ -43,7 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             run_lightning(argv)
         except (InputError, ValueError) as error:  # our checks of the user's settings and data
-            print(f"lightning-reg {argv[0]}: error: {first_reason(str(error))}", file=sys.stderr)
+            from lightning.pytorch.utilities import rank_zero_only
+
+            if rank_zero_only.rank == 0:  # every DDP process finds the same error: say it once
+                print(f"lightning-reg {argv[0]}: error: {first_reason(str(error))}", file=sys.stderr)
             return EXIT_BAD_INPUT
         return 0
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:

@@ -9,11 +9,14 @@ from dataclasses import asdict, is_dataclass
 import lightning as L
 import torch
 from jsonargparse import lazy_instance
+from lightning.pytorch.strategies import DDPStrategy
+from torchmetrics import MeanMetric
 
-from .evaluation import SUMMARY_KEYS, column, pair_rows, write_rows
+from .distributed import gather_rows
+from .evaluation import SUMMARY_KEYS, pair_rows, write_rows
 from .losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
 from .nn import FeatureNetwork, UNet
-from .runs import run_directory
+from .runs import run_directory, share_run_directory
 from .settings import EvalSolverSettings, SolverSettings
 from .solver import Prompt, RegistrationResult, label_prompt
 
@@ -71,6 +74,9 @@ class RegistrationModule(L.LightningModule):
             raise ValueError(f"image_weight and dice_weight must be >= 0 and not both 0, "
                              f"got {image_weight} and {dice_weight}")
         self.test_rows: list[dict] = []
+        # NaN (e.g. HD95 of a label missing from a pair) counts as no value, as in ``evaluation.mean_rows``
+        self.summaries = torch.nn.ModuleDict({f"{stage}_{key}": MeanMetric(nan_strategy="ignore")
+                                              for stage in ("val", "test") for key in SUMMARY_KEYS})
 
     # ----------------------------------------------------------------------------------- forward
     def features(self, fixed: torch.Tensor, moving: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -121,6 +127,27 @@ class RegistrationModule(L.LightningModule):
         return self(batch)
 
     # ---------------------------------------------------------------------------------- training
+    def setup(self, stage: str) -> None:
+        share_run_directory(self.trainer)
+        if stage == "fit":
+            self._check_ddp_levels()
+
+    def _check_ddp_levels(self) -> None:
+        """DDP needs a gradient for every weight at every step: refuse, before training starts,
+        settings that leave some of the network's levels out of the loss."""
+        strategy = self.trainer.strategy
+        if not isinstance(strategy, DDPStrategy) or strategy._ddp_kwargs.get("find_unused_parameters"):
+            return
+        reasons = []
+        if self.hparams.progressive_epochs > 0:
+            reasons.append(f"progressive_epochs={self.hparams.progressive_epochs} trains the coarse levels alone first")
+        if len(set(self.train_solver.source_levels(self.network.scales))) < len(self.network.scales):
+            reasons.append(f"train_solver.scales {list(self.train_solver.scales)} take only some of the "
+                           f"network's levels {list(self.network.scales)}")
+        if reasons:
+            raise ValueError(f"{'; '.join(reasons)}, so some network weights get no gradient at some steps, which "
+                             f"DDP refuses: use --trainer.strategy ddp_find_unused_parameters_true")
+
     def active_levels(self) -> int:
         levels = self.train_solver.level_count(self.network.scales)
         epochs = self.hparams.progressive_epochs
@@ -171,10 +198,14 @@ class RegistrationModule(L.LightningModule):
         return pair_rows(batch, result, (time.perf_counter() - start) / len(batch["fixed"]))
 
     def _log_rows(self, stage: str, rows: list[dict]) -> None:
+        """Log the per-pair means of ``rows``; torchmetrics sums values and counts over processes at
+        the end of the epoch. (Lightning's own ``sync_dist`` mean is wrong when processes evaluate
+        different numbers of pairs: it averages the pair counts over processes in integers.)"""
         for key in SUMMARY_KEYS:
-            if values := column(rows, key):
-                self.log(f"{stage}/{key}", sum(values) / len(values), batch_size=len(values),
-                         prog_bar=key == "dice", sync_dist=True)
+            if rows and key in rows[0]:  # the same keys on every process: each logs, each takes part in the sum
+                mean = self.summaries[f"{stage}_{key}"]
+                mean.update(torch.tensor([row[key] for row in rows], dtype=torch.float64, device=self.device))
+                self.log(f"{stage}/{key}", mean, batch_size=len(rows), prog_bar=key == "dice")
 
     def validation_step(self, batch: dict, batch_index: int) -> None:
         self._log_rows("val", self.evaluate(batch))
@@ -188,8 +219,9 @@ class RegistrationModule(L.LightningModule):
         self.test_rows = []
 
     def on_test_epoch_end(self) -> None:
-        if self.trainer.is_global_zero and self.test_rows:
-            write_rows(run_directory(self.trainer) / "test_metrics.csv", self.test_rows)
+        rows = gather_rows(self.trainer, self.test_rows)
+        if self.trainer.is_global_zero and rows:
+            write_rows(run_directory(self.trainer) / "test_metrics.csv", rows)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """A clear error when the checkpoint holds the weights of another network."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import netrc
 import os
 from pathlib import Path
+from weakref import WeakKeyDictionary
 
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
@@ -23,11 +24,26 @@ def wandb_logged_in() -> bool:
     return bool(host and host[2])
 
 
+#: the run folder agreed on by every process, per trainer (see :func:`share_run_directory`)
+_SHARED: WeakKeyDictionary = WeakKeyDictionary()
+
+
 def run_directory(trainer: L.Trainer) -> Path:
-    """The folder of this run: next to its checkpoints (``<save_dir>/<project>/<run id>`` for W&B)."""
+    """The folder of this run: next to its checkpoints (``<save_dir>/<project>/<run id>`` for W&B).
+
+    No collective call, so rank-0-only code may use it; on the other processes it is right once
+    :func:`share_run_directory` has run (loggers name a run on process 0 only)."""
+    if trainer in _SHARED:
+        return _SHARED[trainer]
     logger = trainer.logger
     if isinstance(logger, WandbLogger):
         return Path(logger.save_dir or trainer.default_root_dir) / str(logger.name) / str(logger.version)
-    if logger is not None and trainer.log_dir:
-        return Path(trainer.log_dir)
-    return Path(trainer.default_root_dir)
+    folder = logger is not None and (getattr(logger, "log_dir", None) or logger.save_dir)
+    return Path(folder or trainer.default_root_dir)
+
+
+def share_run_directory(trainer: L.Trainer) -> Path:
+    """Give every process process 0's run folder; call it on all processes (it is a broadcast)."""
+    if trainer not in _SHARED:
+        _SHARED[trainer] = Path(trainer.strategy.broadcast(str(run_directory(trainer)), src=0))
+    return _SHARED[trainer]

@@ -108,15 +108,23 @@ class SolverSettings:
             return features
         if any(a < b for a, b in zip(self.scales, self.scales[1:])):
             raise ValueError(f"scales must go coarse to fine (e.g. 8 4 2 1), got {list(self.scales)}")
-        levels = []
+        sources = self.source_levels(network_scales)
+        return [downsample(features[index], scale / network_scales[index])
+                for scale, index in zip(self.scales, sources)]
+
+    def source_levels(self, network_scales: Sequence[int]) -> list[int]:
+        """For each solver level, the index of the network level it comes from: the finest level at
+        least as coarse as its scale (all network levels, in order, without ``scales``)."""
+        if not self.scales:
+            return list(range(len(network_scales)))
+        sources = []
         for scale in self.scales:
             usable = [index for index, own in enumerate(network_scales) if own <= scale]
             if scale <= 0 or not usable:
                 raise ValueError(f"scales {list(self.scales)}: each must be >= the network's finest scale "
                                  f"{min(network_scales)} (the network has levels at {list(network_scales)})")
-            index = min(usable, key=lambda i: scale - network_scales[i])
-            levels.append(downsample(features[index], scale / network_scales[index]))
-        return levels
+            sources.append(min(usable, key=lambda i: scale - network_scales[i]))
+        return sources
 
 
 def _optional_fields() -> list[tuple[str, object, object]]:

@@ -16,7 +16,7 @@ from .callbacks import MetricsFile, RegistrationPanel
 from .data import ABCDDataModule, OASISDataModule, PairsDataModule, SyntheticDataModule  # noqa: F401 (short names)
 from .module import RegistrationModule
 from .prediction import NiftiPredictionWriter
-from .runs import run_directory, wandb_logged_in
+from .runs import run_directory, share_run_directory, wandb_logged_in
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -24,6 +24,10 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 class SaveRunConfig(SaveConfigCallback):
     """Save the resolved config into the run's own folder (not a folder shared by all runs) and
     give it to W&B as the run's config."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        share_run_directory(trainer)  # on every process, before process 0 alone saves
+        super().setup(trainer, pl_module, stage)
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
         directory = run_directory(trainer)
@@ -51,7 +55,7 @@ class RegistrationCLI(LightningCLI):
     hyperparameters stored in the checkpoint (so ``test --model.eval_solver.transform svf`` works)."""
 
     def parse_arguments(self, parser, args) -> None:
-        self.given_model_keys = _model_keys(args or [])
+        self.given_model_keys = _model_keys(sys.argv[1:] if args is None else args)
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
@@ -129,15 +133,17 @@ def _drop_path(hparams: dict, path: list[str]) -> None:
 
 def run_lightning(argv: Sequence[str]) -> None:
     """Run one LightningCLI subcommand; ``argv`` starts with it (``fit``, ``test``, ...)."""
-    program, sys.argv = sys.argv, sys.argv[:1]  # the options come as ``args``, not twice (Lightning warns)
+    # LightningCLI reads the options from sys.argv, and so does Lightning's DDP launcher when it starts
+    # the other processes: they must run this same command
+    program, sys.argv = sys.argv, [sys.argv[0], *argv]
     try:
-        _run(argv)
+        _run()
     finally:
         sys.argv = program
 
 
-def _run(argv: Sequence[str]) -> None:
-    RegistrationCLI(RegistrationModule, LightningDataModule, subclass_mode_data=True, args=list(argv),
+def _run() -> None:
+    RegistrationCLI(RegistrationModule, LightningDataModule, subclass_mode_data=True,
                     trainer_defaults=trainer_defaults(),
                     save_config_callback=SaveRunConfig, save_config_kwargs={"save_to_log_dir": False},
                     parser_kwargs={"prog": "lightning-reg"}, seed_everything_default=0)

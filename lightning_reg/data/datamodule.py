@@ -4,10 +4,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import lightning as L
-import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .pairs import shifted_item
+from .sampling import evaluation_sampler, training_sampler
 from .shifts import shift_transform
 from .synthmorph import SynthSettings, synth_pair
 
@@ -50,7 +50,9 @@ class SyntheticDataModule(L.LightningDataModule):
         train_pairs, val_pairs, test_pairs: pairs per split; seed: shifts every split's seeds.
         shift: domain shift of the test (and predict) pairs, e.g. ``anisotropy4``, ``intensity``,
             ``noise``, ``anisotropy4+intensity`` (see ``data/shifts.py``); None or ``clean``: none.
-        batch_size, num_workers: of the data loaders (evaluation uses the same batch size).
+        batch_size, num_workers: of the data loaders (evaluation uses the same batch size), per
+            process under DDP. Each epoch draws the training pairs in a new order, seeded by ``seed``
+            and the epoch; the processes of a DDP run share them out.
     """
 
     def __init__(self, shape: Sequence[int] = (64, 64), num_labels: int = 4, label_smoothness: float = 8.0,
@@ -66,21 +68,22 @@ class SyntheticDataModule(L.LightningDataModule):
             raise ValueError(f"batch_size must be >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
         shift_transform(shift, len(self.settings.shape))  # an unknown preset fails now
 
-    def _loader(self, split: str, count: int, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, count: int) -> DataLoader:
         shift = self.hparams.shift if split == "test" else None
         pairs = SynthPairs(self.settings, count, split, self.hparams.seed, shift)
-        generator = torch.Generator().manual_seed(self.hparams.seed)
-        return DataLoader(pairs, batch_size=self.hparams.batch_size, shuffle=shuffle, generator=generator,
+        sampler = training_sampler(pairs, count, self.hparams.seed, self.trainer) if split == "train" else \
+            evaluation_sampler(pairs, self.trainer, split)
+        return DataLoader(pairs, batch_size=self.hparams.batch_size, sampler=sampler,
                           num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.hparams.train_pairs, shuffle=True)
+        return self._loader("train", self.hparams.train_pairs)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.hparams.val_pairs, shuffle=False)
+        return self._loader("val", self.hparams.val_pairs)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.hparams.test_pairs, shuffle=False)
+        return self._loader("test", self.hparams.test_pairs)
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()

@@ -8,12 +8,13 @@ from typing import Mapping, Sequence
 import lightning as L
 import torch
 import torchio as tio
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .augmentation import augmentation as augmentation_steps
 from .pairs import FixedPairs, Pair, Pipeline, SubjectPairs, collate_pairs
 from .preprocessing import normalization as normalization_steps
 from .preprocessing import read_label_lookup, size_for_2d, spatial_preprocessing
+from .sampling import evaluation_sampler, process_layout, training_sampler
 from .shifts import shift_transform
 from .subjects import ImageRecord, check_record
 
@@ -44,7 +45,8 @@ class FileDataModule(L.LightningDataModule):
         augmentation: training preset ``none``, ``spatial``, ``intensity`` or ``full``.
         shift: domain shift of the test (and predict) pairs, e.g. ``anisotropy4``, ``intensity``,
             ``noise``, ``anisotropy4+intensity`` (see ``data/shifts.py``); None or ``clean``: none.
-        train_pairs: random training pairs per epoch (seeded); max_val_pairs, max_test_pairs: at
+        train_pairs: random training pairs per epoch (seeded by ``seed`` and the epoch; the processes
+            of a DDP run share them out); max_val_pairs, max_test_pairs: at
             most this many of the fixed pairs (None: all).
         seed, batch_size, num_workers: as usual.
     """
@@ -101,11 +103,9 @@ class FileDataModule(L.LightningDataModule):
         return Pipeline(self.dims, self.preprocess, self.augment if augment else None,
                         self.shift if shift else None, self.renormalize)
 
-    def _loader(self, dataset: Dataset, sampler=None, shuffle: bool = False) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, shuffle=shuffle,
-                          num_workers=self.num_workers, collate_fn=collate_pairs,
-                          persistent_workers=self.num_workers > 0,
-                          generator=torch.Generator().manual_seed(self.seed) if shuffle else None)
+    def _loader(self, dataset: Dataset, sampler: Sampler | None) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+                          collate_fn=collate_pairs, persistent_workers=self.num_workers > 0)
 
     @staticmethod
     def _first(pairs: list[Pair], count: int | None, split: str) -> list[Pair]:
@@ -117,17 +117,25 @@ class FileDataModule(L.LightningDataModule):
         splits = self.splits
         if splits.train_subjects:
             dataset = SubjectPairs(splits.train_subjects, self._pipeline(augment=True))
-            sampler = RandomSampler(dataset, num_samples=min(self.train_count, len(dataset)),
-                                    generator=torch.Generator().manual_seed(self.seed))
-            return self._loader(dataset, sampler=sampler)
-        return self._loader(FixedPairs(splits.train_pairs, self._pipeline(augment=True)), shuffle=True)
+            count = min(self.train_count, len(dataset))
+        else:
+            dataset = FixedPairs(splits.train_pairs, self._pipeline(augment=True))
+            count = len(dataset)
+        world, rank = process_layout(self.trainer)
+        if self.augment is not None and world > 1:
+            # torchio draws from torch's global generator, which Lightning seeds alike on every
+            # process: offset it so that the processes augment differently (process 0 unchanged)
+            torch.manual_seed(torch.initial_seed() + rank)
+        return self._loader(dataset, training_sampler(dataset, count, self.seed, self.trainer))
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(FixedPairs(self._first(self.splits.val, self.val_count, "validation"), self._pipeline()))
+        dataset = FixedPairs(self._first(self.splits.val, self.val_count, "validation"), self._pipeline())
+        return self._loader(dataset, evaluation_sampler(dataset, self.trainer, "validation"))
 
     def test_dataloader(self) -> DataLoader:
         pairs = self._first(self.splits.test, self.test_count, "test")
-        return self._loader(FixedPairs(pairs, self._pipeline(shift=True), seed=self.seed))
+        dataset = FixedPairs(pairs, self._pipeline(shift=True), seed=self.seed)
+        return self._loader(dataset, evaluation_sampler(dataset, self.trainer, "test"))
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
