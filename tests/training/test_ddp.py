@@ -1,0 +1,93 @@
+"""DDP through the command line on two CPU processes (gloo): fit, resume, and test on two processes
+and on one, with and without batches of pairs."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from helpers import lightning_reg
+
+#: tiny synthetic runs; 5 test pairs split 3 + 2 over two processes
+TINY = ["--data.shape", "[32,32]", "--data.train_pairs", "4", "--data.val_pairs", "2", "--data.test_pairs", "5",
+        "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
+        "--model.train_solver.iterations", "[5,5,5]"]
+DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+ONE = ["--trainer.devices", "1", "--trainer.strategy", "auto"]
+SCORES = ("dice", "hd95", "folding_percent", "sdlogj")
+
+
+def run_folders(folder: Path) -> set[Path]:
+    return set((folder / "runs" / "lightning-reg").glob("*"))
+
+
+def command(arguments: list, folder: Path, metrics: Path) -> Path:
+    """Run ``lightning-reg ARGUMENTS``; its new run folder (one per command, by process 0)."""
+    before = run_folders(folder)
+    done = lightning_reg(arguments, folder, LIGHTNING_REG_METRICS=str(metrics))
+    assert done.returncode == 0, done.stderr[-3000:]
+    (created,) = run_folders(folder) - before
+    return created
+
+
+def csv_rows(run: Path) -> list[dict]:
+    with open(run / "test_metrics.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory) -> Path:
+    """A model trained for one epoch on two processes."""
+    folder = tmp_path_factory.mktemp("ddp")
+    command(["fit", *TINY, *DDP], folder, folder / "fit.json")
+    return next(iter(run_folders(folder)))
+
+
+def test_one_w_and_b_run_and_every_step_of_both_processes(ddp_run):
+    assert len(list((ddp_run.parent.parent / "wandb").glob("offline-run-*"))) == 1  # process 0 alone logs
+    checkpoint = torch.load(ddp_run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (checkpoint["epoch"], checkpoint["global_step"]) == (0, 2)  # 4 pairs shared out: 2 steps each
+    trainer = yaml.safe_load((ddp_run / "config.yaml").read_text())["trainer"]
+    assert (trainer["strategy"], str(trainer["devices"])) == ("ddp", "2")
+
+
+def test_testing_on_two_processes_equals_one_process(ddp_run):
+    folder = ddp_run.parent.parent.parent
+    base = ["test", "--config", ddp_run / "config.yaml", "--ckpt_path", ddp_run / "checkpoints" / "last.ckpt"]
+    results = {}
+    for name, options in {"two": [], "one": ONE, "two in batches of 4": ["--data.batch_size", "4"]}.items():
+        metrics_file = folder / f"{name}.json"
+        run = command([*base, *options], folder, metrics_file)
+        results[name] = json.loads(metrics_file.read_text()), csv_rows(run)
+    one_metrics, one_rows = results["one"]
+    ids = [row["id"] for row in one_rows]
+    assert ids == [f"test-{2_000_000 + index}" for index in range(5)]
+    for name in ("two", "two in batches of 4"):
+        metrics, rows = results[name]
+        assert [row["id"] for row in rows] == ids, name  # every pair once, in order
+        for row, alone in zip(rows, one_rows):
+            for key in SCORES:
+                assert float(row[key]) == pytest.approx(float(alone[key]), rel=1e-4, abs=1e-4), (name, key)
+        for key in SCORES:
+            assert metrics[f"test/{key}"] == pytest.approx(one_metrics[f"test/{key}"], rel=1e-5), (name, key)
+    for key in SCORES:  # the logged mean is the mean of the pairs (not of the processes' means)
+        assert one_metrics[f"test/{key}"] == pytest.approx(sum(float(r[key]) for r in one_rows) / 5, rel=1e-5)
+
+
+def test_training_resumes_from_a_checkpoint_on_two_processes(ddp_run):
+    folder = ddp_run.parent.parent.parent
+    resumed = command(["fit", "--config", ddp_run / "config.yaml", "--ckpt_path", ddp_run / "checkpoints" / "last.ckpt",
+                       "--trainer.max_epochs", "2"], folder, folder / "resumed.json")
+    checkpoint = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (checkpoint["epoch"], checkpoint["global_step"]) == (1, 4)
+    assert "val/dice" in json.loads((folder / "resumed.json").read_text())
+
+
+def test_settings_that_leave_network_levels_without_gradient_are_refused_under_ddp(tmp_path):
+    done = lightning_reg(["fit", *TINY, *DDP, "--model.progressive_epochs", "1"], tmp_path)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "ddp_find_unused_parameters_true" in errors[0]  # said once, not per process
