@@ -45,7 +45,13 @@ def run_child(script: str, arguments: list[str], label: dict, memory_limit_gb: f
 
 
 def machine(device: str) -> str:
-    return torch.cuda.get_device_name() if device == "cuda" else (platform.processor() or platform.machine())
+    """The GPU's name, or the CPU model as Linux reports it (else the architecture)."""
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in (cpuinfo.read_text().splitlines() if cpuinfo.is_file() else [])
+             if line.startswith("model name")]
+    return names[0] if names else (platform.processor() or platform.machine())
 
 
 def markdown_table(rows: list[dict], columns: list[tuple[str, object]], label_keys: list[str]) -> str:
