@@ -200,7 +200,8 @@ class RegistrationModule(L.LightningModule):
     def _log_rows(self, stage: str, rows: list[dict]) -> None:
         """Log the per-pair means of ``rows``; torchmetrics sums values and counts over processes at
         the end of the epoch. (Lightning's own ``sync_dist`` mean is wrong when processes evaluate
-        different numbers of pairs: it averages the pair counts over processes in integers.)"""
+        different numbers of pairs: it averages the pair counts over processes in integers,
+        Lightning-AI/pytorch-lightning#21859.)"""
         for key in SUMMARY_KEYS:
             if rows and key in rows[0]:  # the same keys on every process: each logs, each takes part in the sum
                 mean = self.summaries[f"{stage}_{key}"]
