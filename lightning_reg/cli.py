@@ -35,18 +35,28 @@ def first_reason(message: str) -> str:
     return reasons[0] if reasons else message
 
 
+def _hint(message: str) -> str:
+    """How to fix a trainer error whose message does not say it."""
+    if "gpu backend" in message.lower() or "gpuaccelerator can not run" in message.lower():
+        return (" torch sees no GPU on this machine: train on the CPU (--trainer.accelerator cpu; several CPU "
+                "processes with --trainer.devices 2 --trainer.strategy ddp), or install a CUDA build of torch")
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lightning-reg`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_COMMANDS:
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
+        from lightning.pytorch.utilities import rank_zero_only
+
         from .trainer_cli import run_lightning  # noqa: I001 (Lightning loads slowly: only for these commands)
         try:
             run_lightning(argv)
-        except (InputError, ValueError) as error:  # our checks of the user's settings and data
-            from lightning.pytorch.utilities import rank_zero_only
-
+        except (InputError, ValueError, MisconfigurationException) as error:  # the user's settings and data
             if rank_zero_only.rank == 0:  # every DDP process finds the same error: say it once
-                print(f"lightning-reg {argv[0]}: error: {first_reason(str(error))}", file=sys.stderr)
+                print(f"lightning-reg {argv[0]}: error: {first_reason(str(error))}{_hint(str(error))}",
+                      file=sys.stderr)
             return EXIT_BAD_INPUT
         return 0
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:

@@ -136,7 +136,8 @@ class RegistrationModule(L.LightningModule):
         """DDP needs a gradient for every weight at every step: refuse, before training starts,
         settings that leave some of the network's levels out of the loss."""
         strategy = self.trainer.strategy
-        if not isinstance(strategy, DDPStrategy) or strategy._ddp_kwargs.get("find_unused_parameters"):
+        ddp_options = getattr(strategy, "_ddp_kwargs", {})  # what ddp_find_unused_parameters_true sets
+        if not isinstance(strategy, DDPStrategy) or ddp_options.get("find_unused_parameters"):
             return
         reasons = []
         if self.hparams.progressive_epochs > 0:

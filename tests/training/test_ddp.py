@@ -91,3 +91,11 @@ def test_settings_that_leave_network_levels_without_gradient_are_refused_under_d
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "ddp_find_unused_parameters_true" in errors[0]  # said once, not per process
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without a GPU")
+def test_the_gpu_preset_without_a_gpu_says_how_to_train_on_the_cpu(tmp_path):
+    preset = Path(__file__).resolve().parents[2] / "configs" / "trainer" / "ddp.yaml"
+    done = lightning_reg(["fit", "--trainer", preset], tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--trainer.accelerator cpu" in done.stderr.strip().splitlines()[-1]
