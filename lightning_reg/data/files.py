@@ -46,8 +46,8 @@ class FileDataModule(L.LightningDataModule):
         shift: domain shift of the test (and predict) pairs, e.g. ``anisotropy4``, ``intensity``,
             ``noise``, ``anisotropy4+intensity`` (see ``data/shifts.py``); None or ``clean``: none.
         train_pairs: random training pairs per epoch (seeded by ``seed`` and the epoch; the processes
-            of a DDP run share them out); max_val_pairs, max_test_pairs: at
-            most this many of the fixed pairs (None: all).
+            of a DDP run share them out).
+        max_val_pairs, max_test_pairs: at most this many of the fixed pairs (None: all).
         seed, batch_size, num_workers: as usual.
     """
 
