@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .metrics import dice_per_label, folding_percent, hd95, sdlogj
+from .output_files import atomic_path
 from .solver import RegistrationResult
 
 
@@ -47,7 +48,7 @@ def write_rows(path: Path, rows: list[dict]) -> None:
     """A CSV of the rows (columns: the union of their keys, ``id`` first)."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)

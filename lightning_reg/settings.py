@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 import torch
 
 from .solver import RegistrationLayer, downsample
+from .solver.checks import check_number
 
 LINEAR = ("rigid", "affine")
 
@@ -73,6 +74,7 @@ class SolverSettings:
         return None if linear is None else self._layer(linear, levels)
 
     def _layer(self, transform: str, levels: int | None) -> RegistrationLayer:
+        check_number("prompt_weight", self.prompt_weight, 0)
         iterations = list(self.iterations) if isinstance(self.iterations, (list, tuple)) else [int(self.iterations)]
         if levels is not None:
             iterations = (iterations * levels)[:levels] if len(iterations) == 1 else iterations[:levels]

@@ -18,7 +18,7 @@ import yaml
 from wandb.sdk.launch.sweeps.utils import create_sweep_command, create_sweep_command_args
 
 from .callbacks import METRICS_FILE_VARIABLE
-from .io import InputError
+from .errors import InputError
 
 with warnings.catch_warnings():  # sweeps 0.2 still spells a pydantic v1 option; harmless
     warnings.simplefilter("ignore")

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import re
 import sys
 from pathlib import Path
 
 import yaml
 
-from .cli import EXIT_BAD_INPUT, OneLineParser
-from .io import InputError
+from .cli import OneLineParser
+from .errors import EXIT_BAD_INPUT, InputError
+from .output_files import OutputFolder, write_text
 from .sweep import SweepRun, execute, last_error, load_sweep, next_parameters
 from .sweep_summary import ranked, write_summary
 
@@ -38,36 +39,49 @@ def build_parser(prog: str = "lightning-reg sweep") -> argparse.ArgumentParser:
     parser.add_argument("file", type=Path, help="the sweep YAML (the same file works with wandb sweep)")
     parser.add_argument("--count", type=int, help="number of runs (grid: at most the grid's size; "
                         "random and bayes: required)")
-    parser.add_argument("--out", type=Path, help="summary folder; default runs/sweeps/<sweep name>")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    parser.add_argument("--out", type=Path, help=f"summary folder; default {SWEEP_ROOT}/<sweep name>")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an --out folder of an earlier sweep once this one is complete")
     return parser
+
+
+#: where sweeps write their folders by default; a sweep file's name is a folder name under it
+SWEEP_ROOT = Path("runs") / "sweeps"
+SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def sweep_name(config: dict, path: Path) -> str:
+    """The sweep's name (its file's ``name:``, else the file name): a plain folder name, never a path,
+    since the default output folder is ``SWEEP_ROOT/<name>``."""
+    name = str(config.get("name") or path.stem)
+    if not SWEEP_NAME.fullmatch(name) or name in (".", ".."):
+        raise InputError(f"{path}: name {name!r} must be a plain folder name (letters, digits, '.', '_', '-'; no "
+                         f"'/'), as the sweep is written to {SWEEP_ROOT}/<name>; choose another name or pass --out")
+    return name
 
 
 def run(args: argparse.Namespace) -> dict:
     """Run the sweep; returns where its summary is and the best run."""
     config = load_sweep(args.file)
-    name = str(config.get("name") or args.file.stem)
+    name = sweep_name(config, args.file)
     if args.count is not None and args.count < 1:
         raise InputError(f"--count must be >= 1, got {args.count}")
     if args.count is None and config["method"] != "grid":
         raise InputError(f"a {config['method']} sweep does not end by itself: give --count N")
-    folder = args.out or Path("runs") / "sweeps" / name
-    if folder.exists() and not args.overwrite:
-        raise InputError(f"sweep folder {folder} exists; pass --overwrite to replace it, or --out elsewhere")
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    (folder / "sweep.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    runs = _run_all(config, args, folder, name)
-    paths = write_summary(runs, config, folder)
-    metric, goal = config["metric"]["name"], config["metric"].get("goal", "maximize")
-    print(paths["markdown"].read_text(), file=sys.stderr)
-    best = ranked(runs, metric, goal)[0]
-    if not best.finished:
-        raise InputError(f"every run failed; see {folder / 'logs'} (last: {last_error(folder, best)})")
+    final = args.out or SWEEP_ROOT / name
+    output = OutputFolder(final, args.overwrite, [args.file])
+    with output.staged("lightning-reg sweep") as folder:
+        write_text(folder / "sweep.yaml", yaml.safe_dump(config, sort_keys=False))
+        runs = _run_all(config, args, folder, name)
+        paths = write_summary(runs, config, folder)
+        metric, goal = config["metric"]["name"], config["metric"].get("goal", "maximize")
+        print(paths["markdown"].read_text(), file=sys.stderr)
+        best = ranked(runs, metric, goal)[0]
+        if not best.finished:
+            raise InputError(f"every run failed (last: {last_error(folder, best)})")
     return {"sweep": name, "runs": len(runs), "finished": sum(run.finished for run in runs), "metric": metric,
             "best": {"run": best.run_id, **best.parameters, metric: best.metrics.get(metric)},
-            "summary": str(paths["markdown"]), "plot": str(paths["plot"])}
+            "summary": str(final / paths["markdown"].name), "plot": str(final / paths["plot"].name)}
 
 
 def _run_all(config: dict, args: argparse.Namespace, folder: Path, name: str) -> list[SweepRun]:
@@ -79,13 +93,11 @@ def _run_all(config: dict, args: argparse.Namespace, folder: Path, name: str) ->
             break
         run = execute(config, parameters, args.run_args, folder, group=name)
         runs.append(run)
-        with open(folder / "runs.jsonl", "a") as handle:
-            handle.write(json.dumps(vars(run)) + "\n")
+        write_text(folder / "runs.jsonl", "".join(json.dumps(vars(done)) + "\n" for done in runs))
         shown = ", ".join(f"{key}={value}" for key, value in parameters.items())
         outcome = (f"{metric} {run.metrics[metric]:.4f}" if metric in run.metrics
                    else f"failed: {last_error(folder, run)}" if not run.finished else f"no {metric} logged")
         print(f"[{len(runs)}] {run.run_id} {shown}: {outcome} ({run.seconds:.0f} s)", file=sys.stderr)
         if run.returncode == EXIT_BAD_INPUT and len(runs) == 1:
-            raise InputError(f"the first run was refused, so every run would be: {last_error(folder, run)} "
-                             f"(log: {folder / 'logs' / (run.run_id + '.log')})")
+            raise InputError(f"the first run was refused, so every run would be: {last_error(folder, run)}")
     return runs

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from .output_files import atomic_path
+
 # Figures are built without pyplot, so drawing here never touches the user's backend (a notebook's
 # inline plots, a desktop GUI) and works headless.
 
@@ -88,5 +90,6 @@ def registration_panel(fixed: torch.Tensor, moving: torch.Tensor, warped: torch.
 def save_figure(figure: Figure, path: Path) -> Path:
     """Write ``figure`` as PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
     return path

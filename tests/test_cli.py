@@ -9,6 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from lightning_reg.cli import main
+from lightning_reg.output_files import MARKER
 
 
 def _cli(*args):
@@ -28,7 +29,9 @@ def registered(nifti_pair, tmp_path_factory):
 
 def test_register_writes_outputs_in_fixed_space(registered, nifti_pair):
     out, done = registered
-    assert {p.name for p in out.iterdir()} == {"warped.nii.gz", "warped_seg.nii.gz", "warp.nii.gz", "metrics.json"}
+    assert {p.name for p in out.iterdir()} == {"warped.nii.gz", "warped_seg.nii.gz", "warp.nii.gz", "metrics.json",
+                                               MARKER}
+    assert not list(out.parent.glob(".*partial*"))  # the staging folder became the output
     fixed = nib.load(nifti_pair["fixed"])
     for name in ("warped.nii.gz", "warped_seg.nii.gz"):
         written = nib.load(out / name)

@@ -109,28 +109,43 @@ def oblique_affine(spacing: Sequence[float] = (1.2, 1.0, 1.5), angle: float = 0.
 
 
 def write_demo_pair(folder: str, shape: Sequence[int] = (64, 72, 56), magnitude: float = 2.5,
-                    seed: int = 0) -> dict[str, str]:
-    """Write a 3D pair with labels as NIfTI (oblique affines, 1.2 x 1.0 x 1.5 mm voxels) into ``folder``."""
+                    seed: int = 0, overwrite: bool = False) -> dict[str, str]:
+    """Write a 3D pair with labels as NIfTI (oblique affines, 1.2 x 1.0 x 1.5 mm voxels) into a new
+    ``folder`` (or, with ``overwrite``, one written here before)."""
     from pathlib import Path
 
     import nibabel as nib
     import numpy as np
 
-    root = Path(folder)
-    root.mkdir(parents=True, exist_ok=True)
+    from ..output_files import OutputFolder
+
     pair = warped_pair(shape, magnitude=magnitude, seed=seed)
     affine = oblique_affine()
-    paths = {}
-    for key in ("fixed", "moving", "fixed_seg", "moving_seg"):
-        array = pair[key][0, 0].numpy()
-        array = array.astype(np.int16) if key.endswith("seg") else array.astype(np.float32)
-        paths[key] = str(root / f"{key}.nii.gz")
-        nib.save(nib.Nifti1Image(array, affine), paths[key])
-    return paths
+    with OutputFolder(folder, overwrite, flag="the demo folder").staged("lightning_reg.data.synthetic") as staging:
+        for key in ("fixed", "moving", "fixed_seg", "moving_seg"):
+            array = pair[key][0, 0].numpy()
+            array = array.astype(np.int16) if key.endswith("seg") else array.astype(np.float32)
+            nib.save(nib.Nifti1Image(array, affine), str(staging / f"{key}.nii.gz"))
+    return {key: str(Path(folder) / f"{key}.nii.gz") for key in ("fixed", "moving", "fixed_seg", "moving_seg")}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m lightning_reg.data.synthetic [FOLDER] [--overwrite]``: write the demo pair."""
+    from ..cli import OneLineParser
+    from ..errors import report
+
+    parser = OneLineParser(prog="python -m lightning_reg.data.synthetic", description=write_demo_pair.__doc__)
+    parser.add_argument("folder", nargs="?", default="demo")
+    parser.add_argument("--overwrite", action="store_true", help="replace a demo folder written here before")
+    args = parser.parse_args(argv)
+    try:
+        paths = write_demo_pair(args.folder, overwrite=args.overwrite)
+    except Exception as error:
+        return report(error, parser.prog)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
 
 if __name__ == "__main__":
-    import sys
-
-    target = sys.argv[1] if len(sys.argv) > 1 else "demo"
-    for name, path in write_demo_pair(target).items():
-        print(f"{name}: {path}")
+    raise SystemExit(main())

@@ -1,5 +1,5 @@
 """Registration as optimization: a batched, multi-scale, differentiable solver (torch only)."""
-from .frames import Frames, make_frames
+from .frames import Frames, field_of_view_overlap, make_frames
 from .implicit import BackwardSettings, ImplicitSolution
 from .layer import RegistrationLayer
 from .objective import Objective, Prompt, label_prompt
@@ -18,6 +18,6 @@ from .transforms import TRANSFORMS, Transform, make_transform
 __all__ = [
     "Adam", "BackwardSettings", "Frames", "GradientDescent", "ImplicitSolution", "Objective", "Prompt",
     "RegistrationLayer", "RegistrationResult", "SIMILARITIES", "Similarity", "TRANSFORMS", "Transform",
-    "downsample", "label_prompt", "make_frames", "make_similarity", "make_transform", "normalize_intensities",
+    "downsample", "field_of_view_overlap", "label_prompt", "make_frames", "make_similarity", "make_transform", "normalize_intensities",
     "register", "solve_scale", "step_directions",
 ]

@@ -55,3 +55,18 @@ def make_frames(fixed_shape: Sequence[int], moving_shape: Sequence[int], batch: 
     return Frames(fixed_affine=fixed_affine, moving_affine=moving_affine,
                   fixed_to_centred=to_centred @ normalized_to_world,
                   centred_to_moving=world_to_moving @ from_centred)
+
+
+def field_of_view_overlap(fixed_shape: Sequence[int], fixed_affine: torch.Tensor, moving_shape: Sequence[int],
+                          moving_affine: torch.Tensor, points: int = 9) -> float:
+    """The share (0 to 1) of the fixed image's field of view that its header places inside the moving
+    image's, from a lattice of ``points`` voxels an axis; affines ``[d+1, d+1]`` voxel -> world mm."""
+    dims = len(fixed_shape)
+    axes = [torch.linspace(0, n - 1, min(points, int(n)), dtype=torch.float64) for n in fixed_shape]
+    lattice = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, dims)
+    homogeneous = torch.cat([lattice, torch.ones(len(lattice), 1, dtype=torch.float64)], dim=1)
+    fixed_to_moving = torch.linalg.inv(moving_affine.double()) @ fixed_affine.double()
+    voxels = (homogeneous @ fixed_to_moving.T)[:, :dims]
+    extent = torch.tensor([float(n) for n in moving_shape], dtype=torch.float64)
+    inside = ((voxels >= -0.5) & (voxels <= extent - 0.5)).all(dim=1)
+    return float(inside.double().mean())

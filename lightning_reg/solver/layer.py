@@ -8,6 +8,7 @@ from typing import Sequence
 
 import torch
 
+from .checks import check_number
 from .frames import Frames, make_frames
 from .implicit import BackwardSettings, ImplicitSolution, ScaleProblem
 from .modes import outside_inference_mode
@@ -59,8 +60,8 @@ class RegistrationLayer(torch.nn.Module):
             raise ValueError(f"unknown backward mode {backward!r}; choose one of {', '.join(BACKWARD_MODES)}")
         if jfb_steps < 1 or cg_iterations < 1:
             raise ValueError(f"jfb_steps and cg_iterations must be >= 1, got {jfb_steps} and {cg_iterations}")
-        if damping < 0 or regularizer_weight < 0:
-            raise ValueError(f"damping and regularizer_weight must be >= 0, got {damping} and {regularizer_weight}")
+        check_number("damping", damping, 0)
+        check_number("tolerance", tolerance, 0)
         if scales is not None and (not scales or any(s <= 0 for s in scales)
                                    or any(a < b for a, b in zip(scales, scales[1:]))):
             raise ValueError(f"scales must be positive and coarse to fine (e.g. 4 2 1), got {list(scales)}")
@@ -71,7 +72,7 @@ class RegistrationLayer(torch.nn.Module):
         self.transform_options = dict(transform_options or {})
         make_transform(transform, **self.transform_options)  # unknown names and options fail here
         self.similarity = make_similarity(similarity, **(similarity_options or {}))
-        self.regularizer = get_regularizer(regularizer)
+        self.regularizer = get_regularizer(regularizer, regularizer_weight)
         self.regularizer_weight = float(regularizer_weight)
         self.scales = None if scales is None else [float(s) for s in scales]
         self.iterations = iterations

@@ -12,9 +12,10 @@ from typing import Callable, Sequence
 
 import torch
 
+from .checks import check_number
 from .filters import antialiased_resize
 from .similarity import Similarity
-from .spatial import sample
+from .spatial import nan_marker, sample
 from .transforms import Transform
 
 
@@ -35,8 +36,7 @@ class Prompt:
         if self.fixed.dim() != self.moving.dim() or self.fixed.shape[:2] != self.moving.shape[:2]:
             raise ValueError(f"prompt masks must be [B, K, *S] with the same B and K for fixed and moving, "
                              f"got {tuple(self.fixed.shape)} and {tuple(self.moving.shape)}")
-        if self.weight < 0:
-            raise ValueError(f"prompt weight must be >= 0, got {self.weight}")
+        self.weight = check_number("prompt weight", self.weight, 0)
 
     def at_shapes(self, fixed_shape: Sequence[int], moving_shape: Sequence[int]) -> "Prompt":
         """The masks resampled (anti-aliased) to the spatial shapes of one scale."""
@@ -85,7 +85,7 @@ class Objective:
     def __call__(self, transform: Transform, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
         """Per-pair energy ``[B]`` of ``transform``'s current parameters."""
         grid = transform.grid()
-        value = self.similarity(fixed, sample(moving, grid))
+        value = self.similarity(fixed, sample(moving, grid)) + nan_marker(grid)
         if self.regularizer is not None and self.regularizer_weight > 0:
             field = transform.regularized_field()
             if field is not None:

@@ -6,6 +6,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from .checks import check_number
 from .filters import antialiased_resize
 from .frames import make_frames
 from .modes import outside_inference_mode
@@ -150,6 +151,7 @@ def register(fixed: torch.Tensor, moving: torch.Tensor, transform: str | Transfo
     """
     scales, iterations = list(scales), [int(i) for i in iterations]
     _check_inputs(fixed, moving, scales, iterations)
+    check_number("tolerance", tolerance, 0)
     transform = make_transform(transform, **(transform_options or {}))
     similarity = make_similarity(similarity, **(similarity_options or {}))
     if not similarity.multichannel and fixed.shape[1] != 1:
@@ -164,7 +166,8 @@ def register(fixed: torch.Tensor, moving: torch.Tensor, transform: str | Transfo
                          device=fixed.device)
     init_matrix = init.matrix if isinstance(init, RegistrationResult) else init
     transform.setup(frames, batch, fixed.shape[2:], init_matrix)
-    objective = Objective(similarity, get_regularizer(regularizer), regularizer_weight, list(prompts))
+    objective = Objective(similarity, get_regularizer(regularizer, regularizer_weight), regularizer_weight,
+                          list(prompts))
     trace = []
     for index, (factor, count) in enumerate(zip(scales, iterations)):
         fixed_level, moving_level = downsample(fixed, factor), downsample(moving, factor)

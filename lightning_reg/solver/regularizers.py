@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from .checks import check_number
 from .spatial import gradient_voxels
 
 
@@ -22,10 +23,15 @@ def bending(displacement: torch.Tensor) -> torch.Tensor:
 REGULARIZERS = {"diffusion": diffusion, "bending": bending}
 
 
-def get_regularizer(name: str | None):
-    """The penalty called ``name`` (``diffusion``, ``bending``), or None for ``None``/``"none"``."""
+def get_regularizer(name: str | None, weight: float = 0.0):
+    """The penalty called ``name`` (``diffusion``, ``bending``), or None for ``None``/``"none"``;
+    ``weight`` must be finite and >= 0, and > 0 when a penalty is named (else it would do nothing)."""
+    weight = check_number("regularizer_weight", weight, 0)
     if name in (None, "none"):
         return None
     if name not in REGULARIZERS:
         raise ValueError(f"unknown regularizer {name!r}; choose one of none, {', '.join(REGULARIZERS)}")
+    if weight == 0:
+        raise ValueError(f"regularizer {name!r} has weight 0, so it would change nothing: give its weight "
+                         f"(regularizer_weight, e.g. 0.1), or no regularizer")
     return REGULARIZERS[name]

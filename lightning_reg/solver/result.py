@@ -14,6 +14,7 @@ from .spatial import (
     gradient_voxels,
     grid_to_field,
     identity_grid,
+    nan_marker,
     normalized_to_voxel,
     rescaled_affine,
     resize,
@@ -111,8 +112,10 @@ class RegistrationResult:
         return torch.linalg.det(jacobian).unsqueeze(1)
 
     def warp(self, image: torch.Tensor, mode: str = "bilinear", padding_mode: str = "zeros") -> torch.Tensor:
-        """Moving-space image ``[B, C, *S_moving]`` resampled onto the fixed grid, ``[B, C, *S]``."""
-        return sample(image.float(), self.grid, mode=mode, padding_mode=padding_mode)
+        """Moving-space image ``[B, C, *S_moving]`` resampled onto the fixed grid, ``[B, C, *S]``
+        (NaN for a pair whose warp is not finite)."""
+        warped = sample(image.float(), self.grid, mode=mode, padding_mode=padding_mode)
+        return warped + nan_marker(self.grid).view(-1, *([1] * (warped.dim() - 1)))
 
     def warp_labels(self, labels: torch.Tensor, mode: str = "nearest") -> torch.Tensor:
         """Integer label map ``[B, 1, *S_moving]`` onto the fixed grid, ``[B, 1, *S]`` (same label values).
@@ -120,13 +123,16 @@ class RegistrationResult:
         ``nearest`` picks the nearest voxel; ``linear`` warps the one-hot encoding linearly and takes
         the most likely label (smoother boundaries, as ANTs' GenericLabel).
         """
-        if mode == "nearest":
-            warped = sample(labels.float(), self.grid, mode="nearest", padding_mode="zeros")
-            return warped.round().to(labels.dtype)
-        if mode != "linear":
+        if mode not in ("nearest", "linear"):
             raise ValueError(f"label warping mode must be 'nearest' or 'linear', got {mode!r}")
-        values = torch.unique(labels)
+        # label values as indices into their sorted set: floats hold every index exactly, where they
+        # would round large label values themselves (float32 is exact only below 2^24)
+        values = torch.unique(torch.cat([labels.long().flatten(), labels.new_zeros(1).long()]))
         index = torch.searchsorted(values, labels.long().contiguous())
+        if mode == "nearest":  # outside the moving image: background, index of 0
+            background = int(torch.searchsorted(values, values.new_zeros(1)))
+            warped = sample(index.float() - background, self.grid, mode="nearest", padding_mode="zeros")
+            return values[warped.round().long() + background].to(labels.dtype)
         one_hot = F.one_hot(index[:, 0], values.numel()).movedim(-1, 1).float()
         warped = sample(one_hot, self.grid, padding_mode="border")
         return values[warped.argmax(1, keepdim=True)].to(labels.dtype)

@@ -52,11 +52,30 @@ def sample(image: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear",
             image = image.expand(grid.shape[0], *image.shape[1:])
         elif grid.shape[0] == 1:
             grid = grid.expand(image.shape[0], *grid.shape[1:])
+    grid = bounded_grid(grid.to(image.dtype))
     if mode == "bilinear" and padding_mode in ("border", "zeros") \
             and not grid_sample_twice_differentiable(image.device):
-        return linear_sample(image, grid.to(image.dtype), padding_mode)
-    return F.grid_sample(image, grid.to(image.dtype), mode=mode, padding_mode=padding_mode,
-                         align_corners=True)
+        return linear_sample(image, grid, padding_mode)
+    return F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
+
+
+#: sampling coordinates are clamped to this many normalized units: everything beyond +-(1 + 2 voxels)
+#: samples the padding, so +-2 changes no value and no gradient for images of 3 voxels or more an axis
+GRID_BOUND = 2.0
+
+
+def bounded_grid(grid: torch.Tensor) -> torch.Tensor:
+    """``grid`` with every coordinate finite and within ``+-GRID_BOUND``. ``grid_sample`` turns huge
+    or NaN coordinates into out-of-range memory indices and can crash the process (its border
+    backward segfaults on them). NaN becomes 0 here: callers that must not hide a diverged warp add
+    :func:`nan_marker`."""
+    return torch.nan_to_num(grid, nan=0.0).clamp(-GRID_BOUND, GRID_BOUND)
+
+
+def nan_marker(grid: torch.Tensor) -> torch.Tensor:
+    """``[B]``: 0 for a pair whose grid is finite, NaN where it is not (add it to a value of the
+    pair so that :func:`sample`'s clean-up of the grid cannot hide the divergence)."""
+    return grid.detach().flatten(1).sum(1) * 0.0
 
 
 def apply_matrix(matrix: torch.Tensor, points: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ import torch
 from .filters import gaussian_smooth
 from .frames import Frames
 from .registry import build_named
+from .checks import check_number
 from .spatial import (
     apply_matrix,
     compose,
@@ -44,9 +45,7 @@ class Transform:
     deformable = False
 
     def __init__(self, learning_rate: float) -> None:
-        if learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive, got {learning_rate}")
-        self.learning_rate = float(learning_rate)
+        self.learning_rate = check_number("learning_rate", learning_rate, 0, strict=True)
         self.shape: tuple[int, ...] = ()
         self.frames: Frames | None = None
 
@@ -202,8 +201,8 @@ class DenseTransform(Transform):
     def __init__(self, learning_rate: float = 0.25, smooth_grad_sigma: float = 1.0,
                  smooth_warp_sigma: float = 0.5) -> None:
         super().__init__(learning_rate)
-        self.smooth_grad_sigma = float(smooth_grad_sigma)
-        self.smooth_warp_sigma = float(smooth_warp_sigma)
+        self.smooth_grad_sigma = check_number("smooth_grad_sigma", smooth_grad_sigma, 0)
+        self.smooth_warp_sigma = check_number("smooth_warp_sigma", smooth_warp_sigma, 0)
         self.field: torch.Tensor | None = None
         self.initial: torch.Tensor | None = None
 

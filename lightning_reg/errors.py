@@ -1,0 +1,95 @@
+"""User-side failures: what they are, and the one line each command prints for them (exit code 2).
+
+A failure is the user's side when the input, the options, the files or the machine's resources are
+at fault (a damaged header, a full disk, a diverged training run); everything else is a programming
+error and keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import sys
+
+EXIT_BAD_INPUT = 2
+
+
+class InputError(ValueError):
+    """Bad user input (missing file, wrong dimensionality, mismatched shapes...): one line, exit 2."""
+
+
+#: I/O failures of the machine or the file system, with what to do about each
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space or write elsewhere",
+    errno.EDQUOT: "the disk quota is used up: free some space or write elsewhere",
+    errno.EROFS: "the file system is read-only: write elsewhere",
+    errno.EACCES: "permission denied: write to a folder you own, or change its permissions",
+    errno.EPERM: "operation not permitted: write to a folder you own",
+    errno.EFBIG: "the file is larger than this system allows (ulimit -f): raise the limit or write elsewhere",
+    errno.EIO: "the disk reported an I/O error: check the device",
+}
+
+_OUT_OF_MEMORY = ("DefaultCPUAllocator: can't allocate memory", "CUDA out of memory", "not enough memory")
+
+
+_UNION_HEADERS = ("Does not validate against", "Subtypes:", "Errors:", "Given value type:", "Given value:",
+                  "Problem with given class_path", "Parser key")
+
+
+def first_reason(message: str) -> str:
+    """The reason in a jsonargparse error (``Parser key "a.b": <reason>``, or for a union "Does not
+    validate against any of the Union subtypes ... - <reason>"): the option's full key and the first
+    reason that is not about ``None`` (nested class errors followed down); other messages unchanged."""
+    if not message.startswith('Parser key "') and "Does not validate against any of the Union" not in message:
+        return message
+    lines = [line.strip().removeprefix("- ").strip() for line in message.splitlines() if line.strip()]
+    keys = [line[len('Parser key "'):].split('"')[0] for line in lines if line.startswith('Parser key "')]
+    reasons = [line for line in lines if not line.startswith(_UNION_HEADERS) and "NoneType" not in line]
+    if not reasons:
+        return message
+    given = [line for line in lines if line.startswith("Given value:")]
+    expected = reasons[0].startswith("Expected") and "Got value" not in reasons[0]
+    suffix = f" ({given[-1][:120]})" if given and expected else ""
+    return f"--{'.'.join(keys)}: {reasons[0]}{suffix}" if keys else reasons[0] + suffix
+
+
+def _os_message(error: OSError) -> str | None:
+    hint = _OS_HINTS.get(error.errno)
+    if hint is None:
+        return None
+    where = f" {error.filename}" if error.filename else ""
+    return f"cannot write{where}: {error.strerror or error}; {hint}"
+
+
+def _hint(message: str) -> str:
+    """How to fix a trainer error whose message does not say it."""
+    if "gpu backend" in message.lower() or "gpuaccelerator can not run" in message.lower():
+        return (" torch sees no GPU on this machine: train on the CPU (--trainer.accelerator cpu; several CPU "
+                "processes with --trainer.devices 2 --trainer.strategy ddp), or install a CUDA build of torch")
+    return ""
+
+
+def user_message(error: BaseException) -> str | None:
+    """The one line to print for a user-side failure, or ``None`` for a programming error."""
+    if isinstance(error, OSError):
+        return _os_message(error)
+    if isinstance(error, MemoryError) or (isinstance(error, RuntimeError)
+                                          and any(text in str(error) for text in _OUT_OF_MEMORY)):
+        return ("not enough memory for this registration: resample the images coarser, use fewer or coarser "
+                "scales, or run on a machine (or GPU) with more memory")
+    # Lightning's MisconfigurationException (bad trainer settings), by name: register never imports Lightning
+    misconfigured = any(kind.__name__ == "MisconfigurationException" for kind in type(error).__mro__)
+    if isinstance(error, (ValueError, argparse.ArgumentError)) or misconfigured:  # jsonargparse: ArgumentError
+        text = " ".join(first_reason(str(error)).split("\n")).strip()
+        return text + _hint(text)
+    return None
+
+
+def report(error: Exception, program: str, show: bool = True) -> int:
+    """Print a user-side failure as ``<program>: error: <one line>`` (unless ``show`` is false: a
+    DDP process other than the first) and return the exit code; re-raise a programming error."""
+    message = user_message(error)
+    if message is None:
+        raise error
+    if show:
+        print(f"{program}: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
