@@ -1,5 +1,5 @@
 """Lightning callbacks: the validation picture of one pair, saved as PNG and logged to W&B; the
-final metrics of a run as JSON."""
+final metrics of a run as JSON; a checkpoint when training is interrupted (Ctrl-C)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,9 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_info
 
+from .output_files import write_text
 from .runs import run_directory
 from .viz import registration_panel, save_figure
 
@@ -64,7 +66,23 @@ class MetricsFile(L.Callback):
             paths.append(Path(os.environ[METRICS_FILE_VARIABLE]))
         for path in paths:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            write_text(path, text)
+
+
+class InterruptCheckpoint(L.Callback):
+    """On Ctrl-C during ``fit``, save the state of that moment as ``interrupted.ckpt`` beside the
+    other checkpoints (``last.ckpt`` stays the end of the last complete epoch, from which
+    ``--ckpt_path last`` resumes exactly). Lightning then closes the loggers and exits."""
+
+    FILENAME = "interrupted.ckpt"
+
+    def on_exception(self, trainer: L.Trainer, pl_module, exception: BaseException) -> None:
+        if not isinstance(exception, KeyboardInterrupt) or not trainer.training or trainer.global_step == 0:
+            return
+        folders = [callback.dirpath for callback in trainer.checkpoint_callbacks if getattr(callback, "dirpath", None)]
+        path = Path(folders[0] if folders else run_directory(trainer) / "checkpoints") / self.FILENAME
+        trainer.save_checkpoint(path)
+        rank_zero_info(f"interrupted: the state at step {trainer.global_step} is saved in {path}")
 
 
 def _pair_id(batch: dict) -> str:

@@ -9,7 +9,8 @@ from pathlib import Path
 import nibabel as nib
 import torch
 
-from .io import InputError, Volume
+from .errors import InputError
+from .io import Volume
 from .module import RegistrationModule
 from .settings import SolverSettings
 from .solver import RegistrationResult, normalize_intensities
@@ -17,12 +18,12 @@ from .solver import RegistrationResult, normalize_intensities
 
 def load_model(path: Path, device: torch.device) -> RegistrationModule:
     """The module of a ``lightning-reg fit`` checkpoint, in evaluation mode on ``device``."""
-    if not path.is_file():
-        raise InputError(f"checkpoint not found: {path}")
     try:
         model = RegistrationModule.load_from_checkpoint(str(path), map_location=device)
+    except InputError:
+        raise
     except Exception as error:  # torch and Lightning raise many kinds for files that are not checkpoints
-        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        reason = " ".join(str(error).split())[:300]
         raise InputError(f"{path} is not a lightning-reg checkpoint of this version ({type(error).__name__}: "
                          f"{reason})") from None
     return model.eval().to(device)

@@ -2,9 +2,11 @@
 evaluation metrics and the per-pair test table."""
 from __future__ import annotations
 
+import io
 import time
 import warnings
 from dataclasses import asdict, is_dataclass
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -12,17 +14,22 @@ from jsonargparse import lazy_instance
 from lightning.pytorch.strategies import DDPStrategy
 from torchmetrics import MeanMetric
 
+from .checkpoints import check_trusted, read_checkpoint
 from .distributed import gather_rows
+from .errors import InputError
 from .evaluation import SUMMARY_KEYS, pair_rows, write_rows
 from .losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
 from .nn import FeatureNetwork, UNet
 from .runs import run_directory, share_run_directory
 from .settings import EvalSolverSettings, SolverSettings
 from .solver import Prompt, RegistrationResult, label_prompt
+from .solver.checks import check_number
 
 #: The default network as LightningCLI shows it (class path and arguments); in Python each module
 #: built with it gets a new UNet.
 DEFAULT_NETWORK = lazy_instance(UNet, dims=2)
+#: training stops when this many steps in a row had to be skipped (non-finite features, loss or gradients)
+DIVERGENCE_PATIENCE = 2
 
 
 class RegistrationModule(L.LightningModule):
@@ -70,10 +77,14 @@ class RegistrationModule(L.LightningModule):
                 raise ValueError(f"{name}.iterations: give one iteration count per solver level, or one for all "
                                  f"({mismatch})")
         self.image_dissimilarity = ImageDissimilarity(image_loss)
-        if image_weight < 0 or dice_weight < 0 or image_weight + dice_weight == 0:
-            raise ValueError(f"image_weight and dice_weight must be >= 0 and not both 0, "
-                             f"got {image_weight} and {dice_weight}")
+        for name, value in (("image_weight", image_weight), ("dice_weight", dice_weight), ("lr", lr),
+                            ("weight_decay", weight_decay), ("poly_power", poly_power)):
+            check_number(name, value, 0)
+        if image_weight + dice_weight == 0:
+            raise ValueError(f"image_weight and dice_weight must not both be 0, got {image_weight} and {dice_weight}")
         self.test_rows: list[dict] = []
+        self.skip_reason: str | None = None  # why this training step must not update the weights
+        self.skipped_steps: list[int] = []  # the steps skipped in a row, for the divergence message
         # NaN (e.g. HD95 of a label missing from a pair) counts as no value, as in ``evaluation.mean_rows``
         self.summaries = torch.nn.ModuleDict({f"{stage}_{key}": MeanMetric(nan_strategy="ignore")
                                               for stage in ("val", "test") for key in SUMMARY_KEYS})
@@ -88,9 +99,13 @@ class RegistrationModule(L.LightningModule):
 
     def register(self, batch: dict, settings: SolverSettings, levels: int | None = None) -> list[RegistrationResult]:
         """Solve every level for the pairs of ``batch``; results at the fixed image's resolution."""
-        fixed, moving = batch["fixed"], batch["moving"]
-        fixed_features, moving_features = (settings.pyramid(features, self.network.scales)
-                                           for features in self.features(fixed, moving))
+        return self.solve(batch, self.features(batch["fixed"], batch["moving"]), settings, levels)
+
+    def solve(self, batch: dict, features: tuple[list[torch.Tensor], list[torch.Tensor]], settings: SolverSettings,
+              levels: int | None = None) -> list[RegistrationResult]:
+        """:meth:`register` on the feature pyramids of ``batch`` (from :meth:`features`)."""
+        fixed = batch["fixed"]
+        fixed_features, moving_features = (settings.pyramid(pyramid, self.network.scales) for pyramid in features)
         if levels is not None:
             fixed_features, moving_features = fixed_features[:levels], moving_features[:levels]
         common = dict(fixed_affine=batch.get("fixed_affine"), moving_affine=batch.get("moving_affine"),
@@ -160,7 +175,10 @@ class RegistrationModule(L.LightningModule):
         if self.hparams.dice_weight > 0 and ("fixed_seg" not in batch or "moving_seg" not in batch):
             raise ValueError("dice_weight > 0 needs label maps: the batches have no fixed_seg/moving_seg. "
                              "Give labels in the data, or set --model.dice_weight 0")
-        results = self.register(batch, self.train_solver, self.active_levels())
+        features = self.features(batch["fixed"], batch["moving"])
+        if not all(bool(torch.isfinite(level).all()) for pyramid in features for level in pyramid):
+            return self._skip_step("the network's features are not finite")
+        results = self.solve(batch, features, self.train_solver, self.active_levels())
         labels = None
         if self.hparams.dice_weight > 0:
             labels = one_hot_labels(batch["fixed_seg"], batch["moving_seg"])
@@ -177,8 +195,42 @@ class RegistrationModule(L.LightningModule):
             dice = torch.stack(dice_terms).mean()
             loss = loss + self.hparams.dice_weight * dice
             self.log("train/dice_loss", dice, batch_size=batch_size)
+        if not bool(torch.isfinite(loss)):
+            return self._skip_step("the training loss is not finite")
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         return loss
+
+    # ------------------------------------------------------------------------------- divergence
+    def _skip_step(self, reason: str) -> torch.Tensor:
+        """A zero loss that reaches every weight (so DDP's gradient exchange still happens on every
+        process) for a step that :meth:`on_before_optimizer_step` then skips."""
+        self.skip_reason = reason
+        return sum((parameter * 0).sum() for parameter in self.parameters() if parameter.requires_grad)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Skip the update when this step's features, loss or gradients are not finite on any process
+        (the weights stay as they were; never NaN weights); stop training with one line when
+        ``DIVERGENCE_PATIENCE`` steps in a row are skipped."""
+        parameters = [parameter for parameter in self.parameters() if parameter.grad is not None]
+        reason = self.skip_reason
+        if reason is None and not all(bool(torch.isfinite(parameter.grad).all()) for parameter in parameters):
+            reason = "the gradients are not finite"
+        self.skip_reason = None
+        skip = self.trainer.strategy.reduce_boolean_decision(reason is not None, all=False)
+        if not skip:
+            self.skipped_steps = []
+            return
+        for parameter in parameters:
+            parameter.grad = None
+        self.skipped_steps.append(self.trainer.global_step)
+        self.log("train/skipped_steps", float(len(self.skipped_steps)), batch_size=1)
+        cause = reason or "another process's step was not finite"
+        if len(self.skipped_steps) < DIVERGENCE_PATIENCE:
+            warnings.warn(f"step {self.trainer.global_step} skipped: {cause}; the weights were not changed")
+            return
+        raise InputError(f"training diverged: {cause} at steps {self.skipped_steps} in a row. The learning rate is "
+                         f"likely too high (--model.lr {self.hparams.lr:g}; try {self.hparams.lr / 10:g}). "
+                         f"{_last_good_checkpoint(self.trainer)}")
 
     def configure_optimizers(self):
         parameters = [p for p in self.parameters() if p.requires_grad]
@@ -225,6 +277,20 @@ class RegistrationModule(L.LightningModule):
         if self.trainer.is_global_zero and rows:
             write_rows(run_directory(self.trainer) / "test_metrics.csv", rows)
 
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: str | Path, map_location=None, hparams_file=None, strict=None,
+                             **kwargs) -> "RegistrationModule":
+        """Lightning's ``load_from_checkpoint``, but the file is read as data only and may name
+        network classes only of ``lightning_reg``, ``torch`` and ``$LIGHTNING_REG_TRUSTED_MODULES``
+        (``checkpoints.check_trusted``), so opening a checkpoint imports no module it names."""
+        if not Path(checkpoint_path).is_file():
+            raise InputError(f"checkpoint not found: {checkpoint_path}")
+        data = Path(checkpoint_path).read_bytes()
+        checkpoint = read_checkpoint(checkpoint_path, data)
+        check_trusted(checkpoint.get("hyper_parameters", {}), checkpoint_path, ignore=kwargs)
+        return super().load_from_checkpoint(io.BytesIO(data), map_location=map_location, hparams_file=hparams_file,
+                                            strict=strict, **kwargs)
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """A clear error when the checkpoint holds the weights of another network."""
         mine = {k: tuple(v.shape) for k, v in self.state_dict().items()}
@@ -235,3 +301,14 @@ class RegistrationModule(L.LightningModule):
                              f"(dims={self.network.dims}, scales={self.network.scales}): parameters differ, e.g. "
                              f"{different[:3]}. Use the training run's config (--config <run>/config.yaml) or "
                              f"its network settings")
+
+
+def _last_good_checkpoint(trainer: L.Trainer) -> str:
+    """Where the last checkpoint saved before a failure is, for the failure's message."""
+    paths = [callback.last_model_path or callback.best_model_path for callback in trainer.checkpoint_callbacks
+             if getattr(callback, "last_model_path", None) or getattr(callback, "best_model_path", None)]
+    saved = [Path(path) for path in paths if Path(path).is_file()]
+    if not saved:
+        return "No checkpoint was saved before it."
+    newest = max(saved, key=lambda path: path.stat().st_mtime)
+    return f"The last checkpoint before it, {newest}, holds finite weights (resume or test from it)."

@@ -1,20 +1,23 @@
 """``lightning-reg fit | validate | test | predict``: LightningCLI on the registration module and data."""
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 from typing import Sequence
 
-import torch
 import yaml
 from lightning import LightningDataModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
-from .callbacks import MetricsFile, RegistrationPanel
+from .callbacks import InterruptCheckpoint, MetricsFile, RegistrationPanel
+from .checkpoints import AtomicCheckpointIO, check_trusted, newest_last_checkpoint, read_checkpoint
 from .data import ABCDDataModule, OASISDataModule, PairsDataModule, SyntheticDataModule  # noqa: F401 (short names)
+from .errors import InputError
 from .module import RegistrationModule
+from .output_files import atomic_path
 from .prediction import NiftiPredictionWriter
 from .runs import run_directory, share_run_directory, wandb_logged_in
 
@@ -32,35 +35,69 @@ class SaveRunConfig(SaveConfigCallback):
     def save_config(self, trainer, pl_module, stage: str) -> None:
         directory = run_directory(trainer)
         directory.mkdir(parents=True, exist_ok=True)
-        self.parser.save(self.config, directory / self.config_filename, skip_none=False, overwrite=True,
-                         multifile=self.multifile)
+        with atomic_path(directory / self.config_filename) as temporary:
+            self.parser.save(self.config, temporary, skip_none=False, overwrite=True, multifile=self.multifile)
         if isinstance(trainer.logger, WandbLogger):
             trainer.logger.experiment.config.update({"cli": self.parser.dump(self.config, skip_none=False)},
                                                     allow_val_change=True)
 
 
 def trainer_defaults() -> dict:
-    """CPU, W&B (offline unless logged in) under ``runs/``, best and last checkpoints by val Dice."""
+    """CPU, W&B (offline unless logged in) under ``runs/``; checkpoints: the best by validation Dice,
+    and ``last.ckpt`` at the end of every epoch (written atomically; ``interrupted.ckpt`` on Ctrl-C)."""
     logger = {"class_path": "lightning.pytorch.loggers.WandbLogger",
               "init_args": {"project": "lightning-reg", "save_dir": "runs", "offline": not wandb_logged_in()}}
-    checkpoint = ModelCheckpoint(monitor="val/dice", mode="max", save_last=True,
-                                 filename="best-{epoch}-{step}", auto_insert_metric_name=False)
+    best = ModelCheckpoint(monitor="val/dice", mode="max", filename="best-{epoch}-{step}",
+                           auto_insert_metric_name=False)
+    # Lightning's save_last on the monitored checkpoint is written only when the monitored value
+    # improves; this one keeps the single latest state, every epoch
+    last = ModelCheckpoint(filename=ModelCheckpoint.CHECKPOINT_NAME_LAST, save_top_k=1, every_n_epochs=1,
+                           enable_version_counter=False, save_on_train_epoch_end=True)
     return {"accelerator": "cpu", "devices": 1, "max_epochs": 2, "log_every_n_steps": 10,
             "gradient_clip_val": 1.0, "default_root_dir": "runs", "logger": logger,
-            "callbacks": [checkpoint, RegistrationPanel(), NiftiPredictionWriter(), MetricsFile()]}
+            "plugins": [{"class_path": f"{AtomicCheckpointIO.__module__}.{AtomicCheckpointIO.__name__}"}],
+            "callbacks": [best, last, InterruptCheckpoint(), RegistrationPanel(), NiftiPredictionWriter(),
+                          MetricsFile()]}
 
 
 class RegistrationCLI(LightningCLI):
     """LightningCLI that checks ``--ckpt_path`` and lets command-line model options win over the
     hyperparameters stored in the checkpoint (so ``test --model.eval_solver.transform svf`` works)."""
 
+    def _add_subcommands(self, parser, **kwargs) -> None:
+        super()._add_subcommands(parser, **kwargs)
+        self._subcommand_parsers["predict"].add_argument(
+            "--overwrite", action="store_true",
+            help="replace the predictions of an earlier predict in the same run folder (once the new ones are complete)")
+
     def parse_arguments(self, parser, args) -> None:
         self.given_model_keys = _model_keys(sys.argv[1:] if args is None else args)
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path and not Path(ckpt_path).is_file():
-            parser.error(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+        if ckpt_path == "last":
+            self._resolve_last(subcommand)
+        elif ckpt_path and not Path(ckpt_path).is_file():
+            raise InputError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+
+    def _resolve_last(self, subcommand: str) -> None:
+        """``--ckpt_path last``: the newest ``checkpoints/last.ckpt`` under the run folders; ``fit``
+        then goes on in that run's folder (the same W&B run id), so it resumes where it stopped."""
+        config = self.config[subcommand]
+        logger = config.trainer.get("logger")
+        options = logger.get("init_args") if _is_wandb(logger) else None
+        roots = [config.trainer.get("default_root_dir") or "runs"]
+        if options is not None and options.get("save_dir") and options.get("save_dir") not in roots:
+            roots.append(options.get("save_dir"))
+        found = newest_last_checkpoint(roots)
+        if found is None:
+            raise InputError(f"--ckpt_path last: no run under {', '.join(map(str, roots))} has a "
+                             f"checkpoints/last.ckpt; give a checkpoint's path")
+        config.ckpt_path = str(found)
+        run = found.parent.parent
+        if subcommand == "fit" and options is not None and options.get("id") is None and \
+                run.parent == Path(options.get("save_dir") or roots[0]) / str(options.get("project")):
+            options.id = run.name
 
     def _parse_ckpt_path(self) -> None:
         # Lightning's version replaces the whole model config by the checkpoint's hyperparameters,
@@ -69,25 +106,53 @@ class RegistrationCLI(LightningCLI):
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if not ckpt_path:
             return
-        try:
-            checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
-        except Exception as error:  # torch raises several kinds for files that are not checkpoints
-            self.parser.error(f"--ckpt_path {ckpt_path} is not a Lightning checkpoint ({type(error).__name__})")
-        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-            self.parser.error(f"--ckpt_path {ckpt_path} is not a Lightning checkpoint (no state_dict)")
-        hparams = checkpoint.get("hyper_parameters", {})
+        hparams = read_checkpoint(ckpt_path).get("hyper_parameters", {})
         hparams.pop("_instantiator", None)
         hparams.pop("_class_path", None)
         for key in self.given_model_keys:
             _drop_path(hparams, key.split("."))
-        if hparams:
-            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        check_trusted(hparams, ckpt_path)  # before jsonargparse imports what it names
+        if not hparams:
+            return
+        # a partial group of hyperparameters (train_solver without the iterations the user gave) is
+        # parsed with its own defaults, so the user's values are put back after the merge
+        model = self.config[subcommand].model
+        given = {key: copy.deepcopy(model[key]) for key in map(_namespace_key(model), self.given_model_keys) if key}
+        self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        for key, value in given.items():
+            self.config[subcommand].model[key] = value
 
+    def instantiate_trainer(self, **kwargs):
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except TypeError as error:  # Lightning checks the trainer's arguments with TypeErrors
+            raise InputError(f"--trainer options: {error}") from None
+
+    def before_predict(self) -> None:
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, NiftiPredictionWriter):
+                callback.overwrite = bool(self.config.predict.get("overwrite"))
 
     def add_arguments_to_parser(self, parser) -> None:
         # the embedded default run: a few minutes on two CPU cores, so a faster learning rate than
         # DIO's 3e-4 (which is the module's default for long runs)
         parser.set_defaults({"model.lr": 1e-3, "data": {"class_path": "lightning_reg.data.SyntheticDataModule"}})
+
+
+def _namespace_key(model):
+    """``key -> the same key in the parsed model config`` (``network.dims`` is stored as
+    ``network.init_args.dims``), or None when the config has no such key."""
+    def find(key: str) -> str | None:
+        parts = key.split(".")
+        for candidate in (key, ".".join([*parts[:1], "init_args", *parts[1:]])):
+            if candidate in model:
+                return candidate
+        return None
+    return find
+
+
+def _is_wandb(logger) -> bool:
+    return hasattr(logger, "get") and str(logger.get("class_path", "")).endswith("WandbLogger")
 
 
 def _model_keys(args: Sequence[str]) -> list[str]:
@@ -146,4 +211,4 @@ def _run() -> None:
     RegistrationCLI(RegistrationModule, LightningDataModule, subclass_mode_data=True,
                     trainer_defaults=trainer_defaults(),
                     save_config_callback=SaveRunConfig, save_config_kwargs={"save_to_log_dir": False},
-                    parser_kwargs={"prog": "lightning-reg"}, seed_everything_default=0)
+                    parser_kwargs={"prog": "lightning-reg", "exit_on_error": False}, seed_everything_default=0)

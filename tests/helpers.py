@@ -27,3 +27,32 @@ def lightning_reg(arguments, folder: Path, **environment: str) -> subprocess.Com
     return subprocess.run([sys.executable, "-m", "lightning_reg.cli", *map(str, arguments)], cwd=folder,
                           env=environment, capture_output=True, text=True, timeout=600, check=False)
 
+
+
+def wandb_exit_code(offline_run: Path) -> int | None:
+    """The exit code in the ``exit`` record of an offline W&B run (``None``: the run was never
+    closed). The ``.wandb`` file is a LevelDB-style log of protobuf records (a 7-byte ``:W&B``
+    header, then 32 KiB blocks of chunks, each ``<crc32, length, type>``); wandb 0.31 ships no
+    reader for it in Python."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data = next(offline_run.glob("run-*.wandb")).read_bytes()
+    block, position, pending, code = 32768, 7, b"", None
+    while position + 7 <= len(data):
+        if block - position % block < 7:  # a block's tail too short for a chunk header is padding
+            position += block - position % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[position:position + 7])
+        if kind == 0:
+            break
+        pending += data[position + 7:position + 7 + length]
+        position += 7 + length
+        if kind in (1, 4):  # a whole record, or the last chunk of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            if record.WhichOneof("record_type") == "exit":
+                code = record.exit.exit_code
+    return code

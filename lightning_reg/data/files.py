@@ -2,6 +2,7 @@
 augmentation, test-time domain shift, seeded random training pairs and fixed evaluation pairs."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -10,8 +11,10 @@ import torch
 import torchio as tio
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..errors import InputError
+from ..solver.checks import check_number
 from .augmentation import augmentation as augmentation_steps
-from .pairs import FixedPairs, Pair, Pipeline, SubjectPairs, collate_pairs
+from .pairs import FixedPairs, Pair, Pipeline, ReadablePairs, SubjectPairs, collate_pairs
 from .preprocessing import normalization as normalization_steps
 from .preprocessing import read_label_lookup, size_for_2d, spatial_preprocessing
 from .sampling import evaluation_sampler, process_layout, training_sampler
@@ -48,6 +51,10 @@ class FileDataModule(L.LightningDataModule):
         train_pairs: random training pairs per epoch (seeded by ``seed`` and the epoch; the processes
             of a DDP run share them out).
         max_val_pairs, max_test_pairs: at most this many of the fixed pairs (None: all).
+        max_unreadable_fraction: a training pair whose files cannot be read (damaged or changed after
+            the module checked them) is replaced by the next one, with a warning naming the file;
+            training stops when more than this fraction of the pairs drawn (at least one epoch's
+            worth) could not be read. Validation and test pairs must all read.
         seed, batch_size, num_workers: as usual.
     """
 
@@ -55,7 +62,8 @@ class FileDataModule(L.LightningDataModule):
                  size: Sequence[int] | None = None, normalization: str = "minmax",
                  label_lookup: str | Mapping[int, int] | None = None, augmentation: str = "none",
                  shift: str | None = None, train_pairs: int = 256, max_val_pairs: int | None = None,
-                 max_test_pairs: int | None = None, seed: int = 0, batch_size: int = 1, num_workers: int = 0) -> None:
+                 max_test_pairs: int | None = None, max_unreadable_fraction: float = 0.1, seed: int = 0,
+                 batch_size: int = 1, num_workers: int = 0) -> None:
         super().__init__()
         if dims not in (2, 3):
             raise ValueError(f"dims must be 2 or 3, got {dims}")
@@ -63,6 +71,8 @@ class FileDataModule(L.LightningDataModule):
             raise ValueError(f"batch_size and train_pairs must be >= 1 and num_workers >= 0, "
                              f"got {batch_size}, {train_pairs}, {num_workers}")
         self.dims, self.shift_name = dims, shift
+        self.max_unreadable_fraction = check_number("max_unreadable_fraction", max_unreadable_fraction, 0)
+        self.pairs_drawn, self.unreadable, self.warned = 0, 0, set()
         self.seed, self.batch_size, self.num_workers = seed, batch_size, num_workers
         # not val_pairs/test_pairs: LightningCLI carries options of the same name over from the
         # default SyntheticDataModule, where they mean how many pairs to draw
@@ -126,7 +136,25 @@ class FileDataModule(L.LightningDataModule):
             # torchio draws from torch's global generator, which Lightning seeds alike on every
             # process: offset it so that the processes augment differently (process 0 unchanged)
             torch.manual_seed(torch.initial_seed() + rank)
-        return self._loader(dataset, training_sampler(dataset, count, self.seed, self.trainer))
+        return self._loader(ReadablePairs(dataset), training_sampler(dataset, count, self.seed, self.trainer))
+
+    def on_before_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Count and report the training pairs skipped because their files could not be read."""
+        messages = [line for text in batch.pop("unreadable", []) for line in text.splitlines() if line]
+        self.pairs_drawn += len(batch["fixed"]) + len(messages)
+        self.unreadable += len(messages)
+        if messages and self.trainer is not None and self.trainer.logger is not None:
+            self.trainer.logger.log_metrics({"train/unreadable_pairs": float(self.unreadable)},
+                                            step=self.trainer.global_step)
+        for message in messages:
+            if message not in self.warned:
+                self.warned.add(message)
+                warnings.warn(f"skipped a training pair: {message}")
+        if messages and self.unreadable > self.max_unreadable_fraction * max(self.pairs_drawn, self.train_count):
+            raise InputError(f"{self.unreadable} of {self.pairs_drawn} training pairs could not be read (more than "
+                             f"--data.max_unreadable_fraction {self.max_unreadable_fraction:g}); the last: "
+                             f"{messages[-1]}. Fix or remove the damaged files")
+        return batch
 
     def val_dataloader(self) -> DataLoader:
         dataset = FixedPairs(self._first(self.splits.val, self.val_count, "validation"), self._pipeline())

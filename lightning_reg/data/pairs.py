@@ -2,17 +2,28 @@
 test, manifests) and random pairs of distinct subjects (training)."""
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 import torchio as tio
+from nibabel.filebasedimages import ImageFileError
 from torch.utils.data import Dataset, default_collate
 
+from ..errors import InputError
 from .shifts import apply_seeded
 from .subjects import ImageRecord, load_subject, subject_tensors, tensor_subject
 
 Pair = tuple[ImageRecord, ImageRecord]
+
+#: what reading a damaged file raises: torchio, nibabel, gzip and zlib (truncated, corrupt, changed
+#: since the data module checked it) and our reader (NaN voxels)
+READ_ERRORS = (RuntimeError, OSError, EOFError, ValueError, zlib.error, ImageFileError)
+
+
+class UnreadableImage(InputError):
+    """An image or label map that cannot be read (any more): names the file and the reason."""
 
 
 @dataclass
@@ -30,15 +41,19 @@ class Pipeline:
     def __call__(self, record: ImageRecord, seed: int) -> dict[str, torch.Tensor]:
         try:
             subject = self.preprocess(load_subject(record))
-        except (RuntimeError, OSError) as error:  # torchio/nibabel on unreadable or inconsistent files
-            raise ValueError(f"cannot load {record.image}: {error}") from None
+        except READ_ERRORS as error:
+            files = record.image if record.seg is None else f"{record.image} (or {record.seg})"
+            raise UnreadableImage(f"cannot load {files}: {type(error).__name__}: {error}") from None
         if self.augment is not None:
             subject = self.augment(subject)
         if self.shift is not None:
             subject = apply_seeded(self.shift, subject, seed)
         if self.renormalize is not None and (self.augment is not None or self.shift is not None):
             subject = self.renormalize(subject)
-        return subject_tensors(subject, self.dims, str(record.image))
+        try:
+            return subject_tensors(subject, self.dims, str(record.image))
+        except ValueError as error:  # NaN or constant after preprocessing: the file's content
+            raise UnreadableImage(str(error)) from None
 
 
 def pair_item(fixed: dict, moving: dict, pair_id: str) -> dict:
@@ -89,6 +104,29 @@ class SubjectPairs(Dataset):
         pair = self.subjects[fixed], self.subjects[moving]
         return pair_item(self.pipeline(pair[0], 2 * index), self.pipeline(pair[1], 2 * index + 1),
                          f"{pair[0].name}_{pair[1].name}")
+
+
+class ReadablePairs(Dataset):
+    """Training pairs that go on past damaged files: item ``i`` is the first pair of ``dataset`` at
+    ``i, i + 1, ...`` whose files read, with the messages of those skipped in ``item["unreadable"]``
+    (newline-separated; empty when none). ``max_tries`` unreadable pairs in a row are an error."""
+
+    def __init__(self, dataset: Dataset, max_tries: int = 8) -> None:
+        self.dataset, self.max_tries = dataset, max_tries
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        failures = []
+        for attempt in range(min(self.max_tries, len(self.dataset))):
+            try:
+                item = self.dataset[(index + attempt) % len(self.dataset)]
+            except UnreadableImage as error:
+                failures.append(str(error))
+                continue
+            return {**item, "unreadable": "\n".join(failures)}
+        raise InputError(f"{len(failures)} training pairs in a row could not be read; the last: {failures[-1]}")
 
 
 def collate_pairs(items: list[dict]) -> dict:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torchio as tio
 
-from ..io import drop_axis_affine
+from ..io import affine_problem, check_size, drop_axis_affine
 
 
 @dataclass(frozen=True)
@@ -22,13 +22,20 @@ class ImageRecord:
     seg: Path | None = None
 
 
-def _header_shape(path: Path, what: str) -> tuple[int, ...]:
+def _header_shape(path: Path, what: str, dims: int) -> tuple[int, ...]:
+    """The shape in ``path``'s header, after checking its size and (for images) its affine."""
     if not path.is_file():
         raise ValueError(f"{what} not found: {path}")
     try:
-        return tuple(nib.load(str(path)).shape)
+        image = nib.load(str(path))
     except Exception as error:  # nibabel raises many types for unreadable files
         raise ValueError(f"cannot read {what} {path} as NIfTI: {error}") from None
+    check_size(path, image.shape, None)
+    problem = affine_problem(image.affine, dims) if what == "image" else None
+    if problem:
+        raise ValueError(f"image {path} has a damaged header: its voxel-to-world affine is {problem}; repair it "
+                         f"(e.g. nibabel's set_sform/set_qform) or leave the image out")
+    return tuple(image.shape)
 
 
 def _spatial(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -39,7 +46,7 @@ def _spatial(shape: tuple[int, ...]) -> tuple[int, ...]:
 def check_record(record: ImageRecord, dims: int) -> None:
     """Clear errors before training: files exist and read as NIfTI, image and labels have one
     shape, and the images have ``dims`` spatial dimensions."""
-    shape = _spatial(_header_shape(record.image, "image"))
+    shape = _spatial(_header_shape(record.image, "image", dims))
     if 0 in shape:
         raise ValueError(f"image {record.image} is empty (shape {shape})")
     singletons = shape.count(1)
@@ -49,7 +56,7 @@ def check_record(record: ImageRecord, dims: int) -> None:
     if dims == 2 and singletons != 1:
         raise ValueError(f"image {record.image} has shape {shape}, not a 2D slice; set --data.dims 3 for volumes")
     if record.seg is not None:
-        seg_shape = _spatial(_header_shape(record.seg, "label map"))
+        seg_shape = _spatial(_header_shape(record.seg, "label map", dims))
         if seg_shape != shape:
             raise ValueError(f"label map {record.seg} has shape {seg_shape} but its image {record.image} has "
                              f"{shape}: they must share one voxel grid")

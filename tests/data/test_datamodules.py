@@ -27,6 +27,8 @@ def test_learn2reg_layout_holds_out_the_validation_subjects_and_reads_canonical_
     data.setup("fit")
     assert [record.name for record in data.splits.train_subjects] == ["OASIS_0001", "OASIS_0002"]
     batch = first(data.train_dataloader())
+    assert batch.get("unreadable") == [""]  # the files of the pair read; the module takes the key off
+    batch = data.on_before_batch_transfer(batch, 0)
     assert set(batch) == {"fixed", "moving", "fixed_seg", "moving_seg", "fixed_affine", "moving_affine", "id"}
     assert batch["fixed"].dtype == torch.float32 and batch["fixed_seg"].dtype == torch.int64
     assert batch["fixed"].min() >= 0 and batch["fixed"].max() <= 1

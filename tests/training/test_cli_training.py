@@ -80,7 +80,7 @@ def test_test_time_options_win_over_the_checkpoint(tmp_path):
     assert missing.returncode == 2 and "no such checkpoint file" in missing.stderr
     (tmp_path / "notes.ckpt").write_text("not a checkpoint")
     junk = lightning_reg(["test", "--ckpt_path", "notes.ckpt"], tmp_path)
-    assert junk.returncode == 2 and "is not a Lightning checkpoint" in junk.stderr
+    assert junk.returncode == 2 and "is not a lightning-reg checkpoint, or is damaged" in junk.stderr
     other = lightning_reg(["test", "--ckpt_path", str(checkpoint), "--model.network", "lightning_reg.nn.UNet",
                            "--data.shape", "[32,32]", *TINY[:-2]], tmp_path)
     assert other.returncode == 2 and "trained with another network" in other.stderr
