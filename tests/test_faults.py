@@ -314,12 +314,19 @@ def test_the_sampler_never_sees_a_coordinate_that_crashes_it():
 
 
 def test_a_diverged_warp_stays_visibly_not_finite():
+    """The sampler cleans NaN coordinates (it would crash on them), so what it returns must not hide
+    them: the warped image is NaN, and so is the last energy of a pair whose parameters are."""
     from lightning_reg.solver import register
 
     images = warped_pair((24, 24), magnitude=2.0, seed=1)
-    result = register(images["fixed"], images["moving"], iterations=(2,), scales=(1,))
-    result.grid[0, 3, 3, 0] = float("nan")
-    assert not torch.isfinite(result.warp(images["moving"])).all()
+    broken = torch.full((1, 3, 3), float("nan"))
+    for transform in ("affine", "greedy"):
+        result = register(images["fixed"], images["moving"], transform=transform, iterations=(3,), scales=(1,),
+                          init=broken)
+        assert not torch.isfinite(result.grid).any() and torch.isnan(result.warp(images["moving"])).all()
+    affine = register(images["fixed"], images["moving"], transform="affine", iterations=(3,), scales=(1,), init=broken)
+    assert torch.isnan(affine.loss_trace[-1][-1]).all()
+    assert torch.isfinite(register(images["fixed"], images["moving"], iterations=(3,), scales=(1,)).loss_trace[-1]).all()
 
 
 # ------------------------------------------------------------------------------------ atomic files

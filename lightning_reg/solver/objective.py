@@ -15,7 +15,7 @@ import torch
 from .checks import check_number
 from .filters import antialiased_resize
 from .similarity import Similarity
-from .spatial import nan_marker, sample
+from .spatial import sample
 from .transforms import Transform
 
 
@@ -85,7 +85,7 @@ class Objective:
     def __call__(self, transform: Transform, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
         """Per-pair energy ``[B]`` of ``transform``'s current parameters."""
         grid = transform.grid()
-        value = self.similarity(fixed, sample(moving, grid)) + nan_marker(grid)
+        value = self.similarity(fixed, sample(moving, grid))
         if self.regularizer is not None and self.regularizer_weight > 0:
             field = transform.regularized_field()
             if field is not None:

@@ -15,7 +15,7 @@ from .optimizers import Adam, GradientDescent
 from .regularizers import get_regularizer
 from .result import RegistrationResult
 from .similarity import Similarity, make_similarity
-from .spatial import batch_affine
+from .spatial import batch_affine, nan_marker
 from .transforms import Transform, make_transform
 
 #: ``callback(scale_index, iteration, energies [B])`` after every iteration.
@@ -82,6 +82,9 @@ def solve_scale(transform: Transform, fixed: torch.Tensor, moving: torch.Tensor,
             transform.set_parameters([parameter.requires_grad_(True) for parameter in parameters])
     if not trace:
         return torch.zeros(0, fixed.shape[0], device=fixed.device)
+    # sampling cleans non-finite coordinates (spatial.bounded_grid), so a diverged pair's energies
+    # look finite: its last one is made NaN here, once per scale rather than every iteration
+    trace[-1] = trace[-1] + sum(nan_marker(parameter) for parameter in transform.parameters())
     return torch.stack(trace)
 
 

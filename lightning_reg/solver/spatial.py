@@ -72,10 +72,10 @@ def bounded_grid(grid: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(grid, nan=0.0).clamp(-GRID_BOUND, GRID_BOUND)
 
 
-def nan_marker(grid: torch.Tensor) -> torch.Tensor:
-    """``[B]``: 0 for a pair whose grid is finite, NaN where it is not (add it to a value of the
-    pair so that :func:`sample`'s clean-up of the grid cannot hide the divergence)."""
-    return grid.detach().flatten(1).sum(1) * 0.0
+def nan_marker(values: torch.Tensor) -> torch.Tensor:
+    """``[B]``: 0 for a pair whose ``values [B, ...]`` (grid, parameters) are finite, NaN where they
+    are not; added to a value of the pair so that :func:`sample`'s clean-up cannot hide a divergence."""
+    return values.detach().sum(dim=tuple(range(1, values.dim()))) * 0.0
 
 
 def apply_matrix(matrix: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
