@@ -278,16 +278,19 @@ class RegistrationModule(L.LightningModule):
             write_rows(run_directory(self.trainer) / "test_metrics.csv", rows)
 
     @classmethod
-    def load_from_checkpoint(cls, checkpoint_path: str | Path, map_location=None, hparams_file=None, strict=None,
-                             **kwargs) -> "RegistrationModule":
+    def load_from_checkpoint(cls, checkpoint_path: str | Path | io.BufferedIOBase, map_location=None,
+                             hparams_file=None, strict=None, **kwargs) -> "RegistrationModule":
         """Lightning's ``load_from_checkpoint``, but the file is read as data only and may name
         network classes only of ``lightning_reg``, ``torch`` and ``$LIGHTNING_REG_TRUSTED_MODULES``
         (``checkpoints.check_trusted``), so opening a checkpoint imports no module it names."""
-        if not Path(checkpoint_path).is_file():
+        if hasattr(checkpoint_path, "read"):  # an open file, as Lightning allows
+            data, source = checkpoint_path.read(), str(getattr(checkpoint_path, "name", "the checkpoint"))
+        elif Path(checkpoint_path).is_file():
+            data, source = Path(checkpoint_path).read_bytes(), str(checkpoint_path)
+        else:
             raise InputError(f"checkpoint not found: {checkpoint_path}")
-        data = Path(checkpoint_path).read_bytes()
-        checkpoint = read_checkpoint(checkpoint_path, data)
-        check_trusted(checkpoint.get("hyper_parameters", {}), checkpoint_path, ignore=kwargs)
+        checkpoint = read_checkpoint(source, data)
+        check_trusted(checkpoint.get("hyper_parameters", {}), source, ignore=kwargs)
         return super().load_from_checkpoint(io.BytesIO(data), map_location=map_location, hparams_file=hparams_file,
                                             strict=strict, **kwargs)
 
