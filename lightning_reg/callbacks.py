@@ -77,7 +77,7 @@ class InterruptCheckpoint(L.Callback):
     FILENAME = "interrupted.ckpt"
 
     def on_exception(self, trainer: L.Trainer, pl_module, exception: BaseException) -> None:
-        if not isinstance(exception, KeyboardInterrupt) or not trainer.training or trainer.global_step == 0:
+        if not isinstance(exception, KeyboardInterrupt) or trainer.state.fn != "fit" or trainer.global_step == 0:
             return
         folders = [callback.dirpath for callback in trainer.checkpoint_callbacks if getattr(callback, "dirpath", None)]
         path = Path(folders[0] if folders else run_directory(trainer) / "checkpoints") / self.FILENAME

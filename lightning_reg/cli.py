@@ -13,13 +13,6 @@ from .errors import EXIT_BAD_INPUT, report
 from .solver.checks import check_number
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line naming the problem (exit code 2)."""
-
-    def error(self, message: str) -> None:
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def finite_float(text: str) -> float:
     """argparse type: a finite number (``nan`` and ``inf`` are refused where they are parsed)."""
     try:

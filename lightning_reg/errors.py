@@ -28,6 +28,8 @@ _OS_HINTS = {
     errno.EIO: "the disk reported an I/O error: check the device",
 }
 
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+
 _OUT_OF_MEMORY = ("DefaultCPUAllocator: can't allocate memory", "CUDA out of memory", "not enough memory")
 
 
@@ -56,8 +58,9 @@ def _os_message(error: OSError) -> str | None:
     hint = _OS_HINTS.get(error.errno)
     if hint is None:
         return None
+    verb = "write" if error.errno in _WRITE_ERRNOS else "access"
     where = f" {error.filename}" if error.filename else ""
-    return f"cannot write{where}: {error.strerror or error}; {hint}"
+    return f"cannot {verb}{where}: {error.strerror or error}; {hint}"
 
 
 def _hint(message: str) -> str:
@@ -82,6 +85,13 @@ def user_message(error: BaseException) -> str | None:
         text = " ".join(first_reason(str(error)).split("\n")).strip()
         return text + _hint(text)
     return None
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the problem (exit code 2)."""
+
+    def error(self, message: str) -> None:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def report(error: Exception, program: str, show: bool = True) -> int:

@@ -12,8 +12,8 @@ import torch
 from tqdm import tqdm
 
 from . import metrics
-from .cli import OneLineParser, count, device_option, finite_float, positive_int
-from .errors import InputError
+from .cli import count, device_option, finite_float, positive_int
+from .errors import InputError, OneLineParser
 from .io import Volume, default_max_voxels, load_volume, save_itk_displacement, save_volume
 from .output_files import OutputFolder, write_text
 from .solver import (

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from .cli import OneLineParser
-from .errors import EXIT_BAD_INPUT, InputError
+from .errors import EXIT_BAD_INPUT, InputError, OneLineParser
 from .output_files import OutputFolder, write_text
 from .sweep import SweepRun, execute, last_error, load_sweep, next_parameters
 from .sweep_summary import ranked, write_summary

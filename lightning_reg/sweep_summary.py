@@ -2,12 +2,12 @@
 first, and a plot of the metric across runs."""
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from .output_files import atomic_path, write_text
+from .evaluation import write_rows
+from .output_files import write_text
 from .sweep import SweepRun
 from .viz import save_figure
 
@@ -28,10 +28,7 @@ def write_summary(runs: list[SweepRun], config: dict, folder: Path) -> dict[str,
              "state": "finished" if run.finished else f"failed ({run.returncode})", "seconds": round(run.seconds, 1)}
             for run in order]
     paths = {"csv": folder / "summary.csv", "markdown": folder / "summary.md", "plot": folder / "summary.png"}
-    with atomic_path(paths["csv"]) as temporary, open(temporary, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(paths["csv"], rows)
     write_text(paths["markdown"], markdown(rows, ["run", *names, metric, "state", "seconds"]) + "\n")
     save_figure(plot(runs, names, metric, goal, config.get("name", folder.name)), paths["plot"])
     return paths

@@ -117,7 +117,8 @@ class RegistrationCLI(LightningCLI):
         # a partial group of hyperparameters (train_solver without the iterations the user gave) is
         # parsed with its own defaults, so the user's values are put back after the merge
         model = self.config[subcommand].model
-        given = {key: copy.deepcopy(model[key]) for key in map(_namespace_key(model), self.given_model_keys) if key}
+        given = {found: copy.deepcopy(model[found]) for key in self.given_model_keys
+                 if (found := _config_key(model, key))}
         self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
         for key, value in given.items():
             self.config[subcommand].model[key] = value
@@ -139,16 +140,12 @@ class RegistrationCLI(LightningCLI):
         parser.set_defaults({"model.lr": 1e-3, "data": {"class_path": "lightning_reg.data.SyntheticDataModule"}})
 
 
-def _namespace_key(model):
-    """``key -> the same key in the parsed model config`` (``network.dims`` is stored as
-    ``network.init_args.dims``), or None when the config has no such key."""
-    def find(key: str) -> str | None:
-        parts = key.split(".")
-        for candidate in (key, ".".join([*parts[:1], "init_args", *parts[1:]])):
-            if candidate in model:
-                return candidate
-        return None
-    return find
+def _config_key(model, key: str) -> str | None:
+    """``key`` as the parsed model config stores it (``network.dims`` as ``network.init_args.dims``),
+    or None when the config has no such key."""
+    parts = key.split(".")
+    return next((candidate for candidate in (key, ".".join([parts[0], "init_args", *parts[1:]]))
+                 if candidate in model), None)
 
 
 def _is_wandb(logger) -> bool:

@@ -139,8 +139,11 @@ class FileDataModule(L.LightningDataModule):
         return self._loader(ReadablePairs(dataset), training_sampler(dataset, count, self.seed, self.trainer))
 
     def on_before_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """Count and report the training pairs skipped because their files could not be read."""
-        messages = [line for text in batch.pop("unreadable", []) for line in text.splitlines() if line]
+        """Count and report the training pairs skipped because their files could not be read (only
+        training batches carry ``unreadable``)."""
+        if "unreadable" not in batch:
+            return batch
+        messages = [line for text in batch.pop("unreadable") for line in text.splitlines() if line]
         self.pairs_drawn += len(batch["fixed"]) + len(messages)
         self.unreadable += len(messages)
         if messages and self.trainer is not None and self.trainer.logger is not None:

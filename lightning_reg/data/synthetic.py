@@ -131,8 +131,7 @@ def write_demo_pair(folder: str, shape: Sequence[int] = (64, 72, 56), magnitude:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m lightning_reg.data.synthetic [FOLDER] [--overwrite]``: write the demo pair."""
-    from ..cli import OneLineParser
-    from ..errors import report
+    from ..errors import OneLineParser, report
 
     parser = OneLineParser(prog="python -m lightning_reg.data.synthetic", description=write_demo_pair.__doc__)
     parser.add_argument("folder", nargs="?", default="demo")
