@@ -25,9 +25,9 @@ from voxelmorph_baseline import VoxelMorphBaseline
 
 from lightning_reg.data import SHIFTS, OASISDataModule, SyntheticDataModule
 from lightning_reg.evaluation import mean_rows
-from lightning_reg.module import RegistrationModule
+from lightning_reg.training.module import RegistrationModule
 from lightning_reg.nn import IdentityFeatures, UNet
-from lightning_reg.settings import SolverSettings
+from lightning_reg.training.solver_settings import SolverSettings
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -20,9 +20,9 @@ import torch
 from measure import limit_memory, machine, markdown_table, peak_bytes, run_child
 
 from lightning_reg.data import SyntheticDataModule
-from lightning_reg.module import RegistrationModule
+from lightning_reg.training.module import RegistrationModule
 from lightning_reg.nn import UNet
-from lightning_reg.settings import SolverSettings
+from lightning_reg.training.solver_settings import SolverSettings
 
 SETTINGS = {
     "2d": dict(shape=[192, 192], iterations=[100, 50, 20]),

@@ -1,14 +1,21 @@
-"""Per-pair evaluation rows (Dice, HD95, folding, SDlogJ, seconds) of a registration result; shared
-by the module's validation/test and by the benchmarks' baselines."""
+"""Per-pair evaluation rows (Dice, HD95, folding, SDlogJ, seconds) of a registration result, their
+means, their CSV, and the rows of several processes (DDP) brought together; shared by
+``lightning-reg register``, the module's validation/test and the benchmarks' baselines."""
 from __future__ import annotations
 
 import csv
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch.distributed as dist
 
 from .metrics import dice_per_label, folding_percent, hd95, sdlogj
 from .output_files import atomic_path
 from .solver import RegistrationResult
+
+if TYPE_CHECKING:
+    import lightning as L
 
 
 def pair_rows(batch: dict, result: RegistrationResult, seconds: float) -> list[dict]:
@@ -52,6 +59,21 @@ def write_rows(path: Path, rows: list[dict]) -> None:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def gather_rows(trainer: "L.Trainer", rows: list[dict]) -> list[dict]:
+    """Every process's per-pair rows, in the order of the pairs; call it on all processes.
+
+    Process ``r`` of ``w`` evaluates pairs ``r, r + w, r + 2w, ...`` (``data/sampling.py``), so taking
+    one row from each process in turn restores the order. Lightning's strategies gather tensors
+    only; rows hold strings, hence torch's object gathering.
+    """
+    if trainer.world_size == 1 or not (dist.is_available() and dist.is_initialized()):
+        return list(rows)
+    gathered: list[list[dict] | None] = [None] * trainer.world_size
+    dist.all_gather_object(gathered, list(rows))
+    longest = max(len(part) for part in gathered)
+    return [part[index] for index in range(longest) for part in gathered if index < len(part)]
 
 
 def _pair_id(batch: dict, index: int) -> str:

@@ -5,8 +5,8 @@ module without the package having imported it first.
 """
 from importlib import import_module
 
-_WHERE = {"SyntheticDataModule": "datamodule", "SynthPairs": "datamodule", "SynthSettings": "synthmorph",
-          "synth_pair": "synthmorph", "FileDataModule": "files", "OASISDataModule": "oasis",
+_WHERE = {"SyntheticDataModule": "synthetic_datamodule", "SynthPairs": "synthetic_datamodule", "SynthSettings": "synthmorph",
+          "synth_pair": "synthmorph", "FileDataModule": "file_datamodule", "OASISDataModule": "oasis",
           "ABCDDataModule": "abcd", "PairsDataModule": "manifest", "SHIFTS": "shifts",
           "shift_transform": "shifts"}
 

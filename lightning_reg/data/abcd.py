@@ -8,7 +8,7 @@ from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_warn
 
-from .files import FileDataModule, Splits
+from .file_datamodule import FileDataModule, Splits
 from .oasis import consecutive_pairs
 from .subjects import ImageRecord
 

@@ -5,8 +5,8 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from .files import FileDataModule, Splits
-from .pairs import Pair
+from .file_datamodule import FileDataModule, Splits
+from .datasets import Pair
 from .subjects import ImageRecord
 
 SPLITS = ("train", "val", "test")

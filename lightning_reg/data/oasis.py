@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .files import FileDataModule, Splits
-from .pairs import Pair
+from .file_datamodule import FileDataModule, Splits
+from .datasets import Pair
 from .subjects import ImageRecord
 
 LAYOUTS = ("auto", "learn2reg", "neurite")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lightning_reg.data import SyntheticDataModule
-from lightning_reg.learned import load_model
+from lightning_reg.cli.register_model import load_model
 
 SCORES = ("dice", "hd95", "folding_percent", "sdlogj")
 

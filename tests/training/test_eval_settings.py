@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from lightning_reg.data import SyntheticDataModule
-from lightning_reg.module import RegistrationModule
+from lightning_reg.training.module import RegistrationModule
 from lightning_reg.nn import IdentityFeatures, UNet
-from lightning_reg.settings import EvalSolverSettings, SolverSettings
+from lightning_reg.training.solver_settings import EvalSolverSettings, SolverSettings
 
 TRAIN = SolverSettings(transform="greedy", similarity="lncc", iterations=[30, 20, 10], regularizer_weight=0.0)
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from lightning_reg.data import SyntheticDataModule
-from lightning_reg.losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
-from lightning_reg.module import RegistrationModule
+from lightning_reg.training.losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
+from lightning_reg.training.module import RegistrationModule
 from lightning_reg.nn import IdentityFeatures, UNet
-from lightning_reg.settings import SolverSettings
+from lightning_reg.training.solver_settings import SolverSettings
 
 QUIET = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
 

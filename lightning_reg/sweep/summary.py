@@ -6,10 +6,10 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from .evaluation import write_rows
-from .output_files import write_text
-from .sweep import SweepRun
-from .viz import save_figure
+from ..evaluation import write_rows
+from ..output_files import write_text
+from .engine import SweepRun
+from ..viz import save_figure
 
 
 def ranked(runs: list[SweepRun], metric: str, goal: str) -> list[SweepRun]:

@@ -6,7 +6,7 @@ from typing import Sequence
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
-from .pairs import shifted_item
+from .datasets import shifted_item
 from .sampling import evaluation_sampler, training_sampler
 from .shifts import shift_transform
 from .synthmorph import SynthSettings, synth_pair

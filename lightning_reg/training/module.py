@@ -14,16 +14,15 @@ from jsonargparse import lazy_instance
 from lightning.pytorch.strategies import DDPStrategy
 from torchmetrics import MeanMetric
 
+from ..errors import InputError
+from ..evaluation import SUMMARY_KEYS, gather_rows, pair_rows, write_rows
+from ..nn import FeatureNetwork, UNet
+from ..solver import Prompt, RegistrationResult, label_prompt
+from ..solver.checks import check_number
 from .checkpoints import check_trusted, read_checkpoint
-from .distributed import gather_rows
-from .errors import InputError
-from .evaluation import SUMMARY_KEYS, pair_rows, write_rows
 from .losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
-from .nn import FeatureNetwork, UNet
-from .runs import run_directory, share_run_directory
-from .settings import EvalSolverSettings, SolverSettings
-from .solver import Prompt, RegistrationResult, label_prompt
-from .solver.checks import check_number
+from .run_folder import run_directory, share_run_directory
+from .solver_settings import EvalSolverSettings, SolverSettings
 
 #: The default network as LightningCLI shows it (class path and arguments); in Python each module
 #: built with it gets a new UNet.

@@ -12,16 +12,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
-from .callbacks import InterruptCheckpoint, MetricsFile, RegistrationPanel
-from .checkpoints import AtomicCheckpointIO, check_trusted, newest_last_checkpoint, read_checkpoint
-from .data import ABCDDataModule, OASISDataModule, PairsDataModule, SyntheticDataModule  # noqa: F401 (short names)
-from .errors import InputError
-from .module import RegistrationModule
-from .output_files import atomic_path
-from .prediction import NiftiPredictionWriter
-from .runs import run_directory, share_run_directory, wandb_logged_in
-
-SUBCOMMANDS = ("fit", "validate", "test", "predict")
+from ..data import ABCDDataModule, OASISDataModule, PairsDataModule, SyntheticDataModule  # noqa: F401 (short names)
+from ..errors import InputError
+from ..output_files import atomic_path
+from ..training.callbacks import InterruptCheckpoint, MetricsFile, NiftiPredictionWriter, RegistrationPanel
+from ..training.checkpoints import AtomicCheckpointIO, check_trusted, newest_last_checkpoint, read_checkpoint
+from ..training.module import RegistrationModule
+from ..training.run_folder import run_directory, share_run_directory, wandb_logged_in
 
 
 class SaveRunConfig(SaveConfigCallback):

@@ -9,9 +9,9 @@ import yaml
 from helpers import lightning_reg
 
 from lightning_reg.cli import main
-from lightning_reg.sweep import build_command, load_sweep, next_parameters
+from lightning_reg.sweep.engine import build_command, load_sweep, next_parameters
 
-SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
+SWEEPS = Path(__file__).resolve().parents[2] / "sweeps"
 SHIPPED = {"transforms.yaml": "test", "solver.yaml": "validate", "train.yaml": "fit"}
 
 

@@ -143,7 +143,7 @@ def test_a_failure_after_overwrite_leaves_the_old_results_as_they_were(tmp_path,
         written.append(path)
         Path(path).write_bytes(b"partial")
 
-    monkeypatch.setattr("lightning_reg.register_cli.save_volume", full_disk)
+    monkeypatch.setattr("lightning_reg.cli.register.save_volume", full_disk)
     _one_line(*_register(capsys, pair, out, "--overwrite", "--fixed-seg", pair["fixed_seg"], "--moving-seg",
                          pair["moving_seg"]), "disk is full", f"({out} was left as it was)")
     assert _snapshot(out) == before
@@ -343,7 +343,7 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_partial_one(tmp_path):
 
 
 def test_a_checkpoint_write_that_fails_leaves_the_old_checkpoint(tmp_path, monkeypatch):
-    from lightning_reg.checkpoints import AtomicCheckpointIO
+    from lightning_reg.training.checkpoints import AtomicCheckpointIO
 
     path = tmp_path / "last.ckpt"
     io = AtomicCheckpointIO()

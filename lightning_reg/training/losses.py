@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .solver.similarity import make_similarity
+from ..solver.similarity import make_similarity
 
 
 def one_hot_labels(fixed_seg: torch.Tensor, moving_seg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

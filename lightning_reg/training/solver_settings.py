@@ -8,8 +8,8 @@ from typing import Optional, Sequence
 
 import torch
 
-from .solver import RegistrationLayer, downsample
-from .solver.checks import check_number
+from ..solver import RegistrationLayer, downsample
+from ..solver.checks import check_number
 
 LINEAR = ("rigid", "affine")
 

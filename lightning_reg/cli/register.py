@@ -11,12 +11,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import metrics
-from .cli import count, device_option, finite_float, positive_int
-from .errors import InputError, OneLineParser
-from .io import Volume, default_max_voxels, load_volume, save_itk_displacement, save_volume
-from .output_files import OutputFolder, write_text
-from .solver import (
+from .. import metrics
+from ..errors import InputError, OneLineParser
+from ..io import Volume, default_max_voxels, load_volume, save_itk_displacement, save_volume
+from ..output_files import OutputFolder, write_text
+from ..solver import (
     SIMILARITIES,
     TRANSFORMS,
     RegistrationLayer,
@@ -25,8 +24,9 @@ from .solver import (
     label_prompt,
     register,
 )
-from .solver.checks import check_number
-from .solver.regularizers import REGULARIZERS
+from ..solver.checks import check_number
+from ..solver.regularizers import REGULARIZERS
+from .parsing import count, device_option, finite_float, positive_int
 
 #: below this share of the fixed field of view inside the moving one, register warns
 LOW_OVERLAP = 0.5
@@ -202,7 +202,7 @@ def _solve_classical(args: argparse.Namespace, fixed: Volume, moving: Volume, fi
 def _solve_learned(args: argparse.Namespace, fixed: Volume, moving: Volume, fixed_seg: Volume | None,
                    moving_seg: Volume | None, device: torch.device) -> tuple[RegistrationResult, dict]:
     """Registration on the features of the ``--checkpoint`` model; returns the result and its settings."""
-    from .learned import check_model_input, load_model, register_with_model, settings_with  # noqa: I001 (Lightning loads slowly)
+    from .register_model import check_model_input, load_model, register_with_model, settings_with  # noqa: I001 (Lightning loads slowly)
     model = load_model(args.checkpoint, device)
     check_model_input(model, fixed)
     linear, transform = model.eval_solver.stages()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import lightning as L
 
-from .data import SyntheticDataModule
+from ..data import SyntheticDataModule
+from ..nn import UNet
 from .module import RegistrationModule
-from .nn import UNet
-from .settings import SolverSettings
+from .solver_settings import SolverSettings
 
 
 def small_model(shape: tuple[int, ...] = (64, 64), steps: int = 150, seed: int = 0, similarity: str = "lncc",

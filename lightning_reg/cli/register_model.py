@@ -9,11 +9,11 @@ from pathlib import Path
 import nibabel as nib
 import torch
 
-from .errors import InputError
-from .io import Volume
-from .module import RegistrationModule
-from .settings import SolverSettings
-from .solver import RegistrationResult, normalize_intensities
+from ..errors import InputError
+from ..io import Volume
+from ..solver import RegistrationResult, normalize_intensities
+from ..training.module import RegistrationModule
+from ..training.solver_settings import SolverSettings
 
 
 def load_model(path: Path, device: torch.device) -> RegistrationModule:

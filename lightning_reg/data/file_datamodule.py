@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..errors import InputError
 from ..solver.checks import check_number
 from .augmentation import augmentation as augmentation_steps
-from .pairs import FixedPairs, Pair, Pipeline, ReadablePairs, SubjectPairs, collate_pairs
+from .datasets import FixedPairs, Pair, Pipeline, ReadablePairs, SubjectPairs, collate_pairs
 from .preprocessing import normalization as normalization_steps
 from .preprocessing import read_label_lookup, size_for_2d, spatial_preprocessing
 from .sampling import evaluation_sampler, process_layout, training_sampler

@@ -1,0 +1,59 @@
+"""``lightning-reg COMMAND``: ``fit | validate | test | predict`` (LightningCLI, ``lightning.py``),
+``register`` (``register.py``) and ``sweep`` (``sweep.py``)."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Sequence
+
+from ..errors import EXIT_BAD_INPUT, report
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+OTHER_COMMANDS = ("register", "sweep")
+USAGE = """usage: lightning-reg COMMAND [options]
+commands: {known}
+  fit        train features through the solver (lightning-reg fit --help)
+  validate   evaluate a model on the validation pairs
+  test       evaluate on the test pairs; writes test_metrics.csv into the run folder
+  predict    register the prediction pairs with a model
+  register   register two NIfTI files, with or without a model (lightning-reg register --help)
+  sweep      run a W&B sweep file offline and summarize it (lightning-reg sweep --help)"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lightning-reg`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        return _lightning(argv)
+    known = ", ".join([*LIGHTNING_COMMANDS, *OTHER_COMMANDS])
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE.format(known=known))
+        return 0 if argv else EXIT_BAD_INPUT
+    if argv[0] not in OTHER_COMMANDS:
+        print(f"lightning-reg: error: unknown command {argv[0]!r}; commands: {known}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    # each command is imported only when run: Lightning alone takes seconds to import
+    if argv[0] == "register":
+        from .register import build_parser, run
+    else:
+        from .sweep import build_parser, run
+    args = build_parser().parse_args(argv[1:])
+    try:
+        result = run(args)
+    except Exception as error:  # the user's settings, data, files and machine; else a traceback
+        return report(error, f"lightning-reg {argv[0]}")
+    print(json.dumps({k: v for k, v in result.items() if k != "dice_per_label"}))
+    return 0
+
+
+def _lightning(argv: list[str]) -> int:
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from .lightning import run_lightning
+
+    try:
+        run_lightning(argv)
+    except Exception as error:  # the user's settings, data, files and machine; else a traceback
+        # every DDP process finds the same error: say it once
+        return report(error, f"lightning-reg {argv[0]}", show=rank_zero_only.rank == 0)
+    return 0

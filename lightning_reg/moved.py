@@ -1,0 +1,46 @@
+"""Modules that moved when the package was regrouped (0.1 -> 0.2), importable under their old names
+so that configs, sweep files and run folders written before keep working
+(``lightning_reg.module.RegistrationModule``, ``lightning_reg.checkpoints.AtomicCheckpointIO``, ...).
+
+Python has no alias for a module path; a finder on ``sys.meta_path`` that hands out the new module
+for the old name is the smallest thing that does it (the module is the same object, not a copy).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+
+#: old module path (relative to the package) -> where it lives now
+MOVED = {
+    "module": "training.module", "settings": "training.solver_settings", "losses": "training.losses",
+    "callbacks": "training.callbacks", "prediction": "training.callbacks", "runs": "training.run_folder",
+    "demo": "training.demo", "checkpoints": "training.checkpoints", "distributed": "evaluation",
+    "trainer_cli": "cli.lightning", "register_cli": "cli.register", "learned": "cli.register_model",
+    "sweep_cli": "cli.sweep", "sweep_summary": "sweep.summary",
+    "data.datamodule": "data.synthetic_datamodule", "data.files": "data.file_datamodule", "data.pairs": "data.datasets",
+    "solver.optimize": "solver.register",
+}
+
+
+class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def __init__(self, package: str) -> None:
+        self.targets = {f"{package}.{old}": f"{package}.{new}" for old, new in MOVED.items()}
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in self.targets:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec):
+        return importlib.import_module(self.targets[spec.name])
+
+    def exec_module(self, module) -> None:
+        """The new module is already executed."""
+
+
+def install(package: str) -> None:
+    """Make the old module paths of ``package`` importable (once)."""
+    if not any(isinstance(finder, _Alias) for finder in sys.meta_path):
+        sys.meta_path.append(_Alias(package))
