@@ -25,8 +25,8 @@ from voxelmorph_baseline import VoxelMorphBaseline
 
 from lightning_reg.data import SHIFTS, OASISDataModule, SyntheticDataModule
 from lightning_reg.evaluation import mean_rows
-from lightning_reg.training.module import RegistrationModule
 from lightning_reg.nn import IdentityFeatures, UNet
+from lightning_reg.training.module import RegistrationModule
 from lightning_reg.training.solver_settings import SolverSettings
 
 matplotlib.use("Agg")

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.metrics import dice_per_label
 from lightning_reg.solver import register
+from lightning_reg.solver.labels import label_values, one_hot
 
 
 def mean_dice(fixed_seg: torch.Tensor, warped_seg: torch.Tensor) -> float:
@@ -55,9 +55,8 @@ def run_fireants(pair: dict, scales, iterations, window: int) -> tuple[float, fl
                                       smooth_grad_sigma=1.0, progress_bar=False)
     registration.optimize()
     seconds = time.perf_counter() - start
-    values = torch.unique(pair["moving_seg"])
-    one_hot = F.one_hot(torch.searchsorted(values, pair["moving_seg"][:, 0]), values.numel()).movedim(-1, 1).float()
-    warped = registration.evaluate(pair["fixed"], one_hot)
+    values = label_values(pair["moving_seg"], background=False)
+    warped = registration.evaluate(pair["fixed"], one_hot(pair["moving_seg"], values))
     return mean_dice(pair["fixed_seg"], values[warped.argmax(1, keepdim=True)]), seconds
 
 

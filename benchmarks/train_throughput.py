@@ -20,8 +20,8 @@ import torch
 from measure import limit_memory, machine, markdown_table, peak_bytes, run_child
 
 from lightning_reg.data import SyntheticDataModule
-from lightning_reg.training.module import RegistrationModule
 from lightning_reg.nn import UNet
+from lightning_reg.training.module import RegistrationModule
 from lightning_reg.training.solver_settings import SolverSettings
 
 SETTINGS = {

@@ -11,8 +11,8 @@ import torch
 import voxelmorph
 
 from lightning_reg.evaluation import pair_rows
-from lightning_reg.training.losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
 from lightning_reg.solver import RegistrationResult
+from lightning_reg.training.losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
 
 
 class VoxelMorphBaseline(L.LightningModule):

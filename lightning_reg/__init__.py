@@ -4,10 +4,11 @@ The public face is imported on first use (PEP 562), so ``import lightning_reg`` 
 ``RegistrationModule`` (Lightning), ``SolverSettings``, ``RegistrationLayer`` and ``register`` (torch only).
 """
 from importlib import import_module
+from importlib.metadata import version
 
 from . import moved
 
-__version__ = "0.1.0"
+__version__ = version(__name__)  # pyproject.toml holds it
 
 _WHERE = {"RegistrationModule": "training.module", "SolverSettings": "training.solver_settings",
           "RegistrationLayer": "solver.layer", "register": "solver.register"}

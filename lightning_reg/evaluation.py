@@ -4,38 +4,53 @@ means, their CSV, and the rows of several processes (DDP) brought together; shar
 from __future__ import annotations
 
 import csv
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
 import torch.distributed as dist
 
 from .metrics import dice_per_label, folding_percent, hd95, sdlogj
 from .output_files import atomic_path
 from .solver import RegistrationResult
+from .solver.spatial import voxel_spacing
 
 if TYPE_CHECKING:
     import lightning as L
 
 
-def pair_rows(batch: dict, result: RegistrationResult, seconds: float) -> list[dict]:
+#: how labels are warped for evaluation (``register --label-mode``, ``test``, ``predict``): the one-hot
+#: encoding warped linearly, most likely label kept (ANTs' GenericLabel); ``nearest`` is the other choice
+LABEL_MODE = "linear"
+
+
+def pair_rows(batch: dict, result: RegistrationResult, seconds: float, label_mode: str = LABEL_MODE,
+              warped_seg: torch.Tensor | None = None) -> list[dict]:
     """One row per pair of ``batch``: ``id``, ``seconds`` (per pair), ``folding_percent``, ``sdlogj``
     and, with label maps, ``dice`` (mean over labels), ``hd95`` (mm when the batch has affines) and
-    ``dice_<label>``. Labels are warped linearly (one-hot)."""
+    ``dice_<label>``. Labels are warped with ``label_mode``, unless given warped (``warped_seg``
+    ``[B, 1, *S]``)."""
     determinant = result.jacobian_determinant()
     rows = []
     for index in range(len(batch["fixed"])):
-        row = {"id": _pair_id(batch, index), "seconds": seconds,
+        row = {"id": pair_id(batch, index), "seconds": seconds,
                "folding_percent": folding_percent(determinant[index]), "sdlogj": sdlogj(determinant[index])}
         if "fixed_seg" in batch and "moving_seg" in batch:
             fixed_seg = batch["fixed_seg"][index:index + 1]
-            warped_seg = _select(result, index).warp_labels(batch["moving_seg"][index:index + 1], mode="linear")
-            scores = dice_per_label(fixed_seg, warped_seg)
+            warped = warped_seg[index:index + 1] if warped_seg is not None else \
+                result.pair(index).warp_labels(batch["moving_seg"][index:index + 1], mode=label_mode)
+            scores = dice_per_label(fixed_seg, warped)
             row["dice"] = sum(scores.values()) / max(len(scores), 1)
-            row["hd95"] = hd95(fixed_seg, warped_seg, spacing=_spacing(batch, index))
+            row["hd95"] = hd95(fixed_seg, warped, spacing=_spacing(batch, index))
             row.update({f"dice_{label}": score for label, score in scores.items()})
         rows.append(row)
     return rows
+
+
+def pair_id(batch: dict, index: int) -> str:
+    """The id of pair ``index`` of ``batch`` (its position when the batch has no ids)."""
+    ids = batch.get("id")
+    return str(ids[index]) if ids is not None else str(index)
 
 
 SUMMARY_KEYS = ("dice", "hd95", "folding_percent", "sdlogj", "seconds")
@@ -76,21 +91,6 @@ def gather_rows(trainer: "L.Trainer", rows: list[dict]) -> list[dict]:
     return [part[index] for index in range(longest) for part in gathered if index < len(part)]
 
 
-def _pair_id(batch: dict, index: int) -> str:
-    ids = batch.get("id")
-    return str(ids[index]) if ids is not None else str(index)
-
-
 def _spacing(batch: dict, index: int) -> list[float] | None:
     affine = batch.get("fixed_affine")
-    if affine is None:
-        return None
-    dims = affine.shape[-1] - 1
-    return [float(v) for v in affine[index, :dims, :dims].norm(dim=0)]
-
-
-def _select(result: RegistrationResult, index: int) -> RegistrationResult:
-    """The result of one pair of a batch."""
-    frames = result.frames
-    one = type(frames)(**{name: getattr(frames, name)[index:index + 1] for name in frames.__dataclass_fields__})
-    return replace(result, grid=result.grid[index:index + 1], matrix=result.matrix[index:index + 1], frames=one)
+    return None if affine is None else voxel_spacing(affine[index]).tolist()

@@ -20,7 +20,6 @@ MOVED = {
     "trainer_cli": "cli.lightning", "register_cli": "cli.register", "learned": "cli.register_model",
     "sweep_cli": "cli.sweep", "sweep_summary": "sweep.summary",
     "data.datamodule": "data.synthetic_datamodule", "data.files": "data.file_datamodule", "data.pairs": "data.datasets",
-    "solver.optimize": "solver.register",
 }
 
 

@@ -11,10 +11,10 @@ import os
 import secrets
 import shutil
 from contextlib import contextmanager
+from importlib.metadata import version
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from . import __version__
 from .errors import InputError, user_message
 
 #: the file in every output folder this tool creates; ``--overwrite`` replaces only folders that hold it
@@ -94,7 +94,7 @@ class OutputFolder:
         if (staging / MARKER).is_file():  # left by an earlier attempt that was killed
             shutil.rmtree(staging)
         staging.mkdir(parents=True)
-        (staging / MARKER).write_text(json.dumps({"written_by": "lightning-reg", "version": __version__,
+        (staging / MARKER).write_text(json.dumps({"written_by": "lightning-reg", "version": version("lightning_reg"),
                                                   "what": what}) + "\n")
         return staging
 

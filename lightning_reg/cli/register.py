@@ -11,11 +11,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .. import metrics
 from ..errors import InputError, OneLineParser
+from ..evaluation import LABEL_MODE, pair_rows
 from ..io import Volume, default_max_voxels, load_volume, save_itk_displacement, save_volume
 from ..output_files import OutputFolder, write_text
 from ..solver import (
+    CLASSICAL,
+    LINEAR,
     SIMILARITIES,
     TRANSFORMS,
     RegistrationLayer,
@@ -23,9 +25,11 @@ from ..solver import (
     field_of_view_overlap,
     label_prompt,
     register,
+    stages,
 )
-from ..solver.checks import check_number
+from ..solver.checks import check_number, level_iterations
 from ..solver.regularizers import REGULARIZERS
+from ..solver.similarity import LNCC_WINDOW
 from .parsing import count, device_option, finite_float, positive_int
 
 #: below this share of the fixed field of view inside the moving one, register warns
@@ -42,23 +46,28 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
     parser.add_argument("--fixed-seg", type=Path, help="fixed label map, for Dice/HD95 and prompts")
     parser.add_argument("--moving-seg", type=Path, help="moving label map, warped into fixed space")
     parser.add_argument("--checkpoint", type=Path, help="a model trained with lightning-reg fit (.ckpt)")
-    parser.add_argument("--transform", choices=list(TRANSFORMS), help="default greedy")
-    parser.add_argument("--similarity", choices=list(SIMILARITIES), help="default lncc")
-    parser.add_argument("--scales", type=finite_float, nargs="+", help="coarse to fine; default 4 2 1")
-    parser.add_argument("--iterations", type=count, nargs="+", help="one per scale; default 200 100 50")
-    parser.add_argument("--init", choices=["none", "rigid", "affine"],
+    parser.add_argument("--transform", choices=list(TRANSFORMS), help=f"default {CLASSICAL.transform}")
+    parser.add_argument("--similarity", choices=list(SIMILARITIES), help=f"default {CLASSICAL.similarity}")
+    parser.add_argument("--scales", type=finite_float, nargs="+",
+                        help=f"coarse to fine; default {' '.join(f'{s:g}' for s in CLASSICAL.scales)}")
+    parser.add_argument("--iterations", type=count, nargs="+",
+                        help=f"one per scale, or one for all; default {' '.join(map(str, CLASSICAL.iterations))}")
+    parser.add_argument("--init", choices=["none", *LINEAR],
                         help="run a linear registration first, then --transform from it (as ANTs); default none")
     parser.add_argument("--learning-rate", type=finite_float,
-                        help="step: voxels (deformable) or frame units (linear); > 0")
-    parser.add_argument("--window", type=positive_int, help="lncc window, voxels; default 7")
+                        help="step: voxels (deformable) or frame units (linear); > 0; default: the transform's own")
+    parser.add_argument("--window", type=positive_int, help=f"lncc window, voxels; default {LNCC_WINDOW}")
     parser.add_argument("--regularizer", choices=["none", *REGULARIZERS], help="default none")
     parser.add_argument("--regularizer-weight", type=finite_float, help="weight of --regularizer; needed with it")
-    parser.add_argument("--tolerance", type=finite_float, help="early stop: relative energy change; default 1e-6")
+    parser.add_argument("--tolerance", type=finite_float,
+                        help=f"early stop: relative energy change; default {CLASSICAL.tolerance:g}")
     parser.add_argument("--prompt-labels", type=int, nargs="+", metavar="LABEL",
                         help="label values to align as well (a label-fidelity term; needs both --*-seg)")
     parser.add_argument("--prompt-weight", type=finite_float, default=1.0, help="weight of the prompt term")
-    parser.add_argument("--label-mode", default="nearest", choices=["nearest", "linear"],
-                        help="label warping: nearest voxel or linear one-hot")
+    parser.add_argument("--label-mode", default=LABEL_MODE, choices=["nearest", "linear"],
+                        help="label warping, for warped_seg and the metrics: nearest voxel, or linear one-hot and "
+                             "the most likely label (as ANTs' GenericLabel, and as lightning-reg test); default "
+                             "%(default)s")
     parser.add_argument("--device", default="cpu", type=device_option, help="cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=positive_int, help="CPU threads for torch")
     parser.add_argument("--max-voxels", type=positive_int, default=default_max_voxels(),
@@ -75,11 +84,6 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
                              "complete (never the working folder or a folder holding the inputs)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
-
-
-#: ``register`` without a checkpoint: classical registration of the intensities
-CLASSICAL = {"transform": "greedy", "similarity": "lncc", "scales": [4, 2, 1], "iterations": [200, 100, 50],
-             "init": "none", "window": 7, "regularizer": "none", "regularizer_weight": 0.0, "tolerance": 1e-6}
 
 
 def _check_pair(image: Volume, seg: Volume | None, role: str) -> None:
@@ -111,33 +115,28 @@ def _output(args: argparse.Namespace) -> OutputFolder:
 
 
 def _classical_options(args: argparse.Namespace) -> dict:
-    """The options of classical registration: the user's, else :data:`CLASSICAL`."""
-    return {key: default if getattr(args, key) is None else getattr(args, key) for key, default in CLASSICAL.items()}
+    """The options of classical registration: the user's, else the solver's classical defaults."""
+    given = {"transform": args.transform, "similarity": args.similarity, "scales": args.scales,
+             "iterations": args.iterations, "tolerance": args.tolerance}
+    options = {key: getattr(CLASSICAL, key) if value is None else value for key, value in given.items()}
+    if args.init not in (None, "none"):
+        options["transform"] = f"{args.init}+{options['transform']}"
+    regularizer = None if args.regularizer in (None, "none") else args.regularizer
+    return {**options, "regularizer": regularizer, "regularizer_weight": args.regularizer_weight or 0.0,
+            "transform_options": {} if args.learning_rate is None else {"learning_rate": args.learning_rate},
+            "similarity_options": {"window": args.window} if args.window and options["similarity"] == "lncc" else {}}
 
 
 def _check_options(args: argparse.Namespace) -> None:
     """Everything that can be checked before reading an image: option combinations, the output
     folder, and (without a checkpoint) the solver settings, by building the solver from them."""
-    if args.scales and args.iterations and len(args.scales) != len(args.iterations):
-        raise InputError(f"--scales has {len(args.scales)} values but --iterations has {len(args.iterations)}")
     check_number("--prompt-weight", args.prompt_weight, 0)
     if args.regularizer not in (None, "none") and args.regularizer_weight is None and not args.checkpoint:
         raise InputError(f"--regularizer {args.regularizer} needs its weight: give --regularizer-weight W (e.g. 0.1)")
     _output(args).check()
     if not args.checkpoint:  # the solver checks its own settings as it is built
         options = _classical_options(args)
-        RegistrationLayer(options["transform"], options["similarity"], options["scales"], options["iterations"],
-                          regularizer=None if options["regularizer"] == "none" else options["regularizer"],
-                          regularizer_weight=options["regularizer_weight"], tolerance=options["tolerance"],
-                          transform_options=_transform_options(args), similarity_options=_similarity_options(options))
-
-
-def _transform_options(args: argparse.Namespace) -> dict:
-    return {} if args.learning_rate is None else {"learning_rate": args.learning_rate}
-
-
-def _similarity_options(options: dict) -> dict | None:
-    return {"window": options["window"]} if options["similarity"] == "lncc" else None
+        RegistrationLayer(options.pop("transform"), options.pop("similarity"), **options)
 
 
 def _check_overlap(fixed: Volume, moving: Volume) -> None:
@@ -145,7 +144,8 @@ def _check_overlap(fixed: Volume, moving: Volume) -> None:
     overlap = field_of_view_overlap(fixed.shape, fixed.affine, moving.shape, moving.affine)
     if overlap == 0:
         centres = [(volume.affine[:volume.dims, :volume.dims] @ torch.tensor([(n - 1) / 2 for n in volume.shape],
-                   dtype=torch.float64) + volume.affine[:volume.dims, volume.dims]).tolist() for volume in (fixed, moving)]
+                   dtype=torch.float64) + volume.affine[:volume.dims, volume.dims]).tolist()
+                   for volume in (fixed, moving)]
         shown = [", ".join(f"{value:.0f}" for value in centre) for centre in centres]
         raise InputError(f"{fixed.path} and {moving.path} do not overlap in world space: their headers put their "
                          f"centres at ({shown[0]}) and ({shown[1]}) mm. Pass --ignore-header to centre both, or "
@@ -177,26 +177,19 @@ def _solve_classical(args: argparse.Namespace, fixed: Volume, moving: Volume, fi
                      moving_seg: Volume | None, device: torch.device) -> tuple[RegistrationResult, dict]:
     """Classical registration of the intensities; returns the result and the settings used."""
     options = _classical_options(args)
-    if len(options["scales"]) != len(options["iterations"]):
-        raise InputError(f"--scales {options['scales']} and --iterations {options['iterations']} differ in length")
     prompts = []
     if args.prompt_labels:
         prompts = [label_prompt(fixed_seg.data.to(device), moving_seg.data.to(device), args.prompt_labels,
                                 args.prompt_weight)]
-    common = dict(similarity=options["similarity"], scales=options["scales"], iterations=options["iterations"],
-                  fixed_affine=fixed.affine, moving_affine=moving.affine, tolerance=options["tolerance"],
-                  prompts=prompts, similarity_options=_similarity_options(options))
-    linear = options["init"] != "none"
-    bar, callback = _progress(sum(options["iterations"]) * (2 if linear else 1), args.quiet)
-    fixed_data, moving_data = fixed.data.to(device), moving.data.to(device)
-    init = register(fixed_data, moving_data, transform=options["init"], callback=callback, **common) if linear else None
-    regularizer = None if options["regularizer"] == "none" else options["regularizer"]
-    result = register(fixed_data, moving_data, transform=options["transform"], init=init, callback=callback,
-                      regularizer=regularizer, regularizer_weight=options["regularizer_weight"],
-                      transform_options=_transform_options(args), **common)
+    linear, transform = stages(options["transform"])
+    iterations = level_iterations(options["iterations"], len(options["scales"]))
+    bar, callback = _progress(sum(iterations) * (2 if linear else 1), args.quiet)
+    result = register(fixed.data.to(device), moving.data.to(device), fixed_affine=fixed.affine,
+                      moving_affine=moving.affine, prompts=prompts, callback=callback, **options)
     bar.total = bar.n  # pairs may stop early: end the bar where the solver ended
     bar.close()
-    return result, {key: options[key] for key in ("transform", "similarity", "init", "scales", "iterations")}
+    return result, {"transform": transform, "similarity": options["similarity"], "init": linear or "none",
+                    "scales": list(options["scales"]), "iterations": iterations}
 
 
 def _solve_learned(args: argparse.Namespace, fixed: Volume, moving: Volume, fixed_seg: Volume | None,
@@ -235,21 +228,25 @@ def run(args: argparse.Namespace) -> dict:
     seconds = time.perf_counter() - start
     _check_result(result, learned=bool(args.checkpoint))
 
-    determinant = result.jacobian_determinant()
+    warped_seg = None
+    if fixed_seg is not None:
+        warped_seg = result.warp_labels(moving_seg.data.to(args.device), mode=args.label_mode).cpu()
+    batch = {"fixed": fixed.data, "fixed_affine": fixed.affine[None]}
+    if fixed_seg is not None:
+        batch.update(fixed_seg=fixed_seg.data, moving_seg=moving_seg.data)
+    (row,) = pair_rows(batch, result, seconds, warped_seg=warped_seg)
     report = {**used, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
               "prompt_labels": args.prompt_labels or [], "prompt_weight": args.prompt_weight,
-              "folding_percent": metrics.folding_percent(determinant),
-              "sdlogj": metrics.sdlogj(determinant), "seconds": seconds}
+              "folding_percent": row["folding_percent"], "sdlogj": row["sdlogj"], "seconds": seconds,
+              "label_mode": args.label_mode if fixed_seg is not None else None}
+    if fixed_seg is not None:
+        report.update(dice=row["dice"], hd95=row["hd95"],
+                      dice_per_label={key[len("dice_"):]: value for key, value in row.items()
+                                      if key.startswith("dice_")})
     with _output(args).staged("lightning-reg register") as folder:
         save_volume(result.warp(moving.data.to(args.device))[0], fixed, folder / "warped.nii.gz")
         save_itk_displacement(result.displacement_mm()[0], fixed, folder / "warp.nii.gz")
-        if fixed_seg is not None:
-            warped_seg = result.warp_labels(moving_seg.data.to(args.device), mode=args.label_mode).cpu()
+        if warped_seg is not None:
             save_volume(warped_seg[0], fixed, folder / "warped_seg.nii.gz", kind="label")
-            spacing = fixed.affine[:fixed.dims, :fixed.dims].norm(dim=0).tolist()
-            per_label = metrics.dice_per_label(fixed_seg.data, warped_seg)
-            report.update(dice=float(sum(per_label.values()) / max(len(per_label), 1)),
-                          dice_per_label={str(k): v for k, v in per_label.items()},
-                          hd95=metrics.hd95(fixed_seg.data, warped_seg, spacing))
         write_text(folder / "metrics.json", json.dumps(report, indent=2))
     return report

@@ -34,9 +34,11 @@ def settings_with(model: RegistrationModule, **overrides) -> SolverSettings:
     settings = replace(model.eval_solver, **{k: v for k, v in overrides.items() if v is not None})
     if settings.regularizer == "none":
         settings.regularizer = None
-    settings.layer()
-    if mismatch := settings.iterations_mismatch(model.network.scales):
-        raise InputError(f"--iterations: give one count per level, or one for all ({mismatch})")
+    try:
+        settings.check_levels(model.network.scales)
+        settings.layer()
+    except ValueError as error:
+        raise InputError(str(error)) from None
     return settings
 
 

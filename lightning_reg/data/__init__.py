@@ -5,8 +5,9 @@ module without the package having imported it first.
 """
 from importlib import import_module
 
-_WHERE = {"SyntheticDataModule": "synthetic_datamodule", "SynthPairs": "synthetic_datamodule", "SynthSettings": "synthmorph",
-          "synth_pair": "synthmorph", "FileDataModule": "file_datamodule", "OASISDataModule": "oasis",
+_WHERE = {"SyntheticDataModule": "synthetic_datamodule", "SynthPairs": "synthetic_datamodule",
+          "SynthSettings": "synthmorph", "synth_pair": "synthmorph", "FileDataModule": "file_datamodule",
+          "OASISDataModule": "oasis",
           "ABCDDataModule": "abcd", "PairsDataModule": "manifest", "SHIFTS": "shifts",
           "shift_transform": "shifts"}
 

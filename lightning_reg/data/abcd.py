@@ -8,8 +8,7 @@ from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_warn
 
-from .file_datamodule import FileDataModule, Splits
-from .oasis import consecutive_pairs
+from .file_datamodule import FileDataModule, Splits, held_out_splits
 from .subjects import ImageRecord
 
 ENTITY = re.compile(r"(sub|ses|acq|run|space)-([a-zA-Z0-9]+)")
@@ -101,13 +100,5 @@ class ABCDDataModule(FileDataModule):
         subjects: dict[str, list[ImageRecord]] = {}
         for record in records:
             subjects.setdefault(record.name.split("_")[0], []).append(record)
-        ids = sorted(subjects)
-        held_out = self.val_subjects + self.test_subjects
-        if len(ids) < held_out + 2:
-            raise ValueError(f"{len(ids)} subjects with label maps under {self.root}: too few for "
-                             f"{self.val_subjects} validation + {self.test_subjects} test + 2 training subjects; "
-                             f"lower --data.val_subjects/--data.test_subjects")
-        train = [record for subject in ids[:-held_out] for record in subjects[subject]]
-        val = [subjects[subject][0] for subject in ids[-held_out:-self.test_subjects]]
-        test = [subjects[subject][0] for subject in ids[-self.test_subjects:]]
-        return Splits(train_subjects=train, val=consecutive_pairs(val), test=consecutive_pairs(test))
+        return held_out_splits([subjects[subject] for subject in sorted(subjects)], self.val_subjects,
+                               self.test_subjects, f"subjects with label maps under {self.root}")

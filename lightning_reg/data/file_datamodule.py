@@ -33,6 +33,27 @@ class Splits:
     test: list[Pair] = field(default_factory=list)
 
 
+
+def consecutive_pairs(subjects: list[ImageRecord]) -> list[Pair]:
+    """Subject ``i`` as fixed with subject ``i + 1`` as moving (Learn2Reg's validation pairing)."""
+    return list(zip(subjects[:-1], subjects[1:]))
+
+
+def held_out_splits(subjects: list[list[ImageRecord]], val_subjects: int, test_subjects: int, found: str) -> Splits:
+    """The last ``val_subjects + test_subjects`` subjects held out (each given as its records, in a
+    fixed order): validation then test pairs of consecutive held-out subjects (their first record),
+    training on every record of the others. ``found`` says what was searched, for the error."""
+    held_out = val_subjects + test_subjects
+    if len(subjects) < held_out + 2:
+        raise ValueError(f"{len(subjects)} {found}: too few for {val_subjects} validation + {test_subjects} test "
+                         f"+ 2 training subjects; lower --data.val_subjects/--data.test_subjects")
+    first_test = len(subjects) - test_subjects
+    train = subjects[:len(subjects) - held_out]
+    return Splits(train_subjects=[record for records in train for record in records],
+                  val=consecutive_pairs([records[0] for records in subjects[len(subjects) - held_out:first_test]]),
+                  test=consecutive_pairs([records[0] for records in subjects[first_test:]]))
+
+
 class FileDataModule(L.LightningDataModule):
     """Base of the NIfTI data modules; subclasses say where the files are (:meth:`find_splits`).
 
@@ -152,7 +173,7 @@ class FileDataModule(L.LightningDataModule):
         for message in messages:
             if message not in self.warned:
                 self.warned.add(message)
-                warnings.warn(f"skipped a training pair: {message}")
+                warnings.warn(f"skipped a training pair: {message}", stacklevel=2)
         if messages and self.unreadable > self.max_unreadable_fraction * max(self.pairs_drawn, self.train_count):
             raise InputError(f"{self.unreadable} of {self.pairs_drawn} training pairs could not be read (more than "
                              f"--data.max_unreadable_fraction {self.max_unreadable_fraction:g}); the last: "

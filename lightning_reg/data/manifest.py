@@ -5,8 +5,8 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from .file_datamodule import FileDataModule, Splits
 from .datasets import Pair
+from .file_datamodule import FileDataModule, Splits
 from .subjects import ImageRecord
 
 SPLITS = ("train", "val", "test")

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .file_datamodule import FileDataModule, Splits
-from .datasets import Pair
+from .file_datamodule import FileDataModule, Splits, held_out_splits
 from .subjects import ImageRecord
 
 LAYOUTS = ("auto", "learn2reg", "neurite")
@@ -19,11 +18,6 @@ def _name(path: str | Path) -> str:
     """``OASIS_0001`` of ``imagesTr/OASIS_0001_0000.nii.gz``."""
     stem = Path(path).name.split(".")[0]
     return stem[:-5] if stem.endswith("_0000") else stem
-
-
-def consecutive_pairs(subjects: list[ImageRecord]) -> list[Pair]:
-    """Subject ``i`` as fixed with subject ``i + 1`` as moving (Learn2Reg's validation pairing)."""
-    return list(zip(subjects[:-1], subjects[1:]))
 
 
 class OASISDataModule(FileDataModule):
@@ -132,15 +126,8 @@ class OASISDataModule(FileDataModule):
                 if not path.is_file():
                     raise ValueError(f"subject {name} has no {path.name} in {folder}")
             subjects.append(ImageRecord(name.replace("OASIS_", "").replace("_MR1", ""), image, seg))
-        held_out = self.val_subjects + self.test_subjects
-        if len(subjects) < held_out + 2:
-            raise ValueError(f"{len(subjects)} OASIS subjects found in {self.root}: too few for {self.val_subjects} "
-                             f"validation + {self.test_subjects} test subjects + 2 for training; lower "
-                             f"--data.val_subjects/--data.test_subjects")
-        train = subjects[:-held_out]
-        val = subjects[-held_out:-self.test_subjects]
-        test = subjects[-self.test_subjects:]
-        return Splits(train_subjects=train, val=consecutive_pairs(val), test=consecutive_pairs(test))
+        return held_out_splits([[subject] for subject in subjects], self.val_subjects, self.test_subjects,
+                               f"OASIS subjects found in {self.root}")
 
     def _subject_names(self) -> list[str]:
         listing = Path(self.subject_list) if self.subject_list else self.root / "subjects.txt"

@@ -10,7 +10,7 @@ from typing import Sequence
 import torch
 
 from ..solver.filters import gaussian_smooth
-from ..solver.spatial import compose, field_to_grid, identity_grid, resize, sample
+from ..solver.spatial import exponentiate, field_to_grid, identity_grid, resize, sample
 
 
 def _noise(shape: Sequence[int], channels: int, generator: torch.Generator) -> torch.Tensor:
@@ -66,14 +66,6 @@ def random_velocity(shape: Sequence[int], magnitude: float = 3.0, smoothness: fl
     voxel = torch.tensor([2.0 / (n - 1) for n in shape][::-1]).view(1, dims, *([1] * dims))
     in_voxels = velocity / velocity.pow(2).sum(1).mean().sqrt().clamp_min(1e-8)
     return in_voxels * magnitude * voxel
-
-
-def exponentiate(velocity: torch.Tensor, steps: int = 7) -> torch.Tensor:
-    """Displacement of ``exp(velocity)`` by scaling and squaring (a diffeomorphism)."""
-    displacement = velocity / 2 ** steps
-    for _ in range(steps):
-        displacement = compose(displacement, displacement)
-    return displacement
 
 
 def warped_pair(shape: Sequence[int], magnitude: float = 3.0, num_labels: int = 8, seed: int = 0,

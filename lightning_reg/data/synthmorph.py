@@ -8,8 +8,8 @@ from typing import Sequence
 import torch
 
 from ..solver.filters import gaussian_smooth
-from ..solver.spatial import field_to_grid, identity_grid, sample
-from .synthetic import exponentiate, random_labels, random_velocity, smooth_noise
+from ..solver.spatial import exponentiate, field_to_grid, identity_grid, sample
+from .synthetic import random_labels, random_velocity, smooth_noise
 
 
 @dataclass

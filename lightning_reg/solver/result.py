@@ -1,13 +1,14 @@
 """What a registration returns: the warp in every unit the edges of the system need, and its uses."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import copy
+from dataclasses import dataclass, field, fields, replace
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from .frames import Frames, make_frames
+from .labels import label_index, label_values, one_hot
 from .spatial import (
     apply_matrix,
     field_to_grid,
@@ -77,6 +78,24 @@ class RegistrationResult:
         frames = replace(self.frames, fixed_affine=rescaled_affine(self.frames.fixed_affine, self.fixed_shape, shape))
         return replace(self, grid=grid, frames=frames)
 
+    def evaluated_at(self, shape: Sequence[int]) -> "RegistrationResult":
+        """The transform evaluated on a fixed grid of ``shape`` (same field of view), e.g. the image's
+        full resolution: an SVF is integrated and a B-spline evaluated there, where :meth:`resized`
+        interpolates the warp. Not differentiable; needs ``transform``."""
+        shape = tuple(int(n) for n in shape)
+        transform = copy.copy(self.transform)
+        with torch.no_grad():
+            transform.start_scale(shape)
+            grid = transform.grid()
+        frames = replace(self.frames, fixed_affine=rescaled_affine(self.frames.fixed_affine, self.fixed_shape, shape))
+        return replace(self, grid=grid, frames=frames, transform=transform)
+
+    def pair(self, index: int) -> "RegistrationResult":
+        """The result of pair ``index`` of the batch alone."""
+        one = slice(index, index + 1)
+        frames = type(self.frames)(**{item.name: getattr(self.frames, item.name)[one] for item in fields(self.frames)})
+        return replace(self, grid=self.grid[one], matrix=self.matrix[one], frames=frames)
+
     def _world_points(self, matrix: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         return grid_to_field(apply_matrix(matrix.to(self.grid.device, torch.float32), points))
 
@@ -125,14 +144,11 @@ class RegistrationResult:
         """
         if mode not in ("nearest", "linear"):
             raise ValueError(f"label warping mode must be 'nearest' or 'linear', got {mode!r}")
-        # label values as indices into their sorted set: floats hold every index exactly, where they
-        # would round large label values themselves (float32 is exact only below 2^24)
-        values = torch.unique(torch.cat([labels.long().flatten(), labels.new_zeros(1).long()]))
-        index = torch.searchsorted(values, labels.long().contiguous())
+        values = label_values(labels)
         if mode == "nearest":  # outside the moving image: background, index of 0
-            background = int(torch.searchsorted(values, values.new_zeros(1)))
-            warped = sample(index.float() - background, self.grid, mode="nearest", padding_mode="zeros")
+            background = int(label_index(values.new_zeros(1), values))
+            warped = sample(label_index(labels, values).float() - background, self.grid, mode="nearest",
+                            padding_mode="zeros")
             return values[warped.round().long() + background].to(labels.dtype)
-        one_hot = F.one_hot(index[:, 0], values.numel()).movedim(-1, 1).float()
-        warped = sample(one_hot, self.grid, padding_mode="border")
+        warped = sample(one_hot(labels, values), self.grid, padding_mode="border")
         return values[warped.argmax(1, keepdim=True)].to(labels.dtype)

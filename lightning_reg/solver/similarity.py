@@ -10,6 +10,9 @@ import torch
 from .filters import box_mean
 from .registry import build_named
 
+#: the default lncc window, voxels (as ANTs' and FireANTs' cc radius 3)
+LNCC_WINDOW = 7
+
 
 class Similarity:
     """Interface: ``dissimilarity(fixed, warped) -> [B]``."""
@@ -40,7 +43,7 @@ class LNCC(Similarity):
 
     name = "lncc"
 
-    def __init__(self, window: int = 7, eps: float = 1e-9) -> None:
+    def __init__(self, window: int = LNCC_WINDOW, eps: float = 1e-9) -> None:
         if window < 1:
             raise ValueError(f"lncc window must be >= 1 voxel, got {window}")
         self.window = int(window)

@@ -172,6 +172,21 @@ def compose(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
     return inner + sample(outer, grid, padding_mode="border")
 
 
+def voxel_spacing(affine: torch.Tensor) -> torch.Tensor:
+    """Voxel sizes ``[..., d]`` (mm) of voxel-to-world affines ``[..., d+1, d+1]``: their columns' lengths."""
+    dims = affine.shape[-1] - 1
+    return affine[..., :dims, :dims].norm(dim=-2)
+
+
+def exponentiate(velocity: torch.Tensor, steps: int = 7) -> torch.Tensor:
+    """Displacement ``[B, d, *S]`` of ``exp(velocity)`` by scaling and squaring (a diffeomorphism);
+    same units as ``velocity`` (normalized, ``grid_sample`` component order)."""
+    displacement = velocity / 2 ** steps
+    for _ in range(steps):
+        displacement = compose(displacement, displacement)
+    return displacement
+
+
 def rescaled_affine(affine: torch.Tensor, from_shape: Sequence[int], to_shape: Sequence[int]) -> torch.Tensor:
     """Voxel-to-world affine ``[..., d+1, d+1]`` of a grid of ``to_shape`` spanning the same field of
     view as ``from_shape`` (corner voxel centres kept, as with ``align_corners=True``)."""

@@ -24,13 +24,14 @@ from typing import Sequence
 
 import torch
 
+from .checks import check_number
 from .filters import gaussian_smooth
 from .frames import Frames
 from .registry import build_named
-from .checks import check_number
 from .spatial import (
     apply_matrix,
     compose,
+    exponentiate,
     field_to_grid,
     identity_grid,
     resize,
@@ -299,10 +300,7 @@ class SVF(DenseTransform):
         self.squaring_steps = int(squaring_steps)
 
     def displacement(self):
-        displacement = self.field / (2 ** self.squaring_steps)
-        for _ in range(self.squaring_steps):
-            displacement = compose(displacement, displacement)
-        return displacement
+        return exponentiate(self.field, self.squaring_steps)
 
 
 def cubic_bspline(t: torch.Tensor) -> torch.Tensor:
@@ -358,6 +356,21 @@ class BSpline(DenseTransform):
 TRANSFORMS: dict[str, type[Transform]] = {
     cls.name: cls for cls in (Rigid, Affine, FreeForm, Greedy, SVF, BSpline)
 }
+
+
+LINEAR = tuple(name for name, cls in TRANSFORMS.items() if not cls.deformable)
+
+
+def stages(transform: str) -> tuple[str | None, str]:
+    """``(linear transform solved first or None, final transform)`` of a plan such as ``affine+svf``
+    (the second starts from the first, as in ANTs) or of one name."""
+    parts = transform.split("+")
+    if len(parts) == 1:
+        return None, parts[0]
+    if len(parts) != 2 or parts[0] not in LINEAR or parts[1] in LINEAR:
+        raise ValueError(f"transform {transform!r}: combine one linear transform ({', '.join(LINEAR)}) with one "
+                         f"deformable one, e.g. affine+svf")
+    return parts[0], parts[1]
 
 
 def make_transform(name: str | Transform, **options) -> Transform:

@@ -17,8 +17,8 @@ from pathlib import Path
 import yaml
 from wandb.sdk.launch.sweeps.utils import create_sweep_command, create_sweep_command_args
 
-from ..training.callbacks import METRICS_FILE_VARIABLE
 from ..errors import InputError
+from ..training.callbacks import METRICS_FILE_VARIABLE
 
 with warnings.catch_warnings():  # sweeps 0.2 still spells a pydantic v1 option; harmless
     warnings.simplefilter("ignore")

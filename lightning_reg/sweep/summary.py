@@ -8,8 +8,8 @@ from matplotlib.figure import Figure
 
 from ..evaluation import write_rows
 from ..output_files import write_text
-from .engine import SweepRun
 from ..viz import save_figure
+from .engine import SweepRun
 
 
 def ranked(runs: list[SweepRun], metric: str, goal: str) -> list[SweepRun]:

@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info
 
+from ..evaluation import pair_id
 from ..io import Volume, save_itk_displacement, save_volume
 from ..output_files import OutputFolder, write_text
 from ..viz import registration_panel, save_figure
@@ -42,7 +43,7 @@ class RegistrationPanel(L.Callback):
             result = pl_module(batch)
             warped = result.warp(batch["moving"])
         pyramids = [[level[0] for level in fixed_features], [level[0] for level in moving_features]]
-        title = f"{_pair_id(batch)}  epoch {trainer.current_epoch}  step {trainer.global_step}"
+        title = f"{pair_id(batch, 0)}  epoch {trainer.current_epoch}  step {trainer.global_step}"
         figure = registration_panel(batch["fixed"][0], batch["moving"][0], warped[0],
                                     result.displacement_voxels()[0], pyramids, title=title)
         path = save_figure(figure, run_directory(trainer) / "panels" /
@@ -90,11 +91,6 @@ class InterruptCheckpoint(L.Callback):
         rank_zero_info(f"interrupted: the state at step {trainer.global_step} is saved in {path}")
 
 
-def _pair_id(batch: dict) -> str:
-    ids = batch.get("id")
-    return str(ids[0]) if ids is not None else "pair 0"
-
-
 
 def fixed_reference(batch: dict, index: int) -> Volume:
     """The fixed image of pair ``index`` as the reference space of the outputs: its affine when the
@@ -110,7 +106,7 @@ def fixed_reference(batch: dict, index: int) -> Volume:
 class NiftiPredictionWriter(BasePredictionWriter):
     """For every predicted pair, into ``<run>/predictions/<pair id>/``: ``warped.nii.gz`` (moving
     image resampled to the fixed space), ``warped_seg.nii.gz`` (moving labels, when the data has
-    them; linear one-hot warping), ``warp.nii.gz`` (displacement in the ITK/ANTs convention, mm).
+    them; warped as the model's ``eval_label_mode``), ``warp.nii.gz`` (displacement in the ITK/ANTs convention, mm).
 
     The pairs are written into a new folder beside ``predictions/`` that takes its place when every
     pair is done; earlier predictions there are refused unless ``overwrite`` (``predict --overwrite``).
@@ -150,11 +146,12 @@ class NiftiPredictionWriter(BasePredictionWriter):
                            dataloader_idx=0) -> None:
         result = prediction
         warped = result.warp(batch["moving"])
-        warped_seg = result.warp_labels(batch["moving_seg"], mode="linear") if "moving_seg" in batch else None
+        warped_seg = None
+        if "moving_seg" in batch:
+            warped_seg = result.warp_labels(batch["moving_seg"], mode=pl_module.eval_label_mode)
         displacement = result.displacement_mm()
-        ids = batch.get("id") or [str(index) for index in range(len(warped))]
-        for index, pair_id in enumerate(ids):
-            folder = self.staging / str(pair_id)
+        for index in range(len(warped)):
+            folder = self.staging / pair_id(batch, index)
             folder.mkdir(parents=True, exist_ok=True)
             reference = fixed_reference(batch, index)
             save_volume(warped[index], reference, folder / "warped.nii.gz")

@@ -2,21 +2,16 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from ..solver.labels import label_values, one_hot
 from ..solver.similarity import make_similarity
 
 
 def one_hot_labels(fixed_seg: torch.Tensor, moving_seg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One-hot ``[B, K, *S]`` float encodings of two integer label maps ``[B, 1, *S]`` over the
     union of their labels (background included as channel 0 when present)."""
-    values = torch.unique(torch.cat([fixed_seg.flatten(), moving_seg.flatten()]))
-
-    def encode(seg: torch.Tensor) -> torch.Tensor:
-        index = torch.searchsorted(values, seg.long().contiguous())[:, 0]
-        return F.one_hot(index, values.numel()).movedim(-1, 1).float()
-
-    return encode(fixed_seg), encode(moving_seg)
+    values = label_values(fixed_seg, moving_seg, background=False)
+    return one_hot(fixed_seg, values), one_hot(moving_seg, values)
 
 
 def soft_dice_loss(fixed_one_hot: torch.Tensor, warped_one_hot: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

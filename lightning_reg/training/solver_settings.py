@@ -6,17 +6,14 @@ import typing
 from dataclasses import dataclass, field, fields, make_dataclass, replace
 from typing import Optional, Sequence
 
-import torch
-
-from ..solver import RegistrationLayer, downsample
-from ..solver.checks import check_number
-
-LINEAR = ("rigid", "affine")
+from ..solver import LEARNED, LINEAR, RegistrationLayer, stages
+from ..solver.checks import check_number, check_scales, level_iterations
+from ..solver.pyramid import source_levels
 
 
 @dataclass
 class SolverSettings:
-    """How the implicit layer solves, for training or for evaluation.
+    """How the implicit layer solves, for training or for evaluation (defaults: ``solver.defaults.LEARNED``).
 
     Args:
         transform: ``rigid``, ``affine``, ``freeform``, ``greedy``, ``svf``, ``bspline``, or a linear
@@ -28,105 +25,63 @@ class SolverSettings:
             or 4 1); none: the network's own levels. A scale takes the finest network level at
             least that coarse and smooths it down further if needed.
         backward: ``jfb``, ``ift`` or ``unroll`` (see ``solver/implicit.py``).
-        learning_rate: largest step of one iteration, voxels of the level (deformable transforms).
+        learning_rate: largest step of one iteration of a deformable transform, voxels of the level;
+            none: the transform's own default (a linear one takes its own, or ``transform_options``).
         smooth_grad_sigma, smooth_warp_sigma: Gaussian sigmas (voxels of the level) of the gradient
-            and of the field after each step (deformable transforms other than bspline).
+            and of the field after each step (freeform, greedy, svf); none: the transform's defaults.
         regularizer, regularizer_weight: explicit penalty (``diffusion``, ``bending``) and weight.
         tolerance: early stop on relative energy change over 10 iterations (0: run every iteration).
-        transform_options: further options of the transform (e.g. ``control_spacing`` of bspline).
+        transform_options: further options of the (deformable) transform (e.g. ``control_spacing`` of bspline).
         prompt_labels, prompt_weight: label values whose masks in the fixed and moving label maps
             are added to the energy (a label-fidelity prompt), and its weight; none by default.
     """
 
-    transform: str = "freeform"
-    similarity: str = "mse"
+    transform: str = LEARNED.transform
+    similarity: str = LEARNED.similarity
     similarity_options: dict = field(default_factory=dict)
-    iterations: list[int] = field(default_factory=lambda: [100, 50, 20])
+    iterations: list[int] = field(default_factory=lambda: list(LEARNED.iterations))
     scales: list[float] | None = None
     backward: str = "jfb"
-    learning_rate: float = 0.25
-    smooth_grad_sigma: float = 1.0
-    smooth_warp_sigma: float = 0.5
+    learning_rate: float | None = None
+    smooth_grad_sigma: float | None = None
+    smooth_warp_sigma: float | None = None
     regularizer: str | None = None
     regularizer_weight: float = 0.0
-    tolerance: float = 0.0
+    tolerance: float = LEARNED.tolerance
     transform_options: dict = field(default_factory=dict)
     prompt_labels: list[int] = field(default_factory=list)
     prompt_weight: float = 1.0
 
     def stages(self) -> tuple[str | None, str]:
         """``(linear transform solved first or None, final transform)`` of ``transform``."""
-        parts = self.transform.split("+")
-        if len(parts) == 1:
-            return None, parts[0]
-        if len(parts) != 2 or parts[0] not in LINEAR or parts[1] in LINEAR:
-            raise ValueError(f"transform {self.transform!r}: combine one linear transform ({', '.join(LINEAR)}) "
-                             f"with one deformable one, e.g. affine+svf")
-        return parts[0], parts[1]
+        return stages(self.transform)
 
-    def layer(self, levels: int | None = None) -> RegistrationLayer:
-        """The layer for the first ``levels`` pyramid levels (all by default); validates the settings."""
-        return self._layer(self.stages()[1], levels)
-
-    def init_layer(self, levels: int | None = None) -> RegistrationLayer | None:
-        """The linear layer that runs first (``affine`` of ``affine+svf``), or ``None``."""
-        linear = self.stages()[0]
-        return None if linear is None else self._layer(linear, levels)
-
-    def _layer(self, transform: str, levels: int | None) -> RegistrationLayer:
+    def layer(self) -> RegistrationLayer:
+        """The registration layer of these settings; building it validates them."""
         check_number("prompt_weight", self.prompt_weight, 0)
-        iterations = list(self.iterations) if isinstance(self.iterations, (list, tuple)) else [int(self.iterations)]
-        if levels is not None:
-            iterations = (iterations * levels)[:levels] if len(iterations) == 1 else iterations[:levels]
-        options = dict(self.transform_options) if transform == self.stages()[1] else {}
-        if transform in LINEAR:
-            options.setdefault("learning_rate", 1e-2)
-        else:
-            options.setdefault("learning_rate", self.learning_rate)
-        if transform in ("freeform", "greedy", "svf"):
-            options.setdefault("smooth_grad_sigma", self.smooth_grad_sigma)
-            options.setdefault("smooth_warp_sigma", self.smooth_warp_sigma)
-        return RegistrationLayer(transform, self.similarity, iterations=iterations, backward=self.backward,
-                                 regularizer=self.regularizer if transform not in LINEAR else None,
-                                 regularizer_weight=self.regularizer_weight if transform not in LINEAR else 0.0,
+        deformable = self.stages()[1] not in LINEAR
+        options = dict(self.transform_options)
+        steps = {"learning_rate": self.learning_rate if deformable else None}
+        if self.stages()[1] in ("freeform", "greedy", "svf"):
+            steps.update(smooth_grad_sigma=self.smooth_grad_sigma, smooth_warp_sigma=self.smooth_warp_sigma)
+        for name, value in steps.items():
+            if value is not None:
+                options.setdefault(name, value)
+        return RegistrationLayer(self.transform, self.similarity, scales=self.scales, iterations=self.iterations,
+                                 backward=self.backward, regularizer=self.regularizer if deformable else None,
+                                 regularizer_weight=self.regularizer_weight if deformable else 0.0,
                                  tolerance=self.tolerance, transform_options=options,
                                  similarity_options=dict(self.similarity_options))
 
-    def level_count(self, network_scales: Sequence[int]) -> int:
+    def level_count(self, network_scales: Sequence[float]) -> int:
         """How many levels the solver runs: one per scale (the network's scales by default)."""
         return len(self.scales) if self.scales else len(network_scales)
 
-    def iterations_mismatch(self, network_scales: Sequence[int]) -> str | None:
-        """Why ``iterations`` does not fit the solver's levels (one count each, or one for all), or ``None``."""
-        count = len(self.iterations) if isinstance(self.iterations, (list, tuple)) else 1
-        levels = self.level_count(network_scales)
-        if count in (1, levels):
-            return None
-        return f"{levels} levels: scales {list(self.scales or network_scales)}, got {list(self.iterations)}"
-
-    def pyramid(self, features: list[torch.Tensor], network_scales: Sequence[int]) -> list[torch.Tensor]:
-        """The feature levels at ``scales`` from the network's levels at ``network_scales``."""
-        if not self.scales:
-            return features
-        if any(a < b for a, b in zip(self.scales, self.scales[1:])):
-            raise ValueError(f"scales must go coarse to fine (e.g. 8 4 2 1), got {list(self.scales)}")
-        sources = self.source_levels(network_scales)
-        return [downsample(features[index], scale / network_scales[index])
-                for scale, index in zip(self.scales, sources)]
-
-    def source_levels(self, network_scales: Sequence[int]) -> list[int]:
-        """For each solver level, the index of the network level it comes from: the finest level at
-        least as coarse as its scale (all network levels, in order, without ``scales``)."""
-        if not self.scales:
-            return list(range(len(network_scales)))
-        sources = []
-        for scale in self.scales:
-            usable = [index for index, own in enumerate(network_scales) if own <= scale]
-            if scale <= 0 or not usable:
-                raise ValueError(f"scales {list(self.scales)}: each must be >= the network's finest scale "
-                                 f"{min(network_scales)} (the network has levels at {list(network_scales)})")
-            sources.append(min(usable, key=lambda i: scale - network_scales[i]))
-        return sources
+    def check_levels(self, network_scales: Sequence[float]) -> None:
+        """ValueError unless the iterations and scales fit a network with levels at ``network_scales``."""
+        level_iterations(self.iterations, self.level_count(network_scales))
+        if self.scales:
+            source_levels(check_scales(self.scales), network_scales)
 
 
 def _optional_fields() -> list[tuple[str, object, object]]:

@@ -156,7 +156,7 @@ def test_a_checkpoint_cannot_run_code_from_the_working_folder(tmp_path, trained_
     torch.save(checkpoint, tmp_path / "evil.ckpt")
     (tmp_path / "mymod.py").write_text("open('PWNED', 'w').write('ran')\nimport torch\nNet = torch.nn.Identity\n")
     slice_pair = {key: tmp_path / f"{key}.nii.gz" for key in ("fixed", "moving")}
-    for key, path in slice_pair.items():
+    for path in slice_pair.values():
         nib.save(nib.Nifti1Image(np.random.rand(32, 32, 1).astype(np.float32), np.eye(4)), path)
     runs = {
         "register": ["register", "--fixed", slice_pair["fixed"], "--moving", slice_pair["moving"], "--checkpoint",
@@ -326,7 +326,8 @@ def test_a_diverged_warp_stays_visibly_not_finite():
         assert not torch.isfinite(result.grid).any() and torch.isnan(result.warp(images["moving"])).all()
     affine = register(images["fixed"], images["moving"], transform="affine", iterations=(3,), scales=(1,), init=broken)
     assert torch.isnan(affine.loss_trace[-1][-1]).all()
-    assert torch.isfinite(register(images["fixed"], images["moving"], iterations=(3,), scales=(1,)).loss_trace[-1]).all()
+    finite = register(images["fixed"], images["moving"], iterations=(3,), scales=(1,))
+    assert torch.isfinite(finite.loss_trace[-1]).all()
 
 
 # ------------------------------------------------------------------------------------ atomic files

@@ -95,3 +95,26 @@ def test_unknown_options_and_commands_get_clear_errors(tmp_path):
     done = lightning_reg(["fitt"], tmp_path)
     assert done.returncode == 2 and "unknown command 'fitt'" in done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_private_lightning_hooks_we_override_exist():
+    """``RegistrationCLI._parse_ckpt_path`` overrides a private hook of LightningCLI (see its comment):
+    if an upgrade renames it, the override would silently stop running."""
+    from lightning.pytorch.cli import LightningCLI
+
+    assert callable(getattr(LightningCLI, "_parse_ckpt_path", None))
+
+
+def test_a_config_written_before_the_package_was_regrouped_still_runs(tmp_path):
+    """``tests/fixtures/config_0.1.0.yaml`` is the ``config.yaml`` of a 0.1.0 ``fit`` run; it names
+    ``lightning_reg.checkpoints.AtomicCheckpointIO``, which now lives in ``training/``."""
+    old = ROOT / "tests" / "fixtures" / "config_0.1.0.yaml"
+    assert "lightning_reg.checkpoints.AtomicCheckpointIO" in old.read_text()
+    done = lightning_reg(["validate", "--config", old], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (metrics,) = (tmp_path / "runs" / "lightning-reg").glob("*/metrics.json")
+    assert 0.0 <= json.loads(metrics.read_text())["val/dice"] <= 1.0
+    from lightning_reg.module import RegistrationModule
+    from lightning_reg.training import module
+
+    assert RegistrationModule is module.RegistrationModule

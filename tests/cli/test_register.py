@@ -114,7 +114,7 @@ def test_bad_input_gets_one_line_error_and_exit_code_2(tmp_path, nifti_pair, bad
         resolved["--iterations"] = "1 1"
         done = _cli("register", "--fixed", nifti_pair["fixed"], "--moving", nifti_pair["moving"],
                     "--scales", "2", "--iterations", "1", "1", "--out", tmp_path / "o")
-        message = "--scales has 1 values but --iterations has 2"
+        message = r"one iteration count \(>= 0\) per level, or one for all: 1 level\(s\), got iterations \[1, 1\]"
     else:
         done = _bad(tmp_path, nifti_pair, **resolved)
     assert done.returncode == 2

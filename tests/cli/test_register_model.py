@@ -1,5 +1,6 @@
 """`lightning-reg register` with a trained model (--checkpoint) and with label prompts: outputs,
 test-time options reported, the prompted structure's Dice, and clear errors."""
+import csv
 import json
 
 import nibabel as nib
@@ -85,7 +86,8 @@ def test_register_errors_name_the_problem(tmp_path, trained_run, slice_pair, nif
         "--prompt-labels needs the label maps": ["register", "--fixed", slice_pair["fixed"], "--moving",
                                                  slice_pair["moving"], "--prompt-labels", 2, "--out", tmp_path / "o"],
         "[17] do not occur in the fixed label map": _arguments(tmp_path, slice_pair, "--prompt-labels", 17),
-        "give one count per level": _arguments(tmp_path, slice_pair, "--checkpoint", checkpoint, "--iterations", 3, 3),
+        "give one iteration count (>= 0) per level, or one for all: 3 level(s)": _arguments(
+            tmp_path, slice_pair, "--checkpoint", checkpoint, "--iterations", 3, 3),
         "combine one linear transform": _arguments(tmp_path, slice_pair, "--checkpoint", checkpoint, "--init", "affine",
                                                    "--transform", "rigid"),
         "--prompt-weight must be >= 0": _arguments(tmp_path, slice_pair, "--prompt-labels", 2, "--prompt-weight", -1),
@@ -94,3 +96,26 @@ def test_register_errors_name_the_problem(tmp_path, trained_run, slice_pair, nif
         code, error = _in_process(capsys, arguments)
         assert code == 2 and message in error and "Traceback" not in error, (message, error)
         assert len(error.strip().splitlines()) == 1, error
+
+
+@pytest.mark.parametrize("label_mode", ["linear", "nearest"])
+def test_register_and_test_give_the_same_dice_for_the_same_pair(tmp_path, trained_run, slice_pair, label_mode):
+    """One metrics path: the pair through `register --checkpoint` and through `test` on a one-pair
+    CSV (same model, same settings, same label warping) scores the same."""
+    checkpoint = trained_run / "checkpoints" / "last.ckpt"
+    registered = _register(tmp_path, slice_pair, "--checkpoint", checkpoint, "--label-mode", label_mode)
+    assert registered.returncode == 0, registered.stderr[-2000:]
+    report = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    manifest = tmp_path / "pairs.csv"
+    manifest.write_text("fixed,moving,fixed_seg,moving_seg\n" + ",".join(
+        str(slice_pair[key]) for key in ("fixed", "moving", "fixed_seg", "moving_seg")) + "\n")
+    tested = lightning_reg(["test", "--ckpt_path", checkpoint, "--data", "PairsDataModule", "--data.manifest", manifest,
+                            "--data.dims", "2", "--model.eval_label_mode", label_mode,
+                            "--trainer.enable_progress_bar", "false"], tmp_path)
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    (table,) = (tmp_path / "runs" / "lightning-reg").glob("*/test_metrics.csv")
+    (row,) = list(csv.DictReader(table.open()))
+    assert float(row["dice"]) == pytest.approx(report["dice"], abs=1e-6)
+    assert float(row["hd95"]) == pytest.approx(report["hd95"], abs=1e-6)
+    assert {key[len("dice_"):]: float(value) for key, value in row.items() if key.startswith("dice_")} == \
+        pytest.approx(report["dice_per_label"], abs=1e-6)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -223,3 +224,18 @@ def test_bad_manifests_get_clear_errors(manifest_file, content, message):
 def test_a_module_without_its_folder_or_file_says_which_flag_to_set(module, flag):
     with pytest.raises(ValueError, match=flag):
         module()
+
+
+def test_the_held_out_split_takes_the_last_subjects_in_order():
+    from lightning_reg.data.file_datamodule import held_out_splits
+    from lightning_reg.data.subjects import ImageRecord
+
+    subjects = [[ImageRecord(f"s{i}-{visit}", Path(f"s{i}-{visit}.nii.gz")) for visit in range(2)] for i in range(7)]
+    splits = held_out_splits(subjects, val_subjects=2, test_subjects=3, found="subjects")
+    assert [record.name for record in splits.train_subjects] == ["s0-0", "s0-1", "s1-0", "s1-1"]
+    assert [(a.name, b.name) for a, b in splits.val] == [("s2-0", "s3-0")]
+    assert [(a.name, b.name) for a, b in splits.test] == [("s4-0", "s5-0"), ("s5-0", "s6-0")]
+    no_test = held_out_splits(subjects, val_subjects=2, test_subjects=0, found="subjects")
+    assert [(a.name, b.name) for a, b in no_test.val] == [("s5-0", "s6-0")] and no_test.test == []
+    with pytest.raises(ValueError, match="7 subjects: too few for 4 validation"):
+        held_out_splits(subjects, val_subjects=4, test_subjects=2, found="subjects")

@@ -16,7 +16,7 @@ def _image(*shape):
     (torch.full((1, 1, 16, 16), float("nan")), _image(1, 1, 16, 16), {}, "NaN"),
     (torch.zeros(1, 1, 0, 16), _image(1, 1, 16, 16), {}, "empty"),
     (_image(1, 1, 16, 16), _image(1, 1, 16, 16), {"scales": (1, 2), "iterations": (5, 5)}, "coarse to fine"),
-    (_image(1, 1, 16, 16), _image(1, 1, 16, 16), {"scales": (2, 1), "iterations": (5,)}, "one iteration count"),
+    (_image(1, 1, 16, 16), _image(1, 1, 16, 16), {"scales": (2, 1), "iterations": (5, 5, 5)}, "one iteration count"),
     (_image(1, 1, 16, 16), _image(1, 1, 16, 16), {"transform": "elastic"}, "unknown transform 'elastic'"),
     (_image(1, 1, 16, 16), _image(1, 1, 16, 16), {"regularizer": "tv"}, "unknown regularizer 'tv'"),
     (_image(1, 1, 16, 16), _image(1, 1, 16, 16), {"fixed_affine": torch.eye(4)}, "must be 3x3"),

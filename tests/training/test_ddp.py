@@ -99,3 +99,12 @@ def test_the_gpu_preset_without_a_gpu_says_how_to_train_on_the_cpu(tmp_path):
     done = lightning_reg(["fit", "--trainer", preset], tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "--trainer.accelerator cpu" in done.stderr.strip().splitlines()[-1]
+
+
+def test_the_private_ddp_option_the_module_reads_is_where_lightning_keeps_it():
+    """``_check_ddp_levels`` reads ``DDPStrategy._ddp_kwargs``; if an upgrade moves it, every DDP run
+    with ``ddp_find_unused_parameters_true`` would be refused: this fails first."""
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    strategy = StrategyRegistry.get("ddp_find_unused_parameters_true")
+    assert strategy._ddp_kwargs.get("find_unused_parameters") is True

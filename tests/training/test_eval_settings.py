@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from lightning_reg.data import SyntheticDataModule
-from lightning_reg.training.module import RegistrationModule
 from lightning_reg.nn import IdentityFeatures, UNet
+from lightning_reg.solver.pyramid import solver_levels
+from lightning_reg.training.module import RegistrationModule
 from lightning_reg.training.solver_settings import EvalSolverSettings, SolverSettings
 
 TRAIN = SolverSettings(transform="greedy", similarity="lncc", iterations=[30, 20, 10], regularizer_weight=0.0)
@@ -55,19 +56,22 @@ def test_test_time_scales_build_the_pyramid_from_the_network_levels():
     network = UNet(dims=2, out_channels=4)
     image = torch.rand(1, 1, 64, 64)
     levels = network(image)
-    settings = SolverSettings(scales=[8, 4, 2, 1])
-    pyramid = settings.pyramid(levels, network.scales)
+    pyramid = solver_levels(levels, network.scales, [8, 4, 2, 1])
     assert [tuple(level.shape[2:]) for level in pyramid] == [(8, 8), (16, 16), (32, 32), (64, 64)]
     assert torch.equal(pyramid[1], levels[0]) and torch.equal(pyramid[3], levels[2])
     assert torch.allclose(pyramid[0].mean(), levels[0].mean(), atol=0.05)  # smoothed down, not another signal
-    finest_only = SolverSettings(scales=[4, 1]).pyramid(levels, network.scales)
+    finest_only = solver_levels(levels, network.scales, [4, 1])
     assert torch.equal(finest_only[0], levels[0]) and torch.equal(finest_only[1], levels[2])
-    with pytest.raises(ValueError, match="network's finest scale"):
-        SolverSettings(scales=[1, 0.5]).pyramid(levels, network.scales)
+    with pytest.raises(ValueError, match="finest level's scale"):
+        SolverSettings(scales=[1, 0.5], iterations=[5]).check_levels(network.scales)
     with pytest.raises(ValueError, match="coarse to fine"):
-        SolverSettings(scales=[1, 2]).pyramid(levels, network.scales)
-    with pytest.raises(ValueError, match="one iteration count per solver level"):
+        SolverSettings(scales=[1, 2], iterations=[5]).check_levels(network.scales)
+    with pytest.raises(ValueError, match="eval_solver: give one iteration count"):
         _model(EvalSolverSettings(scales=[8, 4, 2, 1]), network=network)
+    # the module's layer takes the same levels: a solver level per scale, each at its resolution
+    model = _model(EvalSolverSettings(scales=[8, 4, 2, 1], iterations=[2]), network=network)
+    results = model.eval_layer(levels, levels, feature_scales=network.scales)
+    assert [result.fixed_shape for result in results] == [(8, 8), (16, 16), (32, 32), (64, 64)]
 
 
 def test_other_test_time_scales_still_register(same_contrast_batches):

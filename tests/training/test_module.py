@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from lightning_reg.data import SyntheticDataModule
+from lightning_reg.nn import IdentityFeatures, UNet
 from lightning_reg.training.losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
 from lightning_reg.training.module import RegistrationModule
-from lightning_reg.nn import IdentityFeatures, UNet
 from lightning_reg.training.solver_settings import SolverSettings
 
 QUIET = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
@@ -93,3 +93,15 @@ def test_bad_solver_settings_fail_when_the_module_is_built():
         RegistrationModule(network=UNet(dims=2), eval_solver=SolverSettings(transform="demons"))
     with pytest.raises(ValueError, match="one iteration count"):
         RegistrationModule(network=UNet(dims=2), train_solver=SolverSettings(iterations=[10, 10]))
+
+
+def test_the_model_shows_optimization_as_a_layer_and_keeps_only_network_weights():
+    model = RegistrationModule(train_solver=SolverSettings(transform="greedy"),
+                               eval_solver=SolverSettings(transform="affine+svf", iterations=[5]))
+    summary = repr(model)
+    assert "(train_layer): RegistrationLayer(transform='greedy'" in summary
+    assert "(eval_layer): RegistrationLayer(transform='affine+svf'" in summary
+    assert model.register.__func__ is RegistrationModule.register
+    assert model._layer(model.eval_solver) is model.eval_layer and model._layer(model.train_solver) is model.train_layer
+    # the layers hold no weights: checkpoints of 0.1, which had no layers, load as they were
+    assert all(key.startswith("network.") for key in model.state_dict())

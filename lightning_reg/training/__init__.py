@@ -1,0 +1,1 @@
+"""Training: the LightningModule, its solver settings, losses, callbacks, run folders and checkpoints."""
