@@ -13,15 +13,11 @@ import torch.distributed as dist
 from .metrics import dice_per_label, folding_percent, hd95, sdlogj
 from .output_files import atomic_path
 from .solver import RegistrationResult
+from .solver.result import LABEL_MODE
 from .solver.spatial import voxel_spacing
 
 if TYPE_CHECKING:
     import lightning as L
-
-
-#: how labels are warped for evaluation (``register --label-mode``, ``test``, ``predict``): the one-hot
-#: encoding warped linearly, most likely label kept (ANTs' GenericLabel); ``nearest`` is the other choice
-LABEL_MODE = "linear"
 
 
 def pair_rows(batch: dict, result: RegistrationResult, seconds: float, label_mode: str = LABEL_MODE,

@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import InputError, OneLineParser
-from ..evaluation import LABEL_MODE, pair_rows
+from ..evaluation import pair_rows
 from ..io import Volume, default_max_voxels, load_volume, save_itk_displacement, save_volume
 from ..output_files import OutputFolder, write_text
 from ..solver import (
@@ -29,6 +29,7 @@ from ..solver import (
 )
 from ..solver.checks import check_number, level_iterations
 from ..solver.regularizers import REGULARIZERS
+from ..solver.result import LABEL_MODE
 from ..solver.similarity import LNCC_WINDOW
 from .parsing import count, device_option, finite_float, positive_int
 

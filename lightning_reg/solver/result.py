@@ -23,6 +23,10 @@ from .spatial import (
 )
 from .transforms import Transform
 
+#: how label maps are warped unless told (``register --label-mode``, ``test``, ``predict``, this API): the
+#: one-hot encoding warped linearly, the most likely label kept (as ANTs' GenericLabel); or ``nearest``
+LABEL_MODE = "linear"
+
 
 @dataclass
 class RegistrationResult:
@@ -136,7 +140,7 @@ class RegistrationResult:
         warped = sample(image.float(), self.grid, mode=mode, padding_mode=padding_mode)
         return warped + nan_marker(self.grid).view(-1, *([1] * (warped.dim() - 1)))
 
-    def warp_labels(self, labels: torch.Tensor, mode: str = "nearest") -> torch.Tensor:
+    def warp_labels(self, labels: torch.Tensor, mode: str = LABEL_MODE) -> torch.Tensor:
         """Integer label map ``[B, 1, *S_moving]`` onto the fixed grid, ``[B, 1, *S]`` (same label values).
 
         ``nearest`` picks the nearest voxel; ``linear`` warps the one-hot encoding linearly and takes

@@ -1,7 +1,7 @@
 """Transformation representations, one class each, all with the same small interface.
 
 A transform owns its parameters and turns them into a sampling grid on the fixed image's grid at
-the current scale. The solver loop (``optimize.py``) only calls:
+the current scale. The solver loop (``layer.py`` over the scales, ``optimize.py`` at one) only calls:
 
 - ``setup(frames, batch, shape, init_matrix)`` once, ``start_scale(shape)`` at each scale;
 - ``parameters()`` (the tensors the energy is differentiated against), ``set_parameters(values)``

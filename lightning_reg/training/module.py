@@ -15,11 +15,12 @@ from lightning.pytorch.strategies import DDPStrategy
 from torchmetrics import MeanMetric
 
 from ..errors import InputError
-from ..evaluation import LABEL_MODE, SUMMARY_KEYS, gather_rows, pair_rows, write_rows
+from ..evaluation import SUMMARY_KEYS, gather_rows, pair_rows, write_rows
 from ..nn import FeatureNetwork, UNet
 from ..solver import Prompt, RegistrationLayer, RegistrationResult, label_prompt
 from ..solver.checks import check_number
 from ..solver.pyramid import source_levels
+from ..solver.result import LABEL_MODE
 from .checkpoints import check_trusted, read_checkpoint
 from .losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
 from .run_folder import run_directory, share_run_directory
