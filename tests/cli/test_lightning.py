@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from helpers import lightning_reg
 
+from lightning_reg.cli import main
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--data.train_pairs", "2", "--data.val_pairs", "1", "--data.test_pairs", "3", "--trainer.max_epochs", "1",
         "--trainer.enable_progress_bar", "false", "--model.train_solver.iterations", "[5,5,5]"]
@@ -59,7 +61,7 @@ def test_fit_then_test_from_the_checkpoint(tmp_path, extra):
     assert warp.shape[:len(shape)] == shape and warp.shape[-1] == len(shape)
 
 
-def test_test_time_options_win_over_the_checkpoint(tmp_path):
+def test_test_time_options_win_over_the_checkpoint(tmp_path, monkeypatch, capsys):
     """The network comes from the checkpoint; an evaluation transform given on the command line is used."""
     fit = ["--data.shape", "[32,32]", "--model.network", "lightning_reg.nn.EncoderFeatures", *TINY]
     assert lightning_reg(["fit", *fit], tmp_path).returncode == 0
@@ -76,24 +78,27 @@ def test_test_time_options_win_over_the_checkpoint(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     newest = max((tmp_path / "runs" / "lightning-reg").glob("*/config.yaml"), key=lambda path: path.stat().st_mtime)
     assert "transform: affine+greedy" in newest.read_text()
-    missing = lightning_reg(["test", "--ckpt_path", "absent.ckpt"], tmp_path)
-    assert missing.returncode == 2 and "no such checkpoint file" in missing.stderr
     (tmp_path / "notes.ckpt").write_text("not a checkpoint")
-    junk = lightning_reg(["test", "--ckpt_path", "notes.ckpt"], tmp_path)
-    assert junk.returncode == 2 and "is not a lightning-reg checkpoint, or is damaged" in junk.stderr
+    monkeypatch.chdir(tmp_path)  # the failures before training, in this process (the console script's main)
+    assert main(["test", "--ckpt_path", "absent.ckpt"]) == 2
+    assert "no such checkpoint file" in capsys.readouterr().err
+    assert main(["test", "--ckpt_path", "notes.ckpt"]) == 2
+    assert "is not a lightning-reg checkpoint, or is damaged" in capsys.readouterr().err
     other = lightning_reg(["test", "--ckpt_path", str(checkpoint), "--model.network", "lightning_reg.nn.UNet",
                            "--data.shape", "[32,32]", *TINY[:-2]], tmp_path)
     assert other.returncode == 2 and "trained with another network" in other.stderr
     assert "Traceback" not in other.stderr
 
 
-def test_unknown_options_and_commands_get_clear_errors(tmp_path):
-    done = lightning_reg(["fit", "--model.no_such_option", "1"], tmp_path)
-    assert done.returncode != 0 and "no_such_option" in done.stderr
-    done = lightning_reg(["fit", "--model.train_solver.transform", "demons"], tmp_path)
-    assert done.returncode == 2 and "unknown transform 'demons'" in done.stderr and "Traceback" not in done.stderr
-    done = lightning_reg(["fitt"], tmp_path)
-    assert done.returncode == 2 and "unknown command 'fitt'" in done.stderr
+def test_unknown_options_and_commands_get_clear_errors(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # main() is what the console script runs; no process needed to fail
+    cases = {("fit", "--model.no_such_option", "1"): "no_such_option",
+             ("fit", "--model.train_solver.transform", "demons"): "unknown transform 'demons'",
+             ("fitt",): "unknown command 'fitt'"}
+    for arguments, message in cases.items():
+        assert main(list(arguments)) == 2
+        error = capsys.readouterr().err
+        assert message in error and "Traceback" not in error and len(error.strip().splitlines()) == 1, error
     assert not (tmp_path / "runs").exists()
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lightning_reg.data import SyntheticDataModule
+from lightning_reg.metrics import dice_per_label
 from lightning_reg.nn import IdentityFeatures, UNet
 from lightning_reg.training.losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
 from lightning_reg.training.module import RegistrationModule
@@ -105,3 +106,25 @@ def test_the_model_shows_optimization_as_a_layer_and_keeps_only_network_weights(
     assert model._layer(model.eval_solver) is model.eval_layer and model._layer(model.train_solver) is model.train_layer
     # the layers hold no weights: checkpoints of 0.1, which had no layers, load as they were
     assert all(key.startswith("network.") for key in model.state_dict())
+
+
+def test_the_evaluation_label_mode_is_the_one_the_metrics_use():
+    data = SyntheticDataModule(shape=(32, 32), num_labels=6, test_pairs=2, batch_size=2)
+    data.setup("test")
+    batch = next(iter(data.test_dataloader()))
+    settings = SolverSettings(transform="greedy", iterations=[10])
+    scores = {}
+    for mode in ("linear", "nearest"):
+        model = RegistrationModule(network=IdentityFeatures(dims=2), train_solver=settings, eval_label_mode=mode)
+        rows = model.evaluate(batch)
+        result = model(batch)
+        for index, row in enumerate(rows):
+            warped = result.pair(index).warp_labels(batch["moving_seg"][index:index + 1], mode=mode)
+            labels = [key for key in row if key.startswith("dice_")]
+            assert labels and all(row[key] == pytest.approx(dice_per_label(batch["fixed_seg"][index:index + 1], warped)
+                                                            [int(key[5:])], abs=1e-6) for key in labels)
+        scores[mode] = [row["dice"] for row in rows]
+    assert scores["linear"] != scores["nearest"]  # the option reaches the metrics
+    assert RegistrationModule(network=IdentityFeatures(dims=2)).eval_label_mode == "linear"
+    with pytest.raises(ValueError, match="eval_label_mode must be 'linear' or 'nearest'"):
+        RegistrationModule(network=IdentityFeatures(dims=2), eval_label_mode="cubic")
