@@ -27,7 +27,8 @@ EXACT_HESSIAN_SIZE = 64
 
 @dataclass
 class BackwardSettings:
-    """How :class:`ImplicitSolution` differentiates; see the module docstring."""
+    """How :class:`ImplicitSolution` differentiates (see the module docstring); these defaults are
+    the layer's and the solver settings'."""
 
     mode: str = "jfb"
     jfb_steps: int = 1

@@ -55,8 +55,9 @@ class RegistrationLayer(torch.nn.Module):
 
     def __init__(self, transform: str | Transform = LEARNED.transform,
                  similarity: str | Similarity = LEARNED.similarity, scales: Sequence[float] | None = LEARNED.scales,
-                 iterations: int | Sequence[int] = LEARNED.iterations, backward: str = "jfb", jfb_steps: int = 1,
-                 cg_iterations: int = 20, cg_tolerance: float = 1e-4, damping: float = 1e-3,
+                 iterations: int | Sequence[int] = LEARNED.iterations, backward: str = BackwardSettings.mode,
+                 jfb_steps: int = BackwardSettings.jfb_steps, cg_iterations: int = BackwardSettings.cg_iterations,
+                 cg_tolerance: float = BackwardSettings.cg_tolerance, damping: float = BackwardSettings.damping,
                  regularizer: str | None = None, regularizer_weight: float = 0.0, optimizer: str = "adam",
                  tolerance: float = LEARNED.tolerance, patience: int = LEARNED.patience,
                  transform_options: dict | None = None, similarity_options: dict | None = None) -> None:

@@ -143,12 +143,12 @@ class RegistrationModule(L.LightningModule):
         return self.register(batch)[-1]
 
     def with_eval_solver(self, **settings) -> "RegistrationModule":
-        """This model for evaluation (the same network, not a copy; training options at their defaults)
+        """This model for evaluation (the same network, not a copy; its label mode; training options at their defaults)
         with evaluation settings replaced field by field, e.g.
         ``model.with_eval_solver(transform="svf", prompt_labels=[2])``."""
         overrides = {**vars(self.eval_solver), **settings}
-        return type(self)(network=self.network, train_solver=self.train_solver,
-                          eval_solver=SolverSettings(**overrides)).to(self.device).eval()
+        return type(self)(network=self.network, train_solver=self.train_solver, eval_solver=SolverSettings(**overrides),
+                          eval_label_mode=self.eval_label_mode).to(self.device).eval()
 
     def predict_step(self, batch: dict, batch_index: int) -> RegistrationResult:
         """The final warp of ``batch``; ``prediction.NiftiPredictionWriter`` writes it as NIfTI."""

@@ -6,7 +6,7 @@ import typing
 from dataclasses import dataclass, field, fields, make_dataclass, replace
 from typing import Optional, Sequence
 
-from ..solver import LEARNED, LINEAR, RegistrationLayer, stages
+from ..solver import LEARNED, LINEAR, BackwardSettings, RegistrationLayer, stages
 from ..solver.checks import check_number, check_scales, level_iterations
 from ..solver.pyramid import source_levels
 
@@ -41,7 +41,7 @@ class SolverSettings:
     similarity_options: dict = field(default_factory=dict)
     iterations: list[int] = field(default_factory=lambda: list(LEARNED.iterations))
     scales: list[float] | None = None
-    backward: str = "jfb"
+    backward: str = BackwardSettings.mode
     learning_rate: float | None = None
     smooth_grad_sigma: float | None = None
     smooth_warp_sigma: float | None = None
