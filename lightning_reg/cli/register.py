@@ -239,6 +239,7 @@ def run(args: argparse.Namespace) -> dict:
     report = {**used, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
               "prompt_labels": args.prompt_labels or [], "prompt_weight": args.prompt_weight,
               "folding_percent": row["folding_percent"], "sdlogj": row["sdlogj"], "seconds": seconds,
+              "stationarity": float(result.stationarity[0]),
               "label_mode": args.label_mode if fixed_seg is not None else None}
     if fixed_seg is not None:
         report.update(dice=row["dice"], hd95=row["hd95"],

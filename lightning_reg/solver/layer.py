@@ -15,7 +15,7 @@ from .frames import Frames, make_frames
 from .implicit import BackwardSettings, ImplicitSolution, ScaleProblem
 from .modes import outside_inference_mode
 from .objective import Objective, Prompt
-from .optimize import Callback, solve_scale
+from .optimize import Callback, gradient_norm, solve_scale
 from .optimizers import OPTIMIZERS
 from .pyramid import solver_levels
 from .regularizers import get_regularizer
@@ -172,11 +172,14 @@ class RegistrationLayer(torch.nn.Module):
         for index, ((fixed, moving), count) in enumerate(zip(pairs, iterations)):
             transform.start_scale(fixed.shape[2:])
             level_objective = objective.at_shapes(fixed.shape[2:], moving.shape[2:])
+            initial = gradient_norm(transform, fixed, moving, level_objective)
             trace, solved = self._solve_level(transform, fixed, moving, level_objective, count, index, callback)
+            final = gradient_norm(transform, fixed, moving, level_objective)
             results.append(RegistrationResult(
                 grid=solved.grid(), matrix=solved.matrix().detach(),
                 frames=_level_frames(frames, reference, fixed.shape[2:]), moving_shape=tuple(moving_shape),
-                transform=solved, loss_trace=[trace], seconds=time.perf_counter() - start))
+                transform=solved, loss_trace=[trace], seconds=time.perf_counter() - start,
+                stationarity=torch.where(initial > 0, final / initial.clamp_min(1e-300), 0.0)))
         return results
 
     def _solve_level(self, transform: Transform, fixed: torch.Tensor, moving: torch.Tensor, objective: Objective,

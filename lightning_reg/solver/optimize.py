@@ -1,6 +1,7 @@
 """The solver at one scale: iterate until each pair stops (``layer.py`` loops over the scales)."""
 from __future__ import annotations
 
+import copy
 from typing import Callable
 
 import torch
@@ -26,6 +27,20 @@ def step_directions(transform: Transform, fixed: torch.Tensor, moving: torch.Ten
         gradients = torch.autograd.grad(values.sum(), transform.parameters(), create_graph=differentiable)
     optimizer.observe(values.detach())
     return values.detach(), optimizer.direction(transform.prepare_gradients(list(gradients)))
+
+
+def gradient_norm(transform: Transform, fixed: torch.Tensor, moving: torch.Tensor,
+                  objective: Objective) -> torch.Tensor:
+    """Per pair ``[B]``: the norm of the energy's gradient with respect to the transform's parameters
+    where they are now (all parameter tensors together; before any smoothing or preconditioning).
+    Evaluated on a detached snapshot, so neither the optimizer nor any graph is touched."""
+    probe = copy.copy(transform)
+    probe.set_parameters([parameter.detach().requires_grad_(True) for parameter in transform.parameters()])
+    with torch.enable_grad():
+        values = objective(probe, fixed.detach(), moving.detach())
+        gradients = torch.autograd.grad(values.sum(), probe.parameters(), allow_unused=True)
+    squares = [g.detach().double().pow(2).flatten(1).sum(1) for g in gradients if g is not None]
+    return sum(squares).sqrt() if squares else torch.zeros(fixed.shape[0], dtype=torch.float64, device=fixed.device)
 
 
 def solve_scale(transform: Transform, fixed: torch.Tensor, moving: torch.Tensor, objective: Objective,

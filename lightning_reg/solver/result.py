@@ -34,7 +34,10 @@ class RegistrationResult:
 
     ``grid`` ``[B, *S, d]`` lives on the fixed image's grid (full resolution) and says where, in the
     moving image's normalized coordinates, to sample the moving image. ``loss_trace`` holds one
-    ``[iterations_run, B]`` tensor of energies per scale.
+    ``[iterations_run, B]`` tensor of energies per scale. ``stationarity`` ``[B]`` (float64) says how
+    close the solver came to a minimum at this result's scale: the norm of the energy's gradient at
+    the returned parameters over its norm where the scale started (1: no progress, 0: stationary;
+    0 also when the start was already stationary). ``None`` for results made elsewhere.
     """
 
     grid: torch.Tensor
@@ -44,6 +47,7 @@ class RegistrationResult:
     transform: Transform | None
     loss_trace: list[torch.Tensor] = field(default_factory=list)
     seconds: float = 0.0
+    stationarity: torch.Tensor | None = None
 
     @classmethod
     def from_voxel_displacement(cls, displacement: torch.Tensor) -> "RegistrationResult":
@@ -98,7 +102,8 @@ class RegistrationResult:
         """The result of pair ``index`` of the batch alone."""
         one = slice(index, index + 1)
         frames = type(self.frames)(**{item.name: getattr(self.frames, item.name)[one] for item in fields(self.frames)})
-        return replace(self, grid=self.grid[one], matrix=self.matrix[one], frames=frames)
+        stationarity = None if self.stationarity is None else self.stationarity[one]
+        return replace(self, grid=self.grid[one], matrix=self.matrix[one], frames=frames, stationarity=stationarity)
 
     def _world_points(self, matrix: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         return grid_to_field(apply_matrix(matrix.to(self.grid.device, torch.float32), points))

@@ -206,6 +206,10 @@ class RegistrationModule(L.LightningModule):
         image = torch.stack(image_terms).mean()
         loss = self.hparams.image_weight * image
         batch_size = len(batch["fixed"])
+        # how close the solver came to a minimum (what the implicit gradient assumes), per level
+        for level, result in enumerate(results):
+            self.log(f"train/stationarity_level{level}", result.stationarity.mean().float(), batch_size=batch_size)
+        self.log("train/stationarity", results[-1].stationarity.mean().float(), batch_size=batch_size)
         self.log("train/image_loss", image, batch_size=batch_size)
         if dice_terms:
             dice = torch.stack(dice_terms).mean()

@@ -29,7 +29,11 @@ def test_training_raises_validation_dice_above_the_classical_solver_on_raw_inten
     model = RegistrationModule(network=UNet(dims=2, widths=[8, 16, 16, 16]),
                                train_solver=SolverSettings(iterations=[40, 20, 10]), lr=3e-3)
     untrained = L.Trainer(**QUIET).validate(model, data, verbose=False)[0]["val/dice"]
-    L.Trainer(max_steps=100, limit_val_batches=0, **QUIET).fit(model, data)
+    trainer = L.Trainer(max_steps=100, limit_val_batches=0, **QUIET)
+    trainer.fit(model, data)
+    logged = trainer.callback_metrics  # the solver's stationarity per level, as the user sees it in W&B
+    assert {"train/stationarity", "train/stationarity_level0", "train/stationarity_level2"} <= set(logged)
+    assert 0.0 < float(logged["train/stationarity"]) < 1.0
     learned = L.Trainer(**QUIET).validate(model, data, verbose=False)[0]["val/dice"]
     assert learned > classical + 0.1
     assert learned > untrained + 0.1
