@@ -9,6 +9,7 @@ relative error ``|g.d - fd| / |fd|`` over the directions, whether any direction 
 and the final energy change per iteration (how converged the solver was).
 
     python benchmarks/implicit_fidelity.py --threads 2 [--shape 16 16] [--directions 3] [--out docs]
+    python benchmarks/implicit_fidelity.py --plot docs/implicit_fidelity.json   # redraw the figure only
 """
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ import time
 from pathlib import Path
 
 import torch
+from matplotlib.figure import Figure
 
 from lightning_reg.data.synthetic import smooth_noise
 from lightning_reg.solver import RegistrationLayer
 from lightning_reg.solver.spatial import apply_matrix, identity_grid, sample
+from lightning_reg.viz import save_figure
 
 TRANSFORMS = ("rigid", "affine", "freeform", "greedy", "svf", "bspline")
 DENSE = dict(smooth_grad_sigma=0, smooth_warp_sigma=0)
@@ -79,6 +82,30 @@ def measure(layer: RegistrationLayer, fixed: torch.Tensor, moving: torch.Tensor,
             "seconds": seconds, "last_energy_change": float((trace[-2] - trace[-1]).abs() / trace[-1].abs())}
 
 
+def plot(record: dict, path: Path) -> Path:
+    """Median relative error per transform, one bar per similarity x optimizer x backward mode (log scale)."""
+    rows = record["rows"]
+    transforms = list(dict.fromkeys(row["transform"] for row in rows))
+    cases = list(dict.fromkeys((row["similarity"], row["optimizer"], row["backward"]) for row in rows))
+    figure = Figure(figsize=(10, 4))
+    axes = figure.subplots()
+    width = 0.8 / len(cases)
+    for number, case in enumerate(cases):
+        values = [next((row["median_relative_error"] for row in rows if row["transform"] == transform
+                        and (row["similarity"], row["optimizer"], row["backward"]) == case), float("nan"))
+                  for transform in transforms]
+        axes.bar([index + number * width for index in range(len(transforms))], values, width, label=" ".join(case))
+    axes.axhline(0.05, color="black", linewidth=0.8, linestyle="--", label="5 %")
+    axes.set_yscale("log")
+    axes.set_xticks([index + 0.4 - width / 2 for index in range(len(transforms))], transforms)
+    axes.set_ylabel("median |g.d - fd| / |fd|")
+    axes.set_title(f"implicit layer vs finite differences, {'x'.join(map(str, record['shape']))} float64, "
+                   f"{record['iterations']} iterations ({record['machine']})", fontsize=9)
+    axes.legend(fontsize=7, ncol=4)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", type=int, nargs="+", default=[16, 16])
@@ -91,7 +118,11 @@ def main() -> None:
     parser.add_argument("--backward", nargs="+", default=["jfb", "ift"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("docs"))
+    parser.add_argument("--plot", type=Path, help="only redraw the figure of this JSON written by an earlier run")
     args = parser.parse_args()
+    if args.plot:
+        print(f"written: {plot(json.loads(args.plot.read_text()), args.plot.with_suffix('.png'))}")
+        return
     torch.set_num_threads(args.threads)
     torch.set_default_dtype(torch.float64)
     fixed, moving, weights = problem(tuple(args.shape), seed=0)
@@ -114,7 +145,7 @@ def main() -> None:
     record = {"machine": f"{platform.processor() or platform.machine()}, {args.threads} threads, torch "
                          f"{torch.__version__}", "shape": args.shape, "iterations": args.iterations, "rows": rows}
     (args.out / "implicit_fidelity.json").write_text(json.dumps(record, indent=2))
-    print(f"written: {args.out / 'implicit_fidelity.json'}")
+    print(f"written: {args.out / 'implicit_fidelity.json'}, {plot(record, args.out / 'implicit_fidelity.png')}")
 
 
 if __name__ == "__main__":
