@@ -18,6 +18,7 @@ from ..output_files import OutputFolder, write_text
 from ..solver import (
     CLASSICAL,
     LINEAR,
+    OPTIMIZERS,
     SIMILARITIES,
     TRANSFORMS,
     RegistrationLayer,
@@ -28,6 +29,7 @@ from ..solver import (
     stages,
 )
 from ..solver.checks import check_number, level_iterations
+from ..solver.interpolation import SAMPLE_MODES
 from ..solver.regularizers import REGULARIZERS
 from ..solver.result import LABEL_MODE
 from ..solver.similarity import LNCC_WINDOW
@@ -61,7 +63,13 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
     parser.add_argument("--regularizer", choices=["none", *REGULARIZERS], help="default none")
     parser.add_argument("--regularizer-weight", type=finite_float, help="weight of --regularizer; needed with it")
     parser.add_argument("--tolerance", type=finite_float,
-                        help=f"early stop: relative energy change; default {CLASSICAL.tolerance:g}")
+                        help=f"early stop of a pair: stationarity (gradient norm over its start), or its energy "
+                             f"no longer falling on average; 0 runs every iteration; default {CLASSICAL.tolerance:g}")
+    parser.add_argument("--optimizer", choices=list(OPTIMIZERS),
+                        help=f"adam (bounded steps, as FireANTs), lbfgs (to a true minimum) or gd; "
+                             f"default {CLASSICAL.optimizer}")
+    parser.add_argument("--interpolation", choices=list(SAMPLE_MODES),
+                        help="of the moving image inside the solver; default cubic with lbfgs and gd, else linear")
     parser.add_argument("--prompt-labels", type=int, nargs="+", metavar="LABEL",
                         help="label values to align as well (a label-fidelity term; needs both --*-seg)")
     parser.add_argument("--prompt-weight", type=finite_float, default=1.0, help="weight of the prompt term")
@@ -118,7 +126,8 @@ def _output(args: argparse.Namespace) -> OutputFolder:
 def _classical_options(args: argparse.Namespace) -> dict:
     """The options of classical registration: the user's, else the solver's classical defaults."""
     given = {"transform": args.transform, "similarity": args.similarity, "scales": args.scales,
-             "iterations": args.iterations, "tolerance": args.tolerance}
+             "iterations": args.iterations, "tolerance": args.tolerance, "optimizer": args.optimizer,
+             "interpolation": args.interpolation}
     options = {key: getattr(CLASSICAL, key) if value is None else value for key, value in given.items()}
     if args.init not in (None, "none"):
         options["transform"] = f"{args.init}+{options['transform']}"
@@ -207,6 +216,7 @@ def _solve_learned(args: argparse.Namespace, fixed: Volume, moving: Volume, fixe
         model, transform=f"{linear}+{transform}" if linear else transform, similarity=args.similarity,
         scales=args.scales, iterations=args.iterations, learning_rate=args.learning_rate,
         regularizer=args.regularizer, regularizer_weight=args.regularizer_weight, tolerance=args.tolerance,
+        optimizer=args.optimizer, interpolation=args.interpolation,
         similarity_options={"window": args.window} if args.window else None,
         prompt_labels=args.prompt_labels, prompt_weight=args.prompt_weight if args.prompt_labels else None)
     result = register_with_model(model, settings, fixed, moving, fixed_seg, moving_seg, device)

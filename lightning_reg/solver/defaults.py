@@ -10,8 +10,10 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Defaults:
     """transform and similarity names; iterations per level, coarse to fine; scales (downsampling
-    factors, coarse to fine; ``None``: the levels given); tolerance (relative energy change over
-    ``patience`` iterations that stops a pair; 0 runs every iteration)."""
+    factors, coarse to fine; ``None``: the levels given); tolerance (stationarity that stops a pair,
+    with ``patience`` iterations of averaging for the no-longer-falling rule; 0 runs every
+    iteration; see ``optimize.py``); optimizer (``adam``, ``lbfgs``, ``gd``) and interpolation of
+    the moving features (``linear``, ``cubic``; ``None``: :func:`interpolation_for` the optimizer)."""
 
     transform: str
     similarity: str
@@ -19,6 +21,8 @@ class Defaults:
     scales: tuple[float, ...] | None
     tolerance: float
     patience: int = 10
+    optimizer: str = "adam"
+    interpolation: str | None = None
 
 
 #: raw intensities, as ANTs' SyN: greedy diffeomorphic, local NCC, three levels
@@ -27,3 +31,13 @@ CLASSICAL = Defaults(transform="greedy", similarity="lncc", iterations=(200, 100
 #: learned features: the network makes the similarity easy (mse) and every pair runs every iteration,
 #: so the training steps of a batch are alike
 LEARNED = Defaults(transform="freeform", similarity="mse", iterations=(100, 50, 20), scales=None, tolerance=0.0)
+
+
+def interpolation_for(optimizer: str, interpolation: str | None = None) -> str:
+    """``interpolation``, or by default the one the optimizer needs: ``cubic`` for the line-search
+    optimizers (they converge only on a twice differentiable energy: with linear interpolation the
+    gradient jumps between voxels and the line search stalls), ``linear`` for Adam (cheaper, and its
+    bounded steps do not mind)."""
+    if interpolation is not None:
+        return interpolation
+    return "linear" if optimizer == "adam" else "cubic"

@@ -5,23 +5,37 @@ At a solution ``theta*`` of one scale, ``g(theta*, F) = dE/dtheta = 0``. For an 
 ``H = dg/dtheta``. :class:`ImplicitSolution` returns ``theta*`` unchanged in the forward pass and
 computes ``dL/dF`` in the backward pass in one of two ways:
 
-- ``jfb``: differentiate ``k`` solver steps taken from the detached ``theta*`` with Adam's moments
-  frozen (Jacobian-free backprop; ``H^-1`` is replaced by the step's preconditioner);
+- ``jfb``: differentiate ``k`` solver steps taken from the detached ``theta*`` with the optimizer's
+  state frozen (Jacobian-free backprop; ``H^-1`` is replaced by the step's preconditioner: Adam's
+  moments, or L-BFGS' inverse-Hessian estimate, which makes it close to ``ift``);
 - ``ift``: solve ``(H + damping) w = v`` (conjugate gradient on Hessian-vector products, or the
   exact Hessian for transforms with few parameters), then ``dL/dF = -d<g(theta*, F), w>/dF``.
+
+``ift`` is exact only where ``theta*`` is a minimum of the energy: with ``lbfgs`` or ``gd`` run to
+a small stationarity. Adam's steps are smoothed and bounded, so its answer is the fixed point of
+its step map, not a stationary point of the energy, and ``ift`` there is an approximation.
+
+Where ``H`` is singular (no regularizer, the aperture problem: directions the energy does not
+see) the system has no unique solution; ``ift`` returns the damped (Tikhonov) one, whose part
+along those directions scales with ``1 / damping``, and warns once (:class:`SingularHessianWarning`).
+A backward that would return an all-zero gradient for a non-zero upstream one raises instead.
 
 The third mode, ``unroll``, needs no function: the layer keeps the graph of every iteration.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from .objective import Objective
+from .pairs import pair_dot, per_pair
 from .transforms import Transform
 
-#: Transforms with at most this many parameters per pair get their Hessian formed exactly.
+#: Transforms with at most this many parameters per pair (or at most ``cg_iterations``, when forming
+#: the Hessian costs no more Hessian-vector products than conjugate gradient) get it formed exactly.
 EXACT_HESSIAN_SIZE = 64
 
 
@@ -37,14 +51,26 @@ class BackwardSettings:
     damping: float = 1e-3
 
 
+class SingularHessianWarning(UserWarning):
+    """The energy's Hessian at the solution is singular or indefinite: ``ift``'s answer there depends
+    on ``damping`` (see the module docstring)."""
+
+
+def warn_singular(detail: str) -> None:
+    warnings.warn(f"implicit backward (ift): the Hessian of the energy at the solution is singular or not positive "
+                  f"definite ({detail}); the gradient along the directions it does not constrain depends on "
+                  f"damping. Add a regularizer (regularizer_weight > 0) or solve to a minimum (optimizer lbfgs).",
+                  SingularHessianWarning, stacklevel=3)
+
+
 @dataclass
 class ScaleProblem:
     """What the backward pass needs to re-evaluate one scale's energy: a snapshot of the transform
-    at that scale, the objective at that scale, and Adam's frozen per-pair step scales."""
+    at that scale, the objective at that scale, and the optimizer whose frozen step ``jfb`` takes."""
 
     transform: Transform
     objective: Objective
-    pair_scales: list[torch.Tensor]
+    optimizer: Any
     settings: BackwardSettings
 
     def gradient(self, parameters: list[torch.Tensor], fixed: torch.Tensor,
@@ -55,22 +81,13 @@ class ScaleProblem:
         return list(torch.autograd.grad(energy, parameters, create_graph=True))
 
 
-def pair_dot(first: list[torch.Tensor], second: list[torch.Tensor]) -> torch.Tensor:
-    """Inner product per pair, ``[B]``, of two lists of ``[B, ...]`` tensors."""
-    return sum((a * b).flatten(1).sum(1) for a, b in zip(first, second))
-
-
-def _per_pair(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return values.view(-1, *([1] * (like.dim() - 1)))
-
-
 def conjugate_gradient(hessian_product, rhs: list[torch.Tensor], damping: float, iterations: int,
                        tolerance: float) -> list[torch.Tensor]:
     """Solve ``(H + lambda I) w = rhs`` for every pair by conjugate gradient.
 
     ``hessian_product(p)`` returns ``H p``. ``lambda = damping * rhs'H rhs / rhs'rhs`` per pair,
     relative to the curvature along the right-hand side, so one setting serves any energy scale.
-    A pair stops at relative residual ``tolerance`` or on non-positive curvature.
+    A pair stops at relative residual ``tolerance`` or on non-positive curvature (then warns).
     """
     rhs_norm2 = pair_dot(rhs, rhs)
     tiny = torch.finfo(rhs[0].dtype).tiny
@@ -85,18 +102,20 @@ def conjugate_gradient(hessian_product, rhs: list[torch.Tensor], damping: float,
     for iteration in range(iterations):
         if iteration > 0:
             product = hessian_product(direction)
-        product = [h + _per_pair(shift, p) * p for h, p in zip(product, direction)]
+        product = [h + per_pair(shift, p) * p for h, p in zip(product, direction)]
         step_curvature = pair_dot(direction, product)
+        if bool((active & ~(step_curvature > 0)).any()):
+            warn_singular("conjugate gradient met non-positive curvature")
         active = active & (step_curvature > 0)
         alpha = torch.where(active, residual_norm2 / step_curvature.clamp_min(tiny), torch.zeros_like(rhs_norm2))
-        solution = [x + _per_pair(alpha, x) * p for x, p in zip(solution, direction)]
-        residual = [r - _per_pair(alpha, r) * h for r, h in zip(residual, product)]
+        solution = [x + per_pair(alpha, x) * p for x, p in zip(solution, direction)]
+        residual = [r - per_pair(alpha, r) * h for r, h in zip(residual, product)]
         new_norm2 = pair_dot(residual, residual)
         active = active & (new_norm2 > tolerance ** 2 * rhs_norm2)
         if not bool(active.any()):
             break
         beta = torch.where(active, new_norm2 / residual_norm2.clamp_min(tiny), torch.zeros_like(rhs_norm2))
-        direction = [r + _per_pair(beta, p) * p for r, p in zip(residual, direction)]
+        direction = [r + per_pair(beta, p) * p for r, p in zip(residual, direction)]
         residual_norm2 = new_norm2
     return solution
 
@@ -120,6 +139,10 @@ def exact_solve(hessian_product, rhs: list[torch.Tensor], damping: float) -> lis
     rhs_norm2 = (flat_rhs * flat_rhs).sum(1).clamp_min(torch.finfo(torch.float64).tiny)
     curvature = torch.einsum("bi,bij,bj->b", flat_rhs, hessian, flat_rhs) / rhs_norm2
     eye = torch.eye(hessian.shape[1], dtype=hessian.dtype, device=hessian.device)
+    eigenvalues = torch.linalg.eigvalsh(hessian)
+    if bool((eigenvalues[:, 0] <= 1e-10 * eigenvalues[:, -1].abs().clamp_min(1e-300)).any()):
+        warn_singular(f"smallest eigenvalue {float(eigenvalues[:, 0].min()):.3g}, largest "
+                      f"{float(eigenvalues[:, -1].max()):.3g}")
     damped = hessian + (damping * curvature.abs()).view(-1, 1, 1) * eye
     flat_solution = (torch.linalg.pinv(damped, hermitian=True) @ flat_rhs.unsqueeze(2)).squeeze(2)
     return [piece.reshape(r.shape).to(r.dtype) for piece, r in zip(flat_solution.split(sizes, dim=1), rhs)]
@@ -130,12 +153,13 @@ def ift_vector(problem: ScaleProblem, parameters: list[torch.Tensor], fixed: tor
     """``-(dg/dF)^T (H + lambda)^-1 upstream`` for ``F`` = ``fixed`` and ``moving`` (leaves)."""
     gradient = problem.gradient(parameters, fixed, moving)
 
+    settings = problem.settings
+
     def hessian_product(vector: list[torch.Tensor]) -> list[torch.Tensor]:
         return list(torch.autograd.grad(gradient, parameters, grad_outputs=vector, retain_graph=True,
                                         materialize_grads=True))
 
-    settings = problem.settings
-    if sum(p[0].numel() for p in parameters) <= EXACT_HESSIAN_SIZE:
+    if sum(p[0].numel() for p in parameters) <= max(EXACT_HESSIAN_SIZE, settings.cg_iterations):
         solution = exact_solve(hessian_product, upstream, settings.damping)
     else:
         solution = conjugate_gradient(hessian_product, upstream, settings.damping,
@@ -147,13 +171,10 @@ def ift_vector(problem: ScaleProblem, parameters: list[torch.Tensor], fixed: tor
 def jfb_vector(problem: ScaleProblem, parameters: list[torch.Tensor], fixed: torch.Tensor,
                moving: torch.Tensor, upstream: list[torch.Tensor]) -> list[torch.Tensor]:
     """``(d theta_k / dF)^T upstream`` through ``k`` solver steps from the detached solution."""
-    transform = problem.transform
     current = parameters
     for _ in range(problem.settings.jfb_steps):
         gradient = problem.gradient(current, fixed, moving)
-        prepared = transform.prepare_gradients(gradient)
-        directions = [scale * g for scale, g in zip(problem.pair_scales, prepared)]
-        current = transform.stepped(directions, frozen_scale=True)
+        current = problem.optimizer.frozen_step(problem.transform, current, gradient)
     return list(torch.autograd.grad(current, [fixed, moving], grad_outputs=upstream, materialize_grads=True))
 
 
@@ -181,4 +202,9 @@ class ImplicitSolution(torch.autograd.Function):
             parameters = [p.detach().requires_grad_(True) for p in parameters]
             vector = ift_vector if problem.settings.mode == "ift" else jfb_vector
             grad_fixed, grad_moving = vector(problem, parameters, fixed, moving, upstream)
+        if any(bool(u.abs().max() > 0) for u in upstream) and not (grad_fixed.abs().max() > 0
+                                                                    or grad_moving.abs().max() > 0):
+            raise RuntimeError(f"the implicit backward ({problem.settings.mode}) returned an all-zero gradient for "
+                               f"the features although the loss depends on the warp: the solver's step at the "
+                               f"solution is zero (a collapsed step size?); use optimizer lbfgs or backward ift")
         return (None, grad_fixed, grad_moving) + (None,) * len(parameters)

@@ -10,9 +10,10 @@ from typing import Sequence
 import torch
 
 from .checks import as_pyramid, check_number, check_pyramids, check_scales, level_iterations
-from .defaults import LEARNED
+from .defaults import LEARNED, interpolation_for
 from .frames import Frames, make_frames
 from .implicit import BackwardSettings, ImplicitSolution, ScaleProblem
+from .interpolation import SAMPLE_MODES
 from .modes import outside_inference_mode
 from .objective import Objective, Prompt
 from .optimize import Callback, gradient_norm, solve_scale
@@ -48,9 +49,19 @@ class RegistrationLayer(torch.nn.Module):
             to the curvature along the upstream gradient.
         regularizer, regularizer_weight: explicit penalty (``diffusion``, ``bending``) and its weight
             (of the deformable transform).
-        optimizer: ``adam`` (the solver's scaled Adam) or ``gd`` (plain gradient steps, whose
-            unrolled derivative is meaningful; Adam's is not, see ``optimizers.GradientDescent``).
-        tolerance, patience: early stop of a pair on relative energy change (0 runs every iteration).
+        optimizer: ``adam`` (the transform's bounded, smoothed steps, as FireANTs'), ``lbfgs``
+            (per-pair L-BFGS with a line search: converges to a minimum, where ``ift`` is exact) or
+            ``gd`` (steepest descent with the same line search). ``lbfgs`` and ``gd`` minimize the
+            energy as written, with additive steps: the step options of the dense transforms
+            (``smooth_grad_sigma``, ``smooth_warp_sigma``, greedy's composition) do not apply,
+            ``learning_rate`` bounds only the first step; regularize with ``regularizer``.
+        interpolation: of the moving features inside the energy: ``linear`` or ``cubic`` (cubic
+            B-spline; the energy becomes twice differentiable, which ``ift`` assumes and the
+            quasi-Newton optimizers need to reach a small stationarity; 16 taps in 2D, 64 in 3D);
+            ``None``: cubic with ``lbfgs`` and ``gd``, linear with ``adam``.
+        tolerance, patience: per-pair early stop (``optimize.py``): stationarity at most
+            ``tolerance``, or the energy averaged over ``patience`` iterations no longer falling
+            (0 runs every iteration).
     """
 
     def __init__(self, transform: str | Transform = LEARNED.transform,
@@ -58,8 +69,9 @@ class RegistrationLayer(torch.nn.Module):
                  iterations: int | Sequence[int] = LEARNED.iterations, backward: str = BackwardSettings.mode,
                  jfb_steps: int = BackwardSettings.jfb_steps, cg_iterations: int = BackwardSettings.cg_iterations,
                  cg_tolerance: float = BackwardSettings.cg_tolerance, damping: float = BackwardSettings.damping,
-                 regularizer: str | None = None, regularizer_weight: float = 0.0, optimizer: str = "adam",
-                 tolerance: float = LEARNED.tolerance, patience: int = LEARNED.patience,
+                 regularizer: str | None = None, regularizer_weight: float = 0.0, optimizer: str = LEARNED.optimizer,
+                 interpolation: str | None = LEARNED.interpolation, tolerance: float = LEARNED.tolerance,
+                 patience: int = LEARNED.patience,
                  transform_options: dict | None = None, similarity_options: dict | None = None) -> None:
         super().__init__()
         if backward not in BACKWARD_MODES:
@@ -71,6 +83,9 @@ class RegistrationLayer(torch.nn.Module):
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         self.optimizer = optimizer
+        if interpolation is not None and interpolation not in SAMPLE_MODES:
+            raise ValueError(f"unknown interpolation {interpolation!r}; choose one of {', '.join(SAMPLE_MODES)}")
+        self.interpolation = interpolation_for(optimizer, interpolation)
         self.linear_name, self.transform_name = (None, transform) if isinstance(transform, Transform) else \
             stages(transform)
         self.transform_options = dict(transform_options or {})
@@ -90,7 +105,8 @@ class RegistrationLayer(torch.nn.Module):
     def extra_repr(self) -> str:
         plan = self.transform_name if self.linear_name is None else f"{self.linear_name}+{self.transform_name}"
         return (f"transform={plan!r}, similarity={self.similarity.name!r}, "
-                f"scales={self.scales}, iterations={self.iterations}, backward={self.settings.mode!r}")
+                f"scales={self.scales}, iterations={self.iterations}, backward={self.settings.mode!r}, "
+                f"optimizer={self.optimizer!r}, interpolation={self.interpolation!r}")
 
     @outside_inference_mode
     def forward(self, fixed_features: Sequence[torch.Tensor], moving_features: Sequence[torch.Tensor], *,
@@ -133,13 +149,15 @@ class RegistrationLayer(torch.nn.Module):
         frames = make_frames(reference, moving_shape, batch, _affine(fixed_affine, batch, dims, device),
                              _affine(moving_affine, batch, dims, device), device=device)
         _check_prompts(prompts, batch, dims)
-        objective = Objective(self.similarity, self.regularizer, self.regularizer_weight, list(prompts))
+        objective = Objective(self.similarity, self.regularizer, self.regularizer_weight, list(prompts),
+                              self.interpolation)
         start = time.perf_counter()
         if init is None and self.linear_name is not None:
             with torch.no_grad():  # the deformable stage starts from its matrix as a constant
                 linear = make_transform(self.linear_name)
                 init = self._solve(linear, pairs, iterations, frames, reference, moving_shape,
-                                   Objective(self.similarity, prompts=list(prompts)), None, callback, start)[-1]
+                                   Objective(self.similarity, prompts=list(prompts), interpolation=self.interpolation),
+                                   None, callback, start)[-1]
         transform = make_transform(self.transform_name, **self.transform_options)
         return self._solve(transform, pairs, iterations, frames, reference, moving_shape, objective, init, callback,
                            start)
@@ -167,6 +185,7 @@ class RegistrationLayer(torch.nn.Module):
         """Solve ``transform`` at every level in turn, each starting from the one before; ``frames``
         belong to the fixed grid of shape ``reference``."""
         init_matrix = init.matrix if isinstance(init, RegistrationResult) else init
+        transform.interpolation = SAMPLE_MODES[objective.interpolation]
         transform.setup(frames, frames.fixed_affine.shape[0], reference, init_matrix)
         results = []
         for index, ((fixed, moving), count) in enumerate(zip(pairs, iterations)):
@@ -195,8 +214,8 @@ class RegistrationLayer(torch.nn.Module):
         trace = solve_scale(transform, fixed, moving, objective, iterations, self.tolerance, self.patience,
                             callback=callback, scale_index=index, optimizer=optimizer, differentiable=unroll)
         solved = copy.copy(transform)
-        if attached and not unroll and optimizer.count > 0:
-            problem = ScaleProblem(copy.copy(transform), objective, optimizer.pair_scales(), self.settings)
+        if attached and not unroll and (optimizer.count > 0 or self.settings.mode == "ift"):
+            problem = ScaleProblem(copy.copy(transform), objective, optimizer, self.settings)
             parameters = [p.detach() for p in transform.parameters()]
             solved.set_parameters(list(ImplicitSolution.apply(problem, fixed_input, moving_input, *parameters)))
         elif not unroll:  # nothing solved here depends on the features (or no gradient is wanted)

@@ -14,6 +14,7 @@ import torch
 
 from .checks import check_number
 from .filters import antialiased_resize
+from .interpolation import SAMPLE_MODES
 from .similarity import Similarity
 from .spatial import sample
 from .transforms import Transform
@@ -69,12 +70,15 @@ def label_prompt(fixed_labels: torch.Tensor, moving_labels: torch.Tensor, labels
 
 @dataclass
 class Objective:
-    """Similarity, optional explicit regularizer with its weight, and prompts."""
+    """Similarity, optional explicit regularizer with its weight, and prompts; ``interpolation`` of
+    the moving features (``linear``, or ``cubic``: a twice differentiable energy, see
+    ``interpolation.tap_sample``)."""
 
     similarity: Similarity
     regularizer: Callable[[torch.Tensor], torch.Tensor] | None = None
     regularizer_weight: float = 0.0
     prompts: Sequence[Prompt] = ()
+    interpolation: str = "linear"
 
     def at_shapes(self, fixed_shape: Sequence[int], moving_shape: Sequence[int]) -> "Objective":
         """This objective with its prompts resampled to one scale."""
@@ -85,7 +89,7 @@ class Objective:
     def __call__(self, transform: Transform, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
         """Per-pair energy ``[B]`` of ``transform``'s current parameters."""
         grid = transform.grid()
-        value = self.similarity(fixed, sample(moving, grid))
+        value = self.similarity(fixed, sample(moving, grid, mode=SAMPLE_MODES[self.interpolation]))
         if self.regularizer is not None and self.regularizer_weight > 0:
             field = transform.regularized_field()
             if field is not None:

@@ -1,4 +1,17 @@
-"""The solver at one scale: iterate until each pair stops (``layer.py`` loops over the scales)."""
+"""The solver at one scale: iterate until each pair stops (``layer.py`` loops over the scales).
+
+Two loops share the stopping rule. Adam takes the transform's own bounded steps (smoothed, and
+compositive for greedy). The quasi-Newton optimizers (``lbfgs``, ``gd``) minimize the energy as
+written: additive steps on the transform's parameters, each accepted only where it lowers the
+pair's energy (Armijo backtracking), so the energy falls monotonically and a stop means a minimum.
+
+A quasi-Newton pair also stops, whatever ``tolerance``, when no step lowers its energy by more
+than rounding. Stopping, per pair, only when ``tolerance > 0``: the pair's stationarity (gradient norm over its
+norm at the scale's start) is at most ``tolerance``; or its energy averaged over the last
+``patience`` iterations is not below its average over the ``patience`` before (it has stopped
+falling on average: Adam circling the minimum at its step size, a line search at rounding level).
+A single rise, which Adam's oscillation makes, never stops a pair.
+"""
 from __future__ import annotations
 
 import copy
@@ -7,26 +20,32 @@ from typing import Callable
 import torch
 
 from .objective import Objective
-from .optimizers import Adam, GradientDescent
+from .optimizers import Adam, QuasiNewton
+from .pairs import pair_dot, pair_max, pair_norm, per_pair
 from .spatial import nan_marker
 from .transforms import Transform
 
 #: ``callback(scale_index, iteration, energies [B])`` after every iteration.
 Callback = Callable[[int, int, torch.Tensor], None]
+#: Armijo's sufficient-decrease constant and the most halvings of one line search
+ARMIJO = 1e-4
+HALVINGS = 30
 
 
-def step_directions(transform: Transform, fixed: torch.Tensor, moving: torch.Tensor, objective: Objective,
-                    optimizer: Adam | GradientDescent,
-                    differentiable: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Energies ``[B]`` at the transform's current parameters and the optimizer's step directions.
+def energy_and_gradients(transform: Transform, parameters: list[torch.Tensor], fixed: torch.Tensor,
+                         moving: torch.Tensor, objective: Objective,
+                         differentiable: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Energies ``[B]`` and their gradients with respect to ``parameters`` (set on the transform).
 
     ``differentiable`` keeps the graph of the gradients (for the unrolled backward mode).
     """
     with torch.enable_grad():
+        parameters = [p if p.requires_grad else p.requires_grad_(True) for p in parameters]
+        transform.set_parameters(parameters)
         values = objective(transform, fixed, moving)
-        gradients = torch.autograd.grad(values.sum(), transform.parameters(), create_graph=differentiable)
-    optimizer.observe(values.detach())
-    return values.detach(), optimizer.direction(transform.prepare_gradients(list(gradients)))
+        gradients = torch.autograd.grad(values.sum(), parameters, create_graph=differentiable, allow_unused=True)
+    gradients = [torch.zeros_like(p) if g is None else g for g, p in zip(gradients, parameters)]
+    return (values if differentiable else values.detach()), list(gradients)
 
 
 def gradient_norm(transform: Transform, fixed: torch.Tensor, moving: torch.Tensor,
@@ -35,47 +54,149 @@ def gradient_norm(transform: Transform, fixed: torch.Tensor, moving: torch.Tenso
     where they are now (all parameter tensors together; before any smoothing or preconditioning).
     Evaluated on a detached snapshot, so neither the optimizer nor any graph is touched."""
     probe = copy.copy(transform)
-    probe.set_parameters([parameter.detach().requires_grad_(True) for parameter in transform.parameters()])
-    with torch.enable_grad():
-        values = objective(probe, fixed.detach(), moving.detach())
-        gradients = torch.autograd.grad(values.sum(), probe.parameters(), allow_unused=True)
-    squares = [g.detach().double().pow(2).flatten(1).sum(1) for g in gradients if g is not None]
-    return sum(squares).sqrt() if squares else torch.zeros(fixed.shape[0], dtype=torch.float64, device=fixed.device)
+    parameters = [parameter.detach().requires_grad_(True) for parameter in transform.parameters()]
+    if not parameters:
+        return torch.zeros(fixed.shape[0], dtype=torch.float64, device=fixed.device)
+    _, gradients = energy_and_gradients(probe, parameters, fixed.detach(), moving.detach(), objective)
+    return pair_norm(gradients)
+
+
+def keeps_going(trace: list[torch.Tensor], gradients: list[torch.Tensor], initial: torch.Tensor,
+                tolerance: float, patience: int) -> torch.Tensor:
+    """Per pair ``[B]`` bool: not yet stationary to ``tolerance`` and still falling on average."""
+    going = pair_norm(gradients) > tolerance * initial
+    if len(trace) >= 2 * patience:
+        recent = torch.stack(trace[-patience:]).mean(0)
+        before = torch.stack(trace[-2 * patience:-patience]).mean(0)
+        going = going & (recent < before)
+    return going
 
 
 def solve_scale(transform: Transform, fixed: torch.Tensor, moving: torch.Tensor, objective: Objective,
                 iterations: int, tolerance: float, patience: int,
-                callback: Callback | None = None, scale_index: int = 0, optimizer: Adam | GradientDescent | None = None,
-                differentiable: bool = False) -> torch.Tensor:
-    """Run ``iterations`` steps at one scale; each pair stops on its own when its energy has changed
-    by less than ``tolerance`` (relative) over ``patience`` iterations. Returns energies ``[n, B]``.
+                callback: Callback | None = None, scale_index: int = 0,
+                optimizer: Adam | QuasiNewton | None = None, differentiable: bool = False) -> torch.Tensor:
+    """Run up to ``iterations`` steps at one scale, each pair stopping on its own (module docstring).
+    Returns the energies ``[n, B]`` at the start of every iteration run.
 
     ``transform.start_scale`` must have been called for this scale. With ``differentiable`` the
     parameters keep the graph of every step (memory grows with the iterations).
     """
     optimizer = Adam() if optimizer is None else optimizer
-    active = torch.ones(fixed.shape[0], dtype=torch.bool, device=fixed.device)
-    trace: list[torch.Tensor] = []
-    for iteration in range(iterations):
-        values, directions = step_directions(transform, fixed, moving, objective, optimizer, differentiable)
-        trace.append(values)
-        if callback is not None:
-            callback(scale_index, iteration, values)
-        if tolerance > 0 and iteration >= patience:
-            before = trace[-1 - patience]
-            change = (before - values) / before.abs().clamp_min(1e-12)
-            active = active & (change >= tolerance)
-            if not bool(active.any()):
-                break
-        if differentiable:
-            transform.set_parameters(transform.stepped(directions, active))
-        else:
-            with torch.no_grad():
-                parameters = transform.stepped(directions, active)
-            transform.set_parameters([parameter.requires_grad_(True) for parameter in parameters])
+    loop = _descend if optimizer.line_search else _adam
+    trace = loop(transform, fixed, moving, objective, iterations, tolerance, patience, callback, scale_index,
+                 optimizer, differentiable)
     if not trace:
         return torch.zeros(0, fixed.shape[0], device=fixed.device)
     # sampling cleans non-finite coordinates (spatial.bounded_grid), so a diverged pair's energies
     # look finite: its last one is made NaN here, once per scale rather than every iteration
     trace[-1] = trace[-1] + sum(nan_marker(parameter) for parameter in transform.parameters())
     return torch.stack(trace)
+
+
+def _adam(transform, fixed, moving, objective, iterations, tolerance, patience, callback, scale_index,
+          optimizer: Adam, differentiable) -> list[torch.Tensor]:
+    active = torch.ones(fixed.shape[0], dtype=torch.bool, device=fixed.device)
+    trace: list[torch.Tensor] = []
+    initial = None
+    for iteration in range(iterations):
+        values, gradients = energy_and_gradients(transform, transform.parameters(), fixed, moving, objective,
+                                                 differentiable)
+        trace.append(values.detach())
+        initial = pair_norm(gradients) if initial is None else initial
+        if callback is not None:
+            callback(scale_index, iteration, trace[-1])
+        if tolerance > 0:
+            active = active & keeps_going(trace, gradients, initial, tolerance, patience)
+            if not bool(active.any()):
+                break
+        directions = optimizer.direction(transform.prepare_gradients(gradients))
+        if differentiable:
+            transform.set_parameters(transform.stepped(directions, active))
+        else:
+            with torch.no_grad():
+                parameters = transform.stepped(directions, active)
+            transform.set_parameters([parameter.requires_grad_(True) for parameter in parameters])
+    return trace
+
+
+def _descend(transform, fixed, moving, objective, iterations, tolerance, patience, callback, scale_index,
+             optimizer: QuasiNewton, differentiable) -> list[torch.Tensor]:
+    active = torch.ones(fixed.shape[0], dtype=torch.bool, device=fixed.device)
+    trace: list[torch.Tensor] = []
+    parameters = transform.parameters()
+    if not parameters:
+        return trace
+    values, gradients = energy_and_gradients(transform, parameters, fixed, moving, objective, differentiable)
+    initial = pair_norm(gradients)
+    bound = transform.step_bound()
+    optimizer.scaling = transform.preconditioner()
+    for iteration in range(iterations):
+        trace.append(values.detach())
+        if callback is not None:
+            callback(scale_index, iteration, trace[-1])
+        if tolerance > 0:
+            active = active & keeps_going(trace, gradients, initial, tolerance, patience)
+        active = active & (pair_max(gradients) > 0)
+        if not bool(active.any()):
+            break
+        detached = [g.detach() for g in gradients]
+        first_scale = bound / pair_max(optimizer._scaled(detached)).clamp_min(torch.finfo(detached[0].dtype).tiny)
+        directions = optimizer.direction(gradients if differentiable else detached, first_scale.to(values.dtype))
+        slope = pair_dot(detached, [d.detach() for d in directions])
+        uphill = active & ~(slope < 0)
+        if bool(uphill.any()):  # rounding made the quasi-Newton direction useless: steepest descent
+            optimizer.forget(uphill)
+            directions = optimizer.direction(gradients if differentiable else detached)
+            slope = pair_dot(detached, [d.detach() for d in directions])
+        accepted, (new_parameters, new_values, new_gradients) = _line_search(
+            transform, fixed, moving, objective, parameters, values, gradients, directions, slope, active,
+            differentiable)
+        failed = active & ~accepted
+        if bool(failed.any()):  # no decrease along this direction: retry steepest, or stop if it was
+            stuck = failed & optimizer.fresh()
+            active = active & ~stuck
+            optimizer.forget(failed)
+        optimizer.remember([n.detach() - p.detach() for n, p in zip(new_parameters, parameters)],
+                           [n.detach() - g.detach() for n, g in zip(new_gradients, gradients)], accepted,
+                           [p.detach() for p in parameters])
+        # a decrease at rounding level: the energy is as low as this precision can tell
+        rounding = 8 * torch.finfo(values.dtype).eps * values.detach().abs()
+        active = active & ~(accepted & (values.detach() - new_values.detach() <= rounding))
+        parameters, values, gradients = new_parameters, new_values, new_gradients
+    transform.set_parameters(parameters if differentiable else [p.detach().requires_grad_(True) for p in parameters])
+    return trace
+
+
+def _line_search(transform, fixed, moving, objective, parameters, values, gradients, directions, slope, active,
+                 differentiable):
+    """Backtracking from the full step: per pair, the first step length ``1, 1/2, 1/4, ...`` with
+    ``E(theta + t d) <= E(theta) + ARMIJO t <g, d>``. Returns which pairs found one and the
+    parameters, energies and gradients (the old ones for pairs that did not)."""
+    if not differentiable:  # the trials are new leaves, not a graph growing over the iterations
+        parameters, directions = [p.detach() for p in parameters], [d.detach() for d in directions]
+    length = torch.ones_like(slope)
+    pending = active.clone()
+    accepted = torch.zeros_like(active)
+    best = (list(parameters), values, list(gradients))
+    for _ in range(HALVINGS):
+        trial = [p + per_pair(torch.where(pending, length, 0.0).to(p.dtype), p) * d
+                 for p, d in zip(parameters, directions)]
+        trial_values, trial_gradients = energy_and_gradients(transform, trial, fixed, moving, objective,
+                                                             differentiable)
+        good = pending & torch.isfinite(trial_values) & \
+            (trial_values.detach() <= values.detach() + ARMIJO * length * slope)
+        best = tuple(_where(good, new, old) for new, old in zip((trial, trial_values, trial_gradients), best))
+        accepted = accepted | good
+        pending = pending & ~good
+        if not bool(pending.any()):
+            break
+        length = torch.where(pending, 0.5 * length, length)
+    return accepted, best
+
+
+def _where(pairs: torch.Tensor, new, old):
+    """``new`` for ``pairs``, ``old`` elsewhere: a ``[B]`` tensor or a list of ``[B, ...]`` tensors."""
+    if isinstance(new, torch.Tensor):
+        return torch.where(pairs, new, old)
+    return [torch.where(per_pair(pairs, n), n, o) for n, o in zip(new, old)]

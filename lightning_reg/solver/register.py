@@ -37,7 +37,9 @@ def register(fixed: torch.Tensor, moving: torch.Tensor, transform: str | Transfo
              init: RegistrationResult | torch.Tensor | None = None,
              regularizer: str | None = None, regularizer_weight: float = 0.0,
              prompts: Sequence[Prompt] = (), tolerance: float = CLASSICAL.tolerance,
-             patience: int = CLASSICAL.patience, normalize: bool = True, transform_options: dict | None = None,
+             patience: int = CLASSICAL.patience, optimizer: str = CLASSICAL.optimizer,
+             interpolation: str | None = CLASSICAL.interpolation, normalize: bool = True,
+             transform_options: dict | None = None,
              similarity_options: dict | None = None, callback: Callback | None = None) -> RegistrationResult:
     """Register ``B`` pairs of images, each independently.
 
@@ -53,7 +55,12 @@ def register(fixed: torch.Tensor, moving: torch.Tensor, transform: str | Transfo
             moving normalized) to start from.
         regularizer, regularizer_weight: explicit penalty (``diffusion``, ``bending``) and its weight.
         prompts: label-fidelity terms (:class:`Prompt`, masks at full resolution) added to the energy.
-        tolerance, patience: early stop of a pair on relative energy change over ``patience`` steps.
+        tolerance, patience: early stop of a pair: stationarity at most ``tolerance``, or its energy
+            averaged over ``patience`` iterations no longer falling (``optimize.py``).
+        optimizer: ``adam`` (bounded, smoothed steps, as FireANTs'), ``lbfgs`` (per-pair L-BFGS with
+            a line search, to a true minimum of the energy) or ``gd`` (see ``RegistrationLayer``).
+        interpolation: of the moving image inside the energy, ``linear`` or ``cubic`` (B-spline);
+            ``None``: cubic with ``lbfgs`` and ``gd``, linear with ``adam``.
         normalize: map intensities to ``[0, 1]`` by robust quantiles first (for raw images).
         callback: called after every iteration with ``(scale_index, iteration, energies)``.
 
@@ -62,6 +69,7 @@ def register(fixed: torch.Tensor, moving: torch.Tensor, transform: str | Transfo
     """
     layer = RegistrationLayer(transform, similarity, scales, iterations, regularizer=regularizer,
                               regularizer_weight=regularizer_weight, tolerance=tolerance, patience=patience,
+                              optimizer=optimizer, interpolation=interpolation,
                               transform_options=transform_options, similarity_options=similarity_options)
     # before normalization, which would hide NaNs and fail on empty images
     check_pyramids(as_pyramid([fixed], "fixed"), as_pyramid([moving], "moving"))

@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .interpolation import grid_sample_twice_differentiable, linear_sample
+from .interpolation import grid_sample_twice_differentiable, linear_sample, tap_sample
 
 
 def spatial_dims(tensor: torch.Tensor) -> int:
@@ -44,8 +44,9 @@ def sample(image: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear",
            padding_mode: str = "border") -> torch.Tensor:
     """Sample ``image [B, C, *S_in]`` at ``grid [B, *S_out, d]``; returns ``[B, C, *S_out]``.
 
-    ``mode`` is ``bilinear`` (linear in 2D and 3D) or ``nearest``. Linear sampling uses
-    ``grid_sample`` where its double backward works, else :func:`interpolation.linear_sample`.
+    ``mode`` is ``bilinear`` (linear in 2D and 3D), ``nearest`` or ``cubic`` (the cubic B-spline,
+    twice differentiable in the coordinates; :func:`interpolation.tap_sample`). Linear sampling
+    uses ``grid_sample`` where its double backward works, else :func:`interpolation.linear_sample`.
     """
     if image.shape[0] != grid.shape[0]:
         if image.shape[0] == 1:
@@ -53,6 +54,8 @@ def sample(image: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear",
         elif grid.shape[0] == 1:
             grid = grid.expand(image.shape[0], *grid.shape[1:])
     grid = bounded_grid(grid.to(image.dtype))
+    if mode == "cubic":
+        return tap_sample(image, grid, padding_mode, "cubic")
     if mode == "bilinear" and padding_mode in ("border", "zeros") \
             and not grid_sample_twice_differentiable(image.device):
         return linear_sample(image, grid, padding_mode)
@@ -163,13 +166,13 @@ def resize(image: torch.Tensor, shape: Sequence[int], mode: str = "linear") -> t
     return F.interpolate(image, size=tuple(shape), mode=interp, align_corners=True)
 
 
-def compose(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
+def compose(outer: torch.Tensor, inner: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
     """Displacement of ``(Id + outer) o (Id + inner)``: ``inner + outer o (Id + inner)``.
 
-    Both fields ``[B, d, *S]`` in normalized units on the same grid.
+    Both fields ``[B, d, *S]`` in normalized units on the same grid; ``mode`` of :func:`sample`.
     """
     grid = identity_grid(inner.shape[2:], inner.device, inner.dtype) + field_to_grid(inner)
-    return inner + sample(outer, grid, padding_mode="border")
+    return inner + sample(outer, grid, mode=mode, padding_mode="border")
 
 
 def voxel_spacing(affine: torch.Tensor) -> torch.Tensor:
@@ -178,12 +181,12 @@ def voxel_spacing(affine: torch.Tensor) -> torch.Tensor:
     return affine[..., :dims, :dims].norm(dim=-2)
 
 
-def exponentiate(velocity: torch.Tensor, steps: int = 7) -> torch.Tensor:
+def exponentiate(velocity: torch.Tensor, steps: int = 7, mode: str = "bilinear") -> torch.Tensor:
     """Displacement ``[B, d, *S]`` of ``exp(velocity)`` by scaling and squaring (a diffeomorphism);
-    same units as ``velocity`` (normalized, ``grid_sample`` component order)."""
+    same units as ``velocity`` (normalized, ``grid_sample`` component order); ``mode`` of :func:`sample`."""
     displacement = velocity / 2 ** steps
     for _ in range(steps):
-        displacement = compose(displacement, displacement)
+        displacement = compose(displacement, displacement, mode)
     return displacement
 
 

@@ -27,6 +27,7 @@ import torch
 from .checks import check_number
 from .filters import gaussian_smooth
 from .frames import Frames
+from .interpolation import cubic_bspline
 from .registry import build_named
 from .spatial import (
     apply_matrix,
@@ -44,6 +45,9 @@ class Transform:
 
     name = "base"
     deformable = False
+    #: how the transform samples fields inside the energy (svf's squarings): ``bilinear`` or
+    #: ``cubic``; the layer sets it from its ``interpolation``
+    interpolation = "bilinear"
 
     def __init__(self, learning_rate: float) -> None:
         self.learning_rate = check_number("learning_rate", learning_rate, 0, strict=True)
@@ -76,6 +80,15 @@ class Transform:
     def regularized_field(self) -> torch.Tensor | None:
         return None
 
+    def step_bound(self) -> float:
+        """Largest parameter change of a line-search optimizer's first step (parameter units)."""
+        return self.learning_rate
+
+    def preconditioner(self) -> list[torch.Tensor] | None:
+        """A positive diagonal scaling per parameter tensor (broadcastable) for the quasi-Newton
+        optimizers' initial inverse Hessian, or None (identity)."""
+        return None
+
     def prepare_gradients(self, gradients: list[torch.Tensor]) -> list[torch.Tensor]:
         return gradients
 
@@ -87,8 +100,9 @@ class Transform:
         """
         raise NotImplementedError
 
-    def _identity(self, device) -> torch.Tensor:
-        return identity_grid(self.shape, device=device)
+    def _identity(self, like: torch.Tensor) -> torch.Tensor:
+        """The identity grid of the current scale in ``like``'s device and floating type."""
+        return identity_grid(self.shape, device=like.device, dtype=like.dtype)
 
 
 def _masked(active: torch.Tensor | None, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
@@ -119,8 +133,8 @@ class LinearTransform(Transform):
         return self.frames.from_centred(self.centred_matrix())
 
     def grid(self) -> torch.Tensor:
-        identity = self._identity(self._parameters[0].device)
-        return apply_matrix(self.matrix().to(torch.float32), identity)
+        identity = self._identity(self._parameters[0])
+        return apply_matrix(self.matrix().to(identity.dtype), identity)
 
     def stepped(self, directions, active=None, frozen_scale=False):
         return [_masked(active, parameter - self.learning_rate * direction, parameter)
@@ -234,16 +248,20 @@ class DenseTransform(Transform):
         return self.field
 
     def grid(self) -> torch.Tensor:
-        points = self._identity(self.field.device) + field_to_grid(self.displacement())
+        points = self._identity(self.field) + field_to_grid(self.displacement())
         if self.initial_is_identity:
             return points
-        return apply_matrix(self.initial.to(torch.float32), points)
+        return apply_matrix(self.initial.to(points.dtype), points)
 
     def matrix(self) -> torch.Tensor:
         return self.initial
 
     def regularized_field(self) -> torch.Tensor:
         return self._in_voxels(self.field)
+
+    def step_bound(self) -> float:
+        """``learning_rate`` voxels of the current scale, in normalized units (the largest voxel)."""
+        return self.learning_rate * 2.0 / max(min(self.shape) - 1, 1)
 
     def _in_voxels(self, field: torch.Tensor) -> torch.Tensor:
         """A normalized-unit field ``[B, d, *shape]`` in voxels of the current scale."""
@@ -300,15 +318,7 @@ class SVF(DenseTransform):
         self.squaring_steps = int(squaring_steps)
 
     def displacement(self):
-        return exponentiate(self.field, self.squaring_steps)
-
-
-def cubic_bspline(t: torch.Tensor) -> torch.Tensor:
-    """Uniform cubic B-spline basis at ``t`` (in knot units), support ``[-2, 2]``."""
-    t = t.abs()
-    inner = (4.0 - 6.0 * t ** 2 + 3.0 * t ** 3) / 6.0
-    outer = (2.0 - t).clamp_min(0) ** 3 / 6.0
-    return torch.where(t < 1, inner, outer)
+        return exponentiate(self.field, self.squaring_steps, self.interpolation)
 
 
 class BSpline(DenseTransform):
@@ -351,6 +361,17 @@ class BSpline(DenseTransform):
 
     def regularized_field(self):
         return self._in_voxels(self.displacement())
+
+    def preconditioner(self):
+        """``1 / influence`` of each control point (the sum of its squared basis weights over the
+        grid, relative to the largest): the lattice's outer knots barely reach the image, so without
+        it their curvature is orders of magnitude below the inner ones' and L-BFGS crawls."""
+        influence = None
+        for weights in self.weights:
+            axis = weights.pow(2).sum(0)
+            influence = axis if influence is None else influence[..., None] * axis
+        influence = influence / influence.max()
+        return [influence.clamp_min(1e-3).reciprocal()[None, None]]
 
 
 TRANSFORMS: dict[str, type[Transform]] = {

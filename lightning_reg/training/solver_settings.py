@@ -30,7 +30,13 @@ class SolverSettings:
         smooth_grad_sigma, smooth_warp_sigma: Gaussian sigmas (voxels of the level) of the gradient
             and of the field after each step (freeform, greedy, svf); none: the transform's defaults.
         regularizer, regularizer_weight: explicit penalty (``diffusion``, ``bending``) and weight.
-        tolerance: early stop on relative energy change over 10 iterations (0: run every iteration).
+        tolerance: early stop of a pair at this stationarity, or when its energy averaged over 10
+            iterations no longer falls (0: run every iteration; ``solver/optimize.py``).
+        optimizer: ``adam`` (bounded, smoothed steps), ``lbfgs`` (per-pair L-BFGS with a line search:
+            a true minimum, where ``ift`` is exact) or ``gd``.
+        interpolation: of the moving features inside the solver, ``linear`` or ``cubic`` (B-spline;
+            a twice differentiable energy, as ``ift`` assumes); none: cubic with lbfgs and gd, linear
+            with adam.
         transform_options: further options of the (deformable) transform (e.g. ``control_spacing`` of bspline).
         prompt_labels, prompt_weight: label values whose masks in the fixed and moving label maps
             are added to the energy (a label-fidelity prompt), and its weight; none by default.
@@ -48,6 +54,8 @@ class SolverSettings:
     regularizer: str | None = None
     regularizer_weight: float = 0.0
     tolerance: float = LEARNED.tolerance
+    optimizer: str = LEARNED.optimizer
+    interpolation: str | None = LEARNED.interpolation
     transform_options: dict = field(default_factory=dict)
     prompt_labels: list[int] = field(default_factory=list)
     prompt_weight: float = 1.0
@@ -70,7 +78,8 @@ class SolverSettings:
         return RegistrationLayer(self.transform, self.similarity, scales=self.scales, iterations=self.iterations,
                                  backward=self.backward, regularizer=self.regularizer if deformable else None,
                                  regularizer_weight=self.regularizer_weight if deformable else 0.0,
-                                 tolerance=self.tolerance, transform_options=options,
+                                 tolerance=self.tolerance, optimizer=self.optimizer,
+                                 interpolation=self.interpolation, transform_options=options,
                                  similarity_options=dict(self.similarity_options))
 
     def level_count(self, network_scales: Sequence[float]) -> int:

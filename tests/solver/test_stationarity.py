@@ -14,7 +14,7 @@ PROBLEM = dict(similarity="mse", regularizer="diffusion", regularizer_weight=0.1
                transform_options=dict(smooth_grad_sigma=0, smooth_warp_sigma=0))
 
 
-def _solve(iterations, optimizer="gd", batch=1):
+def _solve(iterations, optimizer="gd", batch=1):  # gd: cubic interpolation by default
     layer = RegistrationLayer("freeform", iterations=iterations, optimizer=optimizer, **PROBLEM)
     fixed, moving = PAIR["fixed"].repeat(batch, 1, 1, 1), PAIR["moving"].repeat(batch, 1, 1, 1)
     with torch.no_grad():
@@ -26,7 +26,7 @@ def _gradient_norm(result) -> float:
     field = result.transform.field.detach().clone().requires_grad_(True)
     transform = result.transform
     transform.set_parameters([field])
-    objective = Objective(make_similarity("mse"), get_regularizer("diffusion", 0.1), 0.1)
+    objective = Objective(make_similarity("mse"), get_regularizer("diffusion", 0.1), 0.1, interpolation="cubic")
     energy = objective(transform, PAIR["fixed"], PAIR["moving"]).sum()
     (gradient,) = torch.autograd.grad(energy, [field])
     return float(gradient.double().norm())
