@@ -202,8 +202,10 @@ class ImplicitSolution(torch.autograd.Function):
             parameters = [p.detach().requires_grad_(True) for p in parameters]
             vector = ift_vector if problem.settings.mode == "ift" else jfb_vector
             grad_fixed, grad_moving = vector(problem, parameters, fixed, moving, upstream)
-        if any(bool(u.abs().max() > 0) for u in upstream) and not (grad_fixed.abs().max() > 0
-                                                                    or grad_moving.abs().max() > 0):
+        # NaN counts as non-zero, and an optimizer whose state overflowed has diverged: the training
+        # loop reports those
+        if problem.optimizer.finite() and any(bool((u != 0).any()) for u in upstream) \
+                and not bool((grad_fixed != 0).any() or (grad_moving != 0).any()):
             raise RuntimeError(f"the implicit backward ({problem.settings.mode}) returned an all-zero gradient for "
                                f"the features although the loss depends on the warp: the solver's step at the "
                                f"solution is zero (a collapsed step size?); use optimizer lbfgs or backward ift")

@@ -58,6 +58,10 @@ class Adam:
         return [(pair_rms(second.detach().sqrt()) + self.eps).reciprocal()
                 * (1 - self.betas[1] ** self.count) ** 0.5 for second in self.second]
 
+    def finite(self) -> bool:
+        """Whether the moments are finite (they overflow when the features diverge)."""
+        return all(bool(torch.isfinite(v).all()) for v in self.second)
+
     def frozen_step(self, transform: "Transform", parameters: list[torch.Tensor],
                     gradients: list[torch.Tensor]) -> list[torch.Tensor]:
         """The transform's step from ``parameters`` (set on it) with the moments and the step's
@@ -141,6 +145,10 @@ class QuasiNewton:
         self.history = [(s, y, torch.where(pairs, 0.0, rho)) for s, y, rho in self.history]
         if self.gamma is not None:
             self.gamma = torch.where(pairs, 0.0, self.gamma)
+
+    def finite(self) -> bool:
+        """Whether the curvature memory is finite."""
+        return self.gamma is None or bool(torch.isfinite(self.gamma).all())
 
     def fresh(self) -> torch.Tensor:
         """Per pair ``[B]`` bool: no curvature information (its next direction is the first-step one)."""
