@@ -141,7 +141,7 @@ def _descend(transform, fixed, moving, objective, iterations, tolerance, patienc
         if not bool(active.any()):
             break
         detached = [g.detach() for g in gradients]
-        first_scale = bound / pair_max(optimizer._scaled(detached)).clamp_min(torch.finfo(detached[0].dtype).tiny)
+        first_scale = bound / pair_max(optimizer.scaled(detached)).clamp_min(torch.finfo(detached[0].dtype).tiny)
         directions = optimizer.direction(gradients if differentiable else detached, first_scale.to(values.dtype))
         slope = pair_dot(detached, [d.detach() for d in directions])
         uphill = active & ~(slope < 0)

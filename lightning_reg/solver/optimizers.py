@@ -111,7 +111,7 @@ class QuasiNewton:
         if self.fallback is None:
             raise RuntimeError("the first direction needs first_scale")
         gamma = self.fallback if self.gamma is None else torch.where(self.gamma > 0, self.gamma, self.fallback)
-        result = [per_pair(gamma, q) * q for q in self._scaled(query)]
+        result = [per_pair(gamma, q) * q for q in self.scaled(query)]
         for (steps, changes, rho), alpha in zip(self.history, reversed(alphas)):
             beta = rho * pair_dot(changes, result)
             result = [r + per_pair(alpha - beta, r) * s for r, s in zip(result, steps)]
@@ -128,7 +128,7 @@ class QuasiNewton:
         keep = accepted & resolvable & (curvature > 1e-10 * size * pair_dot(changes, changes).sqrt())
         if not bool(keep.any()):
             return
-        squares = pair_dot(changes, self._scaled(changes))
+        squares = pair_dot(changes, self.scaled(changes))
         gamma = torch.where(keep, curvature / squares.clamp_min(torch.finfo(squares.dtype).tiny), 0.0)
         self.gamma = gamma if self.gamma is None else torch.where(keep, gamma, self.gamma)
         if self.memory == 0:
@@ -137,7 +137,8 @@ class QuasiNewton:
         self.history.append(([s.detach() for s in steps], [y.detach() for y in changes], rho.detach()))
         del self.history[:-self.memory]
 
-    def _scaled(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    def scaled(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``D t`` for each tensor (the diagonal of ``H0``; the identity without ``scaling``)."""
         return tensors if self.scaling is None else [d * t for d, t in zip(self.scaling, tensors)]
 
     def forget(self, pairs: torch.Tensor) -> None:
