@@ -1,11 +1,21 @@
 """Shared fixtures: synthetic pairs and NIfTI files written by the tests themselves."""
 from __future__ import annotations
 
+import os
+
 import nibabel as nib
 import numpy as np
 import pytest
 
 from lightning_reg.data.synthetic import oblique_affine, warped_pair
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist runs one worker per core: each worker, and the commands it starts, on one thread,
+    # so that the workers never oversubscribe the cores (OpenMP threads spinning against each other)
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
