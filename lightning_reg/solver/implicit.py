@@ -87,7 +87,10 @@ def conjugate_gradient(hessian_product, rhs: list[torch.Tensor], damping: float,
 
     ``hessian_product(p)`` returns ``H p``. ``lambda = damping * rhs'H rhs / rhs'rhs`` per pair,
     relative to the curvature along the right-hand side, so one setting serves any energy scale.
-    A pair stops at relative residual ``tolerance`` or on non-positive curvature (then warns).
+    A pair stops at relative residual ``tolerance`` or on non-positive curvature (then warns) with
+    the iterate reached so far; met at the first step, the iterate would be zero, so the pair gets
+    ``rhs / |rhs'H rhs / rhs'rhs|`` instead, the truncated-Newton choice (Nocedal & Wright, Alg. 7.1):
+    a gradient step scaled by the curvature along it, never a silently zero gradient.
     """
     rhs_norm2 = pair_dot(rhs, rhs)
     tiny = torch.finfo(rhs[0].dtype).tiny
@@ -104,8 +107,13 @@ def conjugate_gradient(hessian_product, rhs: list[torch.Tensor], damping: float,
             product = hessian_product(direction)
         product = [h + per_pair(shift, p) * p for h, p in zip(product, direction)]
         step_curvature = pair_dot(direction, product)
-        if bool((active & ~(step_curvature > 0)).any()):
+        negative = active & ~(step_curvature > 0)
+        if bool(negative.any()):
             warn_singular("conjugate gradient met non-positive curvature")
+            if iteration == 0:
+                first = negative & (curvature != 0)
+                scale = torch.where(first, 1.0 / curvature.abs().clamp_min(tiny), torch.zeros_like(curvature))
+                solution = [x + per_pair(scale, x) * r for x, r in zip(solution, rhs)]
         active = active & (step_curvature > 0)
         alpha = torch.where(active, residual_norm2 / step_curvature.clamp_min(tiny), torch.zeros_like(rhs_norm2))
         solution = [x + per_pair(alpha, x) * p for x, p in zip(solution, direction)]
@@ -178,6 +186,14 @@ def jfb_vector(problem: ScaleProblem, parameters: list[torch.Tensor], fixed: tor
     return list(torch.autograd.grad(current, [fixed, moving], grad_outputs=upstream, materialize_grads=True))
 
 
+#: what makes each backward mode's feature gradient exactly zero, and what to change
+_ZERO_CAUSE = {
+    "jfb": "the solver's step at the solution is zero (a collapsed step size?); use optimizer lbfgs or backward ift",
+    "ift": "the energy has no curvature along the loss's direction at the solution (no regularizer, flat "
+           "features); add a regularizer (regularizer_weight > 0) or use backward jfb",
+}
+
+
 class ImplicitSolution(torch.autograd.Function):
     """Identity on the solution ``theta*`` in the forward pass; implicit gradients to the features.
 
@@ -206,7 +222,7 @@ class ImplicitSolution(torch.autograd.Function):
         # loop reports those
         if problem.optimizer.finite() and any(bool((u != 0).any()) for u in upstream) \
                 and not bool((grad_fixed != 0).any() or (grad_moving != 0).any()):
-            raise RuntimeError(f"the implicit backward ({problem.settings.mode}) returned an all-zero gradient for "
-                               f"the features although the loss depends on the warp: the solver's step at the "
-                               f"solution is zero (a collapsed step size?); use optimizer lbfgs or backward ift")
+            mode = problem.settings.mode
+            raise RuntimeError(f"the implicit backward ({mode}) returned an all-zero gradient for the features "
+                               f"although the loss depends on the warp: {_ZERO_CAUSE[mode]}")
         return (None, grad_fixed, grad_moving) + (None,) * len(parameters)

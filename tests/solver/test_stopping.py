@@ -6,6 +6,7 @@ import torch
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.solver import CLASSICAL, Adam, RegistrationLayer, SingularHessianWarning, register
+from lightning_reg.solver.implicit import conjugate_gradient
 from lightning_reg.solver.optimize import keeps_going
 
 PAIR = warped_pair((32, 32), magnitude=2.0, seed=3)
@@ -96,3 +97,14 @@ def test_register_takes_the_line_search_optimizers_under_inference_mode():
     before = float((PAIR["fixed"] - PAIR["moving"]).pow(2).mean())
     after = float((PAIR["fixed"] - result.warp(PAIR["moving"])).pow(2).mean())
     assert after < 0.5 * before and 0 < float(result.stationarity) < 1
+
+
+def test_conjugate_gradient_on_negative_curvature_returns_the_scaled_gradient_step_and_warns():
+    """Along ``rhs`` the curvature is -3: CG cannot take a step, so it returns ``rhs / 3``, not zero."""
+    matrix = torch.tensor([[-3.0, 1.0], [1.0, 1.0]])
+    rhs = [torch.tensor([[1.0, 0.0]])]
+    with pytest.warns(SingularHessianWarning):
+        (solution,) = conjugate_gradient(lambda v: [v[0] @ matrix], rhs, damping=0.0, iterations=10,
+                                         tolerance=1e-8)
+    assert torch.allclose(solution, torch.tensor([[1 / 3, 0.0]]))
+
