@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -20,8 +21,19 @@ commands: {known}
   sweep      run a W&B sweep file offline and summarize it (lightning-reg sweep --help)"""
 
 
+def share_cores() -> None:
+    """Idle OpenMP threads sleep instead of spinning (unless the user set ``OMP_WAIT_POLICY``).
+
+    torch's libgomp spins its threads between parallel regions; when another process shares the
+    cores, the spinning threads take turns with the working ones and a training step ran 4x slower
+    (benchmarks/README.md, "Cores shared"). Read when libgomp loads, so set before torch is imported.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lightning-reg`` console script; returns the exit status."""
+    share_cores()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_COMMANDS:
         return _lightning(argv)

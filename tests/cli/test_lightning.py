@@ -2,6 +2,7 @@
 validation panel, config; then the per-pair test table from the checkpoint; and bad arguments."""
 import csv
 import json
+import os
 from pathlib import Path
 
 import nibabel as nib
@@ -10,6 +11,7 @@ import pytest
 from helpers import lightning_reg
 
 from lightning_reg.cli import main
+from lightning_reg.cli.main import share_cores
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--data.train_pairs", "2", "--data.val_pairs", "1", "--data.test_pairs", "3", "--trainer.max_epochs", "1",
@@ -123,3 +125,12 @@ def test_a_config_written_before_the_package_was_regrouped_still_runs(tmp_path):
     from lightning_reg.training import module
 
     assert RegistrationModule is module.RegistrationModule
+
+
+def test_the_command_lets_idle_openmp_threads_sleep_unless_the_user_chose(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    share_cores()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    share_cores()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
