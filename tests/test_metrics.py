@@ -1,8 +1,10 @@
 """Metrics match values computed by hand on constructed examples."""
 import math
 
+import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from lightning_reg import metrics
 
@@ -42,3 +44,30 @@ def test_hd95_of_shifted_spheres_is_the_shift_in_mm():
     warped = _sphere((40, 40, 40), (22, 20, 20), 10, spacing)  # 2 voxels = 4 mm
     assert metrics.hd95(fixed, warped, spacing=spacing) == pytest.approx(4.0, abs=0.6)
     assert metrics.hd95(fixed, fixed) == 0.0
+
+
+def _full_image_hd95(fixed, warped, spacing, labels):
+    """The definition, on the whole image for every label: what the per-label boxes must reproduce."""
+    def surface(mask):
+        return mask & ~ndimage.binary_erosion(mask, border_value=0)
+    values = []
+    for label in labels:
+        a, b = surface(fixed == label), surface(warped == label)
+        if a.any() and b.any():
+            both = np.concatenate([ndimage.distance_transform_edt(~b, sampling=spacing)[a],
+                                   ndimage.distance_transform_edt(~a, sampling=spacing)[b]])
+            values.append(np.percentile(both, 95))
+    return float(np.mean(values))
+
+
+def test_hd95_on_label_boxes_equals_the_whole_image_computation():
+    """Many labels, some touching the border, one missing from the warped map, anisotropic voxels."""
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.randn(2, 1, 1, 6, 7, 5, generator=generator)
+    fixed, warped = (torch.nn.functional.interpolate(n, size=(30, 34, 26), mode="trilinear")[0] for n in noise)
+    fixed, warped = ((x * 6).round().long() + 20 for x in (fixed, warped))  # labels ~ 14..26
+    warped[warped == 20] = 21
+    spacing = (1.5, 1.0, 2.0)
+    labels = metrics.label_values(fixed)
+    expected = _full_image_hd95(fixed.squeeze().numpy(), warped.squeeze().numpy(), spacing, labels.tolist())
+    assert metrics.hd95(fixed, warped, spacing=spacing) == pytest.approx(expected, rel=1e-12)
