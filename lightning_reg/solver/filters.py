@@ -1,6 +1,7 @@
 """Separable filters on ``[B, C, *S]`` tensors: Gaussian smoothing and box (window) means."""
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -10,27 +11,29 @@ import torch.nn.functional as F
 from .spatial import resize
 
 
-def gaussian_kernel(sigma: float, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Normalized 1D Gaussian kernel of standard deviation ``sigma`` voxels, radius ``ceil(3 sigma)``."""
+@functools.lru_cache(maxsize=128)
+def gaussian_weights(sigma: float) -> tuple[float, ...]:
+    """Normalized 1D Gaussian of standard deviation ``sigma`` voxels, radius ``ceil(3 sigma)``, as
+    Python floats: computed once per sigma, since the solver smooths with the same few sigmas every
+    iteration (a tensor kernel read back with ``tolist`` took 6 small ops per call)."""
     radius = max(int(math.ceil(3.0 * sigma)), 1)
-    x = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
-    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
-    return kernel / kernel.sum()
+    values = [math.exp(-0.5 * (offset / sigma) ** 2) for offset in range(-radius, radius + 1)]
+    total = math.fsum(values)
+    return tuple(value / total for value in values)
 
 
-def _conv_along(tensor: torch.Tensor, kernel: torch.Tensor, axis: int) -> torch.Tensor:
-    """Convolve every channel of ``tensor`` along spatial ``axis`` with a symmetric 1D ``kernel``
+def _conv_along(tensor: torch.Tensor, weights: Sequence[float], axis: int) -> torch.Tensor:
+    """Convolve every channel of ``tensor`` along spatial ``axis`` with symmetric 1D ``weights``
     (replicate padding). A sum of shifted copies: on the CPU ~10x faster than ``conv1d``/``conv3d``
     for the short kernels the solver uses (benchmarks/README.md)."""
     size = tensor.shape[2 + axis]
     if size < 2:
         return tensor
-    radius = kernel.numel() // 2
+    radius = len(weights) // 2
     pad = [0, 0] * (tensor.dim() - 2)
     position = 2 * (tensor.dim() - 3 - axis)
     pad[position] = pad[position + 1] = radius
     padded = F.pad(tensor, pad, mode="replicate")
-    weights = kernel.tolist()
     out = padded.narrow(2 + axis, 0, size) * weights[0]
     for offset in range(1, len(weights)):
         out.add_(padded.narrow(2 + axis, offset, size), alpha=weights[offset])
@@ -41,9 +44,9 @@ def gaussian_smooth(tensor: torch.Tensor, sigma: float | None) -> torch.Tensor:
     """Gaussian smoothing of ``[B, C, *S]`` with ``sigma`` in voxels (0 or None: unchanged)."""
     if not sigma or sigma <= 0:
         return tensor
-    kernel = gaussian_kernel(float(sigma), tensor.device, tensor.dtype)
+    weights = gaussian_weights(float(sigma))
     for axis in range(tensor.dim() - 2):
-        tensor = _conv_along(tensor, kernel, axis)
+        tensor = _conv_along(tensor, weights, axis)
     return tensor
 
 

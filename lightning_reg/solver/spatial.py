@@ -10,6 +10,7 @@ Conventions (see DESIGN.md):
 """
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import torch
@@ -24,10 +25,20 @@ def spatial_dims(tensor: torch.Tensor) -> int:
 
 
 def identity_grid(shape: Sequence[int], device=None, dtype=torch.float32) -> torch.Tensor:
-    """Identity sampling grid ``[1, *shape, d]`` in normalized coordinates."""
-    axes = [torch.linspace(-1.0, 1.0, int(n), device=device, dtype=dtype) for n in shape]
-    mesh = torch.meshgrid(*axes, indexing="ij")
-    return torch.stack(mesh[::-1], dim=-1).unsqueeze(0)
+    """Identity sampling grid ``[1, *shape, d]`` in normalized coordinates.
+
+    One tensor per shape, device and dtype, made once (the solver asks for it every iteration):
+    never write into it.
+    """
+    return _identity_grid(tuple(int(n) for n in shape), torch.device(device or "cpu"), dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _identity_grid(shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    with torch.inference_mode(False), torch.no_grad():  # a normal tensor, usable inside and outside autograd
+        axes = [torch.linspace(-1.0, 1.0, n, device=device, dtype=dtype) for n in shape]
+        mesh = torch.meshgrid(*axes, indexing="ij")
+        return torch.stack(mesh[::-1], dim=-1).unsqueeze(0)
 
 
 def field_to_grid(field: torch.Tensor) -> torch.Tensor:
