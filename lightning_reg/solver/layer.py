@@ -191,9 +191,10 @@ class RegistrationLayer(torch.nn.Module):
         for index, ((fixed, moving), count) in enumerate(zip(pairs, iterations)):
             transform.start_scale(fixed.shape[2:])
             level_objective = objective.at_shapes(fixed.shape[2:], moving.shape[2:])
-            initial = gradient_norm(transform, fixed, moving, level_objective)
-            trace, solved = self._solve_level(transform, fixed, moving, level_objective, count, index, callback)
+            trace, solved, initial = self._solve_level(transform, fixed, moving, level_objective, count, index,
+                                                       callback)
             final = gradient_norm(transform, fixed, moving, level_objective)
+            initial = final if initial is None else initial  # no iteration ran: nothing moved
             results.append(RegistrationResult(
                 grid=solved.grid(), matrix=solved.matrix().detach(),
                 frames=_level_frames(frames, reference, fixed.shape[2:]), moving_shape=tuple(moving_shape),
@@ -202,9 +203,11 @@ class RegistrationLayer(torch.nn.Module):
         return results
 
     def _solve_level(self, transform: Transform, fixed: torch.Tensor, moving: torch.Tensor, objective: Objective,
-                     iterations: int, index: int, callback: Callback | None) -> tuple[torch.Tensor, Transform]:
-        """Solve one level; returns the energy trace and a snapshot of the transform whose parameters
-        carry the gradient path chosen by the backward mode."""
+                     iterations: int, index: int,
+                     callback: Callback | None) -> tuple[torch.Tensor, Transform, torch.Tensor | None]:
+        """Solve one level; returns the energy trace, a snapshot of the transform whose parameters
+        carry the gradient path chosen by the backward mode, and the gradient norm per pair where
+        the solver started (None when it ran no iteration)."""
         attached = torch.is_grad_enabled() and (fixed.requires_grad or moving.requires_grad)
         unroll = attached and self.settings.mode == "unroll"
         if not unroll:
@@ -220,7 +223,7 @@ class RegistrationLayer(torch.nn.Module):
             solved.set_parameters(list(ImplicitSolution.apply(problem, fixed_input, moving_input, *parameters)))
         elif not unroll:  # nothing solved here depends on the features (or no gradient is wanted)
             solved.set_parameters([p.detach() for p in transform.parameters()])
-        return trace, solved
+        return trace, solved, optimizer.initial_norm
 
 
 def _check_prompts(prompts: Sequence[Prompt], batch: int, dims: int) -> None:

@@ -14,6 +14,7 @@ A single rise, which Adam's oscillation makes, never stops a pair.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Callable
 
@@ -22,6 +23,7 @@ import torch
 from .objective import Objective
 from .optimizers import Adam, QuasiNewton
 from .pairs import pair_dot, pair_max, pair_norm, per_pair
+from .similarity import first_order
 from .spatial import nan_marker
 from .transforms import Transform
 
@@ -39,7 +41,8 @@ def energy_and_gradients(transform: Transform, parameters: list[torch.Tensor], f
 
     ``differentiable`` keeps the graph of the gradients (for the unrolled backward mode).
     """
-    with torch.enable_grad():
+    # without a graph of the gradients the similarity may take its hand-written first-order gradient
+    with torch.enable_grad(), contextlib.nullcontext() if differentiable else first_order():
         parameters = [p if p.requires_grad else p.requires_grad_(True) for p in parameters]
         transform.set_parameters(parameters)
         values = objective(transform, fixed, moving)
@@ -103,7 +106,8 @@ def _adam(transform, fixed, moving, objective, iterations, tolerance, patience, 
         values, gradients = energy_and_gradients(transform, transform.parameters(), fixed, moving, objective,
                                                  differentiable)
         trace.append(values.detach())
-        initial = pair_norm(gradients) if initial is None else initial
+        if initial is None:
+            initial = optimizer.initial_norm = pair_norm(gradients)
         if callback is not None:
             callback(scale_index, iteration, trace[-1])
         if tolerance > 0:
@@ -128,7 +132,7 @@ def _descend(transform, fixed, moving, objective, iterations, tolerance, patienc
     if not parameters:
         return trace
     values, gradients = energy_and_gradients(transform, parameters, fixed, moving, objective, differentiable)
-    initial = pair_norm(gradients)
+    initial = optimizer.initial_norm = pair_norm(gradients)
     bound = transform.step_bound()
     optimizer.scaling = transform.preconditioner()
     for iteration in range(iterations):

@@ -27,6 +27,8 @@ class Adam:
         self.betas = betas
         self.eps = eps
         self.count = 0
+        #: per pair ``[B]``, the gradient norm where the loop started (set by ``optimize.py``)
+        self.initial_norm: torch.Tensor | None = None
         self.first: list[torch.Tensor] = []
         self.second: list[torch.Tensor] = []
 
@@ -90,6 +92,8 @@ class QuasiNewton:
             raise ValueError(f"memory must be >= 0, got {memory}")
         self.memory = int(memory)
         self.count = 0
+        #: per pair ``[B]``, the gradient norm where the loop started (set by ``optimize.py``)
+        self.initial_norm: torch.Tensor | None = None
         self.history: list[tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]] = []
         self.gamma: torch.Tensor | None = None
         self.fallback: torch.Tensor | None = None

@@ -5,6 +5,9 @@ of a batch is their sum and each pair is optimized independently of the others.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import torch
 
 from .filters import box_mean
@@ -38,7 +41,8 @@ class LNCC(Similarity):
 
     The box mean is taken per channel; the value is averaged over channels and voxels. ``eps`` is
     added to numerator and denominator, so flat regions count as matched rather than as mismatched;
-    keep it well below the local variances of the inputs.
+    keep it well below the local variances of the inputs. Inside :func:`first_order` (the solver's
+    iterations) an odd window takes the analytic gradient of :class:`_FirstOrderLNCC`.
     """
 
     name = "lncc"
@@ -50,15 +54,85 @@ class LNCC(Similarity):
         self.eps = eps
 
     def __call__(self, fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
-        channels = fixed.shape[1]
-        stacked = torch.cat([fixed, warped, fixed * fixed, warped * warped, fixed * warped], dim=1)
-        means = box_mean(stacked, self.window).split(channels, dim=1)
-        mean_f, mean_w, mean_ff, mean_ww, mean_fw = means
-        cross = mean_fw - mean_f * mean_w
-        var_f = (mean_ff - mean_f * mean_f).clamp_min(0)
-        var_w = (mean_ww - mean_w * mean_w).clamp_min(0)
-        correlation = (cross * cross + self.eps) / (var_f * var_w + self.eps)
-        return 1.0 - correlation.flatten(1).mean(1)
+        if _FIRST_ORDER.get() and self.window % 2 == 1 and torch.is_grad_enabled():
+            return _FirstOrderLNCC.apply(fixed, warped, self.window, self.eps)
+        return _lncc(fixed, warped, self.window, self.eps)
+
+
+def _local_moments(fixed: torch.Tensor, warped: torch.Tensor, window: int) -> tuple[torch.Tensor, ...]:
+    """Box means of ``fixed`` and ``warped``, their local covariance and variances (before the
+    clamp at 0 that rounding needs)."""
+    channels = fixed.shape[1]
+    stacked = torch.cat([fixed, warped, fixed * fixed, warped * warped, fixed * warped], dim=1)
+    mean_f, mean_w, mean_ff, mean_ww, mean_fw = box_mean(stacked, window).split(channels, dim=1)
+    cross = mean_fw - mean_f * mean_w
+    return mean_f, mean_w, cross, mean_ff - mean_f * mean_f, mean_ww - mean_w * mean_w
+
+
+def _lncc(fixed: torch.Tensor, warped: torch.Tensor, window: int, eps: float) -> torch.Tensor:
+    _, _, cross, var_f, var_w = _local_moments(fixed, warped, window)
+    var_f, var_w = var_f.clamp_min(0), var_w.clamp_min(0)
+    correlation = (cross * cross + eps) / (var_f * var_w + eps)
+    return 1.0 - correlation.flatten(1).mean(1)
+
+
+#: set by :func:`first_order`: no graph of the similarity's gradient will be asked for
+_FIRST_ORDER: contextvars.ContextVar[bool] = contextvars.ContextVar("first_order", default=False)
+
+
+@contextlib.contextmanager
+def first_order():
+    """Within this block similarities may use hand-written first-order gradients (no double backward)."""
+    token = _FIRST_ORDER.set(True)
+    try:
+        yield
+    finally:
+        _FIRST_ORDER.reset(token)
+
+
+class _FirstOrderLNCC(torch.autograd.Function):
+    """LNCC with its gradient written out, for the solver's iterations, where it was the largest cost:
+    autograd's backward runs through the cumulative sums, pads and slices of five stacked box means;
+    by the chain rule (box mean ``M``, symmetric for an odd window, so its adjoint is itself) it is
+
+    ``dL/dW = F M(a) + M(-a mean_F - 2 b mean_W) + 2 W M(b)``, with ``a = dL/dcross``,
+    ``b = dL/dvar_W`` per voxel (and the same with the roles of F and W swapped for ``dL/dF``).
+
+    First order only: its backward refuses to build a graph (``ift`` and ``unroll`` need one and use
+    autograd on :func:`_lncc`)."""
+
+    @staticmethod
+    def forward(ctx, fixed, warped, window, eps):
+        mean_f, mean_w, cross, raw_f, raw_w = _local_moments(fixed, warped, window)
+        var_f, var_w = raw_f.clamp_min(0), raw_w.clamp_min(0)
+        denominator = var_f * var_w + eps
+        numerator = cross * cross + eps
+        ctx.save_for_backward(fixed, warped, mean_f, mean_w, cross, var_f, var_w, raw_f >= 0, raw_w >= 0,
+                              denominator, numerator)
+        ctx.window = window
+        return 1.0 - (numerator / denominator).flatten(1).mean(1)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        if torch.is_grad_enabled():
+            raise RuntimeError("the first-order LNCC gradient cannot be differentiated again; "
+                               "evaluate the energy outside similarity.first_order()")
+        fixed, warped, mean_f, mean_w, cross, var_f, var_w, kept_f, kept_w, denominator, numerator = ctx.saved_tensors
+        count = fixed[0].numel()
+        scale = upstream.view(-1, *([1] * (fixed.dim() - 1))) / count
+        d_cross = -2.0 * scale * cross / denominator
+        d_var = scale * numerator / (denominator * denominator)
+        grads = []
+        for needed, (this, other, mean_this, mean_other, var_other, kept) in zip(ctx.needs_input_grad[:2], (
+                (fixed, warped, mean_f, mean_w, var_w, kept_f), (warped, fixed, mean_w, mean_f, var_f, kept_w))):
+            if not needed:
+                grads.append(None)
+                continue
+            d_this_var = torch.where(kept, d_var * var_other, 0.0)  # clamp_min(0): no gradient below 0
+            terms = torch.cat([d_cross, -d_cross * mean_other - 2.0 * d_this_var * mean_this, d_this_var], dim=1)
+            m_cross, m_mean, m_var = box_mean(terms, ctx.window).split(this.shape[1], dim=1)
+            grads.append(other * m_cross + m_mean + 2.0 * this * m_var)
+        return grads[0], grads[1], None, None
 
 
 class NCC(Similarity):
