@@ -28,9 +28,10 @@ class Defaults:
 #: raw intensities, as ANTs' SyN: greedy diffeomorphic, local NCC, three levels
 CLASSICAL = Defaults(transform="greedy", similarity="lncc", iterations=(200, 100, 50), scales=(4, 2, 1),
                      tolerance=1e-6)
-#: learned features: the network makes the similarity easy (mse) and every pair runs every iteration,
-#: so the training steps of a batch are alike
-LEARNED = Defaults(transform="freeform", similarity="mse", iterations=(100, 50, 20), scales=None, tolerance=0.0)
+#: learned features: local NCC on the features (on the synthetic default, 2 epochs, test Dice 0.750
+#: against 0.656 with mse; README "Train features"), few iterations a level (30/15/10: 0.750 at a
+#: quarter of 100/50/20's solve), every pair running every iteration, so a batch's steps are alike
+LEARNED = Defaults(transform="freeform", similarity="lncc", iterations=(30, 15, 10), scales=None, tolerance=0.0)
 
 
 def interpolation_for(optimizer: str, interpolation: str | None = None) -> str:

@@ -10,6 +10,7 @@ from helpers import lightning_reg
 
 from lightning_reg.cli import main
 from lightning_reg.data import SyntheticDataModule
+from lightning_reg.solver import LEARNED
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,8 @@ def test_register_with_a_checkpoint_uses_the_model_and_takes_test_time_options(t
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert report["checkpoint"] == str(checkpoint)
-    assert (report["transform"], report["similarity"], report["iterations"]) == ("freeform", "mse", [5, 5, 5])
+    assert (report["transform"], report["similarity"], report["iterations"]) == ("freeform", LEARNED.similarity,
+                                                                                 [5, 5, 5])
     warped = nib.load(tmp_path / "out" / "warped.nii.gz")
     assert warped.shape == (32, 32, 1) and np.allclose(warped.affine, np.diag([1.2, 1.2, 1.2, 1]))
     switched = _register(tmp_path, slice_pair, "--checkpoint", checkpoint, "--init", "affine", "--transform", "svf",

@@ -1,11 +1,14 @@
 """Test-time solver settings of a trained model: field-by-field overrides, linear then deformable
 transforms, other scales, and label prompts on held-out synthetic pairs."""
+from dataclasses import replace
+
 import lightning as L
 import pytest
 import torch
 
 from lightning_reg.data import SyntheticDataModule
 from lightning_reg.nn import IdentityFeatures, UNet
+from lightning_reg.solver import LEARNED
 from lightning_reg.solver.pyramid import solver_levels
 from lightning_reg.training.module import RegistrationModule
 from lightning_reg.training.solver_settings import EvalSolverSettings, SolverSettings
@@ -43,13 +46,15 @@ def _mean(rows, key):
 
 
 def test_evaluation_settings_change_only_the_fields_given():
-    model = _model(EvalSolverSettings(transform="svf", iterations=[5, 5, 5]))
+    train = replace(TRAIN, similarity="ncc")  # not the dataclass default, so inheriting it shows
+    model = RegistrationModule(network=IdentityFeatures(dims=2), train_solver=train,
+                               eval_solver=EvalSolverSettings(transform="svf", iterations=[5, 5, 5]))
     assert model.eval_solver.transform == "svf" and model.eval_solver.iterations == [5, 5, 5]
-    assert model.eval_solver.similarity == "lncc"  # from training, not the dataclass default (mse)
+    assert model.eval_solver.similarity == "ncc"  # from training, not the dataclass default
     assert model.train_solver.transform == "greedy"
     assert _model().eval_solver == TRAIN
     full = SolverSettings(transform="svf")
-    assert _model(full).eval_solver.similarity == "mse"  # a full SolverSettings is used as it is
+    assert _model(full).eval_solver.similarity == LEARNED.similarity  # a full SolverSettings is used as it is
 
 
 def test_test_time_scales_build_the_pyramid_from_the_network_levels():
