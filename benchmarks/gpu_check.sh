@@ -25,7 +25,7 @@ python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; pr
     || exit 1
 step cuda_tests 120 python3 -m pytest -q -n 0 -p no:cacheprovider tests/solver/test_cuda.py
 step solver_vs_fireants 150 python3 benchmarks/solver_vs_fireants.py --device cuda --pairs 2 --out "$out"
-step train_throughput 120 python3 benchmarks/train_throughput.py --device cuda --settings 2d 3d --steps 3 \
+step train_throughput 120 python3 benchmarks/train_throughput.py --device cuda --settings 2d 3d --steps 3 --solvers dio default \
     --out "$out/train_throughput"
 step implicit_backward 90 python3 benchmarks/implicit_backward.py --device cuda --out "$out/implicit_backward"
 exit $failed

@@ -1,9 +1,17 @@
 """Training throughput: pairs per second and peak memory of `fit` steps, 2D 192^2 and 3D 96x112x96.
 
-Each setting runs in a fresh process: the default UNet (16 channels at 1/4, 1/2, 1), the training
-solver of the configs (freeform, MSE on features, jfb; iterations 100, 50, 20 in 2D and 200, 100, 20
-in 3D as in DIO), LNCC + Dice loss, batch 1, synthetic pairs. The first steps are a warm-up and
-not timed. Writes JSON, a markdown table and a PNG into --out.
+Each setting and solver runs in a fresh process: the default UNet (16 channels at 1/4, 1/2, 1),
+LNCC + Dice loss, batch 1, synthetic pairs, jfb backward, with two training solvers:
+
+- ``dio``: freeform, MSE on features, iterations 100, 50, 20 in 2D and 200, 100, 20 in 3D (as in DIO,
+  and this project's default before issue 17);
+- ``default``: the default of ``lightning-reg fit`` now (``solver.defaults.LEARNED``);
+- ``mse-short``: MSE on features with the default's iterations.
+
+The first steps are a warm-up and not timed. The same process then times the feature network
+alone (two forward passes and their backward, on the same pair): "layer" is the step's time
+minus the network's (solve, jfb backward, warping and losses). Writes JSON, a markdown table and a
+PNG into --out.
 
     python benchmarks/train_throughput.py --threads 2
     python benchmarks/train_throughput.py --device cuda
@@ -21,30 +29,58 @@ from measure import limit_memory, machine, markdown_table, peak_bytes, run_child
 
 from lightning_reg.data import SyntheticDataModule
 from lightning_reg.nn import UNet
+from lightning_reg.solver import LEARNED
 from lightning_reg.training.module import RegistrationModule
 from lightning_reg.training.solver_settings import SolverSettings
 
-SETTINGS = {
-    "2d": dict(shape=[192, 192], iterations=[100, 50, 20]),
-    "3d": dict(shape=[96, 112, 96], iterations=[200, 100, 20]),
+SETTINGS = {"2d": [192, 192], "3d": [96, 112, 96]}
+#: training solver -> (similarity, iterations per setting)
+SOLVERS = {
+    "dio": ("mse", {"2d": [100, 50, 20], "3d": [200, 100, 20]}),
+    "default": (LEARNED.similarity, {"2d": list(LEARNED.iterations), "3d": list(LEARNED.iterations)}),
+    "mse-short": ("mse", {"2d": list(LEARNED.iterations), "3d": list(LEARNED.iterations)}),
 }
 
 
-def measure(name: str, steps: int, warmup: int, device: str) -> dict:
-    """Time ``steps`` training steps after ``warmup`` ones; peak memory above the set-up's."""
-    setting = SETTINGS[name]
-    data = SyntheticDataModule(shape=setting["shape"], train_pairs=steps + warmup, val_pairs=1)
-    model = RegistrationModule(network=UNet(dims=len(setting["shape"])),
-                               train_solver=SolverSettings(iterations=setting["iterations"]))
+def measure(name: str, solver: str, steps: int, warmup: int, device: str) -> dict:
+    """Time ``steps`` training steps after ``warmup`` ones, then the network alone on the same pair;
+    peak memory above the set-up's."""
+    shape = SETTINGS[name]
+    similarity, iterations = SOLVERS[solver][0], SOLVERS[solver][1][name]
+    data = SyntheticDataModule(shape=shape, train_pairs=steps + warmup, val_pairs=1)
+    model = RegistrationModule(network=UNet(dims=len(shape)),
+                               train_solver=SolverSettings(similarity=similarity, iterations=iterations))
     timer = StepTimer(warmup, device)
     trainer = L.Trainer(max_steps=steps + warmup, limit_val_batches=0, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
                         accelerator="gpu" if device == "cuda" else "cpu", devices=1)
     trainer.fit(model, data)
-    seconds = sum(timer.seconds)
-    return dict(setting=name, shape=setting["shape"], iterations=setting["iterations"], steps=len(timer.seconds),
-                pairs_per_second=len(timer.seconds) / seconds, seconds_per_pair=seconds / len(timer.seconds),
-                peak_mb=(peak_bytes(device) - timer.baseline) / 2**20)
+    seconds = sum(timer.seconds) / len(timer.seconds)
+    peak_mb = (peak_bytes(device) - timer.baseline) / 2**20
+    network = network_seconds(model, data, steps, device)
+    return dict(setting=name, solver=solver, similarity=similarity, shape=shape, iterations=iterations,
+                steps=len(timer.seconds), pairs_per_second=1 / seconds, seconds_per_pair=seconds,
+                network_seconds=network, layer_seconds=seconds - network, peak_mb=peak_mb)
+
+
+def network_seconds(model: RegistrationModule, data: SyntheticDataModule, steps: int, device: str) -> float:
+    """Median seconds of the feature network's forward on both images and its backward."""
+    batch = next(iter(data.train_dataloader()))
+    fixed, moving = (batch[key].to(model.device) for key in ("fixed", "moving"))
+    times = []
+    for _ in range(steps + 1):
+        _sync(device)
+        start = time.perf_counter()
+        features = model.features(fixed, moving)
+        sum(level.square().mean() for pyramid in features for level in pyramid).backward()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return sorted(times[1:])[len(times[1:]) // 2]
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 class StepTimer(L.Callback):
@@ -57,10 +93,6 @@ class StepTimer(L.Callback):
         self.baseline = 0
         self.start = 0.0
 
-    def _sync(self) -> None:
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-
     def on_train_start(self, trainer, pl_module) -> None:
         if self.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
@@ -69,22 +101,27 @@ class StepTimer(L.Callback):
             self.baseline = peak_bytes(self.device)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._sync()
+        _sync(self.device)
         self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._sync()
+        _sync(self.device)
         if batch_idx >= self.warmup:
             self.seconds.append(time.perf_counter() - self.start)
 
 
 def table(rows: list[dict]) -> str:
     return markdown_table(rows, [
-        ("setting", lambda row: row["setting"]), ("shape", lambda row: "x".join(map(str, row["shape"]))),
-        ("solver iterations", lambda row: str(row["iterations"])), ("steps timed", lambda row: str(row["steps"])),
+        ("setting", lambda row: row["setting"]), ("solver", lambda row: row["solver"]),
+        ("shape", lambda row: "x".join(map(str, row["shape"]))),
+        ("similarity, iterations", lambda row: f"{row['similarity']} {row['iterations']}"),
+        ("steps timed", lambda row: str(row["steps"])),
         ("pairs / s", lambda row: f"{row['pairs_per_second']:.3f}"),
         ("s / pair", lambda row: f"{row['seconds_per_pair']:.2f}"),
-        ("peak memory MB", lambda row: f"{row['peak_mb']:.0f}")], ["setting"])
+        ("network s", lambda row: f"{row['network_seconds']:.2f}"),
+        ("layer s", lambda row: f"{row['layer_seconds']:.2f}"),
+        ("layer / network", lambda row: f"{row['layer_seconds'] / row['network_seconds']:.1f}"),
+        ("peak memory MB", lambda row: f"{row['peak_mb']:.0f}")], ["setting", "solver"])
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -93,9 +130,12 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
     done = [row for row in rows if "failed" not in row]
     figure, (speed, memory) = plt.subplots(1, 2, figsize=(8, 3.5))
-    names = [row["setting"] for row in done]
-    speed.bar(names, [row["seconds_per_pair"] for row in done])
-    speed.set(ylabel="seconds per training pair", title="training speed")
+    names = [f"{row['setting']} {row['solver']}" for row in done]
+    networks = [row["network_seconds"] for row in done]
+    speed.bar(names, networks, label="network")
+    speed.bar(names, [row["layer_seconds"] for row in done], bottom=networks, label="optimization layer")
+    speed.set(ylabel="seconds per training pair", title="training speed", yscale="log")
+    speed.legend()
     memory.bar(names, [row["peak_mb"] for row in done], color="tab:orange")
     memory.set(ylabel="peak memory (MB)", title="training memory")
     figure.tight_layout()
@@ -105,6 +145,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--solvers", nargs="+", default=list(SOLVERS), choices=list(SOLVERS))
     parser.add_argument("--steps", type=int, default=3, help="timed training steps per setting")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -117,15 +158,18 @@ def main() -> None:
     if args.child:
         if args.device == "cpu":
             limit_memory(args.memory_limit_gb)
-        print(json.dumps(measure(args.child, args.steps, args.warmup, args.device)))
+        name, solver = args.child.split(":")
+        print(json.dumps(measure(name, solver, args.steps, args.warmup, args.device)))
         return
     rows = []
     for name in args.settings:
-        arguments = ["--child", name, "--steps", str(args.steps), "--warmup", str(args.warmup), "--device",
-                     args.device, "--threads", str(args.threads), "--memory-limit-gb", str(args.memory_limit_gb)]
-        rows.append(run_child(__file__, arguments, dict(setting=name), args.memory_limit_gb))
-        print(table(rows[-1:]).splitlines()[-1], flush=True)
-    header = (f"UNet 16 channels at 1/4, 1/2, 1; freeform + MSE, jfb; LNCC + Dice; batch 1; {args.device} "
+        for solver in args.solvers:
+            arguments = ["--child", f"{name}:{solver}", "--steps", str(args.steps), "--warmup", str(args.warmup),
+                         "--device", args.device, "--threads", str(args.threads),
+                         "--memory-limit-gb", str(args.memory_limit_gb)]
+            rows.append(run_child(__file__, arguments, dict(setting=name, solver=solver), args.memory_limit_gb))
+            print(table(rows[-1:]).splitlines()[-1], flush=True)
+    header = (f"UNet 16 channels at 1/4, 1/2, 1; freeform, jfb; LNCC + Dice; batch 1; {args.device} "
               f"({machine(args.device)}), {args.threads} threads, torch {torch.__version__}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(dict(setting=header, rows=rows), indent=2))
