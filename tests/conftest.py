@@ -45,3 +45,16 @@ def trained_run(tmp_path_factory):
     done = lightning_reg(["fit", *TINY_2D], folder)
     assert done.returncode == 0, done.stderr[-3000:]
     return next((folder / "runs" / "lightning-reg").iterdir())
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """A real-brain folder (``python -m lightning_reg.data.brains``) built from tiny stand-in wheels:
+    ``(folder, test_pairs.csv, sources)``."""
+    from fake_wheels import write_fake_wheels
+
+    from lightning_reg.data.brains.build import build
+
+    folder = tmp_path_factory.mktemp("brains")
+    sources = write_fake_wheels(folder / "wheels")
+    return folder, build(folder, sources=sources), sources

@@ -12,7 +12,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
-from ..data import ABCDDataModule, OASISDataModule, PairsDataModule, SyntheticDataModule  # noqa: F401 (short names)
+from ..data import (  # noqa: F401 (short names)
+    ABCDDataModule,
+    BrainDataModule,
+    OASISDataModule,
+    PairsDataModule,
+    SyntheticDataModule,
+)
 from ..errors import InputError
 from ..output_files import atomic_path
 from ..training.callbacks import InterruptCheckpoint, MetricsFile, NiftiPredictionWriter, RegistrationPanel

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from ..errors import InputError, OneLineParser
 from ..evaluation import pair_rows
 from ..io import Volume, default_max_voxels, load_volume, save_itk_displacement, save_volume
+from ..models import BUNDLED
 from ..output_files import OutputFolder, write_text
 from ..solver import (
     CLASSICAL,
@@ -48,7 +49,8 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
     parser.add_argument("--moving", required=True, type=Path, help="moving image (.nii/.nii.gz)")
     parser.add_argument("--fixed-seg", type=Path, help="fixed label map, for Dice/HD95 and prompts")
     parser.add_argument("--moving-seg", type=Path, help="moving label map, warped into fixed space")
-    parser.add_argument("--checkpoint", type=Path, help="a model trained with lightning-reg fit (.ckpt)")
+    parser.add_argument("--checkpoint", type=Path, help="a model trained with lightning-reg fit (.ckpt), or a "
+                        f"bundled model by name: {', '.join(BUNDLED)}")
     parser.add_argument("--transform", choices=list(TRANSFORMS), help=f"default {CLASSICAL.transform}")
     parser.add_argument("--similarity", choices=list(SIMILARITIES), help=f"default {CLASSICAL.similarity}")
     parser.add_argument("--scales", type=finite_float, nargs="+",
@@ -205,9 +207,11 @@ def _solve_classical(args: argparse.Namespace, fixed: Volume, moving: Volume, fi
 def _solve_learned(args: argparse.Namespace, fixed: Volume, moving: Volume, fixed_seg: Volume | None,
                    moving_seg: Volume | None, device: torch.device) -> tuple[RegistrationResult, dict]:
     """Registration on the features of the ``--checkpoint`` model; returns the result and its settings."""
-    from .register_model import check_model_input, load_model, register_with_model, settings_with  # noqa: I001 (Lightning loads slowly)
+    from .register_model import (  # noqa: I001 (Lightning loads slowly)
+        check_model_input, load_model, register_with_model, settings_with, warn_thick_slices)
     model = load_model(args.checkpoint, device)
     check_model_input(model, fixed)
+    warn_thick_slices([fixed, moving])
     linear, transform = model.eval_solver.stages()
     if args.init is not None:
         linear = None if args.init == "none" else args.init

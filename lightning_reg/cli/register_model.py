@@ -11,15 +11,18 @@ import torch
 
 from ..errors import InputError
 from ..io import Volume
+from ..models import resolve_checkpoint
 from ..solver import RegistrationResult, normalize_intensities
+from ..solver.spatial import voxel_spacing
 from ..training.module import RegistrationModule
 from ..training.solver_settings import SolverSettings
 
 
 def load_model(path: Path, device: torch.device) -> RegistrationModule:
-    """The module of a ``lightning-reg fit`` checkpoint, in evaluation mode on ``device``."""
+    """The module of a ``lightning-reg fit`` checkpoint (or of a bundled model's name), in evaluation
+    mode on ``device``."""
     try:
-        model = RegistrationModule.load_from_checkpoint(str(path), map_location=device)
+        model = RegistrationModule.load_from_checkpoint(str(resolve_checkpoint(path)), map_location=device)
     except InputError:
         raise
     except Exception as error:  # torch and Lightning raise many kinds for files that are not checkpoints
@@ -40,6 +43,21 @@ def settings_with(model: RegistrationModule, **overrides) -> SolverSettings:
     except ValueError as error:
         raise InputError(str(error)) from None
     return settings
+
+
+#: voxels longer than this many times their shortest side count as thick slices
+THICK_SLICES = 1.5
+
+
+def warn_thick_slices(volumes: list[Volume]) -> None:
+    """A warning for images with thick slices: features learned on isotropic voxels do not carry over
+    (``benchmarks/real_brains.py --shift thick``: ``brain2d`` falls below no registration)."""
+    for volume in volumes:
+        spacing = voxel_spacing(volume.affine.double())
+        if float(spacing.max() / spacing.min()) > THICK_SLICES:
+            print(f"warning: {volume.path} has voxels of {' x '.join(f'{s:.2g}' for s in spacing.tolist())} mm; "
+                  f"unless the model was trained with thick slices (--data.anisotropy), resample it to isotropic "
+                  f"voxels first, or register it without --checkpoint", file=sys.stderr)
 
 
 def check_model_input(model: RegistrationModule, fixed: Volume) -> None:

@@ -8,7 +8,8 @@ from importlib import import_module
 _WHERE = {"SyntheticDataModule": "synthetic_datamodule", "SynthPairs": "synthetic_datamodule",
           "SynthSettings": "synthmorph", "synth_pair": "synthmorph", "FileDataModule": "file_datamodule",
           "OASISDataModule": "oasis",
-          "ABCDDataModule": "abcd", "PairsDataModule": "manifest", "SHIFTS": "shifts",
+          "ABCDDataModule": "abcd", "PairsDataModule": "manifest", "BrainDataModule": "brains.datamodule",
+          "SHIFTS": "shifts",
           "shift_transform": "shifts"}
 
 __all__ = sorted(_WHERE)

