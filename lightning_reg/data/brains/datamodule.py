@@ -151,11 +151,9 @@ class BrainPairs(Dataset):
         window, affine = self._window(maps[0].shape[2:], generator)
         maps = [labels[(..., *window)] for labels in maps]
         item = {"id": f"{self.split}-{seed}-{first}-{second}", "fixed_affine": affine, "moving_affine": affine}
-        settings = SynthSettings(tuple(maps[0].shape[2:]), TISSUE, blur=self.settings.blur, noise=self.settings.noise,
-                                 bias=self.settings.bias)
         for role, labels in zip(("fixed", "moving"), maps):
             warped = self._warped(labels, generator)
-            item[role] = render(warped, settings, generator)[0]
+            item[role] = render(warped, self.settings, generator)[0]
             item[f"{role}_seg"] = torch.where(warped == TISSUE, 0, warped)[0]
         if float(torch.rand(1, generator=generator)) < self.anisotropy:
             axis = int(torch.randint(self.dims, (1,), generator=generator))
@@ -243,7 +241,7 @@ class BrainDataModule(L.LightningDataModule):
                 self.maps[subject] = torch.as_tensor(with_tissue(read_labels(self.root, subject)))[None, None]
 
     def _settings(self) -> SynthSettings:
-        h = self.hparams
+        h = self.hparams  # the shape is unused: rendering and warps take the label map's own
         return SynthSettings((8, 8), TISSUE, warp_magnitude=h.warp_magnitude, warp_smoothness=h.warp_smoothness,
                              blur=h.blur, noise=h.noise, bias=h.bias)
 
