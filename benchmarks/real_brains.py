@@ -7,7 +7,7 @@ folding % (one Jacobian definition for every method), seconds per pair; JSON + m
     pip install -e ".[bench]"
     python benchmarks/real_brains.py --brains brains --dims 3 --threads 2 \
         [--methods none ours-greedy ours-svf learned-freeform learned-greedy ants-syn fireants-greedy ...] \
-        [--checkpoint brain3d] [--recipe t2like]
+        [--checkpoint brain3d] [--voxelmorph vxm3d.ckpt] [--recipe t2like] [--shift thick]
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import logging
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from measure import machine
 
 from lightning_reg.data.brains.anisotropy import thicken
 from lightning_reg.data.brains.datamodule import HeldOutPairs
+from lightning_reg.data.brains.tissue import TISSUE_LABELS
 from lightning_reg.metrics import dice_per_label, folding_percent, hd95
 from lightning_reg.solver import RegistrationResult, register
 
@@ -102,6 +104,17 @@ def _learned(transform: str | None, prompt: bool = False):
         seconds = time.perf_counter() - start
         return result.warp_labels(batch["moving_seg"]), result.jacobian_determinant()[0], seconds
     return run
+
+
+def run_voxelmorph(pair: dict, context: dict):
+    """The VoxelMorph baseline trained on the same renderings (``voxelmorph_baseline.py``); a thick
+    moving image is resampled onto the fixed grid first, as its users do."""
+    batch = {key: value[None] for key, value in pair.items() if torch.is_tensor(value)}
+    start = time.perf_counter()
+    with torch.no_grad():
+        result = context["voxelmorph"](batch)
+    seconds = time.perf_counter() - start
+    return result.warp_labels(batch["moving_seg"]), result.jacobian_determinant()[0], seconds
 
 
 def _ants(kind: str):
@@ -188,12 +201,15 @@ def run_elastix(pair: dict, context: dict):
 
 METHODS = {"none": run_none, "ours-greedy": _ours("greedy"), "ours-svf": _ours("svf"),
            "learned-freeform": _learned(None), "learned-greedy": _learned("greedy"), "learned-svf": _learned("svf"),
-           "learned-greedy-prompt": _learned("greedy", prompt=True), "ants-syn": _ants("SyN"),
-           "ants-syncc": _ants("SyNCC"), "elastix-bspline": run_elastix,
+           "learned-greedy-prompt": _learned("greedy", prompt=True), "voxelmorph": run_voxelmorph,
+           "ants-syn": _ants("SyN"), "ants-syncc": _ants("SyNCC"), "elastix-bspline": run_elastix,
            "fireants-greedy": _fireants("greedy"), "fireants-syn": _fireants("syn")}
 
 
-def label_groups(brains: Path) -> dict[str, list[int]]:
+def label_groups(brains: Path, test: str) -> dict[str, list[int]]:
+    """The labels each Dice column averages: cortical and subcortical DK labels, or the tissues."""
+    if test == "tissue":
+        return {name.replace(" ", "_"): [label] for label, name in TISSUE_LABELS.items()}
     with open(brains / "dk_labels.csv") as handle:
         rows = list(csv.DictReader(handle))
     return {"cortical": [int(r["id"]) for r in rows if r["structure"] == "cortex"],
@@ -208,24 +224,28 @@ def score(pair: dict, warped: torch.Tensor, jacobian: torch.Tensor, seconds: flo
            "hd95": hd95(fixed_seg, warped, spacing=pair["fixed_affine"].diagonal()[:-1].tolist()),
            "folding_percent": folding_percent(jacobian)}
     for name, labels in {**groups, "prompted": pair["prompt_labels"]}.items():
-        row[f"dice_{name}"] = float(np.mean([scores[label] for label in labels if label in scores]))
+        found = [scores[label] for label in labels if label in scores]
+        row[f"dice_{name}"] = float(np.mean(found)) if found else float("nan")
     return row
 
 
-def summarize(rows: list[dict]) -> dict:
-    keys = ("dice", "dice_cortical", "dice_subcortical", "dice_prompted", "hd95", "folding_percent", "seconds")
-    return {key: float(np.nanmean([row[key] for row in rows])) for key in keys}
+def summarize(rows: list[dict], groups: dict) -> dict:
+    keys = ("dice", *[f"dice_{name}" for name in groups], "dice_prompted", "hd95", "folding_percent", "seconds")
+    with warnings.catch_warnings():  # no prompted structures in the tissue test: NaN, said so
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {key: float(np.nanmean([row[key] for row in rows])) for key in keys}
 
 
 def write_outputs(out: Path, record: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stem = output_stem(record)
     (out / f"{stem}.json").write_text(json.dumps(record, indent=2))
-    lines = ["| method | Dice | cortical | subcortical | prompted structures | HD95 mm | folding % | s/pair |",
-             "|---|---|---|---|---|---|---|---|"]
+    columns = [*record["groups"], "prompted"]
+    lines = ["| method | Dice | " + " | ".join(name.replace("_", " ") for name in columns)
+             + " | HD95 mm | folding % | s/pair |", "|---|---|" + "---|" * len(columns) + "---|---|---|"]
     for name, summary in record["summary"].items():
-        lines.append(f"| {name} | {summary['dice']:.3f} | {summary['dice_cortical']:.3f} | "
-                     f"{summary['dice_subcortical']:.3f} | {summary['dice_prompted']:.3f} | {summary['hd95']:.2f} | "
+        cells = " | ".join(f"{summary[f'dice_{column}']:.3f}" for column in columns)
+        lines.append(f"| {name} | {summary['dice']:.3f} | {cells} | {summary['hd95']:.2f} | "
                      f"{summary['folding_percent']:.3f} | {summary['seconds']:.1f} |")
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     import matplotlib
@@ -238,14 +258,15 @@ def write_outputs(out: Path, record: dict) -> None:
         axis.scatter([position] * len(values), values, s=12, color="grey")
         axis.bar(position, record["summary"][name]["dice"], 0.6, alpha=0.6)
     axis.set_xticks(range(len(names)), names, rotation=35, ha="right")
-    axis.set_ylabel("mean Dice, 82 DK labels")
+    axis.set_ylabel("mean Dice, " + ("grey and white matter" if record.get("test") == "tissue" else "82 DK labels"))
     axis.set_title(f"held-out pairs, {output_stem(record)[12:]}, {record['threads']} threads")
     figure.tight_layout()
     figure.savefig(out / f"{stem}.png", dpi=120)
 
 
 def output_stem(record: dict) -> str:
-    return f"real_brains_{record['dims']}d" + ("" if record["recipe"] == "t1like" else f"_{record['recipe']}") + (
+    test = "_tissue" if record.get("test") == "tissue" else ""
+    return f"real_brains_{record['dims']}d{test}" + ("" if record["recipe"] == "t1like" else f"_{record['recipe']}") + (
         f"_{record['shift']}" if record.get("shift") else "")
 
 
@@ -256,7 +277,7 @@ def merged(out: Path, record: dict) -> dict:
     if not path.is_file():
         return record
     earlier = json.loads(path.read_text())
-    if any(earlier.get(key) != record.get(key) for key in ("dims", "recipe", "shift", "threads")):
+    if any(earlier.get(key, "dk") != record.get(key, "dk") for key in ("dims", "test", "recipe", "shift", "threads")):
         raise SystemExit(f"{path} is of another set-up; merge only runs of the same dims, recipe, shift and threads")
     for key in ("pairs", "summary"):
         record[key] = {**{name: value for name, value in earlier[key].items() if name not in record[key]},
@@ -270,9 +291,15 @@ def main() -> None:
     parser.add_argument("--brains", type=Path, required=True,
                         help="the folder python -m lightning_reg.data.brains wrote")
     parser.add_argument("--dims", type=int, default=3, choices=(2, 3))
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS),
+                        help="default: all (voxelmorph only with --voxelmorph)")
     parser.add_argument("--checkpoint", help="the learned model: a .ckpt or a bundled name (default brain<dims>d)")
-    parser.add_argument("--recipe", default="t1like", help="contrast of the test images: t1like, t2like")
+    parser.add_argument("--voxelmorph", type=Path, help="the VoxelMorph checkpoint (voxelmorph_baseline.py "
+                        "trains it on the same renderings); needed by the method voxelmorph")
+    parser.add_argument("--test", default="dk", choices=("dk", "tissue"), help="dk: the 6 held-out pairs on 82 "
+                        "DK labels; tissue: real T1s (fsaverage, ICBM152, CAT12), grey and white matter")
+    parser.add_argument("--recipe", default="t1like", help="contrast of the test images: t1like, t2like (dk); "
+                        "real, t1like (tissue)")
     parser.add_argument("--shift", choices=("thick",), help="thick: moving images stored with slices 3x thicker "
                         "along the last axis (2x2x6 mm in 3D, 2x6 mm in 2D), registered on their native grid")
     parser.add_argument("--pairs", type=int, default=6, help="how many of the 6 held-out pairs")
@@ -291,24 +318,34 @@ def main() -> None:
         checkpoint = resolve_checkpoint(args.checkpoint or f"brain{args.dims}d")
         context["model"] = RegistrationModule.load_from_checkpoint(str(checkpoint), map_location="cpu").eval()
         context["checkpoint"] = str(args.checkpoint or f"brain{args.dims}d")
-    pairs = HeldOutPairs(args.brains, args.dims, args.recipe)
-    groups = label_groups(args.brains)
+    if args.methods is None:
+        args.methods = [name for name in METHODS if name != "voxelmorph" or args.voxelmorph is not None]
+    if "voxelmorph" in args.methods:
+        if args.voxelmorph is None:
+            parser.error("the method voxelmorph needs --voxelmorph CKPT (python benchmarks/voxelmorph_baseline.py)")
+        from voxelmorph_baseline import VoxelMorphBaseline
+        context["voxelmorph"] = VoxelMorphBaseline.load_from_checkpoint(str(args.voxelmorph), map_location="cpu").eval()
+    if args.test == "tissue" and "learned-greedy-prompt" in args.methods:
+        parser.error("the tissue test has no structures to prompt; leave out learned-greedy-prompt")
+    pairs = HeldOutPairs(args.brains, args.dims, args.recipe, args.test)
+    groups = label_groups(args.brains, args.test)
     results: dict[str, list[dict]] = {name: [] for name in args.methods}
     for index in range(min(args.pairs, len(pairs))):
         pair = pairs[index] if args.shift is None else thick_slices(pairs[index])
-        pair["prompt_labels"] = prompt_labels(pair, groups["subcortical"])
+        pair["prompt_labels"] = prompt_labels(pair, groups["subcortical"]) if args.test == "dk" else []
         for name in args.methods:
             warped, jacobian, seconds = METHODS[name](pair, context)
             row = score(pair, warped, jacobian, seconds, groups)
             results[name].append(row)
-            print(f"{pair['id']:>22} {name:>22}: Dice {row['dice']:.3f} (cortical {row['dice_cortical']:.3f}, "
-                  f"subcortical {row['dice_subcortical']:.3f}) HD95 {row['hd95']:.2f} mm, folding "
+            parts = ", ".join(f"{group} {row[f'dice_{group}']:.3f}" for group in groups)
+            print(f"{pair['id']:>22} {name:>22}: Dice {row['dice']:.3f} ({parts}) HD95 {row['hd95']:.2f} mm, folding "
                   f"{row['folding_percent']:.3f} %, {seconds:.1f} s", flush=True)
-    record = {"dims": args.dims, "recipe": args.recipe, "shift": args.shift, "threads": args.threads,
+    record = {"dims": args.dims, "test": args.test, "groups": list(groups), "recipe": args.recipe,
+              "shift": args.shift, "threads": args.threads,
               "checkpoint": context.get("checkpoint"),
               "machine": f"{machine('cpu')}, {args.threads} threads, torch {torch.__version__}",
               "settings": {"scales": SCALES, "iterations": ITERATIONS, "lncc_window": WINDOW},
-              "pairs": results, "summary": {name: summarize(rows) for name, rows in results.items()}}
+              "pairs": results, "summary": {name: summarize(rows, groups) for name, rows in results.items()}}
     if args.merge:
         record = merged(args.out, record)
     write_outputs(args.out, record)

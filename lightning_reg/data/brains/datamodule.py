@@ -23,6 +23,7 @@ from .anatomy import GRID_SHAPE, TISSUE, grid_affine, with_tissue
 from .anisotropy import thicken
 from .build import test_pairs
 from .cohort import TRAIN_DONORS, VAL_DONORS, refuse_held_out
+from .tissue import tissue_pairs
 
 #: the axial slice of a 2D pair: the grid's centre, +- this many slices in training
 SLICE_JITTER = 12
@@ -164,24 +165,42 @@ class BrainPairs(Dataset):
 
 
 class HeldOutPairs(Dataset):
-    """The builder's held-out test pairs (``test_pairs``), as rendered with ``recipe``; 2D: the axial
-    slice through the grid's centre."""
+    """The builder's held-out test pairs, 2D: the axial slice through the grid's centre.
 
-    def __init__(self, root: Path, dims: int, recipe: str = "t1like") -> None:
-        self.root, self.dims, self.recipe = root, dims, recipe
-        self.pairs = test_pairs()
+    ``test``: ``dk``, the AHBA/fsaverage pairs (``test_pairs``) scored on the 82 DK labels, images
+    rendered with ``recipe`` (``t1like``, ``t2like``); or ``tissue``, the real-T1 pairs of fsaverage
+    and the ICBM152 and CAT12 templates (``tissue_pairs``) scored on grey and white matter, ``recipe``
+    ``real`` (their T1 intensities) or ``t1like`` (their tissue maps rendered, the clean reference).
+    """
+
+    RECIPES = {"dk": ("t1like", "t2like"), "tissue": ("real", "t1like")}
+
+    def __init__(self, root: Path, dims: int, recipe: str = "t1like", test: str = "dk") -> None:
+        if test not in self.RECIPES:
+            raise InputError(f"unknown test set {test!r}; choose dk or tissue")
+        if recipe not in self.RECIPES[test]:
+            raise InputError(f"the {test} test has the recipes {', '.join(self.RECIPES[test])}, not {recipe!r}")
+        self.root, self.dims, self.recipe, self.test = Path(root), dims, recipe, test
+        self.pairs = test_pairs() if test == "dk" else tissue_pairs()
         self.affine = slice_affine(dims)
 
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def _paths(self, subject: str) -> tuple[Path, Path]:
+        if self.test == "dk":
+            return self.root / "images" / f"{subject}_{self.recipe}.nii.gz", self.root / "labels" / f"{subject}.nii.gz"
+        name = "T1" if self.recipe == "real" else self.recipe
+        return self.root / "tissue" / f"{subject}_{name}.nii.gz", self.root / "tissue" / f"{subject}_labels.nii.gz"
+
     def _read(self, subject: str) -> tuple[torch.Tensor, torch.Tensor]:
-        path = self.root / "images" / f"{subject}_{self.recipe}.nii.gz"
-        if not path.is_file():
-            raise InputError(f"{path} not found: build the folder first (python -m lightning_reg.data.brains "
-                             f"{self.root})")
-        image = torch.as_tensor(np.asarray(nib.load(path).dataobj), dtype=torch.float32)[None]
-        labels = torch.as_tensor(read_labels(self.root, subject))[None]
+        paths = self._paths(subject)
+        for path in paths:
+            if not path.is_file():
+                raise InputError(f"{path} not found: build the folder first (python -m lightning_reg.data.brains "
+                                 f"{self.root})")
+        image, labels = (torch.as_tensor(np.asarray(nib.load(path).dataobj))[None] for path in paths)
+        image, labels = image.float(), labels.long()
         if self.dims == 2:
             image, labels = image[..., image.shape[-1] // 2], labels[..., labels.shape[-1] // 2]
         return image, labels

