@@ -30,6 +30,7 @@ from measure import machine
 from lightning_reg.data.brains.anisotropy import thicken
 from lightning_reg.data.brains.datamodule import HeldOutPairs
 from lightning_reg.data.brains.tissue import TISSUE_LABELS
+from lightning_reg.errors import InputError
 from lightning_reg.metrics import dice_per_label, folding_percent, hd95
 from lightning_reg.solver import RegistrationResult, register
 
@@ -355,4 +356,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except InputError as error:  # a folder not built, a wrong recipe: one line, not a traceback
+        raise SystemExit(f"error: {error}") from None
