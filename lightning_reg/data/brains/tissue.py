@@ -15,7 +15,6 @@ Each subject is centred on the centroid of its tissue map, as the DK subjects on
 """
 from __future__ import annotations
 
-import csv
 import gzip
 from itertools import permutations
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from .anatomy import centroid_shift, on_grid, shifted
+from .anatomy import centroid_shift, intensities_on_grid, labels_on_grid, write_pairs
 from .recipes import render_recipe, tissue_means
 from .sources import CAT12_T1, CAT12_TISSUE, FSAVERAGE, ICBM152, read_member
 
@@ -81,17 +80,12 @@ def build_tissue(out: Path, wheels: tuple[Path, Path, Path], save) -> dict[str, 
     for subject, (labels_image, t1_image) in read_real_t1(*wheels).items():
         labels = np.asanyarray(labels_image.dataobj)
         shift = centroid_shift(labels_image, labels)
-        on = np.asanyarray(on_grid(shifted(labels_image, shift), order=0).dataobj).astype(np.int16)
-        intensities = np.asanyarray(on_grid(shifted(t1_image, shift), order=1).dataobj).astype(np.float32)
+        on = labels_on_grid(labels_image, shift)
         save(on, out / "tissue" / f"{subject}_labels.nii.gz")
-        save(np.clip(intensities / max(float(intensities.max()), 1e-8), 0, 1), out / "tissue" / f"{subject}_T1.nii.gz")
+        save(intensities_on_grid(t1_image, shift), out / "tissue" / f"{subject}_T1.nii.gz")
         rendered = render_recipe(on, tissue_means("t1like"), RENDER_SEEDS[subject])
         save(rendered, out / "tissue" / f"{subject}_t1like.nii.gz")
         centroids[subject] = (-shift[:3, 3]).round(3).tolist()
-    with open(out / "tissue_pairs.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["fixed", "moving", "fixed_seg", "moving_seg", "split"])
-        for fixed, moving in tissue_pairs():
-            writer.writerow([f"tissue/{fixed}_T1.nii.gz", f"tissue/{moving}_T1.nii.gz",
-                             f"tissue/{fixed}_labels.nii.gz", f"tissue/{moving}_labels.nii.gz", "test"])
+    write_pairs(out / "tissue_pairs.csv", tissue_pairs(), "tissue/{subject}_T1.nii.gz",
+                "tissue/{subject}_labels.nii.gz")
     return centroids
