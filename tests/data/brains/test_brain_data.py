@@ -91,6 +91,16 @@ def test_tissue_pairs_are_the_real_t1_subjects_on_grey_and_white_matter(recipe, 
         HeldOutPairs(built[0], 2, "t2like", test="tissue")
 
 
+@pytest.mark.parametrize("dims", [2, 3])
+def test_mni_pairs_are_the_held_out_pairs_in_mni_space(dims, built):
+    pairs, native = HeldOutPairs(built[0], dims, "t2like", test="mni"), HeldOutPairs(built[0], dims, "t2like")
+    assert [pairs[index]["id"] for index in range(6)] == [native[index]["id"] for index in range(6)]
+    item, other = pairs[0], native[0]
+    assert item["fixed"].shape == other["fixed"].shape and not torch.equal(item["fixed_seg"], other["fixed_seg"])
+    with pytest.raises(InputError, match="choose one of dk, tissue, mni"):
+        HeldOutPairs(built[0], dims, test="native")
+
+
 def test_a_folder_that_was_not_built_says_how_to_build_it(tmp_path):
     data = BrainDataModule(tmp_path)
     with pytest.raises(InputError, match="python -m lightning_reg.data.brains"):
