@@ -34,6 +34,7 @@ from lightning_reg.data.brains.tissue import TISSUE_LABELS
 from lightning_reg.errors import InputError
 from lightning_reg.metrics import dice_per_label, folding_percent, hd95
 from lightning_reg.solver import RegistrationResult, register
+from lightning_reg.solver.resample import onto_fixed_grid, through_header
 
 #: the classical settings of every iterative method (ours, FireANTs): scales, iterations, LNCC window
 SCALES, ITERATIONS, WINDOW = [4, 2, 1], [200, 100, 50], 7
@@ -89,7 +90,9 @@ def _ours(transform: str):
     return run
 
 
-def _learned(transform: str | None, prompt: bool = False):
+def _learned(transform: str | None, prompt: bool = False, resample: bool = False):
+    """Our learned model; ``resample``: a moving image on its own grid (thick slices) resampled onto
+    the fixed grid first, as for VoxelMorph, instead of its features computed on its native grid."""
     def run(pair: dict, context: dict):
         from dataclasses import replace
         model = context["model"]
@@ -101,8 +104,11 @@ def _learned(transform: str | None, prompt: bool = False):
             settings = replace(settings, prompt_labels=pair["prompt_labels"], prompt_weight=1.0)
         batch = {key: value[None] for key, value in pair.items() if torch.is_tensor(value)}
         start = time.perf_counter()
+        header, moving = (onto_fixed_grid(batch["fixed"], batch["moving"], batch["fixed_affine"],
+                                          batch["moving_affine"]) if resample else (None, batch["moving"]))
+        inputs = batch if header is None else {**batch, "moving": moving, "moving_affine": batch["fixed_affine"]}
         with torch.no_grad():
-            result = model.register(batch, settings)[-1]
+            result = through_header(header, model.register(inputs, settings)[-1])
         seconds = time.perf_counter() - start
         return result.warp_labels(batch["moving_seg"]), result.jacobian_determinant()[0], seconds
     return run
@@ -203,7 +209,8 @@ def run_elastix(pair: dict, context: dict):
 
 METHODS = {"none": run_none, "ours-greedy": _ours("greedy"), "ours-svf": _ours("svf"),
            "learned-freeform": _learned(None), "learned-greedy": _learned("greedy"), "learned-svf": _learned("svf"),
-           "learned-greedy-prompt": _learned("greedy", prompt=True), "voxelmorph": run_voxelmorph,
+           "learned-greedy-prompt": _learned("greedy", prompt=True),
+           "learned-greedy-resampled": _learned("greedy", resample=True), "voxelmorph": run_voxelmorph,
            "ants-syn": _ants("SyN"), "ants-syncc": _ants("SyNCC"), "elastix-bspline": run_elastix,
            "fireants-greedy": _fireants("greedy"), "fireants-syn": _fireants("syn")}
 

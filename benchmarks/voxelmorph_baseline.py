@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -21,8 +20,8 @@ import torch
 import voxelmorph
 
 from lightning_reg.evaluation import pair_rows
-from lightning_reg.solver import RegistrationResult, register
-from lightning_reg.solver.spatial import field_to_grid, grid_to_field, sample
+from lightning_reg.solver import RegistrationResult
+from lightning_reg.solver.resample import onto_fixed_grid, through_header
 from lightning_reg.training.losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
 
 
@@ -41,16 +40,11 @@ class VoxelMorphBaseline(L.LightningModule):
 
     def forward(self, batch: dict) -> RegistrationResult:
         """The warp of the pair; a moving image on a grid of its own (affines differ, e.g. thick
-        slices) is first resampled onto the fixed grid, as VoxelMorph's users do, and that resampling
-        composed into the returned map, so labels and Jacobians see one transform."""
-        header = self._header_map(batch)
-        moving = batch["moving"] if header is None else header.warp(batch["moving"], padding_mode="border")
+        slices) is first resampled onto the fixed grid, as VoxelMorph's users do (``solver.resample``)."""
+        header, moving = onto_fixed_grid(batch["fixed"], batch["moving"], batch.get("fixed_affine"),
+                                         batch.get("moving_affine"))
         displacement = self._padded_model(moving, batch["fixed"])  # voxels, array-order components
-        predicted = RegistrationResult.from_voxel_displacement(displacement)
-        if header is None:
-            return predicted
-        composed = sample(grid_to_field(header.grid), predicted.grid)  # header map at the predicted points
-        return replace(header, grid=field_to_grid(composed), transform=None)
+        return through_header(header, RegistrationResult.from_voxel_displacement(displacement))
 
     def _padded_model(self, moving: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
         """The network on images zero-padded to a multiple of its downsampling (as its users pad
@@ -63,17 +57,6 @@ class VoxelMorphBaseline(L.LightningModule):
         widths = [width for amount in reversed(pad) for width in (0, amount)]
         padded = self.model(*(torch.nn.functional.pad(image, widths) for image in (moving, fixed)))
         return padded[(..., *[slice(0, n) for n in shape])]
-
-    @staticmethod
-    def _header_map(batch: dict) -> RegistrationResult | None:
-        """The world-coordinate map from the fixed grid to the moving grid, or None for one grid."""
-        fixed_affine, moving_affine = batch.get("fixed_affine"), batch.get("moving_affine")
-        if batch["moving"].shape == batch["fixed"].shape and (
-                fixed_affine is None or moving_affine is None or torch.equal(fixed_affine, moving_affine)):
-            return None
-        with torch.no_grad():
-            return register(batch["fixed"], batch["moving"], transform="greedy", iterations=0,
-                            fixed_affine=fixed_affine, moving_affine=moving_affine)
 
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         result = self(batch)

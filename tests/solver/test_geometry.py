@@ -67,3 +67,27 @@ def test_grid_sample_is_twice_differentiable_on_cpu():
     image = torch.randn(1, 1, 5, 6, dtype=torch.float64, requires_grad=True)
     grid = (torch.rand(1, 4, 3, 2, dtype=torch.float64) * 1.6 - 0.8).requires_grad_()
     assert torch.autograd.gradgradcheck(lambda i, g: sample(i, g), (image, grid))
+
+
+def test_a_map_on_the_resampled_moving_image_composes_with_the_header_map():
+    from lightning_reg.solver import RegistrationResult
+    from lightning_reg.solver.resample import onto_fixed_grid, through_header
+
+    pair = warped_pair((32, 36, 28), magnitude=1.5, seed=7)
+    moving, _, moving_affine = _anisotropic_moving(pair)
+    moving_affine[1, 3] = 1.5  # and shifted by 1.5 mm
+    fixed, fixed_affine = pair["fixed"], torch.eye(4, dtype=torch.float64)
+    header, resampled = onto_fixed_grid(fixed, moving, fixed_affine[None], moving_affine[None])
+    assert resampled.shape == fixed.shape
+    # no motion on top: the composed map is the header map itself
+    still = RegistrationResult.from_voxel_displacement(torch.zeros(1, 3, *fixed.shape[2:]))
+    assert torch.allclose(through_header(header, still).grid, header.grid, atol=1e-5)
+    # a smooth motion on top: one resampling through the composed map = two resamplings in turn
+    displacement = torch.zeros(1, 3, *fixed.shape[2:])
+    displacement[:, 0] = 1.3
+    displacement[:, 2] = -0.8 * torch.linspace(0, 1, fixed.shape[-1])
+    predicted = RegistrationResult.from_voxel_displacement(displacement)
+    once, twice = through_header(header, predicted).warp(moving), predicted.warp(resampled)
+    inner = (slice(None), slice(None), *[slice(4, n - 4) for n in fixed.shape[2:]])
+    assert (once - twice)[inner].abs().mean() < 0.1 * (predicted.warp(moving) - twice)[inner].abs().mean()
+    assert onto_fixed_grid(fixed, fixed, fixed_affine[None], fixed_affine[None]) == (None, fixed)
