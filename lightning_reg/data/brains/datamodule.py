@@ -200,7 +200,7 @@ class HeldOutPairs(Dataset):
         for path in paths:
             if not path.is_file():
                 raise InputError(f"{path} not found: build the folder first (python -m lightning_reg.data.brains "
-                                 f"{self.root})")
+                                 f"{self.root}; with --overwrite for a folder an earlier version built)")
         image, labels = (torch.as_tensor(np.asarray(nib.load(path).dataobj))[None] for path in paths)
         image, labels = image.float(), labels.long()
         if self.dims == 2:
