@@ -31,9 +31,12 @@ from ..solver import (
 )
 from ..solver.checks import check_number, level_iterations
 from ..solver.interpolation import SAMPLE_MODES
+from ..solver.inverse import inverse as invert
+from ..solver.inverse import inverse_consistency_mm, inverse_field
 from ..solver.regularizers import REGULARIZERS
 from ..solver.result import LABEL_MODE
 from ..solver.similarity import LNCC_WINDOW
+from ..transform_files import save_ants_transforms
 from .parsing import count, device_option, finite_float, positive_int
 
 #: below this share of the fixed field of view inside the moving one, register warns
@@ -250,11 +253,16 @@ def run(args: argparse.Namespace) -> dict:
     if fixed_seg is not None:
         batch.update(fixed_seg=fixed_seg.data, moving_seg=moving_seg.data)
     (row,) = pair_rows(batch, result, seconds, warped_seg=warped_seg)
+    inverse = inverse_field(result)
+    consistency = inverse_consistency_mm(result, invert(result, inverse))
     report = {**used, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
               "prompt_labels": args.prompt_labels or [], "prompt_weight": args.prompt_weight,
               "folding_percent": row["folding_percent"], "sdlogj": row["sdlogj"], "seconds": seconds,
               "stationarity": float(result.stationarity[0]),
-              "label_mode": args.label_mode if fixed_seg is not None else None}
+              "label_mode": args.label_mode if fixed_seg is not None else None,
+              "inverse": {"method": inverse.method, "residual_voxels": float(inverse.residual_voxels[0]),
+                          "iterations": inverse.iterations},
+              "inverse_consistency_mm": {"mean": float(consistency[0][0]), "p95": float(consistency[1][0])}}
     if fixed_seg is not None:
         report.update(dice=row["dice"], hd95=row["hd95"],
                       dice_per_label={key[len("dice_"):]: value for key, value in row.items()
@@ -262,6 +270,7 @@ def run(args: argparse.Namespace) -> dict:
     with _output(args).staged("lightning-reg register") as folder:
         save_volume(result.warp(moving.data.to(args.device))[0], fixed, folder / "warped.nii.gz")
         save_itk_displacement(result.displacement_mm()[0], fixed, folder / "warp.nii.gz")
+        save_ants_transforms(result, inverse, fixed, folder)
         if warped_seg is not None:
             save_volume(warped_seg[0], fixed, folder / "warped_seg.nii.gz", kind="label")
         write_text(folder / "metrics.json", json.dumps(report, indent=2))

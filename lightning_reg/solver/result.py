@@ -139,6 +139,13 @@ class RegistrationResult:
         jacobian = per_voxel @ self._mm_to_fixed_voxels().reshape(shape)
         return torch.linalg.det(jacobian).unsqueeze(1)
 
+    def inverse(self) -> "RegistrationResult":
+        """The map of the moving grid back onto the fixed image (``inverse.py``: exact for linear
+        and svf, a fixed-point inversion for the other fields): its ``warp`` takes a fixed-space
+        image onto the moving grid."""
+        from .inverse import inverse  # inverse.py builds results: imported here, not at the top
+        return inverse(self)
+
     def warp(self, image: torch.Tensor, mode: str = "bilinear", padding_mode: str = "zeros") -> torch.Tensor:
         """Moving-space image ``[B, C, *S_moving]`` resampled onto the fixed grid, ``[B, C, *S]``
         (NaN for a pair whose warp is not finite)."""

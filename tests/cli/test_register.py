@@ -30,7 +30,7 @@ def registered(nifti_pair, tmp_path_factory):
 def test_register_writes_outputs_in_fixed_space(registered, nifti_pair):
     out, done = registered
     assert {p.name for p in out.iterdir()} == {"warped.nii.gz", "warped_seg.nii.gz", "warp.nii.gz", "metrics.json",
-                                               MARKER}
+                                               "0GenericAffine.mat", "1Warp.nii.gz", "1InverseWarp.nii.gz", MARKER}
     assert not list(out.parent.glob(".*partial*"))  # the staging folder became the output
     fixed = nib.load(nifti_pair["fixed"])
     for name in ("warped.nii.gz", "warped_seg.nii.gz"):
@@ -42,6 +42,9 @@ def test_register_writes_outputs_in_fixed_space(registered, nifti_pair):
     assert report["dice"] > before + 0.1
     assert set(report) >= {"dice", "dice_per_label", "hd95", "folding_percent", "sdlogj", "seconds"}
     assert report["folding_percent"] == 0.0
+    assert report["inverse"]["method"] == "fixed-point" and report["inverse"]["residual_voxels"] < 0.01
+    consistency = report["inverse_consistency_mm"]
+    assert 0 < consistency["mean"] <= consistency["p95"] and consistency["mean"] < 0.25
     assert "it/s" in done.stderr  # the progress bar
 
 
