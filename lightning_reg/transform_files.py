@@ -57,11 +57,11 @@ def _field_mm(result: RegistrationResult, field: torch.Tensor) -> torch.Tensor:
 def warp_mm(result: RegistrationResult) -> torch.Tensor:
     """The dense part ``[B, d, *S_fixed]`` in world mm (RAS): fixed point ``p`` goes to ``p + w(p)``,
     then through :func:`world_affine`."""
-    return _field_mm(result, dense_part(result))
+    return _field_mm(result, dense_part(result.grid, result.matrix))
 
 
 def inverse_warp_mm(result: RegistrationResult, inverse: InverseField) -> torch.Tensor:
-    """The inverse of the dense part (``solver.inverse.inverse_field``) in world mm (RAS)."""
+    """The inverse of the dense part (``RegistrationResult.inverse_field``) in world mm (RAS)."""
     return _field_mm(result, inverse.displacement)
 
 

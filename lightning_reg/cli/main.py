@@ -1,5 +1,5 @@
 """``lightning-reg COMMAND``: ``fit | validate | test | predict`` (LightningCLI, ``lightning.py``),
-``register`` (``register.py``) and ``sweep`` (``sweep.py``)."""
+``register`` (``register.py``), ``apply`` (``apply.py``) and ``sweep`` (``sweep.py``)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ from typing import Sequence
 from ..errors import EXIT_BAD_INPUT, report
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
-OTHER_COMMANDS = ("register", "sweep")
+OTHER_COMMANDS = ("register", "apply", "sweep")
 USAGE = """usage: lightning-reg COMMAND [options]
 commands: {known}
   fit        train features through the solver (lightning-reg fit --help)
@@ -18,6 +18,7 @@ commands: {known}
   test       evaluate on the test pairs; writes test_metrics.csv into the run folder
   predict    register the prediction pairs with a model
   register   register two NIfTI files, with or without a model (lightning-reg register --help)
+  apply      apply saved transforms (ours or ANTs') to an image or label map (lightning-reg apply --help)
   sweep      run a W&B sweep file offline and summarize it (lightning-reg sweep --help)"""
 
 
@@ -47,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # each command is imported only when run: Lightning alone takes seconds to import
     if argv[0] == "register":
         from .register import build_parser, run
+    elif argv[0] == "apply":
+        from .apply import build_parser, run
     else:
         from .sweep import build_parser, run
     args = build_parser().parse_args(argv[1:])

@@ -31,8 +31,6 @@ from ..solver import (
 )
 from ..solver.checks import check_number, level_iterations
 from ..solver.interpolation import SAMPLE_MODES
-from ..solver.inverse import inverse as invert
-from ..solver.inverse import inverse_consistency_mm, inverse_field
 from ..solver.regularizers import REGULARIZERS
 from ..solver.result import LABEL_MODE
 from ..solver.similarity import LNCC_WINDOW
@@ -253,8 +251,8 @@ def run(args: argparse.Namespace) -> dict:
     if fixed_seg is not None:
         batch.update(fixed_seg=fixed_seg.data, moving_seg=moving_seg.data)
     (row,) = pair_rows(batch, result, seconds, warped_seg=warped_seg)
-    inverse = inverse_field(result)
-    consistency = inverse_consistency_mm(result, invert(result, inverse))
+    inverse = result.inverse_field()
+    consistency = result.inverse_consistency_mm(result.inverse(inverse))
     report = {**used, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
               "prompt_labels": args.prompt_labels or [], "prompt_weight": args.prompt_weight,
               "folding_percent": row["folding_percent"], "sdlogj": row["sdlogj"], "seconds": seconds,

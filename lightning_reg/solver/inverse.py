@@ -20,8 +20,6 @@ from dataclasses import dataclass
 
 import torch
 
-from .frames import make_frames
-from .result import RegistrationResult
 from .spatial import (
     apply_matrix,
     exponentiate,
@@ -31,7 +29,7 @@ from .spatial import (
     normalized_to_voxel,
     sample,
 )
-from .transforms import SVF
+from .transforms import SVF, Transform
 
 #: the fixed-point inversion stops when the largest change of ``v`` is below this many voxels
 INVERSE_TOLERANCE = 1e-4
@@ -52,12 +50,11 @@ class InverseField:
     iterations: int = 0
 
 
-def dense_part(result: RegistrationResult) -> torch.Tensor:
-    """``u`` ``[B, d, *S_fixed]`` (normalized units): the result's map with its linear part taken off."""
-    inverse_matrix = torch.linalg.inv(result.matrix.to(torch.float64))
-    points = apply_matrix(inverse_matrix.to(result.grid.dtype), result.grid)
-    identity = identity_grid(result.fixed_shape, result.grid.device, result.grid.dtype)
-    return grid_to_field(points - identity)
+def dense_part(grid: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """``u`` ``[B, d, *S_fixed]`` (normalized units) of a map ``grid`` ``[B, *S_fixed, d]`` whose
+    linear part is ``matrix`` ``[B, d+1, d+1]``: the map with its linear part taken off."""
+    points = apply_matrix(torch.linalg.inv(matrix.to(torch.float64)).to(grid.dtype), grid)
+    return grid_to_field(points - identity_grid(grid.shape[1:-1], grid.device, grid.dtype))
 
 
 def _in_voxels(field: torch.Tensor) -> torch.Tensor:
@@ -67,21 +64,20 @@ def _in_voxels(field: torch.Tensor) -> torch.Tensor:
     return (field * half.view(1, -1, *([1] * len(shape)))).norm(dim=1).flatten(1).amax(1)
 
 
-def inverse_field(result: RegistrationResult, iterations: int = INVERSE_ITERATIONS,
-                  tolerance: float = INVERSE_TOLERANCE) -> InverseField:
-    """The inverse of the result's dense part (module docstring)."""
-    transform = result.transform
+def inverse_field(grid: torch.Tensor, matrix: torch.Tensor, transform: Transform | None,
+                  iterations: int = INVERSE_ITERATIONS, tolerance: float = INVERSE_TOLERANCE) -> InverseField:
+    """The inverse of the dense part of a map (``grid``, ``matrix`` as :func:`dense_part`) that
+    ``transform`` made (``None``: a field from elsewhere); see the module docstring."""
+    shape, batch = tuple(grid.shape[1:-1]), len(grid)
     if transform is not None and not transform.deformable:
-        zero = torch.zeros(len(result.grid), result.dims, *result.fixed_shape, device=result.grid.device)
-        return InverseField(zero, "exact", torch.zeros(len(zero), device=zero.device))
-    if isinstance(transform, SVF) and tuple(transform.field.shape[2:]) == result.fixed_shape:
+        zero = torch.zeros(batch, len(shape), *shape, device=grid.device)
+        return InverseField(zero, "exact", torch.zeros(batch, device=grid.device))
+    if isinstance(transform, SVF) and tuple(transform.field.shape[2:]) == shape:
         with torch.no_grad():
             inverse = exponentiate(-transform.field.detach(), transform.squaring_steps, transform.interpolation)
-        return InverseField(inverse, "exact", torch.zeros(len(inverse), device=inverse.device))
-    forward = dense_part(result).detach()
-    if not bool(forward.abs().amax() > 0):
-        return InverseField(torch.zeros_like(forward), "exact", torch.zeros(len(forward), device=forward.device))
-    identity = identity_grid(result.fixed_shape, forward.device, forward.dtype)
+        return InverseField(inverse, "exact", torch.zeros(batch, device=grid.device))
+    forward = dense_part(grid, matrix).detach()
+    identity = identity_grid(shape, forward.device, forward.dtype)
     inverse, done = -forward, 0
     with torch.no_grad():
         while done < iterations:
@@ -93,34 +89,30 @@ def inverse_field(result: RegistrationResult, iterations: int = INVERSE_ITERATIO
     return InverseField(inverse, "fixed-point", _in_voxels(residual), done)
 
 
-def inverse(result: RegistrationResult, field: InverseField | None = None) -> RegistrationResult:
-    """The map of the moving grid onto the fixed image: a result whose "fixed" image is the moving
-    one (``warp`` of a fixed-space image gives it on the moving grid). ``field``: an
-    :func:`inverse_field` already computed."""
-    field = inverse_field(result) if field is None else field
-    inverse_matrix = torch.linalg.inv(result.matrix.to(torch.float64))
-    moving_identity = identity_grid(result.moving_shape, result.grid.device, result.grid.dtype)
-    points = apply_matrix(inverse_matrix.to(result.grid.dtype), moving_identity)  # fixed normalized
-    grid = points + field_to_grid(sample(field.displacement, points, padding_mode="border"))
-    frames = make_frames(result.moving_shape, result.fixed_shape, len(result.grid),
-                         result.frames.moving_affine, result.frames.fixed_affine, device=result.grid.device)
-    return RegistrationResult(grid=grid, matrix=inverse_matrix, frames=frames, moving_shape=result.fixed_shape,
-                              transform=None)
+def inverse_grid(matrix: torch.Tensor, field: InverseField, moving_shape: tuple[int, ...]) -> torch.Tensor:
+    """The inverse map on the moving grid, ``[B, *S_moving, d]`` in fixed normalized coordinates:
+    ``z -> y + v(y)``, ``y = matrix^-1 z``."""
+    displacement = field.displacement
+    identity = identity_grid(moving_shape, displacement.device, displacement.dtype)
+    points = apply_matrix(torch.linalg.inv(matrix.to(torch.float64)).to(displacement.dtype), identity)
+    return points + field_to_grid(sample(displacement, points, padding_mode="border"))
 
 
-def inverse_consistency_mm(forward: RegistrationResult, backward: RegistrationResult) -> tuple[torch.Tensor,
-                                                                                                torch.Tensor]:
-    """How far ``backward`` after ``forward`` lands from each fixed voxel (mm): mean and 95th
-    percentile ``[B]`` over the fixed voxels that ``forward`` maps inside the moving image."""
-    landed = sample(grid_to_field(backward.grid), forward.grid, padding_mode="border")  # fixed normalized
-    identity = identity_grid(forward.fixed_shape, forward.grid.device, forward.grid.dtype)
-    to_world = (forward.frames.fixed_affine @ normalized_to_voxel(forward.fixed_shape, forward.grid.device))
-    linear = to_world[:, :forward.dims, :forward.dims].to(landed.dtype)
-    error = torch.einsum("bij,bj...->bi...", linear, landed - grid_to_field(identity)).norm(dim=1).flatten(1)
-    inside = (forward.grid.abs() <= 1).all(-1).flatten(1)
+def consistency_mm(forward_grid: torch.Tensor, backward_grid: torch.Tensor,
+                   fixed_affine: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """How far the backward map after the forward one lands from each fixed voxel (mm): mean and
+    95th percentile ``[B]`` over the fixed voxels that the forward map sends inside the moving
+    image; ``fixed_affine`` ``[B, d+1, d+1]`` voxel -> world."""
+    shape = tuple(forward_grid.shape[1:-1])
+    landed = sample(grid_to_field(backward_grid), forward_grid, padding_mode="border")  # fixed normalized
+    to_world = fixed_affine.to(torch.float64) @ normalized_to_voxel(shape, forward_grid.device)
+    linear = to_world[:, :len(shape), :len(shape)].to(landed.dtype)
+    offset = landed - grid_to_field(identity_grid(shape, forward_grid.device, forward_grid.dtype))
+    error = torch.einsum("bij,bj...->bi...", linear, offset).norm(dim=1).flatten(1)
+    inside = (forward_grid.abs() <= 1).all(-1).flatten(1)
     means, tails = [], []
     for values, keep in zip(error, inside):
         kept = values[keep] if bool(keep.any()) else values
         means.append(kept.mean())
-        tails.append(torch.quantile(kept.float()[:2**24], 0.95))
+        tails.append(torch.quantile(kept.float()[:2**24], 0.95))  # quantile takes at most 2^24 values
     return torch.stack(means), torch.stack(tails)

@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 
 from .frames import Frames, make_frames
+from .inverse import InverseField, consistency_mm, inverse_field, inverse_grid
 from .labels import label_index, label_values, one_hot
 from .spatial import (
     apply_matrix,
@@ -139,12 +140,25 @@ class RegistrationResult:
         jacobian = per_voxel @ self._mm_to_fixed_voxels().reshape(shape)
         return torch.linalg.det(jacobian).unsqueeze(1)
 
-    def inverse(self) -> "RegistrationResult":
-        """The map of the moving grid back onto the fixed image (``inverse.py``: exact for linear
-        and svf, a fixed-point inversion for the other fields): its ``warp`` takes a fixed-space
-        image onto the moving grid."""
-        from .inverse import inverse  # inverse.py builds results: imported here, not at the top
-        return inverse(self)
+    def inverse_field(self) -> InverseField:
+        """The inverse of the dense part (``inverse.py``: exact for linear and svf, a fixed-point
+        inversion with its residual for the other fields)."""
+        return inverse_field(self.grid, self.matrix, self.transform)
+
+    def inverse(self, field: InverseField | None = None) -> "RegistrationResult":
+        """The map of the moving grid back onto the fixed image: its ``warp`` takes a fixed-space
+        image onto the moving grid. ``field``: :meth:`inverse_field`, if already computed."""
+        field = self.inverse_field() if field is None else field
+        frames = make_frames(self.moving_shape, self.fixed_shape, len(self.grid), self.frames.moving_affine,
+                             self.frames.fixed_affine, device=self.grid.device)
+        return RegistrationResult(grid=inverse_grid(self.matrix, field, self.moving_shape),
+                                  matrix=torch.linalg.inv(self.matrix.to(torch.float64)), frames=frames,
+                                  moving_shape=self.fixed_shape, transform=None)
+
+    def inverse_consistency_mm(self, backward: "RegistrationResult") -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and 95th percentile ``[B]`` (mm) of how far ``backward`` (:meth:`inverse`) after this
+        map lands from each fixed voxel, over the voxels mapped inside the moving image."""
+        return consistency_mm(self.grid, backward.grid, self.frames.fixed_affine)
 
     def warp(self, image: torch.Tensor, mode: str = "bilinear", padding_mode: str = "zeros") -> torch.Tensor:
         """Moving-space image ``[B, C, *S_moving]`` resampled onto the fixed grid, ``[B, C, *S]``

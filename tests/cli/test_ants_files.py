@@ -101,3 +101,22 @@ def test_a_file_that_is_not_an_affine_is_one_clear_error(tmp_path):
         load_ants_affine(tmp_path / "bad.mat")
     with pytest.raises(InputError, match="file not found"):
         load_ants_affine(tmp_path / "missing.mat")
+
+
+def test_antsregistration_outputs_applied_by_lightning_reg_apply_give_ants_own_images(tmp_path):
+    fixed_affine = oblique_affine(origin=(30.0, -20.0, 10.0))
+    pair = warped_pair((40, 44, 36), magnitude=2.5, seed=6)
+    for key in ("fixed", "moving"):
+        nib.save(nib.Nifti1Image(pair[key][0, 0].numpy(), fixed_affine), tmp_path / f"{key}.nii.gz")
+    fixed, moving = (ants.image_read(str(tmp_path / f"{key}.nii.gz")) for key in ("fixed", "moving"))
+    done = ants.registration(fixed, moving, "SyN", outprefix=str(tmp_path / "reg_"), reg_iterations=(20, 10, 0))
+    for direction, expected, reference, image in (("forward", done["warpedmovout"], "fixed", "moving"),
+                                                  ("inverse", done["warpedfixout"], "moving", "fixed")):
+        out = tmp_path / f"{direction}.nii.gz"
+        command = [sys.executable, "-m", "lightning_reg.cli", "apply", "--reference", tmp_path / f"{reference}.nii.gz",
+                   "--input", tmp_path / f"{image}.nii.gz", "--transforms", tmp_path / "reg_", "--out", out]
+        ran = subprocess.run([*map(str, command), *(["--inverse"] if direction == "inverse" else [])],
+                             capture_output=True, text=True)
+        assert ran.returncode == 0, ran.stderr
+        ours, theirs = nib.load(out).get_fdata(), expected.numpy()
+        assert _correlation(ours, theirs, theirs != 0) >= 0.999, direction

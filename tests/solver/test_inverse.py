@@ -7,7 +7,6 @@ import torch
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.solver import RegistrationResult, register
-from lightning_reg.solver.inverse import inverse, inverse_consistency_mm, inverse_field
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +19,9 @@ def pair():
     ("affine+greedy", "fixed-point", 0.2), ("bspline", "fixed-point", 0.25)])
 def test_forward_then_inverse_lands_where_it_started(pair, transform, method, mean_voxels):
     result = register(pair["fixed"], pair["moving"], transform=transform, iterations=[60, 30, 15])
-    field = inverse_field(result)
-    backward = inverse(result, field)
-    mean, p95 = inverse_consistency_mm(result, backward)  # 1 mm pixels here: mm = voxels
+    field = result.inverse_field()
+    backward = result.inverse(field)
+    mean, p95 = result.inverse_consistency_mm(backward)  # 1 mm pixels here: mm = voxels
     assert field.method == method and float(mean[0]) < mean_voxels and float(mean[0]) <= float(p95[0])
     if method == "fixed-point":
         assert 0 < field.iterations <= 200 and float(field.residual_voxels[0]) < 1e-3
@@ -37,10 +36,10 @@ def test_a_constant_shift_inverts_to_the_opposite_shift():
     displacement = torch.zeros(1, 2, 30, 34)
     displacement[:, 0], displacement[:, 1] = 2.0, -1.5  # voxels along the two axes
     result = RegistrationResult.from_voxel_displacement(displacement)
-    field = inverse_field(result)
+    field = result.inverse_field()
     assert field.method == "fixed-point" and float(field.residual_voxels[0]) < 1e-4
     back = RegistrationResult.from_voxel_displacement(displacement)
-    back.grid = inverse(result, field).grid
+    back.grid = result.inverse(field).grid
     assert torch.allclose(back.displacement_voxels(), -displacement, atol=1e-3)
 
 
@@ -54,5 +53,5 @@ def test_the_inverse_of_an_anisotropic_moving_grid_lives_on_that_grid():
     backward = result.inverse()
     assert backward.fixed_shape == (12, 28, 20) and backward.moving_shape == (24, 28, 20)
     assert torch.allclose(backward.frames.fixed_affine[0], moving_affine)
-    mean, _ = inverse_consistency_mm(result, backward)
+    mean, _ = result.inverse_consistency_mm(backward)
     assert float(mean[0]) < 0.15  # mm; the fixed voxels are 1 mm
