@@ -1,4 +1,5 @@
-"""Registration metrics: Dice (torchmetrics), HD95, folding percent and SDlogJ."""
+"""Registration metrics: Dice (torchmetrics), HD95, folding percent, SDlogJ and the target
+registration error of landmarks."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -90,3 +91,13 @@ def folding_percent(jacobian_determinant: torch.Tensor) -> float:
 def sdlogj(jacobian_determinant: torch.Tensor, floor: float = 1e-9) -> float:
     """Standard deviation of ``log(max(det J, floor))`` over voxels."""
     return float(torch.log(jacobian_determinant.clamp_min(floor)).std())
+
+
+def target_registration_error(mapped: torch.Tensor, moving: torch.Tensor) -> dict[str, float]:
+    """Distances (mm) between fixed landmarks mapped into the moving image (``[N, d]``, world) and
+    the moving landmarks they correspond to (``[N, d]``): mean, standard deviation, median, 95th
+    percentile and largest, over the ``N`` landmarks."""
+    distances = (mapped.double() - moving.double()).norm(dim=-1)
+    return {"mean": float(distances.mean()), "std": float(distances.std(unbiased=False)),
+            "median": float(distances.median()), "p95": float(torch.quantile(distances, 0.95)),
+            "max": float(distances.max()), "count": int(distances.numel())}

@@ -14,6 +14,8 @@ from tqdm import tqdm
 from ..errors import InputError, OneLineParser
 from ..evaluation import pair_rows
 from ..io import Volume, default_max_voxels, load_volume, save_itk_displacement, save_volume
+from ..landmarks import read_landmark_pair
+from ..metrics import target_registration_error
 from ..models import BUNDLED
 from ..output_files import OutputFolder, write_text
 from ..solver import (
@@ -50,6 +52,10 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
     parser.add_argument("--moving", required=True, type=Path, help="moving image (.nii/.nii.gz)")
     parser.add_argument("--fixed-seg", type=Path, help="fixed label map, for Dice/HD95 and prompts")
     parser.add_argument("--moving-seg", type=Path, help="moving label map, warped into fixed space")
+    parser.add_argument("--fixed-landmarks", type=Path, help="CSV of fixed-image landmarks (x, y[, z] columns, RAS "
+                        "mm), for the target registration error; needs --moving-landmarks")
+    parser.add_argument("--moving-landmarks", type=Path, help="CSV of the corresponding moving-image landmarks, "
+                        "same order")
     parser.add_argument("--checkpoint", type=Path, help="a model trained with lightning-reg fit (.ckpt), or a "
                         f"bundled model by name: {', '.join(BUNDLED)}")
     parser.add_argument("--transform", choices=list(TRANSFORMS), help=f"default {CLASSICAL.transform}")
@@ -106,6 +112,8 @@ def _check_pair(image: Volume, seg: Volume | None, role: str) -> None:
 def _load_inputs(args: argparse.Namespace) -> tuple[Volume, Volume, Volume | None, Volume | None]:
     if (args.fixed_seg is None) != (args.moving_seg is None):
         raise InputError("give both --fixed-seg and --moving-seg, or neither")
+    if (args.fixed_landmarks is None) != (args.moving_landmarks is None):
+        raise InputError("give both --fixed-landmarks and --moving-landmarks, or neither")
     if args.prompt_labels and args.fixed_seg is None:
         raise InputError("--prompt-labels needs the label maps of both images: give --fixed-seg and --moving-seg")
     read = dict(max_voxels=args.max_voxels, ignore_header=args.ignore_header)
@@ -123,7 +131,7 @@ def _load_inputs(args: argparse.Namespace) -> tuple[Volume, Volume, Volume | Non
 
 def _output(args: argparse.Namespace) -> OutputFolder:
     return OutputFolder(args.out, args.overwrite, [args.fixed, args.moving, args.fixed_seg, args.moving_seg,
-                                                  args.checkpoint])
+                                                  args.checkpoint, args.fixed_landmarks, args.moving_landmarks])
 
 
 def _classical_options(args: argparse.Namespace) -> dict:
@@ -236,6 +244,8 @@ def run(args: argparse.Namespace) -> dict:
     _check_options(args)
     fixed, moving, fixed_seg, moving_seg = _load_inputs(args)
     _check_overlap(fixed, moving)
+    if args.fixed_landmarks is not None:  # read before the solve: a bad file costs no registration
+        fixed_points, moving_points = read_landmark_pair(args.fixed_landmarks, args.moving_landmarks, fixed.dims)
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
@@ -251,6 +261,10 @@ def run(args: argparse.Namespace) -> dict:
     if fixed_seg is not None:
         batch.update(fixed_seg=fixed_seg.data, moving_seg=moving_seg.data)
     (row,) = pair_rows(batch, result, seconds, warped_seg=warped_seg)
+    if args.fixed_landmarks is not None:
+        mapped = result.map_points_mm(fixed_points[None].to(result.grid.device))[0].cpu()
+        report_tre = {"before": target_registration_error(fixed_points, moving_points),
+                      "after": target_registration_error(mapped, moving_points)}
     inverse = result.inverse_field()
     consistency = result.inverse_consistency_mm(result.inverse(inverse))
     report = {**used, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
@@ -261,6 +275,8 @@ def run(args: argparse.Namespace) -> dict:
               "inverse": {"method": inverse.method, "residual_voxels": float(inverse.residual_voxels[0]),
                           "iterations": inverse.iterations},
               "inverse_consistency_mm": {"mean": float(consistency[0][0]), "p95": float(consistency[1][0])}}
+    if args.fixed_landmarks is not None:
+        report["tre_mm"] = report_tre
     if fixed_seg is not None:
         report.update(dice=row["dice"], hd95=row["hd95"],
                       dice_per_label={key[len("dice_"):]: value for key, value in row.items()

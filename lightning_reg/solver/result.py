@@ -21,6 +21,7 @@ from .spatial import (
     rescaled_affine,
     resize,
     sample,
+    voxel_to_normalized,
 )
 from .transforms import Transform
 
@@ -118,6 +119,19 @@ class RegistrationResult:
         """World coordinates (mm, RAS) where each fixed voxel samples the moving image, ``[B, d, *S]``."""
         to_world = self.frames.moving_affine @ normalized_to_voxel(self.moving_shape, self.frames.moving_affine.device)
         return self._world_points(to_world, self.grid)
+
+    def map_points_mm(self, points: torch.Tensor) -> torch.Tensor:
+        """Fixed-space world points ``[B, N, d]`` (RAS mm) mapped into the moving image's world,
+        ``[B, N, d]``: the map interpolated (linearly) between fixed voxels, extended beyond the
+        fixed grid by its edge values (landmarks, for the target registration error)."""
+        dims = self.dims
+        to_normalized = voxel_to_normalized(self.fixed_shape, points.device) @ torch.linalg.inv(
+            self.frames.fixed_affine.to(points.device, torch.float64))
+        where = apply_matrix(to_normalized.to(torch.float32), points.float())  # [B, N, d]
+        at = sample(grid_to_field(self.grid), where.reshape(len(where), -1, *([1] * (dims - 1)), dims))
+        moving = at.reshape(len(where), dims, -1).transpose(1, 2)  # moving normalized, [B, N, d]
+        to_world = self.frames.moving_affine @ normalized_to_voxel(self.moving_shape, self.frames.moving_affine.device)
+        return apply_matrix(to_world.to(moving.device, torch.float32), moving)
 
     def displacement_mm(self) -> torch.Tensor:
         """Displacement in world millimetres (RAS components), ``[B, d, *S]``."""
