@@ -52,6 +52,10 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
     parser.add_argument("--moving", required=True, type=Path, help="moving image (.nii/.nii.gz)")
     parser.add_argument("--fixed-seg", type=Path, help="fixed label map, for Dice/HD95 and prompts")
     parser.add_argument("--moving-seg", type=Path, help="moving label map, warped into fixed space")
+    parser.add_argument("--fixed-mask", type=Path, help="cost-function mask of the fixed image (nonzero inside, "
+                        "same grid): the similarity counts only voxels inside it, as ANTs' -x")
+    parser.add_argument("--moving-mask", type=Path, help="cost-function mask of the moving image (nonzero inside, "
+                        "same grid): fixed voxels mapped outside it are not compared (a lesion, a cut field of view)")
     parser.add_argument("--fixed-landmarks", type=Path, help="CSV of fixed-image landmarks (x, y[, z] columns, RAS "
                         "mm), for the target registration error; needs --moving-landmarks")
     parser.add_argument("--moving-landmarks", type=Path, help="CSV of the corresponding moving-image landmarks, "
@@ -129,9 +133,24 @@ def _load_inputs(args: argparse.Namespace) -> tuple[Volume, Volume, Volume | Non
     return fixed, moving, fixed_seg, moving_seg
 
 
+def _load_masks(args: argparse.Namespace, fixed: Volume, moving: Volume) -> dict:
+    """``{"fixed_mask": [1, 1, *S] or None, "moving_mask": ...}`` from ``--fixed-mask``/``--moving-mask``."""
+    masks = {}
+    for role, path, image in (("fixed", args.fixed_mask, fixed), ("moving", args.moving_mask, moving)):
+        mask = None if path is None else load_volume(path, "label", max_voxels=args.max_voxels)
+        if mask is not None:
+            if mask.shape != image.shape:
+                raise InputError(f"--{role}-mask {path} has shape {mask.shape} but the {role} image has {image.shape}")
+            if not bool((mask.data != 0).any()):
+                raise InputError(f"--{role}-mask {path} is empty (no nonzero voxel): nothing would be compared")
+        masks[f"{role}_mask"] = None if mask is None else (mask.data != 0).float()
+    return masks
+
+
 def _output(args: argparse.Namespace) -> OutputFolder:
     return OutputFolder(args.out, args.overwrite, [args.fixed, args.moving, args.fixed_seg, args.moving_seg,
-                                                  args.checkpoint, args.fixed_landmarks, args.moving_landmarks])
+                                                  args.checkpoint, args.fixed_landmarks, args.moving_landmarks,
+                                                  args.fixed_mask, args.moving_mask])
 
 
 def _classical_options(args: argparse.Namespace) -> dict:
@@ -195,7 +214,7 @@ def _progress(total: int, quiet: bool):
 
 
 def _solve_classical(args: argparse.Namespace, fixed: Volume, moving: Volume, fixed_seg: Volume | None,
-                     moving_seg: Volume | None, device: torch.device) -> tuple[RegistrationResult, dict]:
+                     moving_seg: Volume | None, device: torch.device, masks: dict) -> tuple[RegistrationResult, dict]:
     """Classical registration of the intensities; returns the result and the settings used."""
     options = _classical_options(args)
     prompts = []
@@ -205,7 +224,8 @@ def _solve_classical(args: argparse.Namespace, fixed: Volume, moving: Volume, fi
     linear, transform = stages(options["transform"])
     iterations = level_iterations(options["iterations"], len(options["scales"]))
     bar, callback = _progress(sum(iterations) * (2 if linear else 1), args.quiet)
-    result = register(fixed.data.to(device), moving.data.to(device), fixed_affine=fixed.affine,
+    on_device = {name: None if mask is None else mask.to(device) for name, mask in masks.items()}
+    result = register(fixed.data.to(device), moving.data.to(device), fixed_affine=fixed.affine, **on_device,
                       moving_affine=moving.affine, prompts=prompts, callback=callback, **options)
     bar.total = bar.n  # pairs may stop early: end the bar where the solver ended
     bar.close()
@@ -214,7 +234,7 @@ def _solve_classical(args: argparse.Namespace, fixed: Volume, moving: Volume, fi
 
 
 def _solve_learned(args: argparse.Namespace, fixed: Volume, moving: Volume, fixed_seg: Volume | None,
-                   moving_seg: Volume | None, device: torch.device) -> tuple[RegistrationResult, dict]:
+                   moving_seg: Volume | None, device: torch.device, masks: dict) -> tuple[RegistrationResult, dict]:
     """Registration on the features of the ``--checkpoint`` model; returns the result and its settings."""
     from .register_model import (  # noqa: I001 (Lightning loads slowly)
         check_model_input, load_model, register_with_model, settings_with, warn_thick_slices)
@@ -232,7 +252,7 @@ def _solve_learned(args: argparse.Namespace, fixed: Volume, moving: Volume, fixe
         optimizer=args.optimizer, interpolation=args.interpolation,
         similarity_options={"window": args.window} if args.window else None,
         prompt_labels=args.prompt_labels, prompt_weight=args.prompt_weight if args.prompt_labels else None)
-    result = register_with_model(model, settings, fixed, moving, fixed_seg, moving_seg, device)
+    result = register_with_model(model, settings, fixed, moving, fixed_seg, moving_seg, device, masks)
     linear, transform = settings.stages()
     used = {"transform": transform, "similarity": settings.similarity, "init": linear or "none",
             "scales": settings.scales or model.network.scales, "iterations": list(settings.iterations)}
@@ -244,13 +264,14 @@ def run(args: argparse.Namespace) -> dict:
     _check_options(args)
     fixed, moving, fixed_seg, moving_seg = _load_inputs(args)
     _check_overlap(fixed, moving)
+    masks = _load_masks(args, fixed, moving)
     if args.fixed_landmarks is not None:  # read before the solve: a bad file costs no registration
         fixed_points, moving_points = read_landmark_pair(args.fixed_landmarks, args.moving_landmarks, fixed.dims)
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
     solve = _solve_learned if args.checkpoint else _solve_classical
-    result, used = solve(args, fixed, moving, fixed_seg, moving_seg, args.device)
+    result, used = solve(args, fixed, moving, fixed_seg, moving_seg, args.device, masks)
     seconds = time.perf_counter() - start
     _check_result(result, learned=bool(args.checkpoint))
 
@@ -269,6 +290,8 @@ def run(args: argparse.Namespace) -> dict:
     consistency = result.inverse_consistency_mm(result.inverse(inverse))
     report = {**used, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
               "prompt_labels": args.prompt_labels or [], "prompt_weight": args.prompt_weight,
+              "masks": {"fixed": args.fixed_mask and str(args.fixed_mask),
+                        "moving": args.moving_mask and str(args.moving_mask)},
               "folding_percent": row["folding_percent"], "sdlogj": row["sdlogj"], "seconds": seconds,
               "stationarity": float(result.stationarity[0]),
               "label_mode": args.label_mode if fixed_seg is not None else None,

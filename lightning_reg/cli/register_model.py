@@ -76,13 +76,15 @@ def check_model_input(model: RegistrationModule, fixed: Volume) -> None:
 
 def register_with_model(model: RegistrationModule, settings: SolverSettings, fixed: Volume, moving: Volume,
                         fixed_seg: Volume | None, moving_seg: Volume | None,
-                        device: torch.device) -> RegistrationResult:
-    """Solve one pair on the model's features; intensities mapped to [0, 1] as in training."""
+                        device: torch.device, masks: dict | None = None) -> RegistrationResult:
+    """Solve one pair on the model's features; intensities mapped to [0, 1] as in training;
+    ``masks``: optional ``fixed_mask``/``moving_mask`` ``[1, 1, *S]`` (cost-function masks)."""
     batch = {"fixed": normalize_intensities(fixed.data.to(device)),
              "moving": normalize_intensities(moving.data.to(device)),
              "fixed_affine": fixed.affine[None].float().to(device),
              "moving_affine": moving.affine[None].float().to(device)}
     if fixed_seg is not None and moving_seg is not None:
         batch.update(fixed_seg=fixed_seg.data.to(device), moving_seg=moving_seg.data.to(device))
+    batch.update({name: mask.to(device) for name, mask in (masks or {}).items() if mask is not None})
     with torch.no_grad():
         return model.register(batch, settings)[-1]

@@ -3,7 +3,7 @@ from .defaults import CLASSICAL, LEARNED, Defaults
 from .frames import Frames, field_of_view_overlap, make_frames
 from .implicit import BackwardSettings, ImplicitSolution, SingularHessianWarning
 from .layer import RegistrationLayer
-from .objective import Objective, Prompt, label_prompt
+from .objective import Masks, Objective, Prompt, label_prompt
 from .optimize import solve_scale
 from .optimizers import OPTIMIZERS, Adam, QuasiNewton
 from .pyramid import downsample
@@ -13,7 +13,7 @@ from .similarity import SIMILARITIES, Similarity, make_similarity
 from .transforms import LINEAR, TRANSFORMS, Transform, make_transform, stages
 
 __all__ = [
-    "Adam", "BackwardSettings", "CLASSICAL", "Defaults", "Frames", "ImplicitSolution", "LEARNED", "LINEAR",
+    "Adam", "BackwardSettings", "CLASSICAL", "Defaults", "Frames", "ImplicitSolution", "LEARNED", "LINEAR", "Masks",
     "OPTIMIZERS", "Objective", "Prompt", "QuasiNewton", "RegistrationLayer", "RegistrationResult", "SIMILARITIES",
     "Similarity", "SingularHessianWarning", "TRANSFORMS", "Transform", "downsample", "field_of_view_overlap",
     "label_prompt", "make_frames", "make_similarity", "make_transform", "normalize_intensities", "register",

@@ -15,7 +15,7 @@ from .frames import Frames, make_frames
 from .implicit import BackwardSettings, ImplicitSolution, ScaleProblem
 from .interpolation import SAMPLE_MODES
 from .modes import outside_inference_mode
-from .objective import Objective, Prompt
+from .objective import Masks, Objective, Prompt
 from .optimize import Callback, gradient_norm, solve_scale
 from .optimizers import OPTIMIZERS
 from .pyramid import solver_levels
@@ -112,7 +112,8 @@ class RegistrationLayer(torch.nn.Module):
     def forward(self, fixed_features: Sequence[torch.Tensor], moving_features: Sequence[torch.Tensor], *,
                 feature_scales: Sequence[float] | None = None, levels: int | None = None,
                 fixed_affine: torch.Tensor | None = None, moving_affine: torch.Tensor | None = None,
-                prompts: Sequence[Prompt] = (), init: RegistrationResult | torch.Tensor | None = None,
+                prompts: Sequence[Prompt] = (), masks: Masks | None = None,
+                init: RegistrationResult | torch.Tensor | None = None,
                 callback: Callback | None = None) -> list[RegistrationResult]:
         """Register ``B`` pairs; one :class:`RegistrationResult` per solver level, coarse to fine.
 
@@ -128,6 +129,7 @@ class RegistrationLayer(torch.nn.Module):
                 level's grids (the images' NIfTI affines when it is at image resolution); every
                 level spans the same field of view.
             prompts: label-fidelity terms (masks at any resolution; resampled to every level).
+            masks: cost-function masks (:class:`Masks`, any resolution; resampled to every level).
             init: an affine result or matrix ``[B, d+1, d+1]`` to start from (instead of the
                 linear stage of a plan such as ``affine+svf``).
             callback: called after every iteration with ``(scale_index, iteration, energies)``.
@@ -149,14 +151,16 @@ class RegistrationLayer(torch.nn.Module):
         frames = make_frames(reference, moving_shape, batch, _affine(fixed_affine, batch, dims, device),
                              _affine(moving_affine, batch, dims, device), device=device)
         _check_prompts(prompts, batch, dims)
+        _check_masks(masks, batch, dims)
         objective = Objective(self.similarity, self.regularizer, self.regularizer_weight, list(prompts),
-                              self.interpolation)
+                              self.interpolation, masks)
         start = time.perf_counter()
         if init is None and self.linear_name is not None:
             with torch.no_grad():  # the deformable stage starts from its matrix as a constant
                 linear = make_transform(self.linear_name)
                 init = self._solve(linear, pairs, iterations, frames, reference, moving_shape,
-                                   Objective(self.similarity, prompts=list(prompts), interpolation=self.interpolation),
+                                   Objective(self.similarity, prompts=list(prompts), interpolation=self.interpolation,
+                                             masks=masks),
                                    None, callback, start)[-1]
         transform = make_transform(self.transform_name, **self.transform_options)
         return self._solve(transform, pairs, iterations, frames, reference, moving_shape, objective, init, callback,
@@ -233,6 +237,19 @@ def _check_prompts(prompts: Sequence[Prompt], batch: int, dims: int) -> None:
         if prompt.fixed.dim() != dims + 2 or prompt.fixed.shape[0] not in (1, batch):
             raise ValueError(f"prompts[{index}] masks {tuple(prompt.fixed.shape)} do not fit {batch} pair(s) of "
                              f"{dims}D features: give [B, K, *S] masks")
+
+
+def _check_masks(masks: Masks | None, batch: int, dims: int) -> None:
+    if masks is None:
+        return
+    if not isinstance(masks, Masks):
+        raise TypeError(f"masks must be solver.Masks, got {type(masks).__name__}")
+    for name, mask in (("fixed", masks.fixed), ("moving", masks.moving)):
+        if mask is not None and (mask.dim() != dims + 2 or mask.shape[1] != 1 or mask.shape[0] not in (1, batch)):
+            raise ValueError(f"the {name} mask {tuple(mask.shape)} does not fit {batch} pair(s) of {dims}D images: "
+                             f"give [B, 1, *S]")
+        if mask is not None and not bool(mask.float().amax() > 0):
+            raise ValueError(f"the {name} mask is empty (no voxel inside it): nothing would be compared")
 
 
 def _affine(affine: torch.Tensor | None, batch: int, dims: int, device) -> torch.Tensor | None:

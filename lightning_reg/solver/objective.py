@@ -1,6 +1,6 @@
 """The energy the solver minimizes at one scale: similarity, explicit penalty and label prompts.
 
-    E(theta) = sim(F_fixed, F_moving o phi) + lambda R(phi)
+    E(theta) = sim(F_fixed, F_moving o phi; masks) + lambda R(phi)
                + sum_k mu_k |S_fixed,k - S_moving,k o phi|^2 / (2 |S_fixed,k|)
 
 Every term is one value per pair, ``[B]``, so a batch's energy is their sum.
@@ -69,6 +69,30 @@ def label_prompt(fixed_labels: torch.Tensor, moving_labels: torch.Tensor, labels
 
 
 @dataclass
+class Masks:
+    """Cost-function masks (as ANTs' ``-x``): the similarity counts only fixed voxels inside
+    ``fixed`` ``[B, 1, *S_fixed]`` whose mapped point lies inside ``moving`` ``[B, 1, *S_moving]``
+    (values in [0, 1]; either may be ``None``). The moving mask enters as a weight only, without a
+    gradient, so the solver cannot lower its energy by moving voxels out of the mask."""
+
+    fixed: torch.Tensor | None = None
+    moving: torch.Tensor | None = None
+
+    def at_shapes(self, fixed_shape: Sequence[int], moving_shape: Sequence[int]) -> "Masks":
+        """The masks resampled (anti-aliased) to the spatial shapes of one scale."""
+        return Masks(None if self.fixed is None else antialiased_resize(self.fixed.float(), fixed_shape),
+                     None if self.moving is None else antialiased_resize(self.moving.float(), moving_shape))
+
+    def weights(self, grid: torch.Tensor) -> torch.Tensor:
+        """Per-voxel weights ``[B, 1, *S_fixed]`` of the similarity at the map ``grid``."""
+        weights = None if self.fixed is None else self.fixed.float()
+        if self.moving is not None:
+            inside = sample(self.moving.float(), grid.detach(), padding_mode="zeros")
+            weights = inside if weights is None else weights * inside
+        return weights
+
+
+@dataclass
 class Objective:
     """Similarity, optional explicit regularizer with its weight, and prompts; ``interpolation`` of
     the moving features (``linear``, or ``cubic``: a twice differentiable energy, see
@@ -79,17 +103,23 @@ class Objective:
     regularizer_weight: float = 0.0
     prompts: Sequence[Prompt] = ()
     interpolation: str = "linear"
+    masks: Masks | None = None
 
     def at_shapes(self, fixed_shape: Sequence[int], moving_shape: Sequence[int]) -> "Objective":
-        """This objective with its prompts resampled to one scale."""
-        if not self.prompts:
+        """This objective with its prompts and masks resampled to one scale."""
+        if not self.prompts and self.masks is None:
             return self
-        return replace(self, prompts=[prompt.at_shapes(fixed_shape, moving_shape) for prompt in self.prompts])
+        return replace(self, prompts=[prompt.at_shapes(fixed_shape, moving_shape) for prompt in self.prompts],
+                       masks=None if self.masks is None else self.masks.at_shapes(fixed_shape, moving_shape))
 
     def __call__(self, transform: Transform, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
         """Per-pair energy ``[B]`` of ``transform``'s current parameters."""
         grid = transform.grid()
-        value = self.similarity(fixed, sample(moving, grid, mode=SAMPLE_MODES[self.interpolation]))
+        warped = sample(moving, grid, mode=SAMPLE_MODES[self.interpolation])
+        if self.masks is None:
+            value = self.similarity(fixed, warped)
+        else:
+            value = self.similarity(fixed, warped, self.masks.weights(grid))
         if self.regularizer is not None and self.regularizer_weight > 0:
             field = transform.regularized_field()
             if field is not None:

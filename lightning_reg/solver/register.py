@@ -11,7 +11,7 @@ from .checks import as_pyramid, check_pyramids
 from .defaults import CLASSICAL
 from .layer import RegistrationLayer
 from .modes import outside_inference_mode
-from .objective import Prompt
+from .objective import Masks, Prompt
 from .optimize import Callback
 from .result import RegistrationResult
 from .similarity import Similarity
@@ -36,7 +36,8 @@ def register(fixed: torch.Tensor, moving: torch.Tensor, transform: str | Transfo
              fixed_affine: torch.Tensor | None = None, moving_affine: torch.Tensor | None = None,
              init: RegistrationResult | torch.Tensor | None = None,
              regularizer: str | None = None, regularizer_weight: float = 0.0,
-             prompts: Sequence[Prompt] = (), tolerance: float = CLASSICAL.tolerance,
+             prompts: Sequence[Prompt] = (), fixed_mask: torch.Tensor | None = None,
+             moving_mask: torch.Tensor | None = None, tolerance: float = CLASSICAL.tolerance,
              patience: int = CLASSICAL.patience, optimizer: str = CLASSICAL.optimizer,
              interpolation: str | None = CLASSICAL.interpolation, normalize: bool = True,
              transform_options: dict | None = None,
@@ -55,6 +56,9 @@ def register(fixed: torch.Tensor, moving: torch.Tensor, transform: str | Transfo
             moving normalized) to start from.
         regularizer, regularizer_weight: explicit penalty (``diffusion``, ``bending``) and its weight.
         prompts: label-fidelity terms (:class:`Prompt`, masks at full resolution) added to the energy.
+        fixed_mask, moving_mask: ``[B or 1, 1, *S]`` cost-function masks (1 inside): the similarity
+            counts only fixed voxels inside ``fixed_mask`` mapped inside ``moving_mask`` (a lesion, a
+            field-of-view edge left out), as ANTs' ``-x``.
         tolerance, patience: early stop of a pair: stationarity at most ``tolerance``, or its energy
             averaged over ``patience`` iterations no longer falling (``optimize.py``).
         optimizer: ``adam`` (bounded, smoothed steps, as FireANTs'), ``lbfgs`` (per-pair L-BFGS with
@@ -77,7 +81,8 @@ def register(fixed: torch.Tensor, moving: torch.Tensor, transform: str | Transfo
     if normalize:
         fixed, moving = normalize_intensities(fixed), normalize_intensities(moving)
     with torch.no_grad():
+        masks = None if fixed_mask is None and moving_mask is None else Masks(fixed_mask, moving_mask)
         results = layer([fixed], [moving], fixed_affine=fixed_affine, moving_affine=moving_affine, prompts=prompts,
-                        init=init, callback=callback)
+                        masks=masks, init=init, callback=callback)
     final = results[-1].evaluated_at(fixed.shape[2:])
     return replace(final, loss_trace=[trace for result in results for trace in result.loss_trace])

@@ -1,7 +1,9 @@
 """Dissimilarities between a fixed and a warped moving tensor ``[B, C, *S]``.
 
 Every class returns one value per pair, shape ``[B]``, lower is better, so the solver's energy
-of a batch is their sum and each pair is optimized independently of the others.
+of a batch is their sum and each pair is optimized independently of the others. ``weights``
+``[B, 1, *S]`` (in [0, 1]; cost-function masking) restrict the value to the voxels they weigh:
+a weighted mean over voxels, weighted moments (ncc) or a weighted histogram (mi).
 """
 from __future__ import annotations
 
@@ -18,13 +20,23 @@ LNCC_WINDOW = 7
 
 
 class Similarity:
-    """Interface: ``dissimilarity(fixed, warped) -> [B]``."""
+    """Interface: ``dissimilarity(fixed, warped, weights=None) -> [B]``."""
 
     name = "base"
     multichannel = True
 
-    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
+    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+
+def voxel_mean(values: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean ``[B]`` of per-voxel ``values`` ``[B, C, *S]`` (or ``[B, *S]``) over everything but the
+    batch, weighted per voxel by ``weights`` ``[B, 1, *S]`` when given."""
+    if weights is None:
+        return values.flatten(1).mean(1)
+    weights = weights if values.dim() == weights.dim() else weights[:, 0]
+    weights = weights.expand_as(values)
+    return (values * weights).flatten(1).sum(1) / weights.flatten(1).sum(1).clamp_min(1e-8)
 
 
 class MSE(Similarity):
@@ -32,8 +44,8 @@ class MSE(Similarity):
 
     name = "mse"
 
-    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
-        return (fixed - warped).pow(2).flatten(1).mean(1)
+    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        return voxel_mean((fixed - warped).pow(2), weights)
 
 
 class LNCC(Similarity):
@@ -53,10 +65,10 @@ class LNCC(Similarity):
         self.window = int(window)
         self.eps = eps
 
-    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
-        if _FIRST_ORDER.get() and self.window % 2 == 1 and torch.is_grad_enabled():
+    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        if weights is None and _FIRST_ORDER.get() and self.window % 2 == 1 and torch.is_grad_enabled():
             return _FirstOrderLNCC.apply(fixed, warped, self.window, self.eps)
-        return _lncc(fixed, warped, self.window, self.eps)
+        return _lncc(fixed, warped, self.window, self.eps, weights)
 
 
 def _local_moments(fixed: torch.Tensor, warped: torch.Tensor, window: int) -> tuple[torch.Tensor, ...]:
@@ -69,11 +81,26 @@ def _local_moments(fixed: torch.Tensor, warped: torch.Tensor, window: int) -> tu
     return mean_f, mean_w, cross, mean_ff - mean_f * mean_f, mean_ww - mean_w * mean_w
 
 
-def _lncc(fixed: torch.Tensor, warped: torch.Tensor, window: int, eps: float) -> torch.Tensor:
-    _, _, cross, var_f, var_w = _local_moments(fixed, warped, window)
+def _weighted_local_moments(fixed: torch.Tensor, warped: torch.Tensor, window: int,
+                            weights: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """:func:`_local_moments` over the weighted voxels of each window only, so voxels outside a
+    mask (a lesion) do not enter any window's statistics."""
+    channels = fixed.shape[1]
+    stacked = torch.cat([fixed, warped, fixed * fixed, warped * warped, fixed * warped], dim=1) * weights
+    total = box_mean(weights, window).clamp_min(1e-6)
+    mean_f, mean_w, mean_ff, mean_ww, mean_fw = (box_mean(stacked, window) / total).split(channels, dim=1)
+    cross = mean_fw - mean_f * mean_w
+    return mean_f, mean_w, cross, mean_ff - mean_f * mean_f, mean_ww - mean_w * mean_w
+
+
+def _lncc(fixed: torch.Tensor, warped: torch.Tensor, window: int, eps: float,
+          weights: torch.Tensor | None = None) -> torch.Tensor:
+    moments = _local_moments if weights is None else (
+        lambda f, w, n: _weighted_local_moments(f, w, n, weights))  # noqa: E731
+    _, _, cross, var_f, var_w = moments(fixed, warped, window)
     var_f, var_w = var_f.clamp_min(0), var_w.clamp_min(0)
     correlation = (cross * cross + eps) / (var_f * var_w + eps)
-    return 1.0 - correlation.flatten(1).mean(1)
+    return 1.0 - voxel_mean(correlation, weights)
 
 
 #: set by :func:`first_order`: no graph of the similarity's gradient will be asked for
@@ -143,13 +170,16 @@ class NCC(Similarity):
     def __init__(self, eps: float = 1e-8) -> None:
         self.eps = eps
 
-    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
+    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         fixed = fixed.flatten(2)
         warped = warped.flatten(2)
-        fixed = fixed - fixed.mean(-1, keepdim=True)
-        warped = warped - warped.mean(-1, keepdim=True)
-        cross = (fixed * warped).mean(-1)
-        norm = (fixed.pow(2).mean(-1) * warped.pow(2).mean(-1) + self.eps).sqrt()
+        share = torch.ones_like(fixed[:, :1]) if weights is None else weights.flatten(2)
+        share = share / share.sum(-1, keepdim=True).clamp_min(1e-8)
+        mean = lambda values: (values * share).sum(-1, keepdim=True)  # noqa: E731
+        fixed = fixed - mean(fixed)
+        warped = warped - mean(warped)
+        cross = mean(fixed * warped)[..., 0]
+        norm = (mean(fixed.pow(2)) * mean(warped.pow(2)) + self.eps).sqrt()[..., 0]
         return 1.0 - (cross / norm).mean(1)
 
 
@@ -161,9 +191,9 @@ class Cosine(Similarity):
     def __init__(self, eps: float = 1e-8) -> None:
         self.eps = eps
 
-    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
+    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         cosine = torch.nn.functional.cosine_similarity(fixed, warped, dim=1, eps=self.eps)
-        return 1.0 - cosine.flatten(1).mean(1)
+        return 1.0 - voxel_mean(cosine, weights)
 
 
 class MutualInformation(Similarity):
@@ -189,7 +219,7 @@ class MutualInformation(Similarity):
         weights = torch.exp(-0.5 * ((values.clamp(0, 1).unsqueeze(-1) - centres) / sigma) ** 2)
         return weights / (weights.sum(-1, keepdim=True) + self.eps)
 
-    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
+    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         if fixed.shape[1] != 1:
             raise ValueError(f"mi is for single-channel intensities, got {fixed.shape[1]} channels; "
                              "use mse, lncc, ncc or cosine for features")
@@ -197,7 +227,9 @@ class MutualInformation(Similarity):
         warped = warped.flatten(1)
         stride = max(fixed.shape[1] // self.max_voxels, 1)
         fixed, warped = fixed[:, ::stride], warped[:, ::stride]
-        joint = torch.bmm(self._weights(fixed).transpose(1, 2), self._weights(warped)) / fixed.shape[1]
+        share = torch.ones_like(fixed) if weights is None else weights.flatten(1)[:, ::stride]
+        share = share / share.sum(1, keepdim=True).clamp_min(1e-8)
+        joint = torch.bmm((self._weights(fixed) * share.unsqueeze(-1)).transpose(1, 2), self._weights(warped))
         marginal_fixed = joint.sum(2, keepdim=True)
         marginal_warped = joint.sum(1, keepdim=True)
         ratio = joint / (marginal_fixed * marginal_warped + self.eps)

@@ -18,7 +18,7 @@ from ..errors import InputError
 from ..evaluation import SUMMARY_KEYS, gather_rows, pair_rows, write_rows
 from ..models import bundled_path
 from ..nn import FeatureNetwork, UNet
-from ..solver import Prompt, RegistrationLayer, RegistrationResult, label_prompt
+from ..solver import Masks, Prompt, RegistrationLayer, RegistrationResult, label_prompt
 from ..solver.checks import check_number
 from ..solver.pyramid import source_levels
 from ..solver.result import LABEL_MODE
@@ -120,7 +120,8 @@ class RegistrationModule(L.LightningModule):
         """:meth:`register` on the feature pyramids of ``batch`` (from :meth:`features`)."""
         results = self._layer(settings)(*features, feature_scales=self.network.scales, levels=levels,
                                         fixed_affine=batch.get("fixed_affine"),
-                                        moving_affine=batch.get("moving_affine"), prompts=self.prompts(batch, settings))
+                                        moving_affine=batch.get("moving_affine"), prompts=self.prompts(batch, settings),
+                                        masks=self.masks(batch))
         return [result.resized(batch["fixed"].shape[2:]) for result in results]
 
     def _layer(self, settings: SolverSettings) -> RegistrationLayer:
@@ -138,6 +139,15 @@ class RegistrationModule(L.LightningModule):
             raise ValueError("prompt_labels need label maps of both images: the batches have no fixed_seg/moving_seg")
         return [label_prompt(batch["fixed_seg"], batch["moving_seg"], list(settings.prompt_labels),
                              settings.prompt_weight)]
+
+    @staticmethod
+    def masks(batch: dict) -> Masks | None:
+        """The cost-function masks of ``batch`` (its optional ``fixed_mask``/``moving_mask``
+        ``[B, 1, *S]``, nonzero inside), or None."""
+        fixed, moving = batch.get("fixed_mask"), batch.get("moving_mask")
+        if fixed is None and moving is None:
+            return None
+        return Masks(None if fixed is None else (fixed != 0).float(), None if moving is None else (moving != 0).float())
 
     def forward(self, batch: dict) -> RegistrationResult:
         """The final warp of ``batch`` with the evaluation settings."""
