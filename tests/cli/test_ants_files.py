@@ -1,6 +1,7 @@
 """ANTs transform files, checked with the real clients: ANTsPy applies our 1Warp + 0GenericAffine
 and reproduces warped.nii.gz (3D, oblique anisotropic headers; 2D), the inverse files map warped
-back onto moving, SimpleITK reads them, and ANTs' own affine files read back to the same map."""
+back onto moving, SimpleITK and nitransforms read them, ANTs' own affine files read back to the
+same map, and antsRegistration's outputs applied by lightning-reg apply give ANTs' own images."""
 from __future__ import annotations
 
 import subprocess
@@ -120,3 +121,19 @@ def test_antsregistration_outputs_applied_by_lightning_reg_apply_give_ants_own_i
         assert ran.returncode == 0, ran.stderr
         ours, theirs = nib.load(out).get_fdata(), expected.numpy()
         assert _correlation(ours, theirs, theirs != 0) >= 0.999, direction
+
+
+def test_nitransforms_reads_our_files_as_the_same_map(tmp_path):
+    nitransforms = pytest.importorskip("nitransforms", reason="nitransforms (the dev extra) is not installed")
+    from nitransforms.io.itk import ITKDisplacementsField
+
+    fixed_affine = oblique_affine(origin=(30.0, -20.0, 10.0))
+    out = _register(tmp_path, (40, 44, 36), fixed_affine, fixed_affine.copy(), "--init", "affine")
+    affine = nitransforms.linear.load(str(out / "0GenericAffine.mat"), fmt="itk")
+    assert np.allclose(affine.matrix, load_ants_affine(out / "0GenericAffine.mat").numpy(), atol=1e-9)
+    field = nitransforms.nonlinear.DenseFieldTransform(ITKDisplacementsField.from_filename(str(out / "1Warp.nii.gz")),
+                                                       reference=nib.load(tmp_path / "fixed.nii.gz"))
+    warp_ras = nib.load(out / "1Warp.nii.gz").get_fdata()[:, :, :, 0, :] * [-1, -1, 1]
+    voxel = np.array([20, 22, 18])
+    point = fixed_affine[:3, :3] @ voxel + fixed_affine[:3, 3]
+    assert np.allclose(field.map(point[None])[0], point + warp_ras[tuple(voxel)], atol=1e-4)  # mm
