@@ -50,8 +50,8 @@ def _check_out(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> dict:
     """Resample ``--input`` through ``--transforms`` onto ``--reference``; write ``--out``."""
     _check_out(args)
-    labels = args.interpolation == "label" or stored_as_labels(args.input)
-    if args.interpolation == "label" and not stored_as_labels(args.input):
+    labels = stored_as_labels(args.input)
+    if args.interpolation == "label" and not labels:
         raise InputError(f"--interpolation label needs a label map (integers), and {args.input} stores other numbers; "
                          f"use linear or nearest")
     reference = load_volume(args.reference, max_voxels=args.max_voxels)

@@ -28,6 +28,7 @@ from .spatial import (
     identity_grid,
     normalized_to_voxel,
     sample,
+    voxel_size_normalized,
 )
 from .transforms import SVF, Transform
 
@@ -60,8 +61,8 @@ def dense_part(grid: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
 def _in_voxels(field: torch.Tensor) -> torch.Tensor:
     """The largest length, ``[B]``, of a normalized-unit field ``[B, d, *S]`` in voxels of its grid."""
     shape = field.shape[2:]
-    half = torch.tensor([max(int(n) - 1, 1) / 2 for n in shape][::-1], device=field.device, dtype=field.dtype)
-    return (field * half.view(1, -1, *([1] * len(shape)))).norm(dim=1).flatten(1).amax(1)
+    voxel = voxel_size_normalized(shape, field.device).to(field.dtype).view(1, -1, *([1] * len(shape)))
+    return (field / voxel).norm(dim=1).flatten(1).amax(1)
 
 
 def inverse_field(grid: torch.Tensor, matrix: torch.Tensor, transform: Transform | None,

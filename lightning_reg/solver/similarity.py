@@ -71,33 +71,25 @@ class LNCC(Similarity):
         return _lncc(fixed, warped, self.window, self.eps, weights)
 
 
-def _local_moments(fixed: torch.Tensor, warped: torch.Tensor, window: int) -> tuple[torch.Tensor, ...]:
+def _local_moments(fixed: torch.Tensor, warped: torch.Tensor, window: int,
+                   weights: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """Box means of ``fixed`` and ``warped``, their local covariance and variances (before the
-    clamp at 0 that rounding needs)."""
+    clamp at 0 that rounding needs); with ``weights``, over each window's weighted voxels only, so
+    voxels outside a mask (a lesion) enter no window's statistics."""
     channels = fixed.shape[1]
     stacked = torch.cat([fixed, warped, fixed * fixed, warped * warped, fixed * warped], dim=1)
-    mean_f, mean_w, mean_ff, mean_ww, mean_fw = box_mean(stacked, window).split(channels, dim=1)
-    cross = mean_fw - mean_f * mean_w
-    return mean_f, mean_w, cross, mean_ff - mean_f * mean_f, mean_ww - mean_w * mean_w
-
-
-def _weighted_local_moments(fixed: torch.Tensor, warped: torch.Tensor, window: int,
-                            weights: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """:func:`_local_moments` over the weighted voxels of each window only, so voxels outside a
-    mask (a lesion) do not enter any window's statistics."""
-    channels = fixed.shape[1]
-    stacked = torch.cat([fixed, warped, fixed * fixed, warped * warped, fixed * warped], dim=1) * weights
-    total = box_mean(weights, window).clamp_min(1e-6)
-    mean_f, mean_w, mean_ff, mean_ww, mean_fw = (box_mean(stacked, window) / total).split(channels, dim=1)
+    if weights is None:
+        means = box_mean(stacked, window)
+    else:
+        means = box_mean(stacked * weights, window) / box_mean(weights, window).clamp_min(1e-6)
+    mean_f, mean_w, mean_ff, mean_ww, mean_fw = means.split(channels, dim=1)
     cross = mean_fw - mean_f * mean_w
     return mean_f, mean_w, cross, mean_ff - mean_f * mean_f, mean_ww - mean_w * mean_w
 
 
 def _lncc(fixed: torch.Tensor, warped: torch.Tensor, window: int, eps: float,
           weights: torch.Tensor | None = None) -> torch.Tensor:
-    moments = _local_moments if weights is None else (
-        lambda f, w, n: _weighted_local_moments(f, w, n, weights))  # noqa: E731
-    _, _, cross, var_f, var_w = moments(fixed, warped, window)
+    _, _, cross, var_f, var_w = _local_moments(fixed, warped, window, weights)
     var_f, var_w = var_f.clamp_min(0), var_w.clamp_min(0)
     correlation = (cross * cross + eps) / (var_f * var_w + eps)
     return 1.0 - voxel_mean(correlation, weights)
