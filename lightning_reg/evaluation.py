@@ -1,6 +1,6 @@
-"""Per-pair evaluation rows (Dice, HD95, folding, SDlogJ, seconds) of a registration result, their
-means, their CSV, and the rows of several processes (DDP) brought together; shared by
-``lightning-reg register``, the module's validation/test and the benchmarks' baselines."""
+"""Per-pair evaluation rows (Dice, HD95, folding, NDV, SDlogJ, inverse consistency, TRE, seconds) of
+a registration result, their means, their CSV, and the rows of several processes (DDP) brought
+together; shared by ``lightning-reg register``, the module's validation/test and the benchmarks."""
 from __future__ import annotations
 
 import csv
@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 import torch
 import torch.distributed as dist
 
-from .metrics import dice_per_label, folding_percent, hd95, sdlogj
+from .metrics import dice_per_label, folding_percent, hd95, non_diffeomorphic_volume, sdlogj, target_registration_error
 from .output_files import atomic_path
 from .solver import RegistrationResult
+from .solver.inverse import InverseField
 from .solver.result import LABEL_MODE
 from .solver.spatial import voxel_spacing
 
@@ -21,16 +22,30 @@ if TYPE_CHECKING:
 
 
 def pair_rows(batch: dict, result: RegistrationResult, seconds: float, label_mode: str = LABEL_MODE,
-              warped_seg: torch.Tensor | None = None) -> list[dict]:
-    """One row per pair of ``batch``: ``id``, ``seconds`` (per pair), ``folding_percent``, ``sdlogj``
-    and, with label maps, ``dice`` (mean over labels), ``hd95`` (mm when the batch has affines) and
-    ``dice_<label>``. Labels are warped with ``label_mode``, unless given warped (``warped_seg``
-    ``[B, 1, *S]``)."""
+              warped_seg: torch.Tensor | None = None, inverse: InverseField | None = None) -> list[dict]:
+    """One row per pair of ``batch``: ``id``, ``seconds`` (per pair), ``folding_percent``,
+    ``ndv_percent`` (non-diffeomorphic volume), ``sdlogj``; with label maps, ``dice`` (mean over
+    labels), ``hd95`` (mm when the batch has affines) and ``dice_<label>``; with ``inverse``
+    (:meth:`RegistrationResult.inverse_field`), ``inverse_consistency_mm`` and its ``_p95``; with
+    ``fixed_landmarks`` and ``moving_landmarks`` in the batch (one ``[N, d]`` world-mm tensor per
+    pair), ``tre_mm`` and ``tre_before_mm`` (mean target registration error after and before).
+    Labels are warped with ``label_mode``, unless given warped (``warped_seg`` ``[B, 1, *S]``)."""
     determinant = result.jacobian_determinant()
+    displacement = result.displacement_voxels()
+    consistency = None if inverse is None else result.inverse_consistency_mm(result.inverse(inverse))
     rows = []
     for index in range(len(batch["fixed"])):
         row = {"id": pair_id(batch, index), "seconds": seconds,
-               "folding_percent": folding_percent(determinant[index]), "sdlogj": sdlogj(determinant[index])}
+               "folding_percent": folding_percent(determinant[index]),
+               "ndv_percent": non_diffeomorphic_volume(displacement[index]), "sdlogj": sdlogj(determinant[index])}
+        if consistency is not None:
+            row["inverse_consistency_mm"] = float(consistency[0][index])
+            row["inverse_consistency_p95_mm"] = float(consistency[1][index])
+        if batch.get("fixed_landmarks") is not None and batch.get("moving_landmarks") is not None:
+            fixed_points, moving_points = batch["fixed_landmarks"][index], batch["moving_landmarks"][index]
+            mapped = result.pair(index).map_points_mm(fixed_points[None].to(result.grid.device))[0].cpu()
+            row["tre_mm"] = target_registration_error(mapped, moving_points)["mean"]
+            row["tre_before_mm"] = target_registration_error(fixed_points, moving_points)["mean"]
         if "fixed_seg" in batch and "moving_seg" in batch:
             fixed_seg = batch["fixed_seg"][index:index + 1]
             warped = warped_seg[index:index + 1] if warped_seg is not None else \
@@ -49,7 +64,8 @@ def pair_id(batch: dict, index: int) -> str:
     return str(ids[index]) if ids is not None else str(index)
 
 
-SUMMARY_KEYS = ("dice", "hd95", "folding_percent", "sdlogj", "seconds")
+SUMMARY_KEYS = ("dice", "hd95", "folding_percent", "ndv_percent", "sdlogj", "inverse_consistency_mm", "tre_mm",
+                "seconds")
 
 
 def column(rows: list[dict], key: str) -> list[float]:

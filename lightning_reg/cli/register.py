@@ -281,23 +281,24 @@ def run(args: argparse.Namespace) -> dict:
     batch = {"fixed": fixed.data, "fixed_affine": fixed.affine[None]}
     if fixed_seg is not None:
         batch.update(fixed_seg=fixed_seg.data, moving_seg=moving_seg.data)
-    (row,) = pair_rows(batch, result, seconds, warped_seg=warped_seg)
+    inverse = result.inverse_field()
+    (row,) = pair_rows(batch, result, seconds, warped_seg=warped_seg, inverse=inverse)
     if args.fixed_landmarks is not None:
         mapped = result.map_points_mm(fixed_points[None].to(result.grid.device))[0].cpu()
         report_tre = {"before": target_registration_error(fixed_points, moving_points),
                       "after": target_registration_error(mapped, moving_points)}
-    inverse = result.inverse_field()
-    consistency = result.inverse_consistency_mm(result.inverse(inverse))
     report = {**used, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
               "prompt_labels": args.prompt_labels or [], "prompt_weight": args.prompt_weight,
               "masks": {"fixed": args.fixed_mask and str(args.fixed_mask),
                         "moving": args.moving_mask and str(args.moving_mask)},
-              "folding_percent": row["folding_percent"], "sdlogj": row["sdlogj"], "seconds": seconds,
+              "folding_percent": row["folding_percent"], "ndv_percent": row["ndv_percent"], "sdlogj": row["sdlogj"],
+              "seconds": seconds,
               "stationarity": float(result.stationarity[0]),
               "label_mode": args.label_mode if fixed_seg is not None else None,
               "inverse": {"method": inverse.method, "residual_voxels": float(inverse.residual_voxels[0]),
                           "iterations": inverse.iterations},
-              "inverse_consistency_mm": {"mean": float(consistency[0][0]), "p95": float(consistency[1][0])}}
+              "inverse_consistency_mm": {"mean": row["inverse_consistency_mm"],
+                                         "p95": row["inverse_consistency_p95_mm"]}}
     if args.fixed_landmarks is not None:
         report["tre_mm"] = report_tre
     if fixed_seg is not None:

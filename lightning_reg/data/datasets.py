@@ -12,6 +12,7 @@ from nibabel.filebasedimages import ImageFileError
 from torch.utils.data import Dataset, default_collate
 
 from ..errors import InputError
+from ..landmarks import read_landmarks
 from .shifts import apply_seeded
 from .subjects import ImageRecord, load_subject, subject_tensors, tensor_subject
 
@@ -42,7 +43,8 @@ class Pipeline:
         try:
             subject = self.preprocess(load_subject(record))
         except READ_ERRORS as error:
-            files = record.image if record.seg is None else f"{record.image} (or {record.seg})"
+            others = [str(path) for path in (record.seg, record.mask) if path is not None]
+            files = f"{record.image} (or {', '.join(others)})" if others else record.image
             raise UnreadableImage(f"cannot load {files}: {type(error).__name__}: {error}") from None
         if self.augment is not None:
             subject = self.augment(subject)
@@ -51,17 +53,27 @@ class Pipeline:
         if self.renormalize is not None and (self.augment is not None or self.shift is not None):
             subject = self.renormalize(subject)
         try:
-            return subject_tensors(subject, self.dims, str(record.image))
+            tensors = subject_tensors(subject, self.dims, str(record.image))
         except ValueError as error:  # NaN or constant after preprocessing: the file's content
             raise UnreadableImage(str(error)) from None
+        # world points keep their meaning through reorientation, resampling and cropping, not through
+        # a random spatial augmentation: augmented (training) images carry none
+        if record.landmarks is not None and self.augment is None:
+            tensors["landmarks"] = read_landmarks(record.landmarks, self.dims)
+        return tensors
 
 
 def pair_item(fixed: dict, moving: dict, pair_id: str) -> dict:
-    """A batch item in the module's convention (``fixed``, ``moving``, ``*_seg``, ``*_affine``, ``id``)."""
+    """A batch item in the module's convention (``fixed``, ``moving``, ``*_seg``, ``*_affine``, ``id``;
+    ``*_mask`` where an image has one; ``*_landmarks`` where both have them)."""
     item = {"fixed": fixed["image"], "moving": moving["image"], "fixed_affine": fixed["affine"],
             "moving_affine": moving["affine"], "id": pair_id}
-    if "seg" in fixed and "seg" in moving:
-        item["fixed_seg"], item["moving_seg"] = fixed["seg"], moving["seg"]
+    for key in ("seg", "landmarks"):
+        if key in fixed and key in moving:
+            item[f"fixed_{key}"], item[f"moving_{key}"] = fixed[key], moving[key]
+    for role, tensors in (("fixed", fixed), ("moving", moving)):
+        if "mask" in tensors:
+            item[f"{role}_mask"] = tensors["mask"]
     return item
 
 
@@ -130,12 +142,18 @@ class ReadablePairs(Dataset):
 
 
 def collate_pairs(items: list[dict]) -> dict:
-    """``default_collate``, with a clear error when the pairs of one batch differ in size."""
+    """``default_collate``, with a clear error when the pairs of one batch differ in size; landmarks
+    (a different count per pair) stay a list of ``[N, d]`` tensors."""
     shapes = {(tuple(item["fixed"].shape), tuple(item["moving"].shape)) for item in items}
     if len(shapes) > 1:
         raise ValueError(f"the pairs of one batch have different shapes {sorted(shapes)}: set --data.size to "
                          f"pad/crop every image to one size, or use --data.batch_size 1")
-    return default_collate(items)
+    keys = {key for item in items for key in item}
+    if any(set(item) != keys for item in items):
+        raise ValueError(f"the pairs of one batch carry different entries ({sorted(keys)}): give every pair the "
+                         f"same masks and landmarks, or use --data.batch_size 1")
+    lists = {key: [item.pop(key) for item in items] for key in ("fixed_landmarks", "moving_landmarks") if key in keys}
+    return {**default_collate(items), **lists}
 
 
 def shifted_item(item: dict, shift: tio.Transform, seed: int) -> dict:

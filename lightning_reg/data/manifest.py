@@ -10,18 +10,26 @@ from .file_datamodule import FileDataModule, Splits
 from .subjects import ImageRecord
 
 SPLITS = ("train", "val", "test")
+#: optional file columns of a role (``fixed_<column>``, ``moving_<column>``) and the record field each fills
+OPTIONAL = {"seg": "seg", "mask": "mask", "landmarks": "landmarks"}
+#: those given for both roles or neither: a label or landmark comparison needs both sides
+PAIRED = ("seg", "landmarks")
 
 
-def _record(row: dict, role: str, folder: Path, has_labels: bool) -> ImageRecord:
+def _record(row: dict, role: str, folder: Path, columns: set[str]) -> ImageRecord:
     image = folder / row[role].strip()
-    seg = folder / row[f"{role}_seg"].strip() if has_labels else None
-    return ImageRecord(image.name.split(".")[0], image, seg)
+    files = {field: folder / row[f"{role}_{column}"].strip() for column, field in OPTIONAL.items()
+             if f"{role}_{column}" in columns}
+    return ImageRecord(image.name.split(".")[0], image, **files)
 
 
 class PairsDataModule(FileDataModule):
     """Pairs from a CSV file with columns ``fixed,moving`` and optionally ``fixed_seg,moving_seg``
-    (label maps) and ``split`` (``train``/``val``/``test``; without it every pair is in every split).
-    Relative paths are relative to the CSV's folder.
+    (label maps), ``fixed_mask`` and/or ``moving_mask`` (cost-function masks, as ``register
+    --fixed-mask``), ``fixed_landmarks,moving_landmarks`` (landmark CSVs, world mm, for the target
+    registration error in ``test``) and ``split`` (``train``/``val``/``test``; without it every
+    pair is in every split). Relative paths are relative to the CSV's folder; a column given needs a
+    file on every row.
 
     Args:
         manifest: the CSV file.
@@ -42,19 +50,24 @@ class PairsDataModule(FileDataModule):
             reader = csv.DictReader(handle)
             columns = set(reader.fieldnames or [])
             rows = list(reader)
-        if not {"fixed", "moving"} <= columns:
-            raise ValueError(f"{self.manifest} needs the columns fixed,moving (and optionally fixed_seg,moving_seg, "
-                             f"split); found {sorted(columns)}")
-        if len({"fixed_seg", "moving_seg"} & columns) == 1:
-            raise ValueError(f"{self.manifest} has only one of fixed_seg/moving_seg: give both or neither")
+        optional = [f"{role}_{column}" for role in ("fixed", "moving") for column in OPTIONAL] + ["split"]
+        if not {"fixed", "moving"} <= columns or columns - {"fixed", "moving", *optional}:
+            raise ValueError(f"{self.manifest} needs the columns fixed,moving and may have {','.join(optional)}; "
+                             f"found {sorted(columns)}")
+        for column in PAIRED:
+            if len({f"fixed_{column}", f"moving_{column}"} & columns) == 1:
+                raise ValueError(f"{self.manifest} has only one of fixed_{column}/moving_{column}: give both or "
+                                 f"neither")
         if not rows:
             raise ValueError(f"{self.manifest} lists no pairs")
-        has_labels = "fixed_seg" in columns
+        files = sorted(columns - {"fixed", "moving", "split"})
         by_split: dict[str, list[Pair]] = {split: [] for split in SPLITS}
         for number, row in enumerate(rows, start=2):
-            if has_labels and not ((row["fixed_seg"] or "").strip() and (row["moving_seg"] or "").strip()):
-                raise ValueError(f"{self.manifest}, line {number}: a label map is missing (every row needs both)")
-            pair = tuple(_record(row, role, self.manifest.parent, has_labels) for role in ("fixed", "moving"))
+            empty = [column for column in files if not (row[column] or "").strip()]
+            if empty:
+                raise ValueError(f"{self.manifest}, line {number}: no file in column {', '.join(empty)} (every row "
+                                 f"needs one where the column is given)")
+            pair = tuple(_record(row, role, self.manifest.parent, columns) for role in ("fixed", "moving"))
             split = (row.get("split") or "").strip()
             if "split" in columns and split not in SPLITS:
                 raise ValueError(f"{self.manifest}, line {number}: split {split!r} is not one of {', '.join(SPLITS)}")

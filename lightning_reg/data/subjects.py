@@ -1,5 +1,5 @@
-"""Image records (an image file and its optional label map) and their conversion to torchio
-subjects and back to the tensors of a batch."""
+"""Image records (an image file and its optional label map, cost-function mask and landmarks) and
+their conversion to torchio subjects and back to the tensors of a batch."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,15 +11,20 @@ import torch
 import torchio as tio
 
 from ..io import affine_problem, check_size, drop_axis_affine
+from ..landmarks import read_landmarks
 
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """One scan: ``name`` (subject id, used in pair ids), ``image`` path, optional ``seg`` path."""
+    """One scan: ``name`` (subject id, used in pair ids), ``image`` path, optional ``seg`` (label
+    map), ``mask`` (cost-function mask, nonzero inside; on the image's grid) and ``landmarks`` (CSV
+    of world points, ``landmarks.py``, for the target registration error) paths."""
 
     name: str
     image: Path
     seg: Path | None = None
+    mask: Path | None = None
+    landmarks: Path | None = None
 
 
 def _header_shape(path: Path, what: str, dims: int) -> tuple[int, ...]:
@@ -55,11 +60,12 @@ def check_record(record: ImageRecord, dims: int) -> None:
                          f"set --data.dims 2")
     if dims == 2 and singletons != 1:
         raise ValueError(f"image {record.image} has shape {shape}, not a 2D slice; set --data.dims 3 for volumes")
-    if record.seg is not None:
-        seg_shape = _spatial(_header_shape(record.seg, "label map", dims))
-        if seg_shape != shape:
-            raise ValueError(f"label map {record.seg} has shape {seg_shape} but its image {record.image} has "
-                             f"{shape}: they must share one voxel grid")
+    for what, path in (("label map", record.seg), ("mask", record.mask)):
+        if path is not None and _spatial(_header_shape(path, what, dims)) != shape:
+            raise ValueError(f"{what} {path} has shape {_spatial(_header_shape(path, what, dims))} but its image "
+                             f"{record.image} has {shape}: they must share one voxel grid")
+    if record.landmarks is not None:
+        read_landmarks(record.landmarks, dims)
 
 
 def read_nifti(path) -> tuple[torch.Tensor, np.ndarray]:
@@ -80,10 +86,12 @@ def read_nifti(path) -> tuple[torch.Tensor, np.ndarray]:
 
 
 def load_subject(record: ImageRecord) -> tio.Subject:
-    """A torchio subject with ``image`` and, when the record has one, ``seg`` (read by :func:`read_nifti`)."""
+    """A torchio subject with ``image`` and, when the record has them, ``seg`` and ``mask`` (label
+    maps, so every spatial step resamples them with the image), read by :func:`read_nifti`."""
     images = {"image": tio.ScalarImage(record.image, reader=read_nifti)}
-    if record.seg is not None:
-        images["seg"] = tio.LabelMap(record.seg, reader=read_nifti)
+    for key in ("seg", "mask"):
+        if getattr(record, key) is not None:
+            images[key] = tio.LabelMap(getattr(record, key), reader=read_nifti)
     return tio.Subject(name=record.name, **images)
 
 
@@ -104,24 +112,29 @@ def tensor_subject(image: torch.Tensor, seg: torch.Tensor | None = None,
 
 
 def subject_tensors(subject: tio.Subject, dims: int, source: str) -> dict[str, torch.Tensor]:
-    """``image`` ``[C, *S]`` float32, ``seg`` ``[1, *S]`` int64 (when present) and ``affine``
-    ``[d+1, d+1]`` float64 of a subject; 2D drops the grid's axis of length 1. ``source`` names
-    the files in errors."""
+    """``image`` ``[C, *S]`` float32, ``seg`` ``[1, *S]`` int64 and ``mask`` ``[1, *S]`` float32 (1
+    inside; when present) and ``affine`` ``[d+1, d+1]`` float64 of a subject; 2D drops the grid's
+    axis of length 1. ``source`` names the files in errors."""
     image = subject["image"]
     data, affine = image.data.float(), torch.from_numpy(np.asarray(image.affine, dtype=np.float64))
     seg = subject["seg"].data.long() if "seg" in subject else None
+    mask = (subject["mask"].data != 0).float() if "mask" in subject else None
     if dims == 2:
         axis = [n for n in range(3) if data.shape[1 + n] == 1]
         if len(axis) != 1:
             raise ValueError(f"{source}: shape {tuple(data.shape[1:])} after preprocessing is not a 2D slice")
         data = data.squeeze(1 + axis[0])
         seg = seg.squeeze(1 + axis[0]) if seg is not None else None
+        mask = mask.squeeze(1 + axis[0]) if mask is not None else None
         affine = drop_axis_affine(affine, axis[0])
     if not torch.isfinite(data).all():
         raise ValueError(f"{source} contains NaN or infinite values")
     if float(data.max() - data.min()) == 0.0:
         raise ValueError(f"{source} is constant after preprocessing (every voxel is {float(data.max())})")
+    if mask is not None and not bool(mask.any()):
+        raise ValueError(f"the mask of {source} is empty after preprocessing: no voxel would be compared")
     tensors = {"image": data, "affine": affine}
-    if seg is not None:
-        tensors["seg"] = seg
+    for key, value in (("seg", seg), ("mask", mask)):
+        if value is not None:
+            tensors[key] = value
     return tensors

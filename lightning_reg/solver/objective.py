@@ -3,7 +3,8 @@
     E(theta) = sim(F_fixed, F_moving o phi; masks) + lambda R(phi)
                + sum_k mu_k |S_fixed,k - S_moving,k o phi|^2 / (2 |S_fixed,k|)
 
-Every term is one value per pair, ``[B]``, so a batch's energy is their sum.
+Every term is one value per pair, ``[B]``, so a batch's energy is their sum. For syn the fixed
+side is deformed too (``F_fixed o psi_f``, its masks likewise): ``Transform.energy_grids``.
 """
 from __future__ import annotations
 
@@ -44,10 +45,12 @@ class Prompt:
         return replace(self, fixed=antialiased_resize(self.fixed.float(), fixed_shape),
                        moving=antialiased_resize(self.moving.float(), moving_shape))
 
-    def __call__(self, grid: torch.Tensor) -> torch.Tensor:
-        """Weighted mismatch ``[B]`` of the moving masks sampled at ``grid`` with the fixed masks."""
+    def __call__(self, grid: torch.Tensor, fixed_grid: torch.Tensor | None = None) -> torch.Tensor:
+        """Weighted mismatch ``[B]`` of the moving masks sampled at ``grid`` with the fixed masks
+        (sampled at ``fixed_grid``, where the transform deforms the fixed image too)."""
         warped = sample(self.moving, grid, padding_mode="zeros")
-        mismatch = (self.fixed - warped).pow(2).flatten(2).sum(2)
+        fixed = self.fixed if fixed_grid is None else sample(self.fixed, fixed_grid, padding_mode="zeros")
+        mismatch = (fixed - warped).pow(2).flatten(2).sum(2)
         volume = self.fixed.flatten(2).sum(2).clamp_min(1.0)
         return self.weight * (mismatch / (2.0 * volume)).sum(1)
 
@@ -83,9 +86,12 @@ class Masks:
         return Masks(None if self.fixed is None else antialiased_resize(self.fixed.float(), fixed_shape),
                      None if self.moving is None else antialiased_resize(self.moving.float(), moving_shape))
 
-    def weights(self, grid: torch.Tensor) -> torch.Tensor:
-        """Per-voxel weights ``[B, 1, *S_fixed]`` of the similarity at the map ``grid``."""
+    def weights(self, grid: torch.Tensor, fixed_grid: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-voxel weights ``[B, 1, *S_fixed]`` of the similarity at the map ``grid`` (and, where
+        the transform deforms the fixed image too, ``fixed_grid``; without a gradient, as ``moving``)."""
         weights = None if self.fixed is None else self.fixed.float()
+        if weights is not None and fixed_grid is not None:
+            weights = sample(weights, fixed_grid.detach(), padding_mode="zeros")
         if self.moving is not None:
             inside = sample(self.moving.float(), grid.detach(), padding_mode="zeros")
             weights = inside if weights is None else weights * inside
@@ -114,16 +120,19 @@ class Objective:
 
     def __call__(self, transform: Transform, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
         """Per-pair energy ``[B]`` of ``transform``'s current parameters."""
-        grid = transform.grid()
-        warped = sample(moving, grid, mode=SAMPLE_MODES[self.interpolation])
+        fixed_grid, grid = transform.energy_grids()
+        mode = SAMPLE_MODES[self.interpolation]
+        warped = sample(moving, grid, mode=mode)
+        if fixed_grid is not None:  # syn: both images deformed toward the midpoint
+            fixed = sample(fixed, fixed_grid, mode=mode)
         if self.masks is None:
             value = self.similarity(fixed, warped)
         else:
-            value = self.similarity(fixed, warped, self.masks.weights(grid))
+            value = self.similarity(fixed, warped, self.masks.weights(grid, fixed_grid))
         if self.regularizer is not None and self.regularizer_weight > 0:
             field = transform.regularized_field()
             if field is not None:
                 value = value + self.regularizer_weight * self.regularizer(field)
         for prompt in self.prompts:
-            value = value + prompt(grid)
+            value = value + prompt(grid, fixed_grid)
         return value

@@ -28,6 +28,7 @@ from .checks import check_number
 from .filters import gaussian_smooth
 from .frames import Frames
 from .interpolation import cubic_bspline
+from .inversion import differentiable_inverse
 from .registry import build_named
 from .spatial import (
     apply_matrix,
@@ -36,6 +37,7 @@ from .spatial import (
     field_to_grid,
     identity_grid,
     resize,
+    sample,
     voxel_size_normalized,
 )
 
@@ -76,6 +78,11 @@ class Transform:
     def matrix(self) -> torch.Tensor:
         """The linear part ``[B, d+1, d+1]``: fixed normalized -> moving normalized."""
         raise NotImplementedError
+
+    def energy_grids(self) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The grids the energy samples the images at: the fixed image's (``None``: its own grid, for
+        every transform but syn, which deforms both) and the moving image's (``grid``)."""
+        return None, self.grid()
 
     def regularized_field(self) -> torch.Tensor | None:
         return None
@@ -374,8 +381,66 @@ class BSpline(DenseTransform):
         return [influence.clamp_min(1e-3).reciprocal()[None, None]]
 
 
+class SyN(Greedy):
+    """Symmetric normalization (ANTs' SyN): both images deformed toward a midpoint space on the fixed
+    grid, ``sim(F o psi_f, M o A o psi_m)``, each half ``psi = Id + u`` updated compositively, at most
+    ``learning_rate`` voxels a step, smoothed as greedy's. The map is ``A psi_m psi_f^-1`` (fixed ->
+    moving) and its inverse ``psi_f psi_m^-1 A^-1``: both from the same solve, each half inverted by
+    the fixed point of ``inversion.py`` (half the deformation each, so it converges quickly).
+
+    Parameters: ``field`` (the moving half ``u_m``) and ``fixed_field`` (the fixed half ``u_f``),
+    normalized units on the fixed grid. ``regularized_field`` is both halves (``2d`` channels).
+    """
+
+    name = "syn"
+
+    def setup(self, frames, batch, shape, init_matrix=None) -> None:
+        super().setup(frames, batch, shape, init_matrix)
+        self.fixed_field: torch.Tensor | None = None
+        #: ``[B]`` voxels: how well the fixed half was inverted for the last ``grid()``
+        self.inversion_residual = torch.zeros(batch, device=self.initial.device)
+
+    def start_scale(self, shape) -> None:
+        shape = tuple(int(n) for n in shape)
+        if self.fixed_field is None:
+            self.fixed_field = torch.zeros(self.batch, len(shape), *shape, device=self.initial.device)
+        else:
+            self.fixed_field = resize(self.fixed_field.detach(), shape)
+        super().start_scale(shape)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [] if self.field is None else [self.field, self.fixed_field]
+
+    def set_parameters(self, values: list[torch.Tensor]) -> None:
+        self.field, self.fixed_field = values
+
+    def _linear(self, points: torch.Tensor) -> torch.Tensor:
+        return points if self.initial_is_identity else apply_matrix(self.initial.to(points.dtype), points)
+
+    def energy_grids(self):
+        identity = self._identity(self.field)
+        return identity + field_to_grid(self.fixed_field), self._linear(identity + field_to_grid(self.field))
+
+    def grid(self) -> torch.Tensor:
+        """``A psi_m psi_f^-1`` on the fixed grid; differentiable (``inversion.differentiable_inverse``)."""
+        inverse, self.inversion_residual = differentiable_inverse(self.fixed_field)
+        midpoint = self._identity(self.field) + field_to_grid(inverse)
+        moving_half = sample(self.field, midpoint, mode=self.interpolation, padding_mode="border")
+        return self._linear(midpoint + field_to_grid(moving_half))
+
+    def regularized_field(self) -> torch.Tensor:
+        return torch.cat([self._in_voxels(self.field), self._in_voxels(self.fixed_field)], dim=1)
+
+    def stepped(self, directions, active=None, frozen_scale=False):
+        halves = []
+        for field, direction in zip(self.parameters(), directions):
+            updated = compose(field, self.step(direction, frozen_scale))
+            halves.append(_masked(active, gaussian_smooth(updated, self.smooth_warp_sigma), field))
+        return halves
+
+
 TRANSFORMS: dict[str, type[Transform]] = {
-    cls.name: cls for cls in (Rigid, Affine, FreeForm, Greedy, SVF, BSpline)
+    cls.name: cls for cls in (Rigid, Affine, FreeForm, Greedy, SVF, BSpline, SyN)
 }
 
 
@@ -395,7 +460,7 @@ def stages(transform: str) -> tuple[str | None, str]:
 
 
 def make_transform(name: str | Transform, **options) -> Transform:
-    """Build a transform by name (``rigid``, ``affine``, ``freeform``, ``greedy``, ``svf``, ``bspline``)."""
+    """Build a transform by name (``rigid``, ``affine``, ``freeform``, ``greedy``, ``svf``, ``bspline``, ``syn``)."""
     if isinstance(name, Transform):
         return name
     return build_named(TRANSFORMS, "transform", name, options)

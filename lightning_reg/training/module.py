@@ -275,12 +275,15 @@ class RegistrationModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # -------------------------------------------------------------------------------- evaluation
-    def evaluate(self, batch: dict) -> list[dict]:
-        """Register ``batch`` with the evaluation settings; one metrics row per pair."""
+    def evaluate(self, batch: dict, inverse: bool = False) -> list[dict]:
+        """Register ``batch`` with the evaluation settings; one metrics row per pair (with
+        ``inverse``, the inverse map's consistency too: ``evaluation.pair_rows``)."""
         start = time.perf_counter()
         with torch.no_grad():
             result = self(batch)
-        return pair_rows(batch, result, (time.perf_counter() - start) / len(batch["fixed"]), self.eval_label_mode)
+        seconds = (time.perf_counter() - start) / len(batch["fixed"])
+        return pair_rows(batch, result, seconds, self.eval_label_mode,
+                         inverse=result.inverse_field() if inverse else None)
 
     def _log_rows(self, stage: str, rows: list[dict]) -> None:
         """Log the per-pair means of ``rows``; torchmetrics sums values and counts over processes at
@@ -297,7 +300,7 @@ class RegistrationModule(L.LightningModule):
         self._log_rows("val", self.evaluate(batch))
 
     def test_step(self, batch: dict, batch_index: int) -> None:
-        rows = self.evaluate(batch)
+        rows = self.evaluate(batch, inverse=True)
         self.test_rows.extend(rows)
         self._log_rows("test", rows)
 

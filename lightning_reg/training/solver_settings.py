@@ -70,7 +70,7 @@ class SolverSettings:
         deformable = self.stages()[1] not in LINEAR
         options = dict(self.transform_options)
         steps = {"learning_rate": self.learning_rate if deformable else None}
-        if self.stages()[1] in ("freeform", "greedy", "svf"):
+        if self.stages()[1] in ("freeform", "greedy", "svf", "syn"):
             steps.update(smooth_grad_sigma=self.smooth_grad_sigma, smooth_warp_sigma=self.smooth_warp_sigma)
         for name, value in steps.items():
             if value is not None:

@@ -207,7 +207,7 @@ def test_learn2reg_json_referring_to_absent_files_or_without_pairs_is_a_clear_er
     ("fixed,image\na,b\n", "needs the columns fixed,moving"),
     ("fixed,moving,fixed_seg\na,b,c\n", "only one of fixed_seg/moving_seg"),
     ("fixed,moving,fixed_seg,moving_seg\nimages/scan0.nii.gz,images/scan1.nii.gz,labels/scan0.nii.gz,\n",
-     "line 2: a label map is missing"),
+     "line 2: no file in column moving_seg"),
     ("fixed,moving,split\nimages/scan0.nii.gz,images/scan1.nii.gz,training\n", "split 'training' is not one of"),
     ("fixed,moving\nimages/scan0.nii.gz,images/absent.nii.gz\n", "image not found: .*absent.nii.gz"),
     ("fixed,moving\n", "lists no pairs"),

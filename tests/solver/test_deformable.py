@@ -21,7 +21,7 @@ def pair():
     return warped_pair(SHAPE, magnitude=2.0, seed=0)
 
 
-@pytest.mark.parametrize("transform", ["freeform", "greedy", "svf", "bspline"])
+@pytest.mark.parametrize("transform", ["freeform", "greedy", "svf", "bspline", "syn"])
 def test_recovers_known_deformation(pair, transform):
     result = register(pair["fixed"], pair["moving"], transform=transform, scales=(2, 1), iterations=(100, 100))
     dice_before = mean_dice(pair["fixed_seg"], pair["moving_seg"])
@@ -35,13 +35,14 @@ def test_recovers_known_deformation(pair, transform):
 def test_diffeomorphic_transforms_do_not_fold_where_freeform_does():
     large = warped_pair(SHAPE, magnitude=5.0, seed=0, smoothness=6.0)
     folding = {}
-    for transform in ("freeform", "greedy", "svf"):
+    for transform in ("freeform", "greedy", "svf", "syn"):
         result = register(large["fixed"], large["moving"], transform=transform, scales=(2, 1),
                           iterations=(100, 100))
         folding[transform] = int((result.jacobian_determinant() <= 0).sum())
     assert folding["freeform"] > 0
     assert folding["greedy"] == 0
     assert folding["svf"] == 0
+    assert folding["syn"] == 0
 
 
 @pytest.mark.parametrize("transform", ["greedy", "affine", "bspline"])

@@ -11,7 +11,7 @@ from lightning_reg.data import SyntheticDataModule
 SCORES = ("dice", "hd95", "folding_percent", "sdlogj")
 
 
-@pytest.mark.parametrize("transform", ["freeform", "svf", "affine+greedy"])
+@pytest.mark.parametrize("transform", ["freeform", "svf", "affine+greedy", "syn"])
 def test_a_batched_test_loop_gives_the_metrics_of_one_pair_at_a_time(trained_run, tmp_path, transform):
     model = load_model(trained_run / "checkpoints" / "last.ckpt", torch.device("cpu"))
     model = model.with_eval_solver(transform=transform, iterations=[20])
