@@ -2,6 +2,7 @@
 from .base import FeatureNetwork
 from .encoder import EncoderFeatures
 from .identity import IdentityFeatures
+from .monai_adapter import MonaiFeatures
 from .unet import LKUNet, UNet
 
-__all__ = ["EncoderFeatures", "FeatureNetwork", "IdentityFeatures", "LKUNet", "UNet"]
+__all__ = ["EncoderFeatures", "FeatureNetwork", "IdentityFeatures", "LKUNet", "MonaiFeatures", "UNet"]
