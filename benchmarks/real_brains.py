@@ -1,8 +1,9 @@
 """Real anatomy, held-out individuals: no registration, our classical solver, our learned models and the
 peers, on the held-out pairs the builder writes (AHBA donors 15496 and 15697 and fsaverage, both
 directions; centroid-aligned, or pre-aligned to MNI with --test mni; 2 mm). Dice over the 82 DK
-labels (mean, cortical, subcortical), HD95, folding % (one Jacobian definition for every method),
-seconds per pair; JSON + markdown + plot.
+labels (mean, cortical, subcortical), HD95, folding % and NDV % (one Jacobian and one NDV definition
+for every method: each method's whole map as a voxel displacement on the fixed grid), seconds per
+pair; JSON + markdown + plot.
 
     python -m lightning_reg.data.brains brains                  # once: builds the folder
     pip install -e ".[bench]"
@@ -32,7 +33,7 @@ from lightning_reg.data.brains.anisotropy import thicken
 from lightning_reg.data.brains.datamodule import HeldOutPairs
 from lightning_reg.data.brains.tissue import TISSUE_LABELS
 from lightning_reg.errors import InputError
-from lightning_reg.metrics import dice_per_label, folding_percent, hd95
+from lightning_reg.metrics import dice_per_label, folding_percent, hd95, non_diffeomorphic_volume
 from lightning_reg.solver import RegistrationResult, register
 from lightning_reg.solver.resample import onto_fixed_grid, through_header
 
@@ -49,10 +50,6 @@ def prompt_labels(pair: dict, subcortical: list[int]) -> list[int]:
         return PROMPT_LABELS
     sizes = {label: int((pair["fixed_seg"] == label).sum()) for label in subcortical if label in shared}
     return sorted(sorted(sizes, key=sizes.get)[-2:])
-
-
-def identity_jacobian(shape) -> torch.Tensor:
-    return torch.ones(shape)
 
 
 def voxel_displacement(grid: torch.Tensor) -> torch.Tensor:
@@ -73,10 +70,10 @@ def thick_slices(pair: dict, factor: int = 3) -> dict:
 
 def run_none(pair: dict, context: dict):
     if pair["moving"].shape == pair["fixed"].shape:
-        return pair["moving_seg"][None], identity_jacobian(pair["fixed"].shape[1:]), 0.0
+        return pair["moving_seg"][None], None, 0.0
     result = register(pair["fixed"][None], pair["moving"][None], transform="greedy", iterations=0,
                       fixed_affine=pair["fixed_affine"][None], moving_affine=pair["moving_affine"][None])
-    return result.warp_labels(pair["moving_seg"][None]), identity_jacobian(pair["fixed"].shape[1:]), 0.0
+    return result.warp_labels(pair["moving_seg"][None]), None, 0.0
 
 
 def _ours(transform: str):
@@ -86,7 +83,7 @@ def _ours(transform: str):
                           scales=SCALES, iterations=ITERATIONS, similarity_options={"window": WINDOW},
                           fixed_affine=pair["fixed_affine"][None], moving_affine=pair["moving_affine"][None])
         seconds = time.perf_counter() - start
-        return result.warp_labels(pair["moving_seg"][None]), result.jacobian_determinant()[0], seconds
+        return result.warp_labels(pair["moving_seg"][None]), result, seconds
     return run
 
 
@@ -110,7 +107,7 @@ def _learned(transform: str | None, prompt: bool = False, resample: bool = False
         with torch.no_grad():
             result = through_header(header, model.register(inputs, settings)[-1])
         seconds = time.perf_counter() - start
-        return result.warp_labels(batch["moving_seg"]), result.jacobian_determinant()[0], seconds
+        return result.warp_labels(batch["moving_seg"]), result, seconds
     return run
 
 
@@ -122,7 +119,25 @@ def run_voxelmorph(pair: dict, context: dict):
     with torch.no_grad():
         result = context["voxelmorph"](batch)
     seconds = time.perf_counter() - start
-    return result.warp_labels(batch["moving_seg"]), result.jacobian_determinant()[0], seconds
+    return result.warp_labels(batch["moving_seg"]), result, seconds
+
+
+def _ants_map(fixed, moving, transforms: list[str], margin: int = 32) -> RegistrationResult:
+    """ANTs' whole map (its warp and its affine) as a voxel displacement on the fixed grid: each world
+    coordinate, written as an image on the moving grid grown by ``margin`` voxels (so points that land
+    outside the moving image are still exact), resampled by ANTs with the transforms."""
+    import ants
+    spacing, origin = np.asarray(moving.spacing), np.asarray(moving.origin)
+    index = np.meshgrid(*[np.arange(-margin, n + margin, dtype=np.float64) for n in moving.shape], indexing="ij")
+    mapped = []
+    for axis in range(len(index)):
+        coordinate = ants.from_numpy((origin[axis] + index[axis] * spacing[axis]).astype(np.float32),
+                                     origin=tuple(origin - margin * spacing), spacing=tuple(spacing))
+        mapped.append(ants.apply_transforms(fixed, coordinate, transforms, interpolator="linear").numpy())
+    fixed_index = np.meshgrid(*[np.arange(n, dtype=np.float64) for n in fixed.shape], indexing="ij")
+    displacement = [(mapped[axis] - fixed.origin[axis]) / fixed.spacing[axis] - fixed_index[axis]
+                    for axis in range(len(index))]
+    return RegistrationResult.from_voxel_displacement(torch.as_tensor(np.stack(displacement))[None].float())
 
 
 def _ants(kind: str):
@@ -138,9 +153,8 @@ def _ants(kind: str):
         done = ants.registration(fixed, moving, type_of_transform=kind)
         seconds = time.perf_counter() - start
         warped = ants.apply_transforms(fixed, labels, done["fwdtransforms"], interpolator="genericLabel")
-        jacobian = ants.create_jacobian_determinant_image(fixed, done["fwdtransforms"][0])
         return (torch.as_tensor(warped.numpy()).round().long()[None, None],
-                torch.as_tensor(jacobian.numpy()), seconds)
+                _ants_map(fixed, moving, done["fwdtransforms"]), seconds)
     return run
 
 
@@ -173,8 +187,7 @@ def _fireants(kind: str):
         warped = torch.nn.functional.grid_sample(one_hot(pair["moving_seg"][None], values), grid,
                                                  align_corners=True)
         warped = values[warped.argmax(1, keepdim=True)] * (warped.amax(1, keepdim=True) > 0.5)
-        result = RegistrationResult.from_voxel_displacement(voxel_displacement(grid))
-        return warped, result.jacobian_determinant()[0], seconds
+        return warped, RegistrationResult.from_voxel_displacement(voxel_displacement(grid)), seconds
     return run
 
 
@@ -203,12 +216,12 @@ def run_elastix(pair: dict, context: dict):
                                                                        output_directory=scratch))
     displacement = torch.as_tensor(field[..., ::-1].copy()) / torch.tensor(spacing)  # mm -> voxels, array order
     result = RegistrationResult.from_voxel_displacement(displacement.movedim(-1, 0)[None].float())
-    return (torch.as_tensor(itk.array_from_image(warped)).round().long()[None, None],
-            result.jacobian_determinant()[0], seconds)
+    return torch.as_tensor(itk.array_from_image(warped)).round().long()[None, None], result, seconds
 
 
-METHODS = {"none": run_none, "ours-greedy": _ours("greedy"), "ours-svf": _ours("svf"),
+METHODS = {"none": run_none, "ours-greedy": _ours("greedy"), "ours-svf": _ours("svf"), "ours-syn": _ours("syn"),
            "learned-freeform": _learned(None), "learned-greedy": _learned("greedy"), "learned-svf": _learned("svf"),
+           "learned-syn": _learned("syn"),
            "learned-greedy-prompt": _learned("greedy", prompt=True),
            "learned-greedy-resampled": _learned("greedy", resample=True), "voxelmorph": run_voxelmorph,
            "ants-syn": _ants("SyN"), "ants-syncc": _ants("SyNCC"), "elastix-bspline": run_elastix,
@@ -225,13 +238,16 @@ def label_groups(brains: Path, test: str) -> dict[str, list[int]]:
             "subcortical": [int(r["id"]) for r in rows if r["structure"] != "cortex"]}
 
 
-def score(pair: dict, warped: torch.Tensor, jacobian: torch.Tensor, seconds: float, groups: dict) -> dict:
+def score(pair: dict, warped: torch.Tensor, result: RegistrationResult | None, seconds: float,
+          groups: dict) -> dict:
+    """One pair's row; ``result`` is the method's map (``None``: the identity)."""
     fixed_seg = pair["fixed_seg"][None]
     scores = dice_per_label(fixed_seg, warped)
     row = {"id": pair["id"], "prompt_labels": pair["prompt_labels"], "seconds": seconds,
            "dice": float(np.mean(list(scores.values()))),
            "hd95": hd95(fixed_seg, warped, spacing=pair["fixed_affine"].diagonal()[:-1].tolist()),
-           "folding_percent": folding_percent(jacobian)}
+           "folding_percent": 0.0 if result is None else folding_percent(result.jacobian_determinant()[0]),
+           "ndv_percent": 0.0 if result is None else non_diffeomorphic_volume(result.displacement_voxels()[0])}
     for name, labels in {**groups, "prompted": pair["prompt_labels"]}.items():
         found = [scores[label] for label in labels if label in scores]
         row[f"dice_{name}"] = float(np.mean(found)) if found else float("nan")
@@ -239,10 +255,12 @@ def score(pair: dict, warped: torch.Tensor, jacobian: torch.Tensor, seconds: flo
 
 
 def summarize(rows: list[dict], groups: dict) -> dict:
-    keys = ("dice", *[f"dice_{name}" for name in groups], "dice_prompted", "hd95", "folding_percent", "seconds")
+    keys = ("dice", *[f"dice_{name}" for name in groups], "dice_prompted", "hd95", "folding_percent", "ndv_percent",
+            "seconds")
     with warnings.catch_warnings():  # no prompted structures in the tissue test: NaN, said so
         warnings.simplefilter("ignore", RuntimeWarning)
-        return {key: float(np.nanmean([row[key] for row in rows])) for key in keys}
+        # rows from before NDV was measured have none: NaN
+        return {key: float(np.nanmean([row.get(key, float("nan")) for row in rows])) for key in keys}
 
 
 def write_outputs(out: Path, record: dict) -> None:
@@ -251,11 +269,11 @@ def write_outputs(out: Path, record: dict) -> None:
     (out / f"{stem}.json").write_text(json.dumps(record, indent=2))
     columns = [*record["groups"], "prompted"]
     lines = ["| method | Dice | " + " | ".join(name.replace("_", " ") for name in columns)
-             + " | HD95 mm | folding % | s/pair |", "|---|---|" + "---|" * len(columns) + "---|---|---|"]
+             + " | HD95 mm | folding % | NDV % | s/pair |", "|---|---|" + "---|" * len(columns) + "---|---|---|---|"]
     for name, summary in record["summary"].items():
         cells = " | ".join(f"{summary[f'dice_{column}']:.3f}" for column in columns)
         lines.append(f"| {name} | {summary['dice']:.3f} | {cells} | {summary['hd95']:.2f} | "
-                     f"{summary['folding_percent']:.3f} | {summary['seconds']:.1f} |")
+                     f"{summary['folding_percent']:.3f} | {summary['ndv_percent']:.3f} | {summary['seconds']:.1f} |")
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     import matplotlib
     matplotlib.use("Agg")
@@ -350,12 +368,12 @@ def main() -> None:
         pair = pairs[index] if args.shift is None else thick_slices(pairs[index])
         pair["prompt_labels"] = prompt_labels(pair, groups["subcortical"]) if args.test != "tissue" else []
         for name in args.methods:
-            warped, jacobian, seconds = METHODS[name](pair, context)
-            row = score(pair, warped, jacobian, seconds, groups)
+            warped, result, seconds = METHODS[name](pair, context)
+            row = score(pair, warped, result, seconds, groups)
             results[name].append(row)
             parts = ", ".join(f"{group} {row[f'dice_{group}']:.3f}" for group in groups)
             print(f"{pair['id']:>22} {name:>22}: Dice {row['dice']:.3f} ({parts}) HD95 {row['hd95']:.2f} mm, folding "
-                  f"{row['folding_percent']:.3f} %, {seconds:.1f} s", flush=True)
+                  f"{row['folding_percent']:.3f} %, NDV {row['ndv_percent']:.3f} %, {seconds:.1f} s", flush=True)
     record = {"dims": args.dims, "test": args.test, "groups": list(groups), "recipe": args.recipe,
               "shift": args.shift, "threads": args.threads,
               "checkpoint": context.get("checkpoint"),

@@ -2,9 +2,10 @@
 
 Trains (or loads, --ckpt) one model: UNet features + the implicit layer, free-form training solver.
 Then evaluates, on the same held-out pairs and without retraining, every representation the solver
-has (rigid, affine, freeform, greedy, svf, bspline, and affine followed by each deformable one):
-Dice, HD95, folding %, SDlogJ and seconds per pair. Expected from the method: the diffeomorphic
-representations (greedy, svf) fold nothing and lose at most 0.015 Dice against freeform.
+has (rigid, affine, freeform, greedy, svf, bspline, syn, and affine followed by each deformable one):
+Dice, HD95, folding %, NDV %, SDlogJ, the inverse map's consistency (mm) and seconds per pair.
+Expected from the method: the diffeomorphic representations (greedy, svf, syn) fold nothing and lose
+at most 0.015 Dice against freeform.
 Second table: each structure k prompted (a label-fidelity term on k at test time) against no prompt:
 k's Dice and the mean Dice of the other structures.
 
@@ -33,12 +34,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 REPRESENTATIONS = {name: {"transform": name} for name in (
-    "rigid", "affine", "freeform", "greedy", "svf", "bspline",
-    "affine+freeform", "affine+greedy", "affine+svf", "affine+bspline")}
+    "rigid", "affine", "freeform", "greedy", "svf", "bspline", "syn",
+    "affine+freeform", "affine+greedy", "affine+svf", "affine+bspline", "affine+syn")}
 # the B-spline default knot spacing (5 px) suits 3D brains; on 64² features wider knots and shorter steps fold less
 REPRESENTATIONS["bspline, knots 8 px, step 0.1"] = {
     "transform": "bspline", "transform_options": {"control_spacing": 8.0, "learning_rate": 0.1}}
-DIFFEOMORPHIC = ("greedy", "svf", "affine+greedy", "affine+svf")
+DIFFEOMORPHIC = ("greedy", "svf", "syn", "affine+greedy", "affine+svf", "affine+syn")
 TOLERANCE = 0.015
 
 
@@ -72,14 +73,14 @@ def test_batches(args) -> list[dict]:
             for batch in data.test_dataloader()]
 
 
-def evaluate(model: RegistrationModule, batches: list[dict]) -> list[dict]:
-    return [row for batch in batches for row in model.evaluate(batch)]
+def evaluate(model: RegistrationModule, batches: list[dict], inverse: bool = False) -> list[dict]:
+    return [row for batch in batches for row in model.evaluate(batch, inverse)]
 
 
 def switch(model: RegistrationModule, batches: list[dict]) -> list[dict]:
     summary = []
     for name, settings in REPRESENTATIONS.items():
-        rows = evaluate(model.with_eval_solver(**settings), batches)
+        rows = evaluate(model.with_eval_solver(**settings), batches, inverse=True)
         summary.append({"transform": name, **mean_rows(rows)})
         print(f"{name:16s} " + "  ".join(f"{k} {v:.4g}" for k, v in summary[-1].items() if k != "transform"))
     return summary
@@ -114,9 +115,11 @@ def checks(summary: list[dict]) -> dict:
 
 
 def markdown(summary: list[dict], prompts: list[dict]) -> str:
-    lines = ["| transform | Dice | HD95 | folding % | SDlogJ | s/pair |", "|---|---|---|---|---|---|"]
+    lines = ["| transform | Dice | HD95 | folding % | NDV % | SDlogJ | inverse consistency mm | s/pair |",
+             "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['transform']} | {r['dice']:.3f} | {r['hd95']:.2f} | {r['folding_percent']:.3f} | "
-              f"{r['sdlogj']:.3f} | {r['seconds']:.3f} |" for r in summary]
+              f"{r.get('ndv_percent', float('nan')):.3f} | {r['sdlogj']:.3f} | "
+              f"{r.get('inverse_consistency_mm', float('nan')):.3f} | {r['seconds']:.3f} |" for r in summary]
     lines += ["", "| prompted structure k | Dice of k | Dice of k, prompted | others | others, prompted |",
               "|---|---|---|---|---|"]
     lines += [f"| {r['label']} | {r['dice_k']:.3f} | {r['dice_k_prompted']:.3f} | {r['dice_others']:.3f} | "

@@ -4,6 +4,7 @@ back onto moving, SimpleITK and nitransforms read them, ANTs' own affine files r
 same map, and antsRegistration's outputs applied by lightning-reg apply give ANTs' own images."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -59,11 +60,15 @@ def test_ants_applies_our_files_in_3d_with_oblique_anisotropic_headers(tmp_path)
     _check_with_ants(tmp_path, out)
 
 
-def test_ants_applies_our_files_in_2d(tmp_path):
+@pytest.mark.parametrize("transform", ["greedy", "syn"])
+def test_ants_applies_our_files_in_2d(tmp_path, transform):
     fixed_affine, moving_affine = np.diag([1.0, 1.2, 1.0, 1.0]), np.diag([1.1, 1.0, 1.0, 1.0])
     fixed_affine[:2, 3], moving_affine[:2, 3] = (-20.0, -25.0), (-22.0, -24.0)
-    out = _register(tmp_path, (48, 52), fixed_affine, moving_affine)
+    out = _register(tmp_path, (48, 52), fixed_affine, moving_affine, "--transform", transform)
     _check_with_ants(tmp_path, out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    if transform == "syn":  # the inverse from the two halves of the same solve
+        assert metrics["inverse"]["method"] == "symmetric" and metrics["inverse_consistency_mm"]["mean"] < 0.1
 
 
 def test_simpleitk_reads_our_files_as_the_same_map(tmp_path):
