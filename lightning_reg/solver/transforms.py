@@ -238,11 +238,14 @@ class DenseTransform(Transform):
 
     def start_scale(self, shape) -> None:
         shape = tuple(int(n) for n in shape)
-        if self.field is None:
-            self.field = torch.zeros(self.batch, len(shape), *shape, device=self.initial.device)
-        else:
-            self.field = resize(self.field.detach(), shape)
+        self.field = self._at_scale(self.field, shape)
         super().start_scale(shape)
+
+    def _at_scale(self, field: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tensor:
+        """A field carried to the grid of ``shape`` (zero before the first scale), detached."""
+        if field is None:
+            return torch.zeros(self.batch, len(shape), *shape, device=self.initial.device)
+        return resize(field.detach(), shape)
 
     def parameters(self) -> list[torch.Tensor]:
         return [] if self.field is None else [self.field]
@@ -401,11 +404,7 @@ class SyN(Greedy):
         self.inversion_residual = torch.zeros(batch, device=self.initial.device)
 
     def start_scale(self, shape) -> None:
-        shape = tuple(int(n) for n in shape)
-        if self.fixed_field is None:
-            self.fixed_field = torch.zeros(self.batch, len(shape), *shape, device=self.initial.device)
-        else:
-            self.fixed_field = resize(self.fixed_field.detach(), shape)
+        self.fixed_field = self._at_scale(self.fixed_field, tuple(int(n) for n in shape))
         super().start_scale(shape)
 
     def parameters(self) -> list[torch.Tensor]:
