@@ -1,6 +1,7 @@
 """The package's architecture as rules on its import graph (every import, in functions too, and the
 names the lazy ``__init__`` tables import by string): no cycle; ``solver/`` imports torch only;
-``nn/`` knows neither the solver nor Lightning (torch, and MONAI's networks); ``data/`` never imports training or the commands."""
+``nn/`` knows neither the solver nor Lightning (torch, and MONAI's networks); ``data/`` never imports
+training or the commands."""
 from __future__ import annotations
 
 import ast
