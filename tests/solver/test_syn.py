@@ -28,14 +28,14 @@ def test_swapping_the_images_swaps_the_halves_and_inverts_the_map(both_ways):
     assert torch.equal(backward.transform.fixed_field, forward.transform.field)
     mean, _ = forward.inverse_consistency_mm(backward)  # 1 mm pixels: mm = voxels
     greedy_mean, _ = both_ways["greedy"][0].inverse_consistency_mm(both_ways["greedy"][1])
-    # measured: syn 0.047, greedy 0.95 (greedy registered each way is not the other's inverse)
+    # measured: syn 0.036, greedy 0.95 (greedy registered each way is not the other's inverse)
     assert float(mean[0]) < 0.1 and float(greedy_mean[0]) > 5 * float(mean[0])
 
 
 def test_each_half_carries_part_of_the_deformation_and_labels_align(pair, both_ways):
     forward, _ = both_ways["syn"]
     moving_half, fixed_half = (half.detach().abs().mean() for half in forward.transform.parameters())
-    assert 0.5 < float(moving_half / fixed_half) < 2.0  # measured 0.82
+    assert 0.5 < float(moving_half / fixed_half) < 2.0  # measured 0.85
     before = mean_dice(pair["fixed_seg"], pair["moving_seg"])
     assert mean_dice(pair["fixed_seg"], forward.warp_labels(pair["moving_seg"])) > before + 0.1
     assert float(forward.jacobian_determinant().min()) > 0
@@ -46,4 +46,4 @@ def test_the_inverse_comes_from_both_halves_within_a_tenth_of_a_voxel(pair, both
     field = forward.inverse_field()
     assert field.method == "symmetric" and float(field.residual_voxels[0]) < 1e-3
     mean, p95 = forward.inverse_consistency_mm(forward.inverse(field))
-    assert float(mean[0]) < 0.1 and float(p95[0]) < 0.5  # measured 0.047, 0.154
+    assert float(mean[0]) < 0.1 and float(p95[0]) < 0.5  # measured 0.036, 0.113
