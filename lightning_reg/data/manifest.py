@@ -10,16 +10,15 @@ from .file_datamodule import FileDataModule, Splits
 from .subjects import ImageRecord
 
 SPLITS = ("train", "val", "test")
-#: optional file columns of a role (``fixed_<column>``, ``moving_<column>``) and the record field each fills
-OPTIONAL = {"seg": "seg", "mask": "mask", "landmarks": "landmarks"}
+#: optional file columns of a role (``fixed_<column>``, ``moving_<column>``), each the ImageRecord field it fills
+OPTIONAL = ("seg", "mask", "landmarks")
 #: those given for both roles or neither: a label or landmark comparison needs both sides
 PAIRED = ("seg", "landmarks")
 
 
 def _record(row: dict, role: str, folder: Path, columns: set[str]) -> ImageRecord:
     image = folder / row[role].strip()
-    files = {field: folder / row[f"{role}_{column}"].strip() for column, field in OPTIONAL.items()
-             if f"{role}_{column}" in columns}
+    files = {column: folder / row[f"{role}_{column}"].strip() for column in OPTIONAL if f"{role}_{column}" in columns}
     return ImageRecord(image.name.split(".")[0], image, **files)
 
 

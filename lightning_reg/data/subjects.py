@@ -61,9 +61,10 @@ def check_record(record: ImageRecord, dims: int) -> None:
     if dims == 2 and singletons != 1:
         raise ValueError(f"image {record.image} has shape {shape}, not a 2D slice; set --data.dims 3 for volumes")
     for what, path in (("label map", record.seg), ("mask", record.mask)):
-        if path is not None and _spatial(_header_shape(path, what, dims)) != shape:
-            raise ValueError(f"{what} {path} has shape {_spatial(_header_shape(path, what, dims))} but its image "
-                             f"{record.image} has {shape}: they must share one voxel grid")
+        other = None if path is None else _spatial(_header_shape(path, what, dims))
+        if other is not None and other != shape:
+            raise ValueError(f"{what} {path} has shape {other} but its image {record.image} has {shape}: they "
+                             f"must share one voxel grid")
     if record.landmarks is not None:
         read_landmarks(record.landmarks, dims)
 

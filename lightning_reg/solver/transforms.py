@@ -291,13 +291,15 @@ class DenseTransform(Transform):
         voxel = voxel_size_normalized(self.shape, direction.device).view(1, dims, *([1] * dims))
         return -self.learning_rate * voxel * direction / largest.view(-1, *([1] * (dims + 1)))
 
-    def apply_step(self, step: torch.Tensor) -> torch.Tensor:
-        """The parameter after ``step``; additive by default."""
-        return self.field + step
+    def apply_step(self, field: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """The field after ``step``; additive by default."""
+        return field + step
 
     def stepped(self, directions, active=None, frozen_scale=False):
-        updated = self.apply_step(self.step(directions[0], frozen_scale))
-        return [_masked(active, gaussian_smooth(updated, self.smooth_warp_sigma), self.field)]
+        """Each field (syn has two) after its own bounded step, smoothed."""
+        return [_masked(active, gaussian_smooth(self.apply_step(field, self.step(direction, frozen_scale)),
+                                                self.smooth_warp_sigma), field)
+                for field, direction in zip(self.parameters(), directions)]
 
 
 class FreeForm(DenseTransform):
@@ -311,8 +313,8 @@ class Greedy(DenseTransform):
 
     name = "greedy"
 
-    def apply_step(self, step):
-        return compose(self.field, step)
+    def apply_step(self, field, step):
+        return compose(field, step)
 
 
 class SVF(DenseTransform):
@@ -438,13 +440,6 @@ class SyN(Greedy):
 
     def regularized_field(self) -> torch.Tensor:
         return torch.cat([self._in_voxels(self.field), self._in_voxels(self.fixed_field)], dim=1)
-
-    def stepped(self, directions, active=None, frozen_scale=False):
-        halves = []
-        for field, direction in zip(self.parameters(), directions):
-            updated = compose(field, self.step(direction, frozen_scale))
-            halves.append(_masked(active, gaussian_smooth(updated, self.smooth_warp_sigma), field))
-        return halves
 
 
 TRANSFORMS: dict[str, type[Transform]] = {
