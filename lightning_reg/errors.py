@@ -11,6 +11,8 @@ import errno
 import sys
 
 EXIT_BAD_INPUT = 2
+#: the shell's code for a command ended by Ctrl-C (128 + SIGINT)
+EXIT_INTERRUPTED = 130
 
 
 class InputError(ValueError):
@@ -26,6 +28,8 @@ _OS_HINTS = {
     errno.EPERM: "operation not permitted: write to a folder you own",
     errno.EFBIG: "the file is larger than this system allows (ulimit -f): raise the limit or write elsewhere",
     errno.EIO: "the disk reported an I/O error: check the device",
+    errno.ELOOP: "the path is a loop of symbolic links: point it at a real file or folder",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
 }
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
@@ -103,3 +107,9 @@ def report(error: Exception, program: str, show: bool = True) -> int:
     if show:
         print(f"{program}: error: {message}", file=sys.stderr)
     return EXIT_BAD_INPUT
+
+
+def interrupted(program: str, detail: str = "") -> int:
+    """Print the one line of a command ended by Ctrl-C and return :data:`EXIT_INTERRUPTED`."""
+    print(f"{program}: interrupted (Ctrl-C){'; ' + detail if detail else ''}", file=sys.stderr)
+    return EXIT_INTERRUPTED

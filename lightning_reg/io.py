@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .output_files import atomic_path
+from .output_files import atomic_path, resolve_path
 
 #: NIfTI intent code for a vector-valued image (what ITK reads as a displacement field).
 NIFTI_INTENT_VECTOR = 1007
@@ -145,6 +145,7 @@ def load_volume(path: str | Path, kind: str = "image", *, max_voxels: int | None
     """
     path = Path(path)
     if not path.is_file():
+        resolve_path(path)  # a loop of links is named as one
         raise InputError(f"file not found: {path}")
     try:
         image = nib.load(str(path))

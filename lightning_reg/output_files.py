@@ -1,8 +1,15 @@
-"""Writing results safely: every file appears complete or not at all, and an output folder is
-replaced only when it was written by this tool and only once its replacement is complete.
+"""Writing results safely: every file appears complete or not at all; an output folder appears
+whole, and is replaced only when it holds nothing but what this tool wrote there.
 
 Hand-written because no library of the field does it: nibabel, torch and matplotlib write in place,
 and a killed process or a full disk leaves a truncated file under the final name.
+
+An output folder is written into a staging folder beside it (``.<name>.partial-<random>``), made
+before the work starts, so that every problem of the path shows before any time is spent. Its
+:data:`MARKER` is locked (``flock``) for the life of the process, so a later run tells a live
+staging folder from one a killed run left (the kernel drops the lock with the process) and removes
+only the latter. The final rename happens under a lock of the parent folder: of two runs into one
+new folder, the first to finish wins and the second is refused.
 """
 from __future__ import annotations
 
@@ -17,8 +24,25 @@ from typing import Iterator, Sequence
 
 from .errors import InputError, user_message
 
-#: the file in every output folder this tool creates; ``--overwrite`` replaces only folders that hold it
+try:
+    import fcntl
+except ImportError:  # not POSIX: no locks; stale staging folders are then left alone
+    fcntl = None
+
+#: the file in every output folder this tool creates; it lists the files written there, which are
+#: all that ``--overwrite`` may replace
 MARKER = ".lightning-reg-output"
+
+
+def resolve_path(path: str | Path, flag: str = "") -> Path:
+    """``path`` made absolute with its links followed; a loop of symbolic links is an :class:`InputError`
+    (Python 3.11 raises ``RuntimeError`` for it, 3.13 ``OSError``)."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError):
+        where = f"{flag} " if flag else ""
+        raise InputError(f"{where}{path} is a loop of symbolic links (a link that leads back to itself): point it at "
+                         f"a real file or folder") from None
 
 
 @contextmanager
@@ -47,37 +71,107 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def _entries(folder: Path) -> list[str]:
+    """Every file, link and empty folder under ``folder``, as relative POSIX paths (folders end in ``/``)."""
+    found = []
+    for root, folders, files in os.walk(folder):
+        relative = Path(root).relative_to(folder)
+        found += [(relative / name).as_posix() for name in files]
+        found += [(relative / name).as_posix() for name in folders if os.path.islink(Path(root) / name)]
+        if not folders and not files and root != str(folder):
+            found.append(relative.as_posix() + "/")
+    return sorted(found)
+
+
+def _recorded(folder: Path) -> set[str] | None:
+    """The files the marker of ``folder`` lists, or ``None`` when it lists none (no marker, a marker
+    of lightning-reg 0.2.0 or earlier, or one that cannot be read)."""
+    try:
+        files = json.loads((folder / MARKER).read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return set(files) if isinstance(files, list) else None
+
+
+def foreign_entries(folder: Path) -> list[str]:
+    """The top-level names in ``folder`` (folders with a trailing ``/``) holding anything its marker
+    does not list as written by lightning-reg."""
+    recorded = _recorded(folder) or set()
+    foreign = [entry for entry in _entries(folder) if entry != MARKER and entry not in recorded]
+    return sorted({entry.split("/")[0] + ("/" if "/" in entry else "") for entry in foreign})
+
+
+@contextmanager
+def _locked_folder(folder: Path) -> Iterator[None]:
+    """An exclusive lock on ``folder`` itself, held for the block (commits into it are serialized)."""
+    if fcntl is None:
+        yield
+        return
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
+
+
+def _lock_marker(staging: Path) -> int | None:
+    """Lock the marker of a staging folder for as long as the returned descriptor stays open."""
+    if fcntl is None:
+        return None
+    handle = os.open(staging / MARKER, os.O_RDONLY)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
+
+
+def _abandoned(staging: Path) -> bool:
+    """True for a staging folder whose writer is gone: its marker is there and no process holds its lock."""
+    if fcntl is None or not (staging / MARKER).is_file():
+        return False
+    handle = os.open(staging / MARKER, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(handle)
+    return True
+
+
 class OutputFolder:
     """A folder of results that a command writes as a whole.
 
-    :meth:`check` refuses, before any work, an existing folder without ``overwrite``, and with it
-    a folder this tool did not write (no :data:`MARKER`), the working folder or one above it, and a
-    folder holding any of ``protected`` (the inputs). :meth:`staged` gives a new folder beside the
-    old one to write into; it replaces the old one only when the block succeeds, and is removed
-    when it fails, leaving the old one as it was.
+    :meth:`check` refuses, before any work, a path that cannot be written (a file on the way, a
+    folder without write permission, a loop of links), an existing folder without ``overwrite``,
+    and with it a folder this tool did not write (no :data:`MARKER`) or that holds anything besides
+    what it wrote (the foreign names are given), the working folder or one above it, and a folder
+    holding any of ``protected`` (the inputs). :meth:`begin` makes the staging folder beside it;
+    :meth:`commit` puts it in the final folder's place; :meth:`failed` removes it.
     """
 
     def __init__(self, folder: str | Path, overwrite: bool = False, protected: Sequence[str | Path] = (),
                  flag: str = "--out") -> None:
         self.folder, self.overwrite, self.flag = Path(folder), overwrite, flag
         self.protected = [Path(path) for path in protected if path is not None]
+        self._locks: dict[Path, int | None] = {}
 
     def _has_content(self) -> bool:
         return self.folder.is_dir() and any(self.folder.iterdir())
 
-    def check(self) -> None:
-        """Raise :class:`InputError` if writing here could lose anything the user wrote."""
-        folder = self.folder.resolve()
-        if self.folder.exists() and not self.folder.is_dir():
-            raise InputError(f"{self.flag} {self.folder} exists and is not a folder: choose a folder name")
-        if _inside(Path.cwd().resolve(), folder):
-            example = f", e.g. {self.flag} results" if self.flag.startswith("--") else ""
-            raise InputError(f"{self.flag} {self.folder} is the working folder or holds it: name a new folder "
-                             f"for the results{example}")
-        for path in self.protected:
-            if _inside(path.resolve(), folder):
-                raise InputError(f"{self.flag} {self.folder} holds the input {path}: write the results to a "
-                                 f"folder of their own")
+    def _check_writable(self, folder: Path) -> None:
+        """The nearest existing folder above ``folder`` (the absolute path) must be a folder we may write into."""
+        above = folder.parent
+        while not above.exists() and above != above.parent:
+            above = above.parent
+        if not above.is_dir():
+            raise InputError(f"{self.flag} {self.folder}: {above} is a file, not a folder; choose another path")
+        if not os.access(above, os.W_OK | os.X_OK):
+            raise InputError(f"cannot write into {above} (permission denied): choose a folder you can write to for "
+                             f"{self.flag}")
+
+    def _check_replaceable(self) -> None:
+        """An existing folder with content may be replaced only with ``overwrite``, and only when it
+        holds nothing but what lightning-reg wrote there."""
         if not self._has_content():
             return
         if not self.overwrite:
@@ -85,37 +179,98 @@ class OutputFolder:
         if not (self.folder / MARKER).is_file():
             raise InputError(f"{self.flag} {self.folder} was not written by lightning-reg (it has no {MARKER} "
                              f"file), so --overwrite will not delete it: choose a new folder or empty it yourself")
+        foreign = foreign_entries(self.folder)
+        if foreign:
+            older = " (written by lightning-reg 0.2.0 or earlier, which did not list its files)" \
+                if _recorded(self.folder) is None else ""
+            raise InputError(f"{self.flag} {self.folder} holds what lightning-reg did not write there{older}: "
+                             f"{', '.join(foreign[:8])}{' ...' if len(foreign) > 8 else ''}; --overwrite replaces "
+                             f"a folder only when nothing else is in it: move those out, or choose a new folder")
+
+    def check(self) -> None:
+        """Raise :class:`InputError` if writing here could fail or lose anything the user wrote."""
+        folder = resolve_path(self.folder, self.flag)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise InputError(f"{self.flag} {self.folder} exists and is not a folder: choose a folder name")
+        self._check_writable(folder)
+        if _inside(Path.cwd().resolve(), folder):
+            example = f", e.g. {self.flag} results" if self.flag.startswith("--") else ""
+            raise InputError(f"{self.flag} {self.folder} is the working folder or holds it: name a new folder "
+                             f"for the results{example}")
+        for path in self.protected:
+            if _inside(resolve_path(path), folder):
+                raise InputError(f"{self.flag} {self.folder} holds the input {path}: write the results to a "
+                                 f"folder of their own")
+        self._check_replaceable()
+
+    def _staging_names(self) -> list[Path]:
+        parent = self.folder.parent
+        return sorted(parent.glob(f".{self.folder.name}.partial-*")) + sorted(parent.glob(f".{self.folder.name}.old-*"))
+
+    def _clean_up(self, staging: Path) -> None:
+        """Remove what killed runs left beside the final folder (called under the parent's lock):
+        abandoned staging folders, and an old folder a killed commit had moved aside (put back when
+        the final folder is missing, else removed)."""
+        for left in [*self._staging_names(), staging]:
+            if ".old-" in left.name and left.is_dir():
+                if not self.folder.exists():
+                    os.rename(left, self.folder)
+                else:
+                    shutil.rmtree(left)
+            elif left.is_dir() and _abandoned(left):
+                shutil.rmtree(left)
+        if staging.exists():
+            raise InputError(f"{staging} is being written by another lightning-reg process: wait for it to end, or "
+                             f"choose another {self.flag}")
 
     def begin(self, what: str = "", staging: Path | None = None) -> Path:
-        """:meth:`check`, then make the new folder (with :data:`MARKER`) to write into: ``staging``,
-        or a fresh name beside the final folder."""
+        """:meth:`check`, then make the new folder (with :data:`MARKER`, locked) to write into:
+        ``staging``, or a fresh name beside the final folder."""
         self.check()
         staging = staging or self.folder.with_name(f".{self.folder.name}.partial-{secrets.token_hex(4)}")
-        if (staging / MARKER).is_file():  # left by an earlier attempt that was killed
-            shutil.rmtree(staging)
-        staging.mkdir(parents=True)
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        with _locked_folder(staging.parent):
+            self._clean_up(staging)
+            staging.mkdir()
         (staging / MARKER).write_text(json.dumps({"written_by": "lightning-reg", "version": version("lightning_reg"),
                                                   "what": what}) + "\n")
+        self._locks[staging] = _lock_marker(staging)
         return staging
 
+    def _release(self, staging: Path) -> None:
+        handle = self._locks.pop(staging, None)
+        if handle is not None:
+            os.close(handle)
+
     def commit(self, staging: Path) -> None:
-        """Put the complete ``staging`` folder in the final folder's place (the old one is removed)."""
-        if not self.folder.exists():
-            os.rename(staging, self.folder)
-            return
-        if not self._has_content():
-            self.folder.rmdir()
-            os.rename(staging, self.folder)
-            return
-        old = self.folder.with_name(f".{self.folder.name}.old-{secrets.token_hex(4)}")
-        os.rename(self.folder, old)
-        os.rename(staging, self.folder)
-        shutil.rmtree(old)
+        """Put the complete ``staging`` folder in the final folder's place, listing its files in the
+        marker. A folder that appeared meanwhile (another run) is kept, and this is an error, unless
+        ``overwrite`` (then it is replaced when it may be: :meth:`check`)."""
+        marker = json.loads((staging / MARKER).read_text())
+        marker["files"] = [entry for entry in _entries(staging) if entry != MARKER]
+        (staging / MARKER).write_text(json.dumps(marker) + "\n")  # in place: the lock stays on this file
+        with _locked_folder(staging.parent):
+            if self._has_content() and not self.overwrite:
+                raise InputError(f"{self.flag} {self.folder} was written by another run while this one worked; its "
+                                 f"results were kept and this run's discarded: choose another {self.flag}, or pass "
+                                 f"--overwrite")
+            self._check_replaceable()
+            if self.folder.is_dir() and not self._has_content():
+                self.folder.rmdir()
+            if not self.folder.exists():
+                os.rename(staging, self.folder)
+            else:
+                old = self.folder.with_name(f".{self.folder.name}.old-{secrets.token_hex(4)}")
+                os.rename(self.folder, old)
+                os.rename(staging, self.folder)
+                shutil.rmtree(old)
+        self._release(staging)
 
     def failed(self, staging: Path, error: BaseException) -> BaseException:
         """Remove ``staging``; the error to raise in ``error``'s place: for a user-side failure, one
         that says the final folder was left as it was."""
         shutil.rmtree(staging, ignore_errors=True)
+        self._release(staging)
         message = user_message(error)
         if message is None or isinstance(error, KeyboardInterrupt):
             return error

@@ -117,15 +117,17 @@ def _affine_from_parameters(parameters: np.ndarray, centre: np.ndarray, dims: in
     return torch.from_numpy(flip @ lps @ flip)
 
 
-def save_ants_transforms(result: RegistrationResult, inverse: InverseField, fixed: Volume,
+def save_ants_transforms(result: RegistrationResult, inverse: InverseField | None, fixed: Volume,
                          folder: str | Path) -> list[str]:
     """Write pair 0 of ``result`` as ANTs' files (module docstring) into ``folder``; the warps only
-    for a deformable result. Returns the names written."""
+    for a deformable result, the inverse warp only given ``inverse``. Returns the names written."""
     folder = Path(folder)
     save_ants_affine(world_affine(result)[0], folder / AFFINE_FILE)
     written = [AFFINE_FILE]
     if result.transform is None or result.transform.deformable:
         save_itk_displacement(warp_mm(result)[0], fixed, folder / WARP_FILE)
-        save_itk_displacement(inverse_warp_mm(result, inverse)[0], fixed, folder / INVERSE_WARP_FILE)
-        written += [WARP_FILE, INVERSE_WARP_FILE]
+        written.append(WARP_FILE)
+        if inverse is not None:
+            save_itk_displacement(inverse_warp_mm(result, inverse)[0], fixed, folder / INVERSE_WARP_FILE)
+            written.append(INVERSE_WARP_FILE)
     return written

@@ -29,6 +29,14 @@ def lightning_reg(arguments, folder: Path, **environment: str) -> subprocess.Com
 
 
 
+def written_folder(done: subprocess.CompletedProcess, folder: Path) -> Path:
+    """The folder a command names on its last line (``lightning-reg <command>: wrote <folder>``),
+    relative to the folder it ran in."""
+    last = done.stderr.strip().splitlines()[-1]
+    assert ": wrote " in last, done.stderr[-3000:]
+    return folder / last.split(": wrote ", 1)[1]
+
+
 def wandb_exit_code(offline_run: Path) -> int | None:
     """The exit code in the ``exit`` record of an offline W&B run (``None``: the run was never
     closed). The ``.wandb`` file is a LevelDB-style log of protobuf records (a 7-byte ``:W&B``

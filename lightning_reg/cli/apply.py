@@ -3,11 +3,13 @@ or inverse, on any reference grid, as ``antsApplyTransforms`` does."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ..apply import INTERPOLATIONS, load_transforms, mapped_points, resample, stored_as_labels
 from ..errors import InputError, OneLineParser
 from ..io import default_max_voxels, load_volume, save_volume
+from ..output_files import resolve_path
 from .parsing import positive_int
 
 
@@ -34,10 +36,10 @@ def build_parser(prog: str = "lightning-reg apply") -> argparse.ArgumentParser:
 
 
 def _check_out(args: argparse.Namespace) -> None:
-    out = args.out.resolve()
-    inputs = [args.reference, args.input, args.transforms]
-    if any(out == Path(path).resolve() for path in inputs) or (args.transforms.is_dir() and
-                                                               args.transforms.resolve() in out.parents):
+    out = resolve_path(args.out, "--out")
+    inputs = {"--reference": args.reference, "--input": args.input, "--transforms": args.transforms}
+    resolved = [resolve_path(path, flag) for flag, path in inputs.items()]
+    if out in resolved or (args.transforms.is_dir() and resolved[-1] in out.parents):
         raise InputError(f"--out {args.out} is one of the inputs or inside the transforms folder: write elsewhere")
     if args.out.exists() and not args.overwrite:
         raise InputError(f"--out {args.out} exists; pass --overwrite to replace it")
@@ -45,6 +47,8 @@ def _check_out(args: argparse.Namespace) -> None:
         raise InputError(f"--out {args.out} must be a NIfTI file name (.nii or .nii.gz)")
     if not args.out.parent.is_dir():
         raise InputError(f"the folder of --out {args.out} does not exist")
+    if not os.access(args.out.parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write into {args.out.parent} (permission denied): choose a folder you can write to")
 
 
 def run(args: argparse.Namespace) -> dict:

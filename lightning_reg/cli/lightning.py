@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import logging
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -21,7 +23,13 @@ from ..data import (  # noqa: F401 (short names)
 )
 from ..errors import InputError
 from ..output_files import atomic_path
-from ..training.callbacks import InterruptCheckpoint, MetricsFile, NiftiPredictionWriter, RegistrationPanel
+from ..training.callbacks import (
+    InterruptCheckpoint,
+    LogLines,
+    MetricsFile,
+    NiftiPredictionWriter,
+    RegistrationPanel,
+)
 from ..training.checkpoints import AtomicCheckpointIO, check_trusted, newest_last_checkpoint, read_checkpoint
 from ..training.module import RegistrationModule
 from ..training.run_folder import run_directory, share_run_directory, wandb_logged_in
@@ -47,7 +55,8 @@ class SaveRunConfig(SaveConfigCallback):
 
 def trainer_defaults() -> dict:
     """CPU, W&B (offline unless logged in) under ``runs/``; checkpoints: the best by validation Dice,
-    and ``last.ckpt`` at the end of every epoch (written atomically; ``interrupted.ckpt`` on Ctrl-C)."""
+    and ``last.ckpt`` at the end of every epoch (written atomically; ``interrupted.ckpt`` on Ctrl-C);
+    progress as plain lines when stderr is not a terminal (:meth:`RegistrationCLI.instantiate_trainer`)."""
     logger = {"class_path": "lightning.pytorch.loggers.WandbLogger",
               "init_args": {"project": "lightning-reg", "save_dir": "runs", "offline": not wandb_logged_in()}}
     best = ModelCheckpoint(monitor="val/dice", mode="max", filename="best-{epoch}-{step}",
@@ -56,11 +65,11 @@ def trainer_defaults() -> dict:
     # improves; this one keeps the single latest state, every epoch
     last = ModelCheckpoint(filename=ModelCheckpoint.CHECKPOINT_NAME_LAST, save_top_k=1, every_n_epochs=1,
                            enable_version_counter=False, save_on_train_epoch_end=True)
+    callbacks = [best, last, InterruptCheckpoint(), RegistrationPanel(), NiftiPredictionWriter(), MetricsFile()]
     return {"accelerator": "cpu", "devices": 1, "max_epochs": 2, "log_every_n_steps": 10,
             "gradient_clip_val": 1.0, "default_root_dir": "runs", "logger": logger,
             "plugins": [{"class_path": f"{AtomicCheckpointIO.__module__}.{AtomicCheckpointIO.__name__}"}],
-            "callbacks": [best, last, InterruptCheckpoint(), RegistrationPanel(), NiftiPredictionWriter(),
-                          MetricsFile()]}
+            "callbacks": callbacks}
 
 
 class RegistrationCLI(LightningCLI):
@@ -81,27 +90,43 @@ class RegistrationCLI(LightningCLI):
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path == "last":
             self._resolve_last(subcommand)
+            self._continue_run(subcommand)
         elif ckpt_path and not Path(ckpt_path).is_file():
             raise InputError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
 
     def _resolve_last(self, subcommand: str) -> None:
-        """``--ckpt_path last``: the newest ``checkpoints/last.ckpt`` under the run folders; ``fit``
-        then goes on in that run's folder (the same W&B run id), so it resumes where it stopped."""
+        """``--ckpt_path last``: the newest ``checkpoints/last.ckpt`` under the run folders."""
+        found = newest_last_checkpoint(self._roots(subcommand))
+        if found is None:
+            raise InputError(f"--ckpt_path last: no run under {', '.join(map(str, self._roots(subcommand)))} has a "
+                             f"checkpoints/last.ckpt; give a checkpoint's path")
+        self.config[subcommand].ckpt_path = str(found)
+
+    def _roots(self, subcommand: str) -> list[str]:
+        """The folders that hold run folders: the trainer's ``default_root_dir`` and W&B's ``save_dir``."""
         config = self.config[subcommand]
-        logger = config.trainer.get("logger")
-        options = logger.get("init_args") if _is_wandb(logger) else None
+        options = _wandb_options(config)
         roots = [config.trainer.get("default_root_dir") or "runs"]
         if options is not None and options.get("save_dir") and options.get("save_dir") not in roots:
             roots.append(options.get("save_dir"))
-        found = newest_last_checkpoint(roots)
-        if found is None:
-            raise InputError(f"--ckpt_path last: no run under {', '.join(map(str, roots))} has a "
-                             f"checkpoints/last.ckpt; give a checkpoint's path")
-        config.ckpt_path = str(found)
-        run = found.parent.parent
-        if subcommand == "fit" and options is not None and options.get("id") is None and \
-                run.parent == Path(options.get("save_dir") or roots[0]) / str(options.get("project")):
-            options.id = run.name
+        return roots
+
+    def _continue_run(self, subcommand: str) -> None:
+        """``fit --ckpt_path last`` goes on in the run folder of that checkpoint
+        (``<save_dir>/<project>/<run id>/checkpoints/``) under the same W&B run id, so it resumes
+        where it stopped; unless a W&B run id is given (``WANDB_RUN_ID``, as sweeps set it, or the
+        logger's ``id``). ``validate``, ``test`` and ``predict`` get a run folder of their own, as each
+        evaluation is a W&B run of its own, named on the command's last line."""
+        config = self.config[subcommand]
+        options = _wandb_options(config)
+        checkpoint = Path(config.ckpt_path)
+        if subcommand != "fit" or options is None or options.get("id") is not None or \
+                os.environ.get("WANDB_RUN_ID") or checkpoint.parent.name != "checkpoints":
+            return
+        run = checkpoint.parent.parent
+        options.id = run.name
+        options.project = run.parent.name
+        options.save_dir = str(run.parent.parent)
 
     def _parse_ckpt_path(self) -> None:
         # A private hook: Lightning 2.6's version replaces the whole model config by the checkpoint's
@@ -131,6 +156,12 @@ class RegistrationCLI(LightningCLI):
             self.config[subcommand].model[key] = value
 
     def instantiate_trainer(self, **kwargs):
+        """The trainer; its progress as plain lines (:class:`LogLines`) when stderr is a log file or a
+        pipe, where a bar's carriage returns would pile up (unless the progress bar is turned off)."""
+        trainer = self._get(self.config_init, "trainer", default={})
+        if not sys.stderr.isatty() and trainer.get("enable_progress_bar") is not False:
+            callbacks = kwargs.get("callbacks", trainer.get("callbacks")) or []
+            kwargs["callbacks"] = [*(callbacks if isinstance(callbacks, list) else [callbacks]), LogLines()]
         try:
             return super().instantiate_trainer(**kwargs)
         except TypeError as error:  # Lightning checks the trainer's arguments with TypeErrors
@@ -153,8 +184,11 @@ def _config_key(model, key: str) -> str | None:
                  if candidate in model), None)
 
 
-def _is_wandb(logger) -> bool:
-    return hasattr(logger, "get") and str(logger.get("class_path", "")).endswith("WandbLogger")
+def _wandb_options(config) -> dict | None:
+    """The ``init_args`` of the trainer's W&B logger, or ``None`` for another logger."""
+    logger = config.trainer.get("logger")
+    is_wandb = hasattr(logger, "get") and str(logger.get("class_path", "")).endswith("WandbLogger")
+    return logger.get("init_args") if is_wandb else None
 
 
 def _model_keys(args: Sequence[str]) -> list[str]:
@@ -198,19 +232,42 @@ def _drop_path(hparams: dict, path: list[str]) -> None:
             node = node["init_args"]
 
 
-def run_lightning(argv: Sequence[str]) -> None:
-    """Run one LightningCLI subcommand; ``argv`` starts with it (``fit``, ``test``, ...)."""
+def run_lightning(argv: Sequence[str]) -> Path | None:
+    """Run one LightningCLI subcommand; ``argv`` starts with it (``fit``, ``test``, ...). Returns the
+    folder it wrote into (the run folder; ``predict``: its ``predictions``), ``None`` when it ran no trainer."""
     # LightningCLI reads the options from sys.argv, and so does Lightning's DDP launcher when it starts
     # the other processes: they must run this same command
     program, sys.argv = sys.argv, [sys.argv[0], *argv]
     try:
-        _run()
+        cli = _run()
     finally:
         sys.argv = program
+    if getattr(cli, "trainer", None) is None:
+        return None
+    if isinstance(cli.trainer.logger, WandbLogger) and cli.trainer.is_global_zero:
+        import wandb
+
+        wandb.finish()  # now, not at exit: W&B's closing notes come before the command's last line
+    folder = run_directory(cli.trainer)
+    return folder / "predictions" if argv[0] == "predict" else folder
 
 
-def _run() -> None:
-    RegistrationCLI(RegistrationModule, LightningDataModule, subclass_mode_data=True,
-                    trainer_defaults=trainer_defaults(),
-                    save_config_callback=SaveRunConfig, save_config_kwargs={"save_to_log_dir": False},
-                    parser_kwargs={"prog": "lightning-reg", "exit_on_error": False}, seed_everything_default=0)
+class _WithoutNotices(logging.Filter):
+    """Drops Lightning's notices that stand in the way of a command's one line: "Seed set to 0" before
+    an error in the options, and "Detected KeyboardInterrupt" (the command says it in its own line)."""
+
+    NOTICES = ("Seed set to ", "\nDetected KeyboardInterrupt")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.NOTICES)
+
+
+def _run() -> RegistrationCLI:
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, _WithoutNotices) for existing in logger.filters):
+            logger.addFilter(_WithoutNotices())
+    return RegistrationCLI(RegistrationModule, LightningDataModule, subclass_mode_data=True,
+                           trainer_defaults=trainer_defaults(),
+                           save_config_callback=SaveRunConfig, save_config_kwargs={"save_to_log_dir": False},
+                           parser_kwargs={"prog": "lightning-reg", "exit_on_error": False}, seed_everything_default=0)

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Sequence
 
-from ..errors import EXIT_BAD_INPUT, report
+from ..errors import EXIT_BAD_INPUT, interrupted, report
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 OTHER_COMMANDS = ("register", "apply", "sweep")
@@ -15,7 +15,7 @@ USAGE = """usage: lightning-reg COMMAND [options]
 commands: {known}
   fit        train features through the solver (lightning-reg fit --help)
   validate   evaluate a model on the validation pairs
-  test       evaluate on the test pairs; writes test_metrics.csv into the run folder
+  test       evaluate on the test pairs; writes test_metrics.csv into a new run folder (named on its last line)
   predict    register the prediction pairs with a model
   register   register two NIfTI files, with or without a model (lightning-reg register --help)
   apply      apply saved transforms (ours or ANTs') to an image or label map (lightning-reg apply --help)
@@ -33,11 +33,20 @@ def share_cores() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``lightning-reg`` console script; returns the exit status."""
+    """Entry point of the ``lightning-reg`` console script; returns the exit status (2: the user's
+    input, 130: Ctrl-C, each with one line on stderr)."""
     share_cores()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in LIGHTNING_COMMANDS:
-        return _lightning(argv)
+    program = f"lightning-reg {argv[0]}" if argv else "lightning-reg"
+    try:
+        if argv and argv[0] in LIGHTNING_COMMANDS:
+            return _lightning(argv)
+        return _other(argv)
+    except KeyboardInterrupt:
+        return interrupted(program, "nothing half-written was left")
+
+
+def _other(argv: list[str]) -> int:
     known = ", ".join([*LIGHTNING_COMMANDS, *OTHER_COMMANDS])
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE.format(known=known))
@@ -53,11 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         from .sweep import build_parser, run
     args = build_parser().parse_args(argv[1:])
+    args.command_line = ["lightning-reg", *argv]
     try:
         result = run(args)
     except Exception as error:  # the user's settings, data, files and machine; else a traceback
         return report(error, f"lightning-reg {argv[0]}")
-    print(json.dumps({k: v for k, v in result.items() if k != "dice_per_label"}))
+    print(json.dumps({k: v for k, v in result.items() if k != "dice_per_label"}), flush=True)
+    print(f"lightning-reg {argv[0]}: wrote {result['out']}", file=sys.stderr)
     return 0
 
 
@@ -66,9 +77,18 @@ def _lightning(argv: list[str]) -> int:
 
     from .lightning import run_lightning
 
+    program = f"lightning-reg {argv[0]}"
     try:
-        run_lightning(argv)
+        folder = run_lightning(argv)
+    except SystemExit as stop:  # Lightning ends a run stopped by Ctrl-C with exit(1)
+        from ..training.callbacks import InterruptCheckpoint
+
+        if InterruptCheckpoint.interrupted is None:
+            raise
+        return interrupted(program, InterruptCheckpoint.interrupted) if rank_zero_only.rank == 0 else stop.code
     except Exception as error:  # the user's settings, data, files and machine; else a traceback
         # every DDP process finds the same error: say it once
-        return report(error, f"lightning-reg {argv[0]}", show=rank_zero_only.rank == 0)
+        return report(error, program, show=rank_zero_only.rank == 0)
+    if folder is not None and rank_zero_only.rank == 0:
+        print(f"{program}: wrote {folder}", file=sys.stderr)
     return 0

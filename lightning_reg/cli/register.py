@@ -3,20 +3,22 @@ trained model (``--checkpoint``), optionally with a label prompt."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import platform
+import shlex
 import sys
-import time
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from ..errors import InputError, OneLineParser
 from ..evaluation import pair_rows
 from ..io import Volume, default_max_voxels, load_volume, save_itk_displacement, save_volume
 from ..landmarks import read_landmark_pair
-from ..metrics import target_registration_error
-from ..models import BUNDLED
+from ..metrics import dice_per_label, hd95, target_registration_error
+from ..models import BUNDLED, resolve_checkpoint
 from ..output_files import OutputFolder, write_text
 from ..solver import (
     CLASSICAL,
@@ -33,11 +35,14 @@ from ..solver import (
 )
 from ..solver.checks import check_number, level_iterations
 from ..solver.interpolation import SAMPLE_MODES
+from ..solver.inverse import INVERSE_CONVERGED_VOXELS, InverseField
 from ..solver.regularizers import REGULARIZERS
 from ..solver.result import LABEL_MODE
 from ..solver.similarity import LNCC_WINDOW
+from ..solver.spatial import voxel_spacing
 from ..transform_files import save_ants_transforms
 from .parsing import count, device_option, finite_float, positive_int
+from .progress import Phases
 
 #: below this share of the fixed field of view inside the moving one, register warns
 LOW_OVERLAP = 0.5
@@ -90,6 +95,9 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
                         help="label warping, for warped_seg and the metrics: nearest voxel, or linear one-hot and "
                              "the most likely label (as ANTs' GenericLabel, and as lightning-reg test); default "
                              "%(default)s")
+    parser.add_argument("--inverse-warp", default="write", choices=["write", "converged", "skip"],
+                        help="1InverseWarp.nii.gz: write it (with a warning when the inversion did not converge), "
+                             "write it only when it converged, or skip it (and its time); default %(default)s")
     parser.add_argument("--device", default="cpu", type=device_option, help="cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=positive_int, help="CPU threads for torch")
     parser.add_argument("--max-voxels", type=positive_int, default=default_max_voxels(),
@@ -104,7 +112,7 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an --out folder that lightning-reg wrote before, once the new results are "
                              "complete (never the working folder or a folder holding the inputs)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress: only warnings, errors and the last line")
     return parser
 
 
@@ -168,15 +176,13 @@ def _classical_options(args: argparse.Namespace) -> dict:
 
 
 def _check_options(args: argparse.Namespace) -> None:
-    """Everything that can be checked before reading an image: option combinations, the output
-    folder, and (without a checkpoint) the solver settings, by building the solver from them."""
+    """Everything that can be checked before reading an image: option combinations and (without a
+    checkpoint) the solver settings, by building the solver from them."""
     check_number("--prompt-weight", args.prompt_weight, 0)
     if args.regularizer not in (None, "none") and args.regularizer_weight is None and not args.checkpoint:
         raise InputError(f"--regularizer {args.regularizer} needs its weight: give --regularizer-weight W (e.g. 0.1)")
-    _output(args).check()
     if not args.checkpoint:  # the solver checks its own settings as it is built
-        options = _classical_options(args)
-        RegistrationLayer(options.pop("transform"), options.pop("similarity"), **options)
+        RegistrationLayer(**_classical_options(args))
 
 
 def _check_overlap(fixed: Volume, moving: Volume) -> None:
@@ -203,42 +209,36 @@ def _check_result(result: RegistrationResult, learned: bool) -> None:
         raise InputError(f"the solver diverged: its warp is not finite; {cause}")
 
 
-def _progress(total: int, quiet: bool):
-    bar = tqdm(total=total, disable=quiet, unit="it", dynamic_ncols=True, file=sys.stderr)
-
-    def callback(scale_index: int, iteration: int, energies: torch.Tensor) -> None:
-        bar.set_postfix(scale=scale_index, energy=f"{float(energies.mean()):.5f}", refresh=False)
-        bar.update(1)
-
-    return bar, callback
-
-
 def _solve_classical(args: argparse.Namespace, fixed: Volume, moving: Volume, fixed_seg: Volume | None,
-                     moving_seg: Volume | None, device: torch.device, masks: dict) -> tuple[RegistrationResult, dict]:
-    """Classical registration of the intensities; returns the result and the settings used."""
+                     moving_seg: Volume | None, device: torch.device, masks: dict,
+                     phases: Phases) -> tuple[RegistrationResult, dict]:
+    """Classical registration of the intensities; returns the result and every setting it used."""
     options = _classical_options(args)
     prompts = []
     if args.prompt_labels:
         prompts = [label_prompt(fixed_seg.data.to(device), moving_seg.data.to(device), args.prompt_labels,
                                 args.prompt_weight)]
-    linear, transform = stages(options["transform"])
+    linear, _ = stages(options["transform"])
     iterations = level_iterations(options["iterations"], len(options["scales"]))
-    bar, callback = _progress(sum(iterations) * (2 if linear else 1), args.quiet)
+    described = RegistrationLayer(**options).describe()
+    progress = phases.solver_progress(sum(iterations) * (2 if linear else 1))
     on_device = {name: None if mask is None else mask.to(device) for name, mask in masks.items()}
-    result = register(fixed.data.to(device), moving.data.to(device), fixed_affine=fixed.affine, **on_device,
-                      moving_affine=moving.affine, prompts=prompts, callback=callback, **options)
-    bar.total = bar.n  # pairs may stop early: end the bar where the solver ended
-    bar.close()
-    return result, {"transform": transform, "similarity": options["similarity"], "init": linear or "none",
-                    "scales": list(options["scales"]), "iterations": iterations}
+    with phases.phase("registration", "registered"):
+        result = register(fixed.data.to(device), moving.data.to(device), fixed_affine=fixed.affine, **on_device,
+                          moving_affine=moving.affine, prompts=prompts, callback=progress, **options)
+        progress.close()
+    return result, described
 
 
 def _solve_learned(args: argparse.Namespace, fixed: Volume, moving: Volume, fixed_seg: Volume | None,
-                   moving_seg: Volume | None, device: torch.device, masks: dict) -> tuple[RegistrationResult, dict]:
-    """Registration on the features of the ``--checkpoint`` model; returns the result and its settings."""
+                   moving_seg: Volume | None, device: torch.device, masks: dict,
+                   phases: Phases) -> tuple[RegistrationResult, dict]:
+    """Registration on the features of the ``--checkpoint`` model; returns the result and every
+    setting it used."""
     from .register_model import (  # noqa: I001 (Lightning loads slowly)
-        check_model_input, load_model, register_with_model, settings_with, warn_thick_slices)
-    model = load_model(args.checkpoint, device)
+        check_model_input, load_model, model_batch, settings_with, warn_thick_slices)
+    with phases.phase("model", None):
+        model = load_model(args.checkpoint, device)
     check_model_input(model, fixed)
     warn_thick_slices([fixed, moving])
     linear, transform = model.eval_solver.stages()
@@ -252,64 +252,144 @@ def _solve_learned(args: argparse.Namespace, fixed: Volume, moving: Volume, fixe
         optimizer=args.optimizer, interpolation=args.interpolation,
         similarity_options={"window": args.window} if args.window else None,
         prompt_labels=args.prompt_labels, prompt_weight=args.prompt_weight if args.prompt_labels else None)
-    result = register_with_model(model, settings, fixed, moving, fixed_seg, moving_seg, device, masks)
-    linear, transform = settings.stages()
-    used = {"transform": transform, "similarity": settings.similarity, "init": linear or "none",
-            "scales": settings.scales or model.network.scales, "iterations": list(settings.iterations)}
-    return result, used
+    described = settings.layer().describe()
+    described.update(scales=list(settings.scales or model.network.scales), iterations=list(settings.iterations),
+                     network=type(model.network).__name__)
+    batch = model_batch(fixed, moving, fixed_seg, moving_seg, device, masks)
+    progress = phases.solver_progress(sum(settings.iterations) * (2 if settings.stages()[0] else 1))
+    with torch.no_grad():
+        network = type(model.network).__name__
+        with phases.phase("features", f"computed the features ({network})", f"computing the features ({network}) ..."):
+            features = model.features(batch["fixed"], batch["moving"])
+        with phases.phase("registration", "registered"):
+            result = model.solve(batch, features, settings, callback=progress)[-1]
+            progress.close()
+    return result, described
+
+
+def sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+#: the input files of a registration, by their option
+INPUT_FILES = ("fixed", "moving", "fixed_seg", "moving_seg", "fixed_mask", "moving_mask", "fixed_landmarks",
+               "moving_landmarks")
+
+
+def provenance(args: argparse.Namespace) -> dict:
+    """How a result was made, as far as it is known before the solve: the command line, the versions,
+    the machine's threads, each input file (and the checkpoint) with its SHA-256."""
+    inputs = {name: {"path": str(getattr(args, name)), "sha256": sha256(getattr(args, name))}
+              for name in INPUT_FILES if getattr(args, name) is not None}
+    path = resolve_checkpoint(args.checkpoint) if args.checkpoint else None
+    if path is not None and path.is_file():  # else loading it says what is wrong
+        inputs["checkpoint"] = {"path": str(path), "given": str(args.checkpoint), "sha256": sha256(path)}
+    return {"command": shlex.join(getattr(args, "command_line", None) or ["lightning-reg", "register"]),
+            "versions": {name: version(name) for name in ("lightning_reg", "torch", "nibabel", "numpy")}
+            | {"python": platform.python_version()},
+            "machine": {"device": str(args.device), "threads": torch.get_num_threads(),
+                        "platform": platform.platform()},
+            "inputs": inputs}
+
+
+def _dice_before(fixed: Volume, moving: Volume, fixed_seg: Volume, moving_seg: Volume, label_mode: str,
+                 device: torch.device) -> dict:
+    """Dice and HD95 of the label maps as the headers alone align them (no registration)."""
+    header = register(fixed.data.to(device), moving.data.to(device), iterations=0, fixed_affine=fixed.affine,
+                      moving_affine=moving.affine)
+    warped = header.warp_labels(moving_seg.data.to(device), mode=label_mode).cpu()
+    scores = dice_per_label(fixed_seg.data, warped)
+    return {"dice": sum(scores.values()) / max(len(scores), 1),
+            "hd95": hd95(fixed_seg.data, warped, spacing=voxel_spacing(fixed.affine).tolist())}
+
+
+def _inverse_report(inverse: InverseField, wanted: str) -> dict:
+    """The inverse's method, residual, and whether it converged and is written; a warning when it did not converge."""
+    residual = float(inverse.residual_voxels[0])
+    converged = residual <= INVERSE_CONVERGED_VOXELS
+    written = wanted == "write" or (wanted == "converged" and converged)
+    if not converged:
+        what = "written anyway (--inverse-warp converged or skip leaves it out)" if written else "not written"
+        print(f"warning: the inverse warp did not converge: its largest residual is {residual:.2g} voxels (above "
+              f"{INVERSE_CONVERGED_VOXELS:g}) after {inverse.iterations} iterations, so 1InverseWarp.nii.gz maps some "
+              f"points wrongly (a folding or very large warp has no exact inverse there); {what}", file=sys.stderr)
+    return {"method": inverse.method, "residual_voxels": residual, "iterations": inverse.iterations,
+            "converged": converged, "written": written}
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Register, write the outputs into ``args.out``, return the metrics."""
+    """Register, write the outputs into ``args.out``, return the metrics (and ``out``)."""
     _check_options(args)
-    fixed, moving, fixed_seg, moving_seg = _load_inputs(args)
-    _check_overlap(fixed, moving)
-    masks = _load_masks(args, fixed, moving)
-    if args.fixed_landmarks is not None:  # read before the solve: a bad file costs no registration
-        fixed_points, moving_points = read_landmark_pair(args.fixed_landmarks, args.moving_landmarks, fixed.dims)
+    phases = Phases("lightning-reg register", args.quiet)
+    with _output(args).staged("lightning-reg register") as folder:  # every problem of --out before the work
+        report = _register(args, phases, folder)
+    return {**report, "out": str(args.out)}
+
+
+def _register(args: argparse.Namespace, phases: Phases, folder: Path) -> dict:
+    """Read, solve, measure and write into ``folder``; returns what ``metrics.json`` holds."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    start = time.perf_counter()
+    with phases.phase("reading", None):
+        fixed, moving, fixed_seg, moving_seg = _load_inputs(args)
+        _check_overlap(fixed, moving)
+        masks = _load_masks(args, fixed, moving)
+        if args.fixed_landmarks is not None:  # read before the solve: a bad file costs no registration
+            fixed_points, moving_points = read_landmark_pair(args.fixed_landmarks, args.moving_landmarks, fixed.dims)
+        made = provenance(args)
     solve = _solve_learned if args.checkpoint else _solve_classical
-    result, used = solve(args, fixed, moving, fixed_seg, moving_seg, args.device, masks)
-    seconds = time.perf_counter() - start
+    result, described = solve(args, fixed, moving, fixed_seg, moving_seg, args.device, masks, phases)
+    seconds = phases.seconds["registration"]
     _check_result(result, learned=bool(args.checkpoint))
 
-    warped_seg = None
-    if fixed_seg is not None:
-        warped_seg = result.warp_labels(moving_seg.data.to(args.device), mode=args.label_mode).cpu()
-    batch = {"fixed": fixed.data, "fixed_affine": fixed.affine[None]}
-    if fixed_seg is not None:
-        batch.update(fixed_seg=fixed_seg.data, moving_seg=moving_seg.data)
-    inverse = result.inverse_field()
-    (row,) = pair_rows(batch, result, seconds, warped_seg=warped_seg, inverse=inverse)
-    if args.fixed_landmarks is not None:
-        mapped = result.map_points_mm(fixed_points[None].to(result.grid.device))[0].cpu()
-        report_tre = {"before": target_registration_error(fixed_points, moving_points),
-                      "after": target_registration_error(mapped, moving_points)}
-    report = {**used, "checkpoint": str(args.checkpoint) if args.checkpoint else None,
+    inverse = None
+    if args.inverse_warp != "skip":
+        with phases.phase("inverse", "inverted the warp", "inverting the warp ..."):
+            inverse = result.inverse_field()
+    with phases.phase("metrics", "measured"):
+        warped_seg = None
+        if fixed_seg is not None:
+            warped_seg = result.warp_labels(moving_seg.data.to(args.device), mode=args.label_mode).cpu()
+        batch = {"fixed": fixed.data, "fixed_affine": fixed.affine[None]}
+        if fixed_seg is not None:
+            batch.update(fixed_seg=fixed_seg.data, moving_seg=moving_seg.data)
+        (row,) = pair_rows(batch, result, seconds, warped_seg=warped_seg, inverse=inverse)
+        before = None if fixed_seg is None else \
+            _dice_before(fixed, moving, fixed_seg, moving_seg, args.label_mode, args.device)
+    linear, transform = stages(described["transform"])
+    report = {"transform": transform, "similarity": described["similarity"], "init": linear or "none",
+              "scales": described["scales"], "iterations": described["iterations"],
+              "checkpoint": str(args.checkpoint) if args.checkpoint else None,
               "prompt_labels": args.prompt_labels or [], "prompt_weight": args.prompt_weight,
               "masks": {"fixed": args.fixed_mask and str(args.fixed_mask),
                         "moving": args.moving_mask and str(args.moving_mask)},
               "folding_percent": row["folding_percent"], "ndv_percent": row["ndv_percent"], "sdlogj": row["sdlogj"],
-              "seconds": seconds,
-              "stationarity": float(result.stationarity[0]),
-              "label_mode": args.label_mode if fixed_seg is not None else None,
-              "inverse": {"method": inverse.method, "residual_voxels": float(inverse.residual_voxels[0]),
-                          "iterations": inverse.iterations},
-              "inverse_consistency_mm": {"mean": row["inverse_consistency_mm"],
-                                         "p95": row["inverse_consistency_p95_mm"]}}
+              "seconds": seconds, "stationarity": float(result.stationarity[0]),
+              "label_mode": args.label_mode if fixed_seg is not None else None}
+    if inverse is not None:
+        report["inverse"] = _inverse_report(inverse, args.inverse_warp)
+        report["inverse_consistency_mm"] = {"mean": row["inverse_consistency_mm"],
+                                            "p95": row["inverse_consistency_p95_mm"]}
     if args.fixed_landmarks is not None:
-        report["tre_mm"] = report_tre
+        mapped = result.map_points_mm(fixed_points[None].to(result.grid.device))[0].cpu()
+        report["tre_mm"] = {"before": target_registration_error(fixed_points, moving_points),
+                            "after": target_registration_error(mapped, moving_points)}
     if fixed_seg is not None:
-        report.update(dice=row["dice"], hd95=row["hd95"],
+        report.update(dice=row["dice"], dice_before=before["dice"], hd95=row["hd95"], hd95_before=before["hd95"],
                       dice_per_label={key[len("dice_"):]: value for key, value in row.items()
                                       if key.startswith("dice_")})
-    with _output(args).staged("lightning-reg register") as folder:
+    with phases.phase("writing", "wrote the results"):
         save_volume(result.warp(moving.data.to(args.device))[0], fixed, folder / "warped.nii.gz")
         save_itk_displacement(result.displacement_mm()[0], fixed, folder / "warp.nii.gz")
-        save_ants_transforms(result, inverse, fixed, folder)
+        written = inverse is not None and report["inverse"]["written"]
+        save_ants_transforms(result, inverse if written else None, fixed, folder)
         if warped_seg is not None:
             save_volume(warped_seg[0], fixed, folder / "warped_seg.nii.gz", kind="label")
-        write_text(folder / "metrics.json", json.dumps(report, indent=2))
+    report.update(solver=described, **made, seconds_per_phase=dict(phases.seconds))
+    write_text(folder / "metrics.json", json.dumps(report, indent=2))
     return report

@@ -12,7 +12,7 @@ import torch
 from ..errors import InputError
 from ..io import Volume
 from ..models import resolve_checkpoint
-from ..solver import RegistrationResult, normalize_intensities
+from ..solver import normalize_intensities
 from ..solver.spatial import voxel_spacing
 from ..training.module import RegistrationModule
 from ..training.solver_settings import SolverSettings
@@ -74,11 +74,10 @@ def check_model_input(model: RegistrationModule, fixed: Volume) -> None:
               f"the features the model learned", file=sys.stderr)
 
 
-def register_with_model(model: RegistrationModule, settings: SolverSettings, fixed: Volume, moving: Volume,
-                        fixed_seg: Volume | None, moving_seg: Volume | None,
-                        device: torch.device, masks: dict | None = None) -> RegistrationResult:
-    """Solve one pair on the model's features; intensities mapped to [0, 1] as in training;
-    ``masks``: optional ``fixed_mask``/``moving_mask`` ``[1, 1, *S]`` (cost-function masks)."""
+def model_batch(fixed: Volume, moving: Volume, fixed_seg: Volume | None, moving_seg: Volume | None,
+                device: torch.device, masks: dict | None = None) -> dict:
+    """One pair as the model takes it: intensities mapped to [0, 1] as in training, affines, label
+    maps, and ``masks`` (optional ``fixed_mask``/``moving_mask`` ``[1, 1, *S]``, cost-function masks)."""
     batch = {"fixed": normalize_intensities(fixed.data.to(device)),
              "moving": normalize_intensities(moving.data.to(device)),
              "fixed_affine": fixed.affine[None].float().to(device),
@@ -86,5 +85,4 @@ def register_with_model(model: RegistrationModule, settings: SolverSettings, fix
     if fixed_seg is not None and moving_seg is not None:
         batch.update(fixed_seg=fixed_seg.data.to(device), moving_seg=moving_seg.data.to(device))
     batch.update({name: mask.to(device) for name, mask in (masks or {}).items() if mask is not None})
-    with torch.no_grad():
-        return model.register(batch, settings)[-1]
+    return batch

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> dict:
             raise InputError(f"every run failed (last: {last_error(folder, best)})")
     return {"sweep": name, "runs": len(runs), "finished": sum(run.finished for run in runs), "metric": metric,
             "best": {"run": best.run_id, **best.parameters, metric: best.metrics.get(metric)},
-            "summary": str(final / paths["markdown"].name), "plot": str(final / paths["plot"].name)}
+            "summary": str(final / paths["markdown"].name), "plot": str(final / paths["plot"].name), "out": str(final)}
 
 
 def _run_all(config: dict, args: argparse.Namespace, folder: Path, name: str) -> list[SweepRun]:

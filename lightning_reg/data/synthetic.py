@@ -123,7 +123,9 @@ def write_demo_pair(folder: str, shape: Sequence[int] = (64, 72, 56), magnitude:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m lightning_reg.data.synthetic [FOLDER] [--overwrite]``: write the demo pair."""
-    from ..errors import OneLineParser, report
+    import sys
+
+    from ..errors import OneLineParser, interrupted, report
 
     parser = OneLineParser(prog="python -m lightning_reg.data.synthetic", description=write_demo_pair.__doc__)
     parser.add_argument("folder", nargs="?", default="demo")
@@ -131,10 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         paths = write_demo_pair(args.folder, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        return interrupted(parser.prog, "nothing half-written was left")
     except Exception as error:
         return report(error, parser.prog)
     for name, path in paths.items():
         print(f"{name}: {path}")
+    print(f"{parser.prog}: wrote {args.folder}", file=sys.stderr)
     return 0
 
 

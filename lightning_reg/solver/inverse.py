@@ -32,6 +32,10 @@ from .spatial import (
 )
 from .transforms import SVF, SyN, Transform
 
+#: an inverse whose largest residual is above this many voxels did not converge (folding, or a warp
+#: too large for the fixed-point iteration): it maps some points wrongly, and a result file says so
+INVERSE_CONVERGED_VOXELS = 0.1
+
 
 @dataclass
 class InverseField:

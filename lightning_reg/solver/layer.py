@@ -3,6 +3,7 @@ one loop over scales, which ``register`` (``register.py``) runs on images."""
 from __future__ import annotations
 
 import copy
+import inspect
 import time
 from dataclasses import replace
 from typing import Sequence
@@ -92,6 +93,7 @@ class RegistrationLayer(torch.nn.Module):
         make_transform(self.transform_name, **self.transform_options)  # unknown names and options fail here
         self.similarity = make_similarity(similarity, **(similarity_options or {}))
         self.regularizer = get_regularizer(regularizer, regularizer_weight)
+        self.regularizer_name = None if self.regularizer is None else regularizer
         self.regularizer_weight = float(regularizer_weight)
         self.scales = None if scales is None else check_scales(scales)
         self.iterations = iterations
@@ -107,6 +109,24 @@ class RegistrationLayer(torch.nn.Module):
         return (f"transform={plan!r}, similarity={self.similarity.name!r}, "
                 f"scales={self.scales}, iterations={self.iterations}, backward={self.settings.mode!r}, "
                 f"optimizer={self.optimizer!r}, interpolation={self.interpolation!r}")
+
+    def describe(self) -> dict:
+        """Every setting this layer solves with, the defaults of its transforms and similarity filled
+        in (what a result file records): plain JSON values."""
+        described = {"transform": self.transform_name if self.linear_name is None else
+                     f"{self.linear_name}+{self.transform_name}",
+                     "transform_options": _constructor_settings(make_transform(self.transform_name,
+                                                                               **self.transform_options)),
+                     "similarity": self.similarity.name, "similarity_options": _constructor_settings(self.similarity),
+                     "regularizer": self.regularizer_name, "regularizer_weight": self.regularizer_weight,
+                     "optimizer": self.optimizer, "interpolation": self.interpolation,
+                     "scales": None if self.scales is None else list(self.scales),
+                     "iterations": self.iterations if isinstance(self.iterations, (int, float)) else
+                     list(self.iterations), "tolerance": self.tolerance, "patience": self.patience,
+                     "backward": dict(vars(self.settings))}
+        if self.linear_name is not None:
+            described["init_options"] = _constructor_settings(make_transform(self.linear_name))
+        return described
 
     @outside_inference_mode
     def forward(self, fixed_features: Sequence[torch.Tensor], moving_features: Sequence[torch.Tensor], *,
@@ -260,3 +280,10 @@ def _affine(affine: torch.Tensor | None, batch: int, dims: int, device) -> torch
 def _level_frames(frames: Frames, reference: Sequence[int], level_shape: Sequence[int]) -> Frames:
     """``frames`` of the ``reference`` grid with the fixed affine of a coarser grid over the same field of view."""
     return replace(frames, fixed_affine=rescaled_affine(frames.fixed_affine, reference, level_shape))
+
+
+def _constructor_settings(instance) -> dict:
+    """The arguments of ``instance``'s constructor as the instance holds them (its defaults included)."""
+    parameters = inspect.signature(type(instance).__init__).parameters.values()
+    return {parameter.name: getattr(instance, parameter.name, parameter.default) for parameter in parameters
+            if parameter.name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)}

@@ -1,19 +1,20 @@
 """Lightning callbacks: the validation picture of one pair, saved as PNG and logged to W&B; the
 final metrics of a run as JSON; a checkpoint when training is interrupted (Ctrl-C); the NIfTI files
-of ``lightning-reg predict``."""
+of ``lightning-reg predict``; progress as plain lines for logs."""
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import sys
+import time
 from pathlib import Path
 
 import lightning as L
 import nibabel as nib
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.utilities import rank_zero_info
 
 from ..evaluation import pair_id
 from ..io import Volume, save_itk_displacement, save_volume
@@ -78,18 +79,24 @@ class MetricsFile(L.Callback):
 class InterruptCheckpoint(L.Callback):
     """On Ctrl-C during ``fit``, save the state of that moment as ``interrupted.ckpt`` beside the
     other checkpoints (``last.ckpt`` stays the end of the last complete epoch, from which
-    ``--ckpt_path last`` resumes exactly). Lightning then closes the loggers and exits."""
+    ``--ckpt_path last`` resumes exactly). Lightning then closes the loggers and exits; what happened
+    is kept in :attr:`interrupted` for the command's one line."""
 
     FILENAME = "interrupted.ckpt"
+    #: after Ctrl-C in any stage: what was kept (empty when nothing was), else ``None``
+    interrupted: str | None = None
 
     def on_exception(self, trainer: L.Trainer, pl_module, exception: BaseException) -> None:
-        if not isinstance(exception, KeyboardInterrupt) or trainer.state.fn != "fit" or trainer.global_step == 0:
+        if not isinstance(exception, KeyboardInterrupt):
+            return
+        InterruptCheckpoint.interrupted = ""
+        if trainer.state.fn != "fit" or trainer.global_step == 0:
             return
         folders = [callback.dirpath for callback in trainer.checkpoint_callbacks if getattr(callback, "dirpath", None)]
         path = Path(folders[0] if folders else run_directory(trainer) / "checkpoints") / self.FILENAME
         trainer.save_checkpoint(path)
-        rank_zero_info(f"interrupted: the state at step {trainer.global_step} is saved in {path}")
-
+        InterruptCheckpoint.interrupted = (f"the state at step {trainer.global_step} is in {path}; --ckpt_path last "
+                                           f"resumes from the last complete epoch")
 
 
 def fixed_reference(batch: dict, index: int) -> Volume:
@@ -118,28 +125,27 @@ class NiftiPredictionWriter(BasePredictionWriter):
         super().__init__(write_interval="batch")
         self.overwrite = overwrite
         self.staging: Path | None = None
-
-    def _output(self, trainer) -> OutputFolder:
-        return OutputFolder(run_directory(trainer) / "predictions", self.overwrite, flag="the predictions folder")
+        self.output: OutputFolder | None = None
 
     def on_predict_start(self, trainer, pl_module) -> None:
-        output = self._output(trainer)
-        output.check()  # on every process, so that all of them stop alike
-        staging = output.folder.with_name(self.STAGING)
+        self.output = OutputFolder(run_directory(trainer) / "predictions", self.overwrite,
+                                   flag="the predictions folder")
+        self.output.check()  # on every process, so that all of them stop alike
+        staging = self.output.folder.with_name(self.STAGING)
         if trainer.is_global_zero:
-            output.begin("lightning-reg predict", staging)
+            self.output.begin("lightning-reg predict", staging)
         trainer.strategy.barrier()
         self.staging = staging
 
     def on_predict_end(self, trainer, pl_module) -> None:
         trainer.strategy.barrier()
         if trainer.is_global_zero and self.staging is not None:
-            self._output(trainer).commit(self.staging)
+            self.output.commit(self.staging)
         self.staging = None
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if trainer.is_global_zero and self.staging is not None:
-            shutil.rmtree(self.staging, ignore_errors=True)
+            self.output.failed(self.staging, exception)  # removes the staging folder; Lightning re-raises
         self.staging = None
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
@@ -158,3 +164,65 @@ class NiftiPredictionWriter(BasePredictionWriter):
             save_itk_displacement(displacement[index], reference, folder / "warp.nii.gz")
             if warped_seg is not None:
                 save_volume(warped_seg[index], reference, folder / "warped_seg.nii.gz", kind="label")
+
+
+class LogLines(ProgressBar):
+    """Lightning's progress for a log file or a pipe: plain lines (no carriage returns) on stderr, the
+    training steps every ``every`` steps and at each epoch's end with the bar's metrics, and one line
+    per evaluation (validation, test, predict) with its pairs and seconds. The CLI uses it when stderr
+    is not a terminal; on a terminal, Lightning's bar."""
+
+    def __init__(self, every: int = 50) -> None:
+        super().__init__()
+        self.every = int(every)
+        self._enabled = True
+        self._start = time.perf_counter()
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def _say(self, trainer: L.Trainer, text: str) -> None:
+        if self._enabled and trainer.is_global_zero:
+            print(text, file=sys.stderr, flush=True)
+
+    def _metrics(self, trainer: L.Trainer, pl_module) -> str:
+        shown = {key: value for key, value in self.get_metrics(trainer, pl_module).items() if key != "v_num"}
+        return ", ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+                         for key, value in shown.items())
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        total = self.total_train_batches
+        if (batch_idx + 1) % self.every == 0 and batch_idx + 1 != total:
+            self._say(trainer, f"epoch {trainer.current_epoch}: step {batch_idx + 1}/{total} "
+                               f"({time.perf_counter() - self._start:.0f} s): {self._metrics(trainer, pl_module)}")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
+        self._say(trainer, f"epoch {trainer.current_epoch}: {self.total_train_batches} steps "
+                           f"({time.perf_counter() - self._start:.0f} s): {self._metrics(trainer, pl_module)}")
+
+    def _evaluation_start(self, trainer: L.Trainer, pl_module) -> None:
+        self._evaluation_started = time.perf_counter()
+
+    on_validation_start = on_test_start = on_predict_start = _evaluation_start
+
+    def _evaluation_end(self, trainer: L.Trainer, what: str, batches) -> None:
+        if trainer.sanity_checking:
+            return
+        total = batches if isinstance(batches, (int, float)) else sum(batches)
+        self._say(trainer, f"{what}: {total:g} batches ({time.perf_counter() - self._evaluation_started:.0f} s)")
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module) -> None:
+        if trainer.state.fn == "validate":  # during fit, the epoch's line says it
+            self._evaluation_end(trainer, "validation", self.total_val_batches)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module) -> None:
+        self._evaluation_end(trainer, "test", trainer.num_test_batches)
+
+    def on_predict_end(self, trainer: L.Trainer, pl_module) -> None:
+        self._evaluation_end(trainer, "predict", trainer.num_predict_batches)

@@ -3,6 +3,7 @@ evaluation metrics and the per-pair test table."""
 from __future__ import annotations
 
 import io
+import math
 import time
 import warnings
 from dataclasses import asdict, is_dataclass
@@ -20,6 +21,7 @@ from ..models import bundled_path
 from ..nn import FeatureNetwork, UNet
 from ..solver import Masks, Prompt, RegistrationLayer, RegistrationResult, label_prompt
 from ..solver.checks import check_number
+from ..solver.optimize import Callback
 from ..solver.pyramid import source_levels
 from ..solver.result import LABEL_MODE
 from .checkpoints import check_trusted, read_checkpoint
@@ -116,12 +118,13 @@ class RegistrationModule(L.LightningModule):
         return self.solve(batch, self.features(batch["fixed"], batch["moving"]), settings or self.eval_solver, levels)
 
     def solve(self, batch: dict, features: tuple[list[torch.Tensor], list[torch.Tensor]], settings: SolverSettings,
-              levels: int | None = None) -> list[RegistrationResult]:
-        """:meth:`register` on the feature pyramids of ``batch`` (from :meth:`features`)."""
+              levels: int | None = None, callback: Callback | None = None) -> list[RegistrationResult]:
+        """:meth:`register` on the feature pyramids of ``batch`` (from :meth:`features`); ``callback``:
+        the solver's, after every iteration."""
         results = self._layer(settings)(*features, feature_scales=self.network.scales, levels=levels,
                                         fixed_affine=batch.get("fixed_affine"),
                                         moving_affine=batch.get("moving_affine"), prompts=self.prompts(batch, settings),
-                                        masks=self.masks(batch))
+                                        masks=self.masks(batch), callback=callback)
         return [result.resized(batch["fixed"].shape[2:]) for result in results]
 
     def _layer(self, settings: SolverSettings) -> RegistrationLayer:
@@ -270,8 +273,14 @@ class RegistrationModule(L.LightningModule):
             raise ValueError(f"{type(self.network).__name__} has no weights to train; evaluate it with "
                              f"lightning-reg validate/test instead of fit")
         optimizer = torch.optim.AdamW(parameters, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        schedule = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=total, power=self.hparams.poly_power)
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):  # max_epochs -1 and no max_steps: until stopped, so no end to decay to
+            warnings.warn(f"training has no end (--trainer.max_epochs {self.trainer.max_epochs}, no max_steps), so "
+                          f"the learning rate stays at --model.lr {self.hparams.lr:g}; set --trainer.max_steps or "
+                          f"max_epochs for its polynomial decay", stacklevel=2)
+            return optimizer
+        schedule = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=max(int(total), 1),
+                                                         power=self.hparams.poly_power)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # -------------------------------------------------------------------------------- evaluation

@@ -45,7 +45,9 @@ def test_register_writes_outputs_in_fixed_space(registered, nifti_pair):
     assert report["inverse"]["method"] == "fixed-point" and report["inverse"]["residual_voxels"] < 0.01
     consistency = report["inverse_consistency_mm"]
     assert 0 < consistency["mean"] <= consistency["p95"] and consistency["mean"] < 0.25
-    assert "it/s" in done.stderr  # the progress bar
+    # progress: stderr is a pipe here, so plain lines (one per level, one per step), no bar's carriage returns
+    assert "  level 1: " in done.stderr and "lightning-reg register: registered (" in done.stderr
+    assert "\r" not in done.stderr and done.stderr.strip().splitlines()[-1] == f"lightning-reg register: wrote {out}"
 
 
 def _dice(a, b):

@@ -9,6 +9,7 @@ import pytest
 from helpers import lightning_reg
 
 from lightning_reg.cli import main
+from lightning_reg.cli.register import sha256
 from lightning_reg.data import SyntheticDataModule
 from lightning_reg.solver import LEARNED
 
@@ -52,6 +53,9 @@ def test_register_with_a_checkpoint_uses_the_model_and_takes_test_time_options(t
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert report["checkpoint"] == str(checkpoint)
+    assert report["inputs"]["checkpoint"]["sha256"] == sha256(checkpoint)  # how it was made
+    assert {"features", "registration"} <= set(report["seconds_per_phase"])
+    assert report["solver"]["network"] and report["solver"]["backward"]["mode"] == "jfb"
     assert (report["transform"], report["similarity"], report["iterations"]) == ("freeform", LEARNED.similarity,
                                                                                  [5, 5, 5])
     warped = nib.load(tmp_path / "out" / "warped.nii.gz")

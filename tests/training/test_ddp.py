@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import lightning_reg
+from helpers import lightning_reg, written_folder
 
 #: tiny synthetic runs; 5 test pairs split 3 + 2 over two processes
 TINY = ["--data.shape", "[32,32]", "--data.train_pairs", "4", "--data.val_pairs", "2", "--data.test_pairs", "5",
@@ -25,12 +25,11 @@ def run_folders(folder: Path) -> set[Path]:
 
 
 def command(arguments: list, folder: Path, metrics: Path) -> Path:
-    """Run ``lightning-reg ARGUMENTS``; its new run folder (one per command, by process 0)."""
-    before = run_folders(folder)
+    """Run ``lightning-reg ARGUMENTS``; the run folder it wrote into (one per command, by process
+    0), as its last line names it."""
     done = lightning_reg(arguments, folder, LIGHTNING_REG_METRICS=str(metrics))
     assert done.returncode == 0, done.stderr[-3000:]
-    (created,) = run_folders(folder) - before
-    return created
+    return written_folder(done, folder)
 
 
 def csv_rows(run: Path) -> list[dict]:
@@ -61,6 +60,7 @@ def test_testing_on_two_processes_equals_one_process(ddp_run):
     for name, options in {"two": [], "one": ONE, "two in batches of 4": ["--data.batch_size", "4"]}.items():
         metrics_file = folder / f"{name}.json"
         run = command([*base, *options], folder, metrics_file)
+        assert run != ddp_run and run.parent == ddp_run.parent  # a run of its own, named on the last line
         results[name] = json.loads(metrics_file.read_text()), csv_rows(run)
     one_metrics, one_rows = results["one"]
     ids = [row["id"] for row in one_rows]

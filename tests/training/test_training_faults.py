@@ -99,17 +99,21 @@ def test_divergence_stops_with_one_line_and_keeps_finite_checkpoints(tmp_path, l
         assert path.name in last or "last.ckpt" in last
 
 
-def test_ctrl_c_saves_a_checkpoint_and_closes_the_wandb_run(tmp_path):
-    """Ctrl-C once the first epoch's ``last.ckpt`` exists, so that training steps were taken whatever
-    the machine's load (a fixed sleep was not enough on a busy machine)."""
+def test_ctrl_c_saves_a_checkpoint_closes_the_wandb_run_and_says_so_in_one_line(tmp_path):
+    """Ctrl-C (exit 130, as a shell reports it) once the first epoch's ``last.ckpt`` exists, so that
+    training steps were taken whatever the machine's load (a fixed sleep was not enough on a busy machine)."""
     process = _start(["fit", *TINY, "--data.train_pairs", "6", "--trainer.max_epochs", "50"], tmp_path)
     deadline = time.time() + 300
     while time.time() < deadline and not list(tmp_path.glob("runs/lightning-reg/*/checkpoints/last.ckpt")):
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, error = process.communicate(timeout=120)
-    assert process.returncode == 1 and "Detected KeyboardInterrupt" in error, error[-3000:]
+    last = error.strip().splitlines()[-1]
+    assert process.returncode == 130 and "Traceback" not in error, error[-3000:]
+    assert last.startswith("lightning-reg fit: interrupted (Ctrl-C); the state at step ") and "--ckpt_path last" in last
+    assert "Detected KeyboardInterrupt" not in error  # Lightning's notice: the one line says it
     run = _runs(tmp_path)[0]
+    assert str(Path("runs") / "lightning-reg" / run.name / "checkpoints" / "interrupted.ckpt") in last
     saved = _checkpoint(run / "checkpoints" / "interrupted.ckpt")
     assert 6 <= saved["global_step"] < 300
     offline = next((tmp_path / "runs" / "wandb").glob(f"offline-run-*-{run.name}"))
