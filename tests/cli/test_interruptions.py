@@ -27,10 +27,17 @@ def _arguments(pair: dict[str, Path], out: Path, *extra) -> list[str]:
             "--moving-seg", pair["moving_seg"], "--out", out, *extra]
 
 
+def _as_from_a_terminal() -> None:
+    """Ctrl-C's default disposition in the child: a pytest-xdist worker may ignore SIGINT, and an
+    ignored signal stays ignored across exec (Python then installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(arguments, folder: Path) -> subprocess.Popen:
     environment = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true")
     return subprocess.Popen([sys.executable, "-m", "lightning_reg.cli", *map(str, arguments)], cwd=folder,
-                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_from_a_terminal)
 
 
 def _one_line(code: int, error: str, expected_code: int, *expected: str) -> None:

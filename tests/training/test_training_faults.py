@@ -21,10 +21,17 @@ TINY = ["--data.shape", "[32,32]", "--data.val_pairs", "1", "--data.test_pairs",
         "--trainer.enable_progress_bar", "false", "--model.train_solver.iterations", "[5,5,5]"]
 
 
+def _as_from_a_terminal() -> None:
+    """Ctrl-C's default disposition in the child: a pytest-xdist worker may ignore SIGINT, and an
+    ignored signal stays ignored across exec (Python then installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(arguments, folder: Path) -> subprocess.Popen:
     environment = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true")
     return subprocess.Popen([sys.executable, "-m", "lightning_reg.cli", *map(str, arguments)], cwd=folder,
-                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_from_a_terminal)
 
 
 def _runs(folder: Path) -> list[Path]:
