@@ -85,7 +85,7 @@ def _entries(folder: Path) -> list[str]:
 
 def _recorded(folder: Path) -> set[str] | None:
     """The files the marker of ``folder`` lists, or ``None`` when it lists none (no marker, a marker
-    of lightning-reg 0.2.0 or earlier, or one that cannot be read)."""
+    of an earlier lightning-reg, or one that cannot be read)."""
     try:
         files = json.loads((folder / MARKER).read_text()).get("files")
     except (OSError, ValueError, AttributeError):
@@ -181,7 +181,7 @@ class OutputFolder:
                              f"file), so --overwrite will not delete it: choose a new folder or empty it yourself")
         foreign = foreign_entries(self.folder)
         if foreign:
-            older = " (written by lightning-reg 0.2.0 or earlier, which did not list its files)" \
+            older = " (written by an earlier lightning-reg, which did not list its files)" \
                 if _recorded(self.folder) is None else ""
             raise InputError(f"{self.flag} {self.folder} holds what lightning-reg did not write there{older}: "
                              f"{', '.join(foreign[:8])}{' ...' if len(foreign) > 8 else ''}; --overwrite replaces "
