@@ -2,8 +2,12 @@
 solver with the same settings; its correction is trainable, so training can move away from it."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
+from helpers import lightning_reg
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.nn import ResidualFeatures
@@ -39,3 +43,20 @@ def test_the_correction_starts_at_zero_and_is_trainable():
     with torch.no_grad():
         output.bias.add_(0.1)
     assert not torch.allclose(network(image)[0], image)
+
+
+def test_a_short_training_run_rises_above_the_classical_start(tmp_path):
+    """``configs/residual2d.yaml`` as a user runs it: ``validate`` untrained gives the classical
+    solver's Dice; four epochs of 64 synthetic pairs raise it (measured on one thread: 0.511 to 0.592)."""
+    config = Path(__file__).resolve().parents[2] / "configs" / "residual2d.yaml"
+    data = ["--data.shape", "[64,64]", "--data.val_pairs", "16", "--trainer.enable_progress_bar", "false"]
+    scores = []
+    for command in (["validate"], ["fit", "--data.train_pairs", "64", "--trainer.max_epochs", "4"]):
+        folder = tmp_path / command[0]
+        folder.mkdir()
+        metrics = folder / "metrics.json"
+        done = lightning_reg([*command, "--config", config, *data], folder, LIGHTNING_REG_METRICS=str(metrics))
+        assert done.returncode == 0, done.stderr[-3000:]
+        scores.append(json.loads(metrics.read_text())["val/dice"])
+    start, trained = scores
+    assert trained > start + 0.04, scores
