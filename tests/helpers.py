@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,21 @@ def lightning_reg(arguments, folder: Path, **environment: str) -> subprocess.Com
     return subprocess.run([sys.executable, "-m", "lightning_reg.cli", *map(str, arguments)], cwd=folder,
                           env=environment, capture_output=True, text=True, timeout=600, check=False)
 
+
+
+def _as_from_a_terminal() -> None:
+    """Ctrl-C's default disposition in the child: a pytest-xdist worker may ignore SIGINT, and an
+    ignored signal stays ignored across exec (Python then installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_lightning_reg(arguments, folder: Path) -> subprocess.Popen:
+    """``lightning-reg ARGUMENTS`` started in ``folder`` as from a terminal (W&B offline), not waited
+    for: for tests that signal or kill it."""
+    environment = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true")
+    return subprocess.Popen([sys.executable, "-m", "lightning_reg.cli", *map(str, arguments)], cwd=folder,
+                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_from_a_terminal)
 
 
 def written_folder(done: subprocess.CompletedProcess, folder: Path) -> Path:

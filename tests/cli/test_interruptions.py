@@ -4,7 +4,6 @@ a race, a signal or a kill is the point)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,30 +13,19 @@ from pathlib import Path
 import nibabel as nib
 import pytest
 import torch
-from helpers import lightning_reg
+from helpers import lightning_reg, start_lightning_reg
 
 from lightning_reg.cli.register import sha256
 from lightning_reg.output_files import MARKER
 
 FAST = ["--scales", "2", "1", "--iterations", "4", "2", "--quiet"]
+#: a registration that would take minutes: a run to interrupt, or one whose refusal must come first
+ENDLESS = ["--iterations", "100000", "--tolerance", "0", "--quiet"]
 
 
 def _arguments(pair: dict[str, Path], out: Path, *extra) -> list[str]:
     return ["register", "--fixed", pair["fixed"], "--moving", pair["moving"], "--fixed-seg", pair["fixed_seg"],
             "--moving-seg", pair["moving_seg"], "--out", out, *extra]
-
-
-def _as_from_a_terminal() -> None:
-    """Ctrl-C's default disposition in the child: a pytest-xdist worker may ignore SIGINT, and an
-    ignored signal stays ignored across exec (Python then installs no KeyboardInterrupt handler)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _start(arguments, folder: Path) -> subprocess.Popen:
-    environment = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true")
-    return subprocess.Popen([sys.executable, "-m", "lightning_reg.cli", *map(str, arguments)], cwd=folder,
-                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_as_from_a_terminal)
 
 
 def _one_line(code: int, error: str, expected_code: int, *expected: str) -> None:
@@ -92,8 +80,9 @@ def test_two_runs_into_one_new_folder_the_first_wins_and_the_second_is_refused(t
     """Two real processes started together; both pass the check that the folder is new (both staging
     folders exist while neither has finished), so the refusal comes from the final rename."""
     out = tmp_path / "out"
-    processes = [_start(_arguments(pair, out, "--scales", "2", "1", "--iterations", "400", str(200 + index),
-                                   "--tolerance", "0", "--quiet"), tmp_path) for index in range(2)]
+    processes = [start_lightning_reg(_arguments(pair, out, "--scales", "2", "1", "--iterations", "400",
+                                                str(200 + index), "--tolerance", "0", "--quiet"), tmp_path)
+                 for index in range(2)]
     deadline = time.time() + 120
     while len(list(tmp_path.glob(".out.partial-*"))) < 2 and time.time() < deadline:
         assert not out.exists(), "the first run finished before the second began: give them more work"
@@ -109,14 +98,13 @@ def test_two_runs_into_one_new_folder_the_first_wins_and_the_second_is_refused(t
 def test_path_problems_of_out_are_found_before_the_work(tmp_path, pair):
     """An iteration count that would take minutes: the answer comes at once, so it came first."""
     (tmp_path / "afile").write_text("a file")
-    endless = ["--iterations", "100000", "--tolerance", "0", "--quiet"]
     started = time.perf_counter()
-    done = lightning_reg(_arguments(pair, tmp_path / "afile" / "sub", *endless), tmp_path)
+    done = lightning_reg(_arguments(pair, tmp_path / "afile" / "sub", *ENDLESS), tmp_path)
     _one_line(done.returncode, done.stderr, 2, "afile is a file, not a folder")
     assert time.perf_counter() - started < 60
     loop = tmp_path / "loop"
     loop.symlink_to(loop)
-    done = lightning_reg(_arguments(pair, loop / "out", *endless), tmp_path)
+    done = lightning_reg(_arguments(pair, loop / "out", *ENDLESS), tmp_path)
     _one_line(done.returncode, done.stderr, 2, "loop of symbolic links")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["afile", "inputs", "loop", "notes.txt"]
 
@@ -134,7 +122,7 @@ def test_an_input_that_is_a_loop_of_links_is_one_line(tmp_path, pair):
 
 def test_ctrl_c_during_register_is_one_line_exit_130_and_leaves_nothing(tmp_path, pair):
     out = tmp_path / "out"
-    process = _start(_arguments(pair, out, "--iterations", "100000", "--tolerance", "0", "--quiet"), tmp_path)
+    process = start_lightning_reg(_arguments(pair, out, *ENDLESS), tmp_path)
     _wait_for(".out.partial-*", tmp_path, process)
     time.sleep(1.0)  # inside the solve
     process.send_signal(signal.SIGINT)
@@ -145,7 +133,7 @@ def test_ctrl_c_during_register_is_one_line_exit_130_and_leaves_nothing(tmp_path
 
 def test_a_staging_folder_left_by_a_killed_run_is_removed_by_the_next(tmp_path, pair):
     out = tmp_path / "out"
-    process = _start(_arguments(pair, out, "--iterations", "100000", "--tolerance", "0", "--quiet"), tmp_path)
+    process = start_lightning_reg(_arguments(pair, out, *ENDLESS), tmp_path)
     (staging,) = _wait_for(".out.partial-*", tmp_path, process)
     (staging / "warped.nii.gz").write_bytes(b"half a file")
     process.send_signal(signal.SIGKILL)

@@ -5,33 +5,17 @@ and predictions are not overwritten without asking (a file damaged mid-training:
 ``tests/data/test_damaged_files.py``)."""
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from helpers import lightning_reg, wandb_exit_code
+from helpers import lightning_reg, start_lightning_reg, wandb_exit_code
 
 TINY = ["--data.shape", "[32,32]", "--data.val_pairs", "1", "--data.test_pairs", "2",
         "--trainer.enable_progress_bar", "false", "--model.train_solver.iterations", "[5,5,5]"]
-
-
-def _as_from_a_terminal() -> None:
-    """Ctrl-C's default disposition in the child: a pytest-xdist worker may ignore SIGINT, and an
-    ignored signal stays ignored across exec (Python then installs no KeyboardInterrupt handler)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _start(arguments, folder: Path) -> subprocess.Popen:
-    environment = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true")
-    return subprocess.Popen([sys.executable, "-m", "lightning_reg.cli", *map(str, arguments)], cwd=folder,
-                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_as_from_a_terminal)
 
 
 def _runs(folder: Path) -> list[Path]:
@@ -58,7 +42,7 @@ def test_a_run_killed_mid_epoch_resumes_from_last_with_the_same_steps_and_pairs(
     reference = _checkpoint(_runs(whole)[0] / "checkpoints" / "last.ckpt")
     assert (reference["epoch"], reference["global_step"]) == (2, 18)
 
-    process = _start(fit, killed)
+    process = start_lightning_reg(fit, killed)
     deadline = time.time() + 300
     while time.time() < deadline and not list(killed.glob("runs/lightning-reg/*/checkpoints/last.ckpt")):
         time.sleep(0.05)
@@ -109,7 +93,7 @@ def test_divergence_stops_with_one_line_and_keeps_finite_checkpoints(tmp_path, l
 def test_ctrl_c_saves_a_checkpoint_closes_the_wandb_run_and_says_so_in_one_line(tmp_path):
     """Ctrl-C (exit 130, as a shell reports it) once the first epoch's ``last.ckpt`` exists, so that
     training steps were taken whatever the machine's load (a fixed sleep was not enough on a busy machine)."""
-    process = _start(["fit", *TINY, "--data.train_pairs", "6", "--trainer.max_epochs", "50"], tmp_path)
+    process = start_lightning_reg(["fit", *TINY, "--data.train_pairs", "6", "--trainer.max_epochs", "50"], tmp_path)
     deadline = time.time() + 300
     while time.time() < deadline and not list(tmp_path.glob("runs/lightning-reg/*/checkpoints/last.ckpt")):
         time.sleep(0.05)
@@ -129,7 +113,7 @@ def test_ctrl_c_saves_a_checkpoint_closes_the_wandb_run_and_says_so_in_one_line(
 
 def test_runs_started_together_in_one_folder_get_their_own_run_folders(tmp_path):
     fit = ["fit", *TINY, "--data.train_pairs", "1", "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "0"]
-    processes = [_start(fit, tmp_path) for _ in range(2)]
+    processes = [start_lightning_reg(fit, tmp_path) for _ in range(2)]
     for process in processes:
         _, error = process.communicate(timeout=300)
         assert process.returncode == 0, error[-3000:]
