@@ -37,9 +37,10 @@ class Phases:
             self.say(starting)
         start = time.perf_counter()
         yield
-        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
         if what is not None:
-            self.say(f"{what} ({time.perf_counter() - start:.1f} s)")
+            self.say(f"{what} ({seconds:.1f} s)")
 
     def solver_progress(self, total: int) -> "SolverProgress":
         return SolverProgress(total, self)
