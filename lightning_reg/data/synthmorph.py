@@ -44,11 +44,19 @@ class SynthSettings:
             raise ValueError(f"num_labels must be >= 1, got {self.num_labels}")
 
 
-def render(labels: torch.Tensor, settings: SynthSettings, generator: torch.Generator) -> torch.Tensor:
-    """Intensity image ``[1, 1, *S]`` of a label map: a random intensity per label, random blur,
-    a multiplicative smooth bias field, additive noise; rescaled to ``[0, 1]``."""
-    means = torch.rand(settings.num_labels + 1, generator=generator)
+def random_means(num_labels: int, generator: torch.Generator) -> torch.Tensor:
+    """A random contrast: the intensity of each label ``0..num_labels`` in [0, 1], background 0."""
+    means = torch.rand(num_labels + 1, generator=generator)
     means[0] = 0.0
+    return means
+
+
+def render(labels: torch.Tensor, settings: SynthSettings, generator: torch.Generator,
+           means: torch.Tensor | None = None) -> torch.Tensor:
+    """Intensity image ``[1, 1, *S]`` of a label map: an intensity per label (``means``, or drawn by
+    :func:`random_means`), random blur, a multiplicative smooth bias field, additive noise; rescaled
+    to ``[0, 1]``."""
+    means = random_means(settings.num_labels, generator) if means is None else means
     image = means[labels]
     sigma = float(torch.rand(1, generator=generator)) * settings.blur
     image = gaussian_smooth(image, sigma) if sigma > 0.1 else image

@@ -18,7 +18,7 @@ from ...errors import InputError
 from ...solver.spatial import exponentiate, field_to_grid, identity_grid, sample
 from ..sampling import evaluation_sampler, training_sampler
 from ..synthetic import random_labels, random_velocity
-from ..synthmorph import SynthSettings, render
+from ..synthmorph import SynthSettings, random_means, render
 from .anatomy import GRID_SHAPE, TISSUE, grid_affine, with_tissue
 from .anisotropy import thicken
 from .cohort import TRAIN_DONORS, VAL_DONORS, held_out_pairs, refuse_held_out
@@ -95,17 +95,20 @@ class BrainPairs(Dataset):
             steps); none: the whole grid.
         anisotropy: share of pairs whose moving image is stored with 2-4x thicker slices along a random
             axis, on its own grid with its own header (``anisotropy.thicken``).
+        same_contrast: share of pairs whose two images share one random contrast (same-modality
+            pairs); the others render each image with its own (SynthMorph's cross-contrast pairs).
     """
 
     def __init__(self, maps: dict[str, torch.Tensor], dims: int, settings: SynthSettings, count: int,
                  first_seed: int, split: str, shapes: float = 0.0, rotation: float = 6.0, scaling: float = 0.06,
-                 shift: float = 3.0, crop: Sequence[int] | None = None, anisotropy: float = 0.0) -> None:
+                 shift: float = 3.0, crop: Sequence[int] | None = None, anisotropy: float = 0.0,
+                 same_contrast: float = 0.0) -> None:
         self.maps, self.dims, self.settings, self.count = maps, dims, settings, count
         self.first_seed, self.split, self.shapes = first_seed, split, shapes
         self.jitter = (rotation, scaling, shift)
         self.affine = slice_affine(dims)
         self.crop = None if crop is None else tuple(int(n) for n in crop)
-        self.anisotropy = anisotropy
+        self.anisotropy, self.same_contrast = anisotropy, same_contrast
 
     def __len__(self) -> int:
         return self.count
@@ -151,9 +154,12 @@ class BrainPairs(Dataset):
         window, affine = self._window(maps[0].shape[2:], generator)
         maps = [labels[(..., *window)] for labels in maps]
         item = {"id": f"{self.split}-{seed}-{first}-{second}", "fixed_affine": affine, "moving_affine": affine}
+        # drawn only when asked for, so the pairs of a share of 0 stay those of earlier versions
+        shared = self.same_contrast > 0 and float(torch.rand(1, generator=generator)) < self.same_contrast
+        means = random_means(TISSUE, generator) if shared else None
         for role, labels in zip(("fixed", "moving"), maps):
             warped = self._warped(labels, generator)
-            item[role] = render(warped, self.settings, generator)[0]
+            item[role] = render(warped, self.settings, generator, means)[0]
             item[f"{role}_seg"] = torch.where(warped == TISSUE, 0, warped)[0]
         if float(torch.rand(1, generator=generator)) < self.anisotropy:
             axis = int(torch.randint(self.dims, (1,), generator=generator))
@@ -230,6 +236,8 @@ class BrainDataModule(L.LightningDataModule):
         crop: training window size (voxels) cut from each pair, e.g. 64 64 64; none: the whole grid.
         anisotropy: share of training pairs whose moving image has 2-4x thicker slices along a random
             axis, on its native grid (teaches features for clinical thick-slice scans).
+        same_contrast: share of training and validation pairs whose two images share one random
+            contrast (same-modality pairs, as the T1 to T1 test); the rest are cross-contrast.
         test_recipe: ``t1like``, or ``t2like`` for the contrast shift.
         seed, batch_size, num_workers: as in :class:`SyntheticDataModule`.
     """
@@ -239,7 +247,7 @@ class BrainDataModule(L.LightningDataModule):
                  shapes: float = 0.1, warp_magnitude: float = 2.5, warp_smoothness: float = 12.0,
                  rotation: float = 6.0, scaling: float = 0.06, shift: float = 3.0, blur: float = 1.0,
                  noise: float = 0.05, bias: float = 0.2, crop: Sequence[int] | None = None, anisotropy: float = 0.0,
-                 test_recipe: str = "t1like", seed: int = 0,
+                 same_contrast: float = 0.0, test_recipe: str = "t1like", seed: int = 0,
                  batch_size: int = 1, num_workers: int = 0) -> None:
         super().__init__()
         if dims not in (2, 3):
@@ -249,7 +257,7 @@ class BrainDataModule(L.LightningDataModule):
         if not train_subjects or not val_subjects:
             raise ValueError("train_subjects and val_subjects each need at least one donor")
         check_crop(crop, GRID_SHAPE[:dims])
-        for name, share in (("shapes", shapes), ("anisotropy", anisotropy)):
+        for name, share in (("shapes", shapes), ("anisotropy", anisotropy), ("same_contrast", same_contrast)):
             if not 0 <= share <= 1:
                 raise ValueError(f"{name} is a share of the training pairs, between 0 and 1; got {share}")
         self.save_hyperparameters()
@@ -273,7 +281,7 @@ class BrainDataModule(L.LightningDataModule):
         return BrainPairs({s: self.maps[s] for s in subjects}, h.dims, self._settings(), count,
                           h.seed + OFFSETS[split], split, h.shapes if split == "train" else 0.0, h.rotation,
                           h.scaling, h.shift, h.crop if split == "train" else None,
-                          h.anisotropy if split == "train" else 0.0)
+                          h.anisotropy if split == "train" else 0.0, h.same_contrast)
 
     def _loader(self, dataset: Dataset, sampler) -> DataLoader:
         return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=sampler,

@@ -154,3 +154,28 @@ def test_anisotropy_gives_moving_images_thick_slices_on_their_own_grid(built):
         assert float(item["moving_affine"][thick_axis[0], thick_axis[0]]) in (4.0, 6.0, 8.0)
     with pytest.raises(ValueError, match="between 0 and 1"):
         BrainDataModule(folder, anisotropy=1.5)
+
+
+def _label_means_agree(item: dict) -> float:
+    """Correlation, over the labels both images show well, of each label's median intensity."""
+    shared = [v for v in item["fixed_seg"].unique().tolist()
+              if v and (item["fixed_seg"] == v).sum() > 4 and (item["moving_seg"] == v).sum() > 4]
+    medians = torch.tensor([[item[role][item[f"{role}_seg"] == v].median() for v in shared]
+                            for role in ("fixed", "moving")])
+    return float(torch.corrcoef(medians)[0, 1])
+
+
+def test_same_contrast_pairs_share_one_random_intensity_per_label(built):
+    folder, _, _ = built
+    agreement = {}
+    for share in (0.0, 1.0):
+        data = BrainDataModule(folder, dims=2, train_pairs=4, val_pairs=4, shapes=0.0, same_contrast=share)
+        data.setup("fit")
+        for split, pairs in (("train", data.train_dataloader().dataset), ("val", data.val_dataloader().dataset)):
+            found = [_label_means_agree(pairs[index]) for index in range(4)]
+            agreement[share, split] = [value for value in found if np.isfinite(value)]  # a slice of few labels
+    for split in ("train", "val"):
+        assert len(agreement[1.0, split]) >= 2 and min(agreement[1.0, split]) > 0.9  # blur, bias, noise differ
+        assert np.mean(agreement[0.0, split]) < 0.7
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        BrainDataModule(folder, same_contrast=-0.1)
