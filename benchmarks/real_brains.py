@@ -76,11 +76,13 @@ def run_none(pair: dict, context: dict):
     return result.warp_labels(pair["moving_seg"][None]), None, 0.0
 
 
-def _ours(transform: str):
+def _ours(transform: str, similarity: str = "lncc"):
+    """Our classical solver; ``mi``: mutual information, the classical answer to a contrast shift."""
     def run(pair: dict, context: dict):
         start = time.perf_counter()
-        result = register(pair["fixed"][None], pair["moving"][None], transform=transform, similarity="lncc",
-                          scales=SCALES, iterations=ITERATIONS, similarity_options={"window": WINDOW},
+        options = {"window": WINDOW} if similarity == "lncc" else {}
+        result = register(pair["fixed"][None], pair["moving"][None], transform=transform, similarity=similarity,
+                          scales=SCALES, iterations=ITERATIONS, similarity_options=options,
                           fixed_affine=pair["fixed_affine"][None], moving_affine=pair["moving_affine"][None])
         seconds = time.perf_counter() - start
         return result.warp_labels(pair["moving_seg"][None]), result, seconds
@@ -220,6 +222,7 @@ def run_elastix(pair: dict, context: dict):
 
 
 METHODS = {"none": run_none, "ours-greedy": _ours("greedy"), "ours-svf": _ours("svf"), "ours-syn": _ours("syn"),
+           "ours-greedy-mi": _ours("greedy", "mi"),
            "learned-freeform": _learned(None), "learned-greedy": _learned("greedy"), "learned-svf": _learned("svf"),
            "learned-syn": _learned("syn"),
            "learned-greedy-prompt": _learned("greedy", prompt=True),
