@@ -46,8 +46,10 @@ class RegistrationLayer(torch.nn.Module):
         iterations: solver iterations per level (one number for all).
         backward: ``jfb`` (default), ``ift`` or ``unroll``; see ``implicit.py``.
         jfb_steps: differentiable solver steps of ``jfb``.
-        cg_iterations, cg_tolerance, damping: conjugate gradient of ``ift``; ``damping`` is relative
-            to the curvature along the upstream gradient.
+        cg_iterations, cg_tolerance, damping: conjugate gradient of ``ift``: its cap (``None``: 20
+            x the grid's longest side, at least 50; it warns when reached), the relative residual
+            at which it stops, and the damping, relative to the curvature along the upstream
+            gradient (the defaults make ``ift`` exact where the Hessian is regular; ``implicit.py``).
         regularizer, regularizer_weight: explicit penalty (``diffusion``, ``bending``) and its weight
             (of the deformable transform).
         optimizer: ``adam`` (the transform's bounded, smoothed steps, as FireANTs'), ``lbfgs``
@@ -68,7 +70,8 @@ class RegistrationLayer(torch.nn.Module):
     def __init__(self, transform: str | Transform = LEARNED.transform,
                  similarity: str | Similarity = LEARNED.similarity, scales: Sequence[float] | None = LEARNED.scales,
                  iterations: int | Sequence[int] = LEARNED.iterations, backward: str = BackwardSettings.mode,
-                 jfb_steps: int = BackwardSettings.jfb_steps, cg_iterations: int = BackwardSettings.cg_iterations,
+                 jfb_steps: int = BackwardSettings.jfb_steps,
+                 cg_iterations: int | None = BackwardSettings.cg_iterations,
                  cg_tolerance: float = BackwardSettings.cg_tolerance, damping: float = BackwardSettings.damping,
                  regularizer: str | None = None, regularizer_weight: float = 0.0, optimizer: str = LEARNED.optimizer,
                  interpolation: str | None = LEARNED.interpolation, tolerance: float = LEARNED.tolerance,
@@ -77,7 +80,7 @@ class RegistrationLayer(torch.nn.Module):
         super().__init__()
         if backward not in BACKWARD_MODES:
             raise ValueError(f"unknown backward mode {backward!r}; choose one of {', '.join(BACKWARD_MODES)}")
-        if jfb_steps < 1 or cg_iterations < 1:
+        if jfb_steps < 1 or (cg_iterations is not None and cg_iterations < 1):
             raise ValueError(f"jfb_steps and cg_iterations must be >= 1, got {jfb_steps} and {cg_iterations}")
         check_number("damping", damping, 0)
         check_number("tolerance", tolerance, 0)
@@ -99,8 +102,8 @@ class RegistrationLayer(torch.nn.Module):
         self.iterations = iterations
         if not isinstance(iterations, (int, float)):
             level_iterations(iterations, len(iterations) if self.scales is None else len(self.scales))
-        self.settings = BackwardSettings(backward, int(jfb_steps), int(cg_iterations), float(cg_tolerance),
-                                         float(damping))
+        cap = None if cg_iterations is None else int(cg_iterations)
+        self.settings = BackwardSettings(backward, int(jfb_steps), cap, float(cg_tolerance), float(damping))
         self.tolerance = float(tolerance)
         self.patience = int(patience)
 

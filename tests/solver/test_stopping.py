@@ -1,12 +1,19 @@
 """When the solver stops: a line search that only goes downhill, per-pair stops on stationarity,
 no stop while the energy still falls on average, a warning where the Hessian is singular and an
 error instead of a silently zero gradient."""
+import warnings
+
 import pytest
 import torch
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.solver import CLASSICAL, Adam, RegistrationLayer, SingularHessianWarning, register
-from lightning_reg.solver.implicit import conjugate_gradient
+from lightning_reg.solver.implicit import (
+    CG_ITERATIONS_PER_SIDE,
+    ConjugateGradientWarning,
+    cg_cap,
+    conjugate_gradient,
+)
 from lightning_reg.solver.optimize import keeps_going
 
 PAIR = warped_pair((32, 32), magnitude=2.0, seed=3)
@@ -108,3 +115,22 @@ def test_conjugate_gradient_on_negative_curvature_returns_the_scaled_gradient_st
                                          tolerance=1e-8)
     assert torch.allclose(solution, torch.tensor([[1 / 3, 0.0]]))
 
+
+
+def test_conjugate_gradient_warns_when_its_cap_ends_it_far_from_the_tolerance():
+    matrix = torch.diag(torch.logspace(0, 4, 40, dtype=torch.float64))  # condition 1e4: 2 iterations are too few
+    rhs = [torch.ones(1, 40, dtype=torch.float64)]
+    with pytest.warns(ConjugateGradientWarning, match="cap of 2 iterations"):
+        conjugate_gradient(lambda v: [v[0] @ matrix], rhs, damping=0.0, iterations=2, tolerance=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConjugateGradientWarning)
+        (solution,) = conjugate_gradient(lambda v: [v[0] @ matrix], rhs, damping=0.0, iterations=400, tolerance=1e-6)
+    assert torch.allclose(solution @ matrix, rhs[0], rtol=1e-4)
+
+
+def test_the_default_cap_of_conjugate_gradient_grows_with_the_grid():
+    field = [torch.zeros(1, 3, 8, 8, 8)]
+    assert cg_cap(field, None) == CG_ITERATIONS_PER_SIDE * 8
+    assert cg_cap([torch.zeros(1, 3, 64, 64, 64)], None) == CG_ITERATIONS_PER_SIDE * 64
+    assert cg_cap([torch.zeros(1, 2, 2, 2)], None) == 8  # never more than the unknowns
+    assert cg_cap(field, 7) == 7
