@@ -1,4 +1,4 @@
-"""Registration metrics: Dice (torchmetrics), HD95, folding percent, non-diffeomorphic volume,
+"""Registration metrics: Dice, HD95, folding percent, non-diffeomorphic volume,
 SDlogJ and the target registration error of landmarks."""
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from scipy import ndimage
 from scipy.spatial import cKDTree
-from torchmetrics.functional.segmentation import dice_score
 
 
 def label_values(fixed_seg: torch.Tensor, background: int = 0) -> torch.Tensor:
@@ -35,9 +34,15 @@ def dice_per_label(fixed_seg: torch.Tensor, warped_seg: torch.Tensor,
         index = index.clamp_max(lookup.numel() - 1)
         return torch.where(lookup[index] == seg, index, torch.zeros_like(index))[:, 0]
 
-    scores = dice_score(to_index(warped_seg), to_index(fixed_seg), num_classes=labels.numel() + 1,
-                        include_background=False, average="none", input_format="index")
-    return {int(label): float(score) for label, score in zip(labels, scores.reshape(-1))}
+    # by hand, from the joint histogram of the two index maps: torchmetrics' dice_score one-hot encodes
+    # every class (0.86 s for 83 labels on 96x112x96, most of lightning-reg register's measuring; this
+    # takes 0.03 s) and its import costs a classical registration 1.4 s
+    classes = labels.numel() + 1
+    joint = torch.bincount((to_index(fixed_seg) * classes + to_index(warped_seg)).flatten(),
+                           minlength=classes * classes).view(classes, classes).double()
+    overlap, total = joint.diagonal()[1:], joint.sum(0)[1:] + joint.sum(1)[1:]
+    scores = 2 * overlap / total.clamp_min(1)
+    return {int(label): float(score) for label, score in zip(labels, scores)}
 
 
 def _surface(mask: np.ndarray) -> np.ndarray:

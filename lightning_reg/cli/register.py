@@ -300,9 +300,12 @@ def provenance(args: argparse.Namespace) -> dict:
 def _dice_before(fixed: Volume, moving: Volume, fixed_seg: Volume, moving_seg: Volume, label_mode: str,
                  device: torch.device) -> dict:
     """Dice and HD95 of the label maps as the headers alone align them (no registration)."""
-    header = register(fixed.data.to(device), moving.data.to(device), iterations=0, fixed_affine=fixed.affine,
-                      moving_affine=moving.affine)
-    warped = header.warp_labels(moving_seg.data.to(device), mode=label_mode).cpu()
+    if fixed.data.shape == moving.data.shape and torch.equal(fixed.affine, moving.affine):
+        warped = moving_seg.data  # one grid: the headers align them voxel for voxel, nothing to resample
+    else:
+        header = register(fixed.data.to(device), moving.data.to(device), iterations=0, fixed_affine=fixed.affine,
+                          moving_affine=moving.affine)
+        warped = header.warp_labels(moving_seg.data.to(device), mode=label_mode).cpu()
     scores = dice_per_label(fixed_seg.data, warped)
     return {"dice": sum(scores.values()) / max(len(scores), 1),
             "hd95": hd95(fixed_seg.data, warped, spacing=voxel_spacing(fixed.affine).tolist())}

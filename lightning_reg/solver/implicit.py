@@ -118,8 +118,9 @@ def conjugate_gradient(hessian_product, rhs: list[torch.Tensor], damping: float,
     relative to the curvature along the right-hand side, so one setting serves any energy scale.
     A pair stops at relative residual ``tolerance`` or on non-positive curvature (then warns) with
     the iterate reached so far; a pair still above ``CG_WARN_FACTOR x tolerance`` after
-    ``iterations`` warns (:class:`ConjugateGradientWarning`); met at the first step, the iterate would be zero, so the pair gets
-    ``rhs / |rhs'H rhs / rhs'rhs|`` instead, the truncated-Newton choice (Nocedal & Wright, Alg. 7.1):
+    ``iterations`` warns (:class:`ConjugateGradientWarning`). Non-positive curvature met at the
+    first step would leave the iterate at zero, so the pair gets ``rhs / |rhs'H rhs / rhs'rhs|``
+    instead, the truncated-Newton choice (Nocedal & Wright, Alg. 7.1):
     a gradient step scaled by the curvature along it, never a silently zero gradient.
     """
     rhs_norm2 = pair_dot(rhs, rhs)

@@ -10,6 +10,7 @@ import SimpleITK as sitk
 
 from lightning_reg.cli import main
 from lightning_reg.output_files import MARKER
+from lightning_reg.solver.inversion import INVERSE_TOLERANCE
 
 
 def _cli(*args):
@@ -42,7 +43,8 @@ def test_register_writes_outputs_in_fixed_space(registered, nifti_pair):
     assert report["dice"] > before + 0.1
     assert set(report) >= {"dice", "dice_per_label", "hd95", "folding_percent", "sdlogj", "seconds"}
     assert report["folding_percent"] == 0.0
-    assert report["inverse"]["method"] == "fixed-point" and report["inverse"]["residual_voxels"] < 0.01
+    assert report["inverse"]["method"] == "fixed-point"
+    assert report["inverse"]["residual_voxels"] < 2.5 * INVERSE_TOLERANCE
     consistency = report["inverse_consistency_mm"]
     assert 0 < consistency["mean"] <= consistency["p95"] and consistency["mean"] < 0.25
     # progress: stderr is a pipe here, so plain lines (one per level, one per step), no bar's carriage returns

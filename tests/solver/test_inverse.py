@@ -7,6 +7,7 @@ import torch
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.solver import RegistrationResult, register
+from lightning_reg.solver.inversion import INVERSE_TOLERANCE
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,8 @@ def test_forward_then_inverse_lands_where_it_started(pair, transform, method, me
     mean, p95 = result.inverse_consistency_mm(backward)  # 1 mm pixels here: mm = voxels
     assert field.method == method and float(mean[0]) < mean_voxels and float(mean[0]) <= float(p95[0])
     if method != "exact":
-        assert 0 < field.iterations <= 200 and float(field.residual_voxels[0]) < 1e-3
+        # the iteration stops at steps below INVERSE_TOLERANCE voxels, residuals about twice that
+        assert 0 < field.iterations <= 200 and float(field.residual_voxels[0]) < 2.5 * INVERSE_TOLERANCE
     # the moving image, warped and then mapped back, is the moving image again (inside the view)
     back = result.inverse().warp(result.warp(pair["moving"]))
     inner = (..., slice(6, -6), slice(6, -6))
@@ -37,10 +39,10 @@ def test_a_constant_shift_inverts_to_the_opposite_shift():
     displacement[:, 0], displacement[:, 1] = 2.0, -1.5  # voxels along the two axes
     result = RegistrationResult.from_voxel_displacement(displacement)
     field = result.inverse_field()
-    assert field.method == "fixed-point" and float(field.residual_voxels[0]) < 1e-4
+    assert field.method == "fixed-point" and float(field.residual_voxels[0]) < 2.5 * INVERSE_TOLERANCE
     back = RegistrationResult.from_voxel_displacement(displacement)
     back.grid = result.inverse(field).grid
-    assert torch.allclose(back.displacement_voxels(), -displacement, atol=1e-3)
+    assert torch.allclose(back.displacement_voxels(), -displacement, atol=2.5 * INVERSE_TOLERANCE)
 
 
 def test_the_inverse_of_an_anisotropic_moving_grid_lives_on_that_grid():
