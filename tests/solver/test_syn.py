@@ -6,6 +6,7 @@ from helpers import mean_dice
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.solver import register
+from lightning_reg.solver.inversion import INVERSE_TOLERANCE
 
 ITERATIONS = [60, 30, 15]
 
@@ -44,6 +45,6 @@ def test_each_half_carries_part_of_the_deformation_and_labels_align(pair, both_w
 def test_the_inverse_comes_from_both_halves_within_a_tenth_of_a_voxel(pair, both_ways):
     forward, _ = both_ways["syn"]
     field = forward.inverse_field()
-    assert field.method == "symmetric" and float(field.residual_voxels[0]) < 1e-3
+    assert field.method == "symmetric" and float(field.residual_voxels[0]) < 2.5 * INVERSE_TOLERANCE
     mean, p95 = forward.inverse_consistency_mm(forward.inverse(field))
     assert float(mean[0]) < 0.1 and float(p95[0]) < 0.5  # measured 0.036, 0.113
