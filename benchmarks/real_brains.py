@@ -8,7 +8,7 @@ pair; JSON + markdown + plot.
     python -m lightning_reg.data.brains brains                  # once: builds the folder
     pip install -e ".[bench]"
     python benchmarks/real_brains.py --brains brains --dims 3 --threads 2 \
-        [--methods none ours-greedy ours-svf learned-freeform learned-greedy ants-syn fireants-greedy ...] \
+        [--methods none ours-greedy ours-svf learned-greedy ants-syn fireants-greedy picsl-greedy ...] \
         [--checkpoint brain3d] [--voxelmorph vxm3d.ckpt] [--recipe t2like] [--shift thick]
 """
 from __future__ import annotations
@@ -76,13 +76,13 @@ def run_none(pair: dict, context: dict):
     return result.warp_labels(pair["moving_seg"][None]), None, 0.0
 
 
-def _ours(transform: str, similarity: str = "lncc"):
+def _ours(transform: str, similarity: str = "lncc", iterations: list[int] = ITERATIONS):
     """Our classical solver; ``mi``: mutual information, the classical answer to a contrast shift."""
     def run(pair: dict, context: dict):
         start = time.perf_counter()
         options = {"window": WINDOW} if similarity == "lncc" else {}
         result = register(pair["fixed"][None], pair["moving"][None], transform=transform, similarity=similarity,
-                          scales=SCALES, iterations=ITERATIONS, similarity_options=options,
+                          scales=SCALES, iterations=iterations, similarity_options=options,
                           fixed_affine=pair["fixed_affine"][None], moving_affine=pair["moving_affine"][None])
         seconds = time.perf_counter() - start
         return result.warp_labels(pair["moving_seg"][None]), result, seconds
@@ -193,6 +193,41 @@ def _fireants(kind: str):
     return run
 
 
+def _picsl_greedy(iterations: str):
+    """PICSL Greedy (``picsl-greedy``, the C++ tool behind ITK-SNAP's registration): NCC 2x2x2 (its
+    brain quick start), ``iterations`` coarse to fine at 4/2/1 (its default levels), one grid only.
+    Its warp (ITK: LPS millimetres) is read back as a voxel displacement in array order, so every
+    method's folding and NDV come from one definition."""
+    def run(pair: dict, context: dict):
+        import nibabel as nib
+        from picsl_greedy import Greedy2D, Greedy3D
+        if pair["moving"].shape != pair["fixed"].shape:
+            raise SystemExit("the PICSL Greedy runner here registers images of one grid only; leave it out "
+                             "with --shift")
+        dims = pair["fixed"].dim() - 1
+        affine = np.eye(4)  # a 2D grid's 3x3 affine goes into NIfTI's 4x4
+        affine[:dims, :dims], affine[:dims, 3] = pair["fixed_affine"][:dims, :dims], pair["fixed_affine"][:dims, dims]
+        with tempfile.TemporaryDirectory() as scratch:
+            paths = {key: os.path.join(scratch, f"{key}.nii.gz") for key in ("fixed", "moving", "moving_seg")}
+            for key, path in paths.items():
+                data = pair[key][0].numpy()
+                nib.save(nib.Nifti1Image(data.astype(np.int16 if key.endswith("seg") else np.float32), affine), path)
+            warp, warped = os.path.join(scratch, "warp.nii.gz"), os.path.join(scratch, "warped_seg.nii.gz")
+            greedy = (Greedy3D if dims == 3 else Greedy2D)()
+            start = time.perf_counter()
+            greedy.execute(f"-d {dims} -V 0 -threads {torch.get_num_threads()} -i {paths['fixed']} {paths['moving']} "
+                           f"-m NCC {'x'.join(['2'] * dims)} -n {iterations} -o {warp}")
+            seconds = time.perf_counter() - start
+            greedy.execute(f"-d {dims} -V 0 -rf {paths['fixed']} -ri LABEL 0.2vox -rm {paths['moving_seg']} {warped} "
+                           f"-r {warp}")
+            labels = torch.as_tensor(np.asarray(nib.load(warped).dataobj)).long()
+            field = np.asarray(nib.load(warp).dataobj, dtype=np.float64).reshape(*pair["fixed"].shape[1:], dims)
+        field[..., :2] *= -1  # ITK's LPS -> RAS; the grid's axes are RAS-aligned (diagonal affine)
+        voxels = torch.as_tensor(field / np.diag(affine)[:dims]).movedim(-1, 0)[None].float()
+        return labels[None, None], RegistrationResult.from_voxel_displacement(voxels), seconds
+    return run
+
+
 def run_elastix(pair: dict, context: dict):
     """itk-elastix with its default B-spline parameter map (Mattes MI, 4 resolutions), same grid."""
     import itk
@@ -223,12 +258,14 @@ def run_elastix(pair: dict, context: dict):
 
 METHODS = {"none": run_none, "ours-greedy": _ours("greedy"), "ours-svf": _ours("svf"), "ours-syn": _ours("syn"),
            "ours-greedy-mi": _ours("greedy", "mi"),
+           "ours-greedy-quick": _ours("greedy", iterations=[100, 50, 10]),
            "learned-freeform": _learned(None), "learned-greedy": _learned("greedy"), "learned-svf": _learned("svf"),
            "learned-syn": _learned("syn"),
            "learned-greedy-prompt": _learned("greedy", prompt=True),
            "learned-greedy-resampled": _learned("greedy", resample=True), "voxelmorph": run_voxelmorph,
            "ants-syn": _ants("SyN"), "ants-syncc": _ants("SyNCC"), "elastix-bspline": run_elastix,
-           "fireants-greedy": _fireants("greedy"), "fireants-syn": _fireants("syn")}
+           "fireants-greedy": _fireants("greedy"), "fireants-syn": _fireants("syn"),
+           "picsl-greedy-quick": _picsl_greedy("100x50x10"), "picsl-greedy": _picsl_greedy("200x100x50")}
 
 
 def label_groups(brains: Path, test: str) -> dict[str, list[int]]:
