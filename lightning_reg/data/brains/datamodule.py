@@ -259,7 +259,7 @@ class BrainDataModule(L.LightningDataModule):
         check_crop(crop, GRID_SHAPE[:dims])
         for name, share in (("shapes", shapes), ("anisotropy", anisotropy), ("same_contrast", same_contrast)):
             if not 0 <= share <= 1:
-                raise ValueError(f"{name} is a share of the training pairs, between 0 and 1; got {share}")
+                raise ValueError(f"{name} is a share of the pairs, between 0 and 1; got {share}")
         self.save_hyperparameters()
         self.root = Path(root)
         self.maps: dict[str, torch.Tensor] = {}
