@@ -48,9 +48,9 @@ class BackwardSettings:
     jfb_steps: int = 1
     #: conjugate gradient's cap; ``None``: :func:`cg_cap` of the problem
     cg_iterations: int | None = None
-    #: relative residual at which conjugate gradient stops (``benchmarks/implicit_fidelity.py``: with
-    #: 1e-6 and the damping below, 3D ``ift`` is within 0.3 % of central finite differences; the
-    #: old 20 iterations and damping 1e-3 were 3-58 % off, silently)
+    #: relative residual at which conjugate gradient stops (``tests/solver/test_exactness.py``: with
+    #: 1e-6, the default cap and the damping below, 3D ``ift`` is within 0.3 % of central finite
+    #: differences; the old 20 iterations and damping 1e-3 were 3-58 % off, silently)
     cg_tolerance: float = 1e-6
     #: relative to the curvature along the upstream gradient: small enough not to bias a regular
     #: Hessian's answer, large enough to keep a singular one's finite (it warns then)
