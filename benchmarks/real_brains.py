@@ -382,6 +382,9 @@ def main() -> None:
                         help="keep the other methods and pairs of an earlier run in --out (same dims, "
                         "recipe, threads)")
     args = parser.parse_args()
+    if not (args.brains / "dk_labels.csv").is_file():
+        parser.error(f"{args.brains} is not a built real-anatomy folder: python -m lightning_reg.data.brains "
+                     f"{args.brains}")
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", str(args.threads))
     logging.disable(logging.WARNING)
     torch.set_num_threads(args.threads)
