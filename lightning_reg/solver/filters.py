@@ -6,7 +6,6 @@ import math
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from .spatial import resize
 
@@ -25,18 +24,22 @@ def gaussian_weights(sigma: float) -> tuple[float, ...]:
 def _conv_along(tensor: torch.Tensor, weights: Sequence[float], axis: int) -> torch.Tensor:
     """Convolve every channel of ``tensor`` along spatial ``axis`` with symmetric 1D ``weights``
     (replicate padding). A sum of shifted copies: on the CPU ~10x faster than ``conv1d``/``conv3d``
-    for the short kernels the solver uses (benchmarks/README.md)."""
-    size = tensor.shape[2 + axis]
+    for the short kernels the solver uses (benchmarks/README.md). The padding is never built: each
+    shift adds the copy where it overlaps and the edge voxel where it would read the padding."""
+    dim = 2 + axis
+    size = tensor.shape[dim]
     if size < 2:
         return tensor
     radius = len(weights) // 2
-    pad = [0, 0] * (tensor.dim() - 2)
-    position = 2 * (tensor.dim() - 3 - axis)
-    pad[position] = pad[position + 1] = radius
-    padded = F.pad(tensor, pad, mode="replicate")
-    out = padded.narrow(2 + axis, 0, size) * weights[0]
-    for offset in range(1, len(weights)):
-        out.add_(padded.narrow(2 + axis, offset, size), alpha=weights[offset])
+    out = tensor * weights[radius]
+    for shift in range(1, radius + 1):
+        weight = weights[radius + shift]
+        overlap, edge = max(size - shift, 0), min(shift, size)
+        if overlap:
+            out.narrow(dim, shift, overlap).add_(tensor.narrow(dim, 0, overlap), alpha=weight)
+            out.narrow(dim, 0, overlap).add_(tensor.narrow(dim, shift, overlap), alpha=weight)
+        out.narrow(dim, 0, edge).add_(tensor.narrow(dim, 0, 1), alpha=weight)
+        out.narrow(dim, size - edge, edge).add_(tensor.narrow(dim, size - 1, 1), alpha=weight)
     return out
 
 
@@ -55,16 +58,23 @@ def box_mean(tensor: torch.Tensor, window: int) -> torch.Tensor:
 
     Done with cumulative sums so the cost does not grow with the window; on the CPU this is
     several times faster than ``avg_pool3d`` or a depthwise convolution (benchmarks/README.md).
+    Along each axis the box sum at ``i`` is ``C[min(i + after, n - 1)] - C[i - before - 1]`` of the
+    cumulative sum ``C`` (0 before the start), written into slices rather than padding the input.
     """
-    half = window // 2
+    before = window // 2
+    after = window - before - 1
     for axis in range(2, tensor.dim()):
         size = tensor.shape[axis]
-        pad = [0, 0] * (tensor.dim() - 2)
-        position = 2 * (tensor.dim() - 1 - axis)
-        pad[position], pad[position + 1] = half + 1, window - half - 1
-        summed = F.pad(tensor, pad).cumsum(axis)
-        tensor = (summed.narrow(axis, window, size) - summed.narrow(axis, 0, size)) / window
-    return tensor
+        summed = tensor.cumsum(axis)
+        tensor = torch.empty_like(summed)
+        inside = max(size - after, 0)
+        if inside:
+            tensor.narrow(axis, 0, inside).copy_(summed.narrow(axis, after, inside))
+        if size - inside:
+            tensor.narrow(axis, inside, size - inside).copy_(summed.narrow(axis, size - 1, 1))
+        if size - before - 1 > 0:
+            tensor.narrow(axis, before + 1, size - before - 1).sub_(summed.narrow(axis, 0, size - before - 1))
+    return tensor / window ** (tensor.dim() - 2)
 
 
 def antialiased_resize(image: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import weakref
 
 import torch
 
@@ -64,11 +65,28 @@ class LNCC(Similarity):
             raise ValueError(f"lncc window must be >= 1 voxel, got {window}")
         self.window = int(window)
         self.eps = eps
+        self._fixed_cache: tuple | None = None
 
     def __call__(self, fixed: torch.Tensor, warped: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         if weights is None and _FIRST_ORDER.get() and self.window % 2 == 1 and torch.is_grad_enabled():
-            return _FirstOrderLNCC.apply(fixed, warped, self.window, self.eps)
+            return _FirstOrderLNCC.apply(fixed, warped, self.window, self.eps, *self._fixed_moments(fixed))
         return _lncc(fixed, warped, self.window, self.eps, weights)
+
+    def _fixed_moments(self, fixed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Box mean of ``fixed`` and its local variance before the clamp, detached; kept while the
+        same, unmodified ``fixed`` comes back (the solver's iterations at one scale), so each
+        iteration box-filters three stacked channels instead of five."""
+        cached = self._fixed_cache
+        if cached is not None and cached[0]() is fixed and cached[1] == fixed._version:
+            return cached[2]
+        with torch.no_grad():
+            mean_f, mean_ff = box_mean(torch.cat([fixed, fixed * fixed], dim=1), self.window).split(fixed.shape[1], 1)
+            moments = (mean_f, mean_ff - mean_f * mean_f)
+        self._fixed_cache = (weakref.ref(fixed), fixed._version, moments)
+        return moments
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_fixed_cache": None}  # a weak reference does not pickle
 
 
 def _local_moments(fixed: torch.Tensor, warped: torch.Tensor, window: int,
@@ -117,12 +135,17 @@ class _FirstOrderLNCC(torch.autograd.Function):
     ``dL/dW = F M(a) + M(-a mean_F - 2 b mean_W) + 2 W M(b)``, with ``a = dL/dcross``,
     ``b = dL/dvar_W`` per voxel (and the same with the roles of F and W swapped for ``dL/dF``).
 
+    ``mean_f`` and ``raw_f`` (the fixed side's box mean and variance, :meth:`LNCC._fixed_moments`) are
+    constants here: the gradient with respect to ``fixed`` is written out in full above.
     First order only: its backward refuses to build a graph (``ift`` and ``unroll`` need one and use
     autograd on :func:`_lncc`)."""
 
     @staticmethod
-    def forward(ctx, fixed, warped, window, eps):
-        mean_f, mean_w, cross, raw_f, raw_w = _local_moments(fixed, warped, window)
+    def forward(ctx, fixed, warped, window, eps, mean_f, raw_f):
+        channels = fixed.shape[1]
+        mean_w, mean_ww, mean_fw = box_mean(torch.cat([warped, warped * warped, fixed * warped], dim=1),
+                                            window).split(channels, dim=1)
+        cross, raw_w = mean_fw - mean_f * mean_w, mean_ww - mean_w * mean_w
         var_f, var_w = raw_f.clamp_min(0), raw_w.clamp_min(0)
         denominator = var_f * var_w + eps
         numerator = cross * cross + eps
@@ -151,7 +174,7 @@ class _FirstOrderLNCC(torch.autograd.Function):
             terms = torch.cat([d_cross, -d_cross * mean_other - 2.0 * d_this_var * mean_this, d_this_var], dim=1)
             m_cross, m_mean, m_var = box_mean(terms, ctx.window).split(this.shape[1], dim=1)
             grads.append(other * m_cross + m_mean + 2.0 * this * m_var)
-        return grads[0], grads[1], None, None
+        return grads[0], grads[1], None, None, None, None
 
 
 class NCC(Similarity):

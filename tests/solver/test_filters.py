@@ -37,3 +37,14 @@ def test_box_mean_is_the_mean_over_the_window_with_zero_padding():
     expected = sum(padded[..., i:i + 9, j:j + 11] for i in range(window) for j in range(window)) / window ** 2
     assert torch.allclose(box_mean(values, window), expected, atol=1e-12)
     assert math.isclose(float(box_mean(torch.ones(1, 1, 5, 5), 5)[0, 0, 2, 2]), 1.0, rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("window", [1, 2, 4, 5, 8, 13])
+def test_box_mean_matches_the_sum_definition_for_any_window_and_short_axes(window):
+    """Even windows (one more voxel before the centre than after) and windows longer than an axis."""
+    values = torch.randn(1, 2, 6, 3, 9, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    before, after = window // 2, window - window // 2 - 1
+    padded = torch.nn.functional.pad(values, (before, after) * 3)
+    expected = sum(padded[..., i:i + 6, j:j + 3, k:k + 9]
+                   for i in range(window) for j in range(window) for k in range(window)) / window ** 3
+    assert torch.allclose(box_mean(values, window), expected, atol=1e-12)

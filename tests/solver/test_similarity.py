@@ -72,6 +72,24 @@ def test_first_order_lncc_gradient_equals_autograds_and_finite_differences(shape
         assert torch.autograd.gradcheck(lambda f, w: make_similarity("lncc", window=3)(f, w), smooth)
 
 
+def test_first_order_lncc_reuses_the_fixed_moments_only_while_the_fixed_image_is_unchanged():
+    """The solver's iterations reuse the fixed side's box moments; an edited or new fixed image
+    must give the value of the plain formula, never a stale one."""
+    generator = torch.Generator().manual_seed(3)
+    fixed, warped = (torch.rand(1, 1, 9, 8, 7, generator=generator, dtype=torch.float64) for _ in range(2))
+    warped.requires_grad_(True)
+    lncc = make_similarity("lncc", window=3)
+    with first_order():
+        first = lncc(fixed, warped)
+        fixed.mul_(2.0).add_(torch.rand(fixed.shape, generator=generator, dtype=torch.float64))
+        edited = lncc(fixed, warped)
+        other = fixed.flip(-1)
+        new = lncc(other, warped)
+    assert float(first) != pytest.approx(float(edited), abs=1e-6)
+    assert float(edited) == pytest.approx(float(lncc(fixed, warped)), abs=1e-14)
+    assert float(new) == pytest.approx(float(lncc(other, warped)), abs=1e-14)
+
+
 def test_first_order_lncc_refuses_a_second_derivative():
     fixed, warped = (torch.randn(1, 1, 8, 8, requires_grad=True) for _ in range(2))
     with first_order():
