@@ -24,6 +24,7 @@ from ..data import (  # noqa: F401 (short names)
 from ..errors import InputError
 from ..output_files import atomic_path
 from ..training.callbacks import (
+    ConjugateGradientLog,
     InterruptCheckpoint,
     LogLines,
     MetricsFile,
@@ -65,7 +66,8 @@ def trainer_defaults() -> dict:
     # improves; this one keeps the single latest state, every epoch
     last = ModelCheckpoint(filename=ModelCheckpoint.CHECKPOINT_NAME_LAST, save_top_k=1, every_n_epochs=1,
                            enable_version_counter=False, save_on_train_epoch_end=True)
-    callbacks = [best, last, InterruptCheckpoint(), RegistrationPanel(), NiftiPredictionWriter(), MetricsFile()]
+    callbacks = [best, last, InterruptCheckpoint(), RegistrationPanel(), NiftiPredictionWriter(), MetricsFile(),
+                 ConjugateGradientLog()]
     return {"accelerator": "cpu", "devices": 1, "max_epochs": 2, "log_every_n_steps": 10,
             "gradient_clip_val": 1.0, "default_root_dir": "runs", "logger": logger,
             "plugins": [{"class_path": f"{AtomicCheckpointIO.__module__}.{AtomicCheckpointIO.__name__}"}],

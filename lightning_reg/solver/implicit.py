@@ -24,6 +24,7 @@ The third mode, ``unroll``, needs no function: the layer keeps the graph of ever
 """
 from __future__ import annotations
 
+import collections
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,27 @@ def cg_cap(parameters: list[torch.Tensor], iterations: int | None) -> int:
     sides = [max(p.shape[2:], default=1) for p in parameters]
     unknowns = sum(p[0].numel() for p in parameters)
     return min(unknowns, max(CG_MIN_ITERATIONS, CG_ITERATIONS_PER_SIDE * max(sides, default=1)))
+
+
+@dataclass(frozen=True)
+class ConjugateGradientReport:
+    """What one ``ift`` backward's conjugate gradient reached: the largest relative residual over the
+    batch's pairs and the iterations run (0 where the Hessian was formed exactly)."""
+
+    relative_residual: float
+    iterations: int
+    cap: int
+
+
+#: the reports of the latest ``ift`` backwards, oldest first (bounded: nobody may be reading them)
+_REPORTS: collections.deque[ConjugateGradientReport] = collections.deque(maxlen=256)
+
+
+def take_cg_reports() -> list[ConjugateGradientReport]:
+    """The conjugate-gradient reports of the ``ift`` backwards since the last call (training logs them)."""
+    reports = list(_REPORTS)
+    _REPORTS.clear()
+    return reports
 
 
 class ConjugateGradientWarning(UserWarning):
@@ -131,9 +153,11 @@ def conjugate_gradient(hessian_product, rhs: list[torch.Tensor], damping: float,
     solution = [torch.zeros_like(r) for r in rhs]
     residual = [r.clone() for r in rhs]
     direction = [r.clone() for r in rhs]
-    residual_norm2 = rhs_norm2
+    residual_norm2 = new_norm2 = rhs_norm2
     active = rhs_norm2 > 0
+    run = 0
     for iteration in range(iterations):
+        run = iteration + 1
         if iteration > 0:
             product = hessian_product(direction)
         product = [h + per_pair(shift, p) * p for h, p in zip(product, direction)]
@@ -156,12 +180,12 @@ def conjugate_gradient(hessian_product, rhs: list[torch.Tensor], damping: float,
         beta = torch.where(active, new_norm2 / residual_norm2.clamp_min(tiny), torch.zeros_like(rhs_norm2))
         direction = [r + per_pair(beta, p) * p for r, p in zip(residual, direction)]
         residual_norm2 = new_norm2
-    else:
-        reached = float((new_norm2 / rhs_norm2.clamp_min(tiny)).sqrt().max())
-        if reached > CG_WARN_FACTOR * tolerance:
-            warnings.warn(f"implicit backward (ift): conjugate gradient stopped at its cap of {iterations} "
-                          f"iterations with relative residual {reached:.2g} (tolerance {tolerance:.2g}), so the "
-                          f"gradient is approximate; raise cg_iterations", ConjugateGradientWarning, stacklevel=3)
+    reached = float((new_norm2 / rhs_norm2.clamp_min(tiny)).sqrt().max())
+    if run == iterations and reached > CG_WARN_FACTOR * tolerance:
+        warnings.warn(f"implicit backward (ift): conjugate gradient stopped at its cap of {iterations} "
+                      f"iterations with relative residual {reached:.2g} (tolerance {tolerance:.2g}), so the "
+                      f"gradient is approximate; raise cg_iterations", ConjugateGradientWarning, stacklevel=3)
+    _REPORTS.append(ConjugateGradientReport(reached, run, iterations))
     return solution
 
 

@@ -1,6 +1,6 @@
 """Lightning callbacks: the validation picture of one pair, saved as PNG and logged to W&B; the
 final metrics of a run as JSON; a checkpoint when training is interrupted (Ctrl-C); the NIfTI files
-of ``lightning-reg predict``; progress as plain lines for logs."""
+of ``lightning-reg predict``; progress as plain lines for logs; how exact ``ift``'s backward was."""
 from __future__ import annotations
 
 import json
@@ -19,6 +19,7 @@ from lightning.pytorch.loggers import WandbLogger
 from ..evaluation import pair_id
 from ..io import Volume, save_itk_displacement, save_volume
 from ..output_files import OutputFolder, write_text
+from ..solver.implicit import take_cg_reports
 from ..viz import registration_panel, save_figure
 from .run_folder import run_directory
 
@@ -51,6 +52,23 @@ class RegistrationPanel(L.Callback):
                            f"val_epoch{trainer.current_epoch:03d}_step{trainer.global_step:06d}.png")
         if isinstance(trainer.logger, WandbLogger):
             trainer.logger.log_image(key="val/panel", images=[str(path)], step=trainer.global_step)
+
+
+class ConjugateGradientLog(L.Callback):
+    """After each backward through ``ift``, log what its conjugate gradient reached: the largest
+    relative residual (``train/cg_relative_residual``; its tolerance is ``cg_tolerance``) and the
+    iterations run, summed over the scales (``train/cg_iterations``). Nothing is logged for ``jfb``
+    and ``unroll``."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        take_cg_reports()  # nothing from another model's backward (a test, a notebook) is counted
+
+    def on_after_backward(self, trainer: L.Trainer, pl_module) -> None:
+        reports = take_cg_reports()
+        if reports:
+            pl_module.log("train/cg_relative_residual", max(report.relative_residual for report in reports),
+                          batch_size=1)
+            pl_module.log("train/cg_iterations", float(sum(report.iterations for report in reports)), batch_size=1)
 
 
 #: environment variable naming an extra file for a run's final metrics (set by ``lightning-reg sweep``)
