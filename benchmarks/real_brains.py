@@ -160,7 +160,7 @@ def _ants(kind: str):
     return run
 
 
-def _fireants(kind: str):
+def _fireants(kind: str, iterations: list[int] = ITERATIONS):
     def run(pair: dict, context: dict):
         import SimpleITK as sitk
         from fireants.io.image import BatchedImages, Image
@@ -178,7 +178,7 @@ def _fireants(kind: str):
         fixed, moving = batched(pair["fixed"]), batched(pair["moving"])
         method = GreedyRegistration if kind == "greedy" else SyNRegistration
         start = time.perf_counter()
-        registration = method(scales=SCALES, iterations=ITERATIONS, fixed_images=fixed, moving_images=moving,
+        registration = method(scales=SCALES, iterations=list(iterations), fixed_images=fixed, moving_images=moving,
                               loss_type="cc", cc_kernel_size=WINDOW, optimizer="Adam", optimizer_lr=0.5,
                               smooth_warp_sigma=0.5, smooth_grad_sigma=1.0, progress_bar=False)
         with contextlib.redirect_stderr(io.StringIO()):  # FireANTs' SyN draws a progress bar whatever it is told
@@ -228,6 +228,24 @@ def _picsl_greedy(iterations: str):
     return run
 
 
+def run_convexadam(pair: dict, context: dict):
+    """ConvexAdam 0.2 (``convexadam``; Siebert, Hansen and Heinrich 2021): MIND-SSC features, a
+    coupled convex discrete search, then Adam instance optimisation; its defaults, float32 on the CPU
+    (its float16 default is GPU-only), 3D only, one grid only. Its answer is a voxel displacement in
+    array order, which is what ``from_voxel_displacement`` reads."""
+    from convexAdam.convex_adam_MIND import convex_adam_pt
+    if pair["moving"].shape != pair["fixed"].shape or pair["fixed"].dim() != 4:
+        raise SystemExit("the ConvexAdam runner here registers 3D images of one grid only; leave it out with "
+                         "--shift or --dims 2")
+    start = time.perf_counter()
+    displacement = convex_adam_pt(pair["fixed"][0], pair["moving"][0], dtype=torch.float32,
+                                  device=torch.device("cpu"))
+    seconds = time.perf_counter() - start
+    voxels = torch.as_tensor(displacement, dtype=torch.float32).movedim(-1, 0)[None]
+    result = RegistrationResult.from_voxel_displacement(voxels)
+    return result.warp_labels(pair["moving_seg"][None]), result, seconds
+
+
 def run_elastix(pair: dict, context: dict):
     """itk-elastix with its default B-spline parameter map (Mattes MI, 4 resolutions), same grid."""
     import itk
@@ -264,7 +282,7 @@ METHODS = {"none": run_none, "ours-greedy": _ours("greedy"), "ours-svf": _ours("
            "learned-greedy-prompt": _learned("greedy", prompt=True),
            "learned-greedy-resampled": _learned("greedy", resample=True), "voxelmorph": run_voxelmorph,
            "ants-syn": _ants("SyN"), "ants-syncc": _ants("SyNCC"), "elastix-bspline": run_elastix,
-           "fireants-greedy": _fireants("greedy"), "fireants-syn": _fireants("syn"),
+           "fireants-greedy": _fireants("greedy"), "fireants-syn": _fireants("syn"), "convexadam": run_convexadam,
            "picsl-greedy-quick": _picsl_greedy("100x50x10"), "picsl-greedy": _picsl_greedy("200x100x50")}
 
 
