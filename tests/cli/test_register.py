@@ -109,6 +109,8 @@ def bad_files(tmp_path_factory, nifti_pair):
     ({"--out": "BAD/exists"}, "exists; pass --overwrite"),
     ({"--scales": "2"}, None),
     ({"--colour": "red"}, "unrecognized arguments: --colour"),
+    ({"--preset": "slow"}, "invalid choice: 'slow'"),
+    ({"--preset": "fast", "--checkpoint": "brain3d"}, "--preset fast sets the classical solver's iterations"),
 ])
 def test_bad_input_gets_one_line_error_and_exit_code_2(tmp_path, nifti_pair, bad_files, change, message):
     resolved = {}
@@ -129,6 +131,17 @@ def test_bad_input_gets_one_line_error_and_exit_code_2(tmp_path, nifti_pair, bad
     assert len(lines) == 1, done.stderr
     assert __import__("re").search(message, lines[0]), lines[0]
     assert (bad_files / "exists" / "mine.txt").read_text() == "keep me"
+
+
+def test_the_fast_preset_sets_its_iterations_and_explicit_options_override_it(tmp_path, nifti_pair):
+    from lightning_reg.solver import FAST
+    for extra, expected in (([], list(FAST.iterations)), (["--iterations", "3"], [3])):
+        out = tmp_path / f"o{len(extra)}"
+        done = _cli("register", "--fixed", nifti_pair["fixed"], "--moving", nifti_pair["moving"], "--preset", "fast",
+                    "--inverse-warp", "skip", "--out", out, *extra)
+        assert done.returncode == 0, done.stderr
+        report = json.loads((out / "metrics.json").read_text())
+        assert report["iterations"] == expected and report["solver"]["iterations"] == expected
 
 
 def test_two_d_slices_stored_as_x_y_1(tmp_path):
