@@ -9,7 +9,7 @@ import torch
 
 from .frames import Frames, make_frames
 from .inverse import InverseField, consistency_mm, inverse_field, inverse_grid
-from .labels import label_index, label_values, one_hot
+from .labels import label_index, label_values, vote_labels
 from .spatial import (
     apply_matrix,
     field_to_grid,
@@ -194,5 +194,4 @@ class RegistrationResult:
             warped = sample(label_index(labels, values).float() - background, self.grid, mode="nearest",
                             padding_mode="zeros")
             return values[warped.round().long() + background].to(labels.dtype)
-        warped = sample(one_hot(labels, values), self.grid, padding_mode="border")
-        return values[warped.argmax(1, keepdim=True)].to(labels.dtype)
+        return values[vote_labels(label_index(labels, values), self.grid)].to(labels.dtype)
