@@ -83,6 +83,9 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
     parser.add_argument("--learning-rate", type=finite_float,
                         help="step: voxels (deformable) or frame units (linear); > 0; default: the transform's own")
     parser.add_argument("--window", type=positive_int, help=f"lncc window, voxels; default {LNCC_WINDOW}")
+    parser.add_argument("--feature-channels", type=positive_int, help="with --checkpoint: solve on this many "
+                        "principal components of the model's features (fewer: a faster solve); default: the "
+                        "model's own setting (its card says which)")
     parser.add_argument("--regularizer", choices=["none", *REGULARIZERS], help="default none")
     parser.add_argument("--regularizer-weight", type=finite_float, help="weight of --regularizer; needed with it")
     parser.add_argument("--tolerance", type=finite_float,
@@ -185,6 +188,9 @@ def _check_options(args: argparse.Namespace) -> None:
     """Everything that can be checked before reading an image: option combinations and (without a
     checkpoint) the solver settings, by building the solver from them."""
     check_number("--prompt-weight", args.prompt_weight, 0)
+    if args.feature_channels is not None and not args.checkpoint:
+        raise InputError("--feature-channels reduces a --checkpoint model's features; classical registration "
+                         "solves on the image itself")
     if args.checkpoint and args.preset != "default":
         raise InputError(f"--preset {args.preset} sets the classical solver's iterations; a --checkpoint model has its "
                          f"own (give --iterations to change them)")
@@ -260,10 +266,11 @@ def _solve_learned(args: argparse.Namespace, fixed: Volume, moving: Volume, fixe
         regularizer=args.regularizer, regularizer_weight=args.regularizer_weight, tolerance=args.tolerance,
         optimizer=args.optimizer, interpolation=args.interpolation,
         similarity_options={"window": args.window} if args.window else None,
-        prompt_labels=args.prompt_labels, prompt_weight=args.prompt_weight if args.prompt_labels else None)
+        prompt_labels=args.prompt_labels, prompt_weight=args.prompt_weight if args.prompt_labels else None,
+        feature_channels=args.feature_channels)
     described = settings.layer().describe()
     described.update(scales=list(settings.scales or model.network.scales), iterations=list(settings.iterations),
-                     network=type(model.network).__name__)
+                     network=type(model.network).__name__, feature_channels=settings.feature_channels)
     batch = model_batch(fixed, moving, fixed_seg, moving_seg, device, masks)
     progress = phases.solver_progress(sum(settings.iterations) * (2 if settings.stages()[0] else 1))
     with torch.no_grad():

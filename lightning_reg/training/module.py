@@ -20,6 +20,7 @@ from ..evaluation import SUMMARY_KEYS, gather_rows, pair_rows, write_rows
 from ..models import bundled_path
 from ..nn import FeatureNetwork, UNet
 from ..solver import Masks, Prompt, RegistrationLayer, RegistrationResult, label_prompt
+from ..solver.channels import principal_channels
 from ..solver.checks import check_number
 from ..solver.optimize import Callback
 from ..solver.pyramid import source_levels
@@ -121,6 +122,9 @@ class RegistrationModule(L.LightningModule):
               levels: int | None = None, callback: Callback | None = None) -> list[RegistrationResult]:
         """:meth:`register` on the feature pyramids of ``batch`` (from :meth:`features`); ``callback``:
         the solver's, after every iteration."""
+        if settings.feature_channels is not None:
+            features = tuple(map(list, zip(*[principal_channels(fixed, moving, settings.feature_channels)
+                                             for fixed, moving in zip(*features)])))
         results = self._layer(settings)(*features, feature_scales=self.network.scales, levels=levels,
                                         fixed_affine=batch.get("fixed_affine"),
                                         moving_affine=batch.get("moving_affine"), prompts=self.prompts(batch, settings),

@@ -40,6 +40,8 @@ class SolverSettings:
         transform_options: further options of the (deformable) transform (e.g. ``control_spacing`` of bspline).
         prompt_labels, prompt_weight: label values whose masks in the fixed and moving label maps
             are added to the energy (a label-fidelity prompt), and its weight; none by default.
+        feature_channels: solve on this many principal components of each level's features (one
+            basis per pair, from both images; ``solver.channels``): a cheaper solve; none: every channel.
     """
 
     transform: str = LEARNED.transform
@@ -59,6 +61,7 @@ class SolverSettings:
     transform_options: dict = field(default_factory=dict)
     prompt_labels: list[int] = field(default_factory=list)
     prompt_weight: float = 1.0
+    feature_channels: int | None = None
 
     def stages(self) -> tuple[str | None, str]:
         """``(linear transform solved first or None, final transform)`` of ``transform``."""
@@ -67,6 +70,11 @@ class SolverSettings:
     def layer(self) -> RegistrationLayer:
         """The registration layer of these settings; building it validates them."""
         check_number("prompt_weight", self.prompt_weight, 0)
+        if self.feature_channels is not None and (isinstance(self.feature_channels, bool)
+                                                  or not isinstance(self.feature_channels, int)
+                                                  or self.feature_channels < 1):
+            raise ValueError(f"feature_channels must be a whole number >= 1 (or none: every channel), "
+                             f"got {self.feature_channels!r}")
         deformable = self.stages()[1] not in LINEAR
         options = dict(self.transform_options)
         steps = {"learning_rate": self.learning_rate if deformable else None}

@@ -110,6 +110,7 @@ def bad_files(tmp_path_factory, nifti_pair):
     ({"--scales": "2"}, None),
     ({"--colour": "red"}, "unrecognized arguments: --colour"),
     ({"--preset": "slow"}, "invalid choice: 'slow'"),
+    ({"--feature-channels": "4"}, "--feature-channels reduces a --checkpoint model's features"),
     ({"--preset": "fast", "--checkpoint": "brain3d"}, "--preset fast sets the classical solver's iterations"),
 ])
 def test_bad_input_gets_one_line_error_and_exit_code_2(tmp_path, nifti_pair, bad_files, change, message):

@@ -47,7 +47,8 @@ def _in_process(capsys, arguments) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def test_register_with_a_checkpoint_uses_the_model_and_takes_test_time_options(tmp_path, trained_run, slice_pair):
+def test_register_with_a_checkpoint_uses_the_model_and_takes_test_time_options(tmp_path, trained_run, slice_pair,
+                                                                              capsys):
     checkpoint = trained_run / "checkpoints" / "last.ckpt"
     done = _register(tmp_path, slice_pair, "--checkpoint", checkpoint)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -66,6 +67,9 @@ def test_register_with_a_checkpoint_uses_the_model_and_takes_test_time_options(t
     report = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert (report["init"], report["transform"], report["scales"]) == ("affine", "svf", [8, 4, 2, 1])
     assert report["folding_percent"] == 0.0
+    code, _ = _in_process(capsys, _arguments(tmp_path, slice_pair, "--checkpoint", checkpoint,
+                                             "--feature-channels", 3))
+    assert code == 0 and json.loads((tmp_path / "out" / "metrics.json").read_text())["solver"]["feature_channels"] == 3
 
 
 @pytest.mark.parametrize("with_model", [False, True], ids=["classical", "checkpoint"])

@@ -135,3 +135,20 @@ def test_a_checkpoint_saved_from_python_keeps_its_settings_and_loads_safely(tmp_
     loaded = RegistrationModule.load_from_checkpoint(tmp_path / "model.ckpt", network=UNet(dims=2, out_channels=4))
     assert loaded.eval_solver.transform == "svf" and loaded.eval_solver.similarity == "lncc"
     assert loaded.train_solver == TRAIN
+
+
+def test_feature_channels_solve_on_principal_components_of_the_features(test_batches):
+    """Every channel kept: the same warp bit for bit; fewer: a different solve on fewer channels that
+    still registers; a bad count is refused when the settings are built."""
+    torch.manual_seed(0)
+    network = UNet(dims=2, out_channels=6, widths=[4, 8, 8])
+    batch = test_batches[0]
+    grids = {}
+    for channels in (None, 6, 2):
+        model = _model(network=network, eval_solver=EvalSolverSettings(feature_channels=channels)).eval()
+        with torch.no_grad():
+            grids[channels] = model.register(batch)[-1].grid
+    assert torch.equal(grids[None], grids[6])
+    assert not torch.allclose(grids[None], grids[2]) and bool(torch.isfinite(grids[2]).all())
+    with pytest.raises(ValueError, match="feature_channels must be a whole number"):
+        replace(TRAIN, feature_channels=0).layer()
