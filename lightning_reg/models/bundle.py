@@ -38,8 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name")
     parser.add_argument("--eval-transform", help="default test-time transform (e.g. greedy)")
     parser.add_argument("--eval-iterations", type=int, nargs="+", help="default test-time iterations per level")
+    parser.add_argument("--eval-tolerance", type=float, help="default test-time early-stopping tolerance")
+    parser.add_argument("--eval-feature-channels", type=int, help="default test-time principal components of "
+                        "the features the solver uses")
     args = parser.parse_args(argv)
-    overrides = {"transform": args.eval_transform, "iterations": args.eval_iterations}
+    overrides = {"transform": args.eval_transform, "iterations": args.eval_iterations,
+                 "tolerance": args.eval_tolerance, "feature_channels": args.eval_feature_channels}
     path = slim(args.checkpoint, Path(__file__).parent / f"{args.name}.ckpt",
                 {key: value for key, value in overrides.items() if value is not None})
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
