@@ -6,6 +6,7 @@ diverged warps) against the same layer with the bound switched off, in one proce
 
 Writes ``benchmarks/out/bounded_sampling.{json,md,png}``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,13 @@ def measure(shape: tuple[int, ...], iterations: tuple[int, ...], repeats: int) -
     finally:
         spatial.bounded_grid = bounded
     best = {name: min(values) for name, values in times.items()}
-    return {"shape": list(shape), "iterations": list(iterations), "channels": 16, **best,
-            "ratio": best["bounded"] / best["unbounded"]}
+    return {
+        "shape": list(shape),
+        "iterations": list(iterations),
+        "channels": 16,
+        **best,
+        "ratio": best["bounded"] / best["unbounded"],
+    }
 
 
 def main() -> None:
@@ -68,11 +74,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows = [measure(shape, iterations, args.repeats) for shape, iterations in SETTINGS]
     record = {"machine": machine("cpu"), "threads": args.threads, "torch": torch.__version__, "rows": rows}
-    table = markdown_table(rows, [("shape", lambda r: "x".join(map(str, r["shape"]))),
-                                  ("iterations", lambda r: ", ".join(map(str, r["iterations"]))),
-                                  ("bounded s", lambda r: f"{r['bounded']:.3f}"),
-                                  ("unbounded s", lambda r: f"{r['unbounded']:.3f}"),
-                                  ("ratio", lambda r: f"{r['ratio']:.3f}")], ["shape"])
+    table = markdown_table(
+        rows,
+        [
+            ("shape", lambda r: "x".join(map(str, r["shape"]))),
+            ("iterations", lambda r: ", ".join(map(str, r["iterations"]))),
+            ("bounded s", lambda r: f"{r['bounded']:.3f}"),
+            ("unbounded s", lambda r: f"{r['unbounded']:.3f}"),
+            ("ratio", lambda r: f"{r['ratio']:.3f}"),
+        ],
+        ["shape"],
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bounded_sampling.json").write_text(json.dumps(record, indent=2))
     (args.out / "bounded_sampling.md").write_text(table + "\n")

@@ -5,6 +5,7 @@ the validation split. Prints one line per choice; the best goes into the bundled
 
     python benchmarks/choose_test_time.py --checkpoint runs/.../best.ckpt --brains brains --dims 2 --pairs 8
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +34,10 @@ def main() -> None:
     data = BrainDataModule(args.brains, dims=args.dims, val_pairs=args.pairs)
     data.setup("fit")
     pairs = data.val_dataloader().dataset
-    choices = {"as trained": model.eval_solver,
-               **{name: replace(model.eval_solver, transform=name, iterations=args.iterations)
-                  for name in args.transforms}}
+    choices = {
+        "as trained": model.eval_solver,
+        **{name: replace(model.eval_solver, transform=name, iterations=args.iterations) for name in args.transforms},
+    }
     for name, settings in choices.items():
         rows = []
         for index in range(len(pairs)):
@@ -45,8 +47,11 @@ def main() -> None:
                 result = model.register(batch, settings)[-1]
             rows += pair_rows(batch, result, time.perf_counter() - start)
         summary = mean_rows(rows)
-        print(f"{name:>10}: validation Dice {summary['dice']:.3f}, folding {summary['folding_percent']:.3f} %, "
-              f"{summary['seconds']:.1f} s/pair", flush=True)
+        print(
+            f"{name:>10}: validation Dice {summary['dice']:.3f}, folding {summary['folding_percent']:.3f} %, "
+            f"{summary['seconds']:.1f} s/pair",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ the Dice drops and their ratios.
     python benchmarks/domain_shift.py --data oasis --root /data/OASIS --dims 3 --size 160 192 224 \
         --device cuda --epochs 20 --train-pairs 400 --test-pairs 19
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,11 +38,24 @@ TARGETS = ("anisotropy4", "intensity")
 
 def datamodule(args, shift: str | None = None) -> L.LightningDataModule:
     if args.data == "synthetic":
-        return SyntheticDataModule(shape=args.shape, num_labels=args.num_labels, train_pairs=args.train_pairs,
-                                   val_pairs=1, test_pairs=args.test_pairs, shift=shift)
-    return OASISDataModule(root=args.root, dims=args.dims, size=args.size, train_pairs=args.train_pairs,
-                           max_test_pairs=args.test_pairs, max_val_pairs=1, shift=shift,
-                           num_workers=args.workers)
+        return SyntheticDataModule(
+            shape=args.shape,
+            num_labels=args.num_labels,
+            train_pairs=args.train_pairs,
+            val_pairs=1,
+            test_pairs=args.test_pairs,
+            shift=shift,
+        )
+    return OASISDataModule(
+        root=args.root,
+        dims=args.dims,
+        size=args.size,
+        train_pairs=args.train_pairs,
+        max_test_pairs=args.test_pairs,
+        max_val_pairs=1,
+        shift=shift,
+        num_workers=args.workers,
+    )
 
 
 def train(model: L.LightningModule, args, name: str) -> L.LightningModule:
@@ -63,15 +77,19 @@ def methods(args) -> dict[str, L.LightningModule]:
         voxelmorph = train(VoxelMorphBaseline(dims=dims), args, "voxelmorph")
     classical = SolverSettings(transform="greedy", similarity="lncc")
     return {
-        "no registration": RegistrationModule(network=IdentityFeatures(dims=dims),
-                                              train_solver=SolverSettings(iterations=[0, 0, 0])),
-        "classical (greedy, LNCC on intensities)": RegistrationModule(network=IdentityFeatures(dims=dims),
-                                                                      train_solver=classical),
+        "no registration": RegistrationModule(
+            network=IdentityFeatures(dims=dims), train_solver=SolverSettings(iterations=[0, 0, 0])
+        ),
+        "classical (greedy, LNCC on intensities)": RegistrationModule(
+            network=IdentityFeatures(dims=dims), train_solver=classical
+        ),
         "VoxelMorph": voxelmorph,
         "ours (freeform)": ours,
         "ours, greedy at test": RegistrationModule(
-            network=ours.network, train_solver=ours.train_solver,
-            eval_solver=SolverSettings(transform="greedy", similarity=ours.train_solver.similarity)),
+            network=ours.network,
+            train_solver=ours.train_solver,
+            eval_solver=SolverSettings(transform="greedy", similarity=ours.train_solver.similarity),
+        ),
     }
 
 
@@ -111,8 +129,9 @@ def ratios(summary: list[dict]) -> dict[str, float]:
         if ("VoxelMorph", shift) in lookup:
             ours, theirs = lookup[("ours (freeform)", shift)]["dice_drop"], lookup[("VoxelMorph", shift)]["dice_drop"]
             result[f"drop_ratio_{shift}"] = ours / theirs if theirs > 0 else float("inf")
-    result["clean_dice_ours_minus_voxelmorph"] = (lookup[("ours (freeform)", "clean")]["dice"]
-                                                  - lookup[("VoxelMorph", "clean")]["dice"])
+    result["clean_dice_ours_minus_voxelmorph"] = (
+        lookup[("ours (freeform)", "clean")]["dice"] - lookup[("VoxelMorph", "clean")]["dice"]
+    )
     return result
 
 
@@ -145,8 +164,9 @@ def plot(summary: list[dict], examples: dict, args, path: Path) -> None:
     for index, shift in enumerate(args.shifts):
         image = figure.add_subplot(2, len(args.shifts), len(args.shifts) + index + 1)
         example = examples[shift]
-        image.imshow(example if example.dim() == 2 else example[..., example.shape[-1] // 2].T, cmap="gray",
-                     origin="lower")
+        image.imshow(
+            example if example.dim() == 2 else example[..., example.shape[-1] // 2].T, cmap="gray", origin="lower"
+        )
         image.set_title(shift, fontsize=8)
         image.axis("off")
     figure.tight_layout()
@@ -160,8 +180,9 @@ def main() -> None:
     parser.add_argument("--dims", type=int, default=2)
     parser.add_argument("--shape", type=int, nargs="+", default=[64, 64], help="synthetic image shape")
     parser.add_argument("--num-labels", type=int, default=4, help="synthetic labels")
-    parser.add_argument("--size", type=int, nargs="+", help="OASIS: pad/crop to this size (VoxelMorph needs "
-                                                            "multiples of 16)")
+    parser.add_argument(
+        "--size", type=int, nargs="+", help="OASIS: pad/crop to this size (VoxelMorph needs multiples of 16)"
+    )
     parser.add_argument("--train-pairs", type=int, default=256, help="training pairs per epoch")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--test-pairs", type=int, default=16)
@@ -186,14 +207,21 @@ def main() -> None:
 
     rows, examples = evaluate(methods(args), args)
     summary = summarize(rows, args)
-    record = {"machine": machine(args.device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "summary": summary, "ratios": ratios(summary), "rows": rows}
+    record = {
+        "machine": machine(args.device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "summary": summary,
+        "ratios": ratios(summary),
+        "rows": rows,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "domain_shift.json").write_text(json.dumps(record, indent=1))
     table = markdown(summary, args)
-    (args.out / "domain_shift.md").write_text("Dice / HD95 / folding % per method (rows) and shift (columns)\n\n"
-                                              + table + "\n")
+    (args.out / "domain_shift.md").write_text(
+        "Dice / HD95 / folding % per method (rows) and shift (columns)\n\n" + table + "\n"
+    )
     plot(summary, examples, args, args.out / "domain_shift.png")
     print(table)
     print("Dice drop (clean - shifted):")

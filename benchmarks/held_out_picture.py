@@ -4,6 +4,7 @@ of each image at full resolution.
 
     python benchmarks/held_out_picture.py --brains brains [--checkpoint brain2d] [--pair 0] --out docs
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,12 @@ def main() -> None:
     after = np.mean(list(dice_per_label(batch["fixed_seg"], warped_seg).values()))
     figure, axes = plt.subplots(2, 4, figsize=(11, 6.4))
     fixed = pair["fixed"][0].numpy()
-    panels = [(fixed, "fixed"), (pair["moving"][0].numpy(), f"moving (Dice {before:.3f})"),
-              (warped.numpy(), f"warped (Dice {after:.3f})"), (fixed, "warped labels' outlines on fixed")]
+    panels = [
+        (fixed, "fixed"),
+        (pair["moving"][0].numpy(), f"moving (Dice {before:.3f})"),
+        (warped.numpy(), f"warped (Dice {after:.3f})"),
+        (fixed, "warped labels' outlines on fixed"),
+    ]
     for axis, (image, title) in zip(axes[0], panels):
         axis.imshow(image.T, cmap="gray", origin="lower")
         axis.set_title(title, fontsize=9)
@@ -67,8 +72,9 @@ def main() -> None:
     axes[1, 3].set_title("fixed labels", fontsize=9)
     for axis in axes.flat:
         axis.axis("off")
-    figure.suptitle(f"held-out pair {pair['id']}, {args.checkpoint}, {model.eval_solver.transform} at test time",
-                    fontsize=10)
+    figure.suptitle(
+        f"held-out pair {pair['id']}, {args.checkpoint}, {model.eval_solver.transform} at test time", fontsize=10
+    )
     figure.tight_layout()
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "held_out_pair.png"

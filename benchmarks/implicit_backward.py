@@ -11,6 +11,7 @@ table and a PNG into --out; prints the ratios the targets speak of.
     python benchmarks/implicit_backward.py --threads 2
     python benchmarks/implicit_backward.py --device cuda
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,11 +28,12 @@ MODES = ("jfb", "ift", "unroll")
 def problem(size: int, channels: int, device: str):
     """Fixed/moving features ``[1, C, s, s, s]``, the images the loss compares, both seeded."""
     from lightning_reg.data.synthetic import smooth_noise, warped_pair
+
     pair = warped_pair((size,) * 3, magnitude=2.0, seed=0)
     generator = torch.Generator().manual_seed(1)
     mix = smooth_noise((size,) * 3, channels, 4.0, generator)
-    fixed = torch.cat([pair["fixed"] * mix[:, i:i + 1] for i in range(channels)], 1)
-    moving = torch.cat([pair["moving"] * mix[:, i:i + 1] for i in range(channels)], 1)
+    fixed = torch.cat([pair["fixed"] * mix[:, i : i + 1] for i in range(channels)], 1)
+    moving = torch.cat([pair["moving"] * mix[:, i : i + 1] for i in range(channels)], 1)
     return (fixed.to(device), moving.to(device), pair["fixed"].to(device), pair["moving"].to(device))
 
 
@@ -40,6 +42,7 @@ def measure(mode: str, iterations: int, size: int, channels: int, device: str) -
     from lightning_reg.solver import RegistrationLayer
     from lightning_reg.solver.implicit import take_cg_reports
     from lightning_reg.solver.spatial import sample
+
     fixed, moving, fixed_image, moving_image = problem(size, channels, device)
     fixed.requires_grad_(True)
     moving.requires_grad_(True)
@@ -61,28 +64,52 @@ def measure(mode: str, iterations: int, size: int, channels: int, device: str) -
         torch.cuda.synchronize()
     end = time.perf_counter()
     reports = take_cg_reports()  # ift: how far its conjugate gradient got with the default settings
-    return dict(mode=mode, iterations=iterations, forward_s=middle - start, backward_s=end - middle,
-                peak_mb=(peak_bytes(device) - baseline) / 2**20,
-                gradient_norm=float(torch.cat([fixed.grad.flatten(), moving.grad.flatten()]).norm()),
-                gradient=torch.cat([fixed.grad.flatten(), moving.grad.flatten()])[::997].tolist(),
-                cg_iterations=sum(report.iterations for report in reports),
-                cg_relative_residual=max((report.relative_residual for report in reports), default=None))
+    return dict(
+        mode=mode,
+        iterations=iterations,
+        forward_s=middle - start,
+        backward_s=end - middle,
+        peak_mb=(peak_bytes(device) - baseline) / 2**20,
+        gradient_norm=float(torch.cat([fixed.grad.flatten(), moving.grad.flatten()]).norm()),
+        gradient=torch.cat([fixed.grad.flatten(), moving.grad.flatten()])[::997].tolist(),
+        cg_iterations=sum(report.iterations for report in reports),
+        cg_relative_residual=max((report.relative_residual for report in reports), default=None),
+    )
 
 
 def run_one(mode: str, iterations: int, args) -> dict:
     """``measure`` in a fresh process (clean peak memory)."""
-    arguments = ["--child", mode, str(iterations), "--size", str(args.size), "--channels", str(args.channels),
-                 "--device", args.device, "--threads", str(args.threads),
-                 "--memory-limit-gb", str(args.memory_limit_gb)]
+    arguments = [
+        "--child",
+        mode,
+        str(iterations),
+        "--size",
+        str(args.size),
+        "--channels",
+        str(args.channels),
+        "--device",
+        args.device,
+        "--threads",
+        str(args.threads),
+        "--memory-limit-gb",
+        str(args.memory_limit_gb),
+    ]
     return run_child(__file__, arguments, dict(mode=mode, iterations=iterations), args.memory_limit_gb)
 
 
 def table(rows: list[dict]) -> str:
-    return markdown_table(rows, [
-        ("mode", lambda row: row["mode"]), ("iterations", lambda row: str(row["iterations"])),
-        ("forward s", lambda row: f"{row['forward_s']:.2f}"), ("backward s", lambda row: f"{row['backward_s']:.2f}"),
-        ("backward / forward", lambda row: f"{row['backward_s'] / row['forward_s']:.3f}"),
-        ("peak memory MB", lambda row: f"{row['peak_mb']:.0f}")], ["mode", "iterations"])
+    return markdown_table(
+        rows,
+        [
+            ("mode", lambda row: row["mode"]),
+            ("iterations", lambda row: str(row["iterations"])),
+            ("forward s", lambda row: f"{row['forward_s']:.2f}"),
+            ("backward s", lambda row: f"{row['backward_s']:.2f}"),
+            ("backward / forward", lambda row: f"{row['backward_s'] / row['forward_s']:.3f}"),
+            ("peak memory MB", lambda row: f"{row['peak_mb']:.0f}"),
+        ],
+        ["mode", "iterations"],
+    )
 
 
 def ratios(rows: list[dict], counts: list[int]) -> list[str]:
@@ -92,33 +119,43 @@ def ratios(rows: list[dict], counts: list[int]) -> list[str]:
     for mode in ("jfb", "ift"):
         peaks = [ok[(mode, n)]["peak_mb"] for n in counts if (mode, n) in ok]
         if peaks:
-            lines.append(f"{mode}: peak memory spread across iterations {max(peaks) / max(min(peaks), 1e-9):.3f}x "
-                         f"(target <= 1.10x)")
+            lines.append(
+                f"{mode}: peak memory spread across iterations {max(peaks) / max(min(peaks), 1e-9):.3f}x "
+                f"(target <= 1.10x)"
+            )
         last = (mode, counts[-1])
         if last in ok and ("unroll", counts[-1]) in ok:
-            lines.append(f"{mode}/unroll peak memory at {counts[-1]} iterations: "
-                         f"{ok[last]['peak_mb'] / ok[('unroll', counts[-1])]['peak_mb']:.3f} (target <= 0.10)")
+            lines.append(
+                f"{mode}/unroll peak memory at {counts[-1]} iterations: "
+                f"{ok[last]['peak_mb'] / ok[('unroll', counts[-1])]['peak_mb']:.3f} (target <= 0.10)"
+            )
     for n in counts:
         if ("jfb", n) in ok:
             row = ok[("jfb", n)]
-            lines.append(f"jfb backward / forward at {n} iterations: {row['backward_s'] / row['forward_s']:.3f} "
-                         f"(target < 0.10)")
+            lines.append(
+                f"jfb backward / forward at {n} iterations: {row['backward_s'] / row['forward_s']:.3f} (target < 0.10)"
+            )
         if ("jfb", n) in ok and ("ift", n) in ok:
             jfb, ift = ok[("jfb", n)], ok[("ift", n)]
-            agreement = torch.nn.functional.cosine_similarity(torch.tensor(jfb["gradient"]),
-                                                              torch.tensor(ift["gradient"]), dim=0)
+            agreement = torch.nn.functional.cosine_similarity(
+                torch.tensor(jfb["gradient"]), torch.tensor(ift["gradient"]), dim=0
+            )
             reached = ift["cg_relative_residual"]
-            lines.append(f"ift backward / jfb backward at {n} iterations: {ift['backward_s'] / jfb['backward_s']:.1f}x "
-                         f"(ift's conjugate gradient: {ift['cg_iterations']} iterations, relative residual "
-                         f"{'-' if reached is None else f'{reached:.1g}'}); cosine of their feature gradients (every "
-                         f"997th value) {float(agreement):.3f}")
+            lines.append(
+                f"ift backward / jfb backward at {n} iterations: {ift['backward_s'] / jfb['backward_s']:.1f}x "
+                f"(ift's conjugate gradient: {ift['cg_iterations']} iterations, relative residual "
+                f"{'-' if reached is None else f'{reached:.1g}'}); cosine of their feature gradients (every "
+                f"997th value) {float(agreement):.3f}"
+            )
     return lines
 
 
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     figure, (memory, seconds) = plt.subplots(1, 2, figsize=(10, 4))
     for mode in MODES:
         done = [r for r in rows if r["mode"] == mode and "failed" not in r]
@@ -129,8 +166,12 @@ def plot(rows: list[dict], path: Path) -> None:
         seconds.plot(counts, [r["backward_s"] for r in done], marker="o", label=f"{mode} backward")
     forward = [r for r in rows if r["mode"] == "jfb" and "failed" not in r]
     seconds.plot([r["iterations"] for r in forward], [r["forward_s"] for r in forward], "k--", label="forward solve")
-    memory.set(xlabel="solver iterations", ylabel="peak memory above inputs (MB)", yscale="log",
-               title="memory of forward + backward")
+    memory.set(
+        xlabel="solver iterations",
+        ylabel="peak memory above inputs (MB)",
+        yscale="log",
+        title="memory of forward + backward",
+    )
     seconds.set(xlabel="solver iterations", ylabel="seconds", yscale="log", title="time")
     memory.legend()
     seconds.legend()
@@ -163,8 +204,10 @@ def main() -> None:
             row = run_one(mode, count, args)
             rows.append(row)
             print(table([row]).splitlines()[-1], flush=True)
-    header = (f"{args.size}^3 voxels, {args.channels} channels, freeform + MSE, Adam; {args.device} "
-              f"({machine(args.device)}), {args.threads} threads, torch {torch.__version__}")
+    header = (
+        f"{args.size}^3 voxels, {args.channels} channels, freeform + MSE, Adam; {args.device} "
+        f"({machine(args.device)}), {args.threads} threads, torch {torch.__version__}"
+    )
     summary = ratios(rows, args.iterations)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(dict(setting=header, rows=rows, ratios=summary), indent=2))

@@ -12,6 +12,7 @@ gradients.
     python benchmarks/implicit_fidelity.py --threads 2 [--shape 16 16] [--directions 3] [--out docs]
     python benchmarks/implicit_fidelity.py --plot docs/implicit_fidelity.json   # redraw the figure only
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,17 +50,32 @@ def layer_for(transform: str, similarity: str, optimizer: str, backward: str, it
     """Adam as the default runs it (linear interpolation, every iteration); the line-search optimizers
     with their default cubic interpolation, stopping at stationarity 3e-7 or at rounding level."""
     deformable = transform not in ("rigid", "affine")
-    return RegistrationLayer(transform, similarity, iterations=[iterations], backward=backward, optimizer=optimizer,
-                             tolerance=0 if optimizer == "adam" else 3e-7, damping=1e-6, cg_iterations=300,
-                             cg_tolerance=1e-9,
-                             regularizer="diffusion" if deformable else None,
-                             regularizer_weight=0.1 if deformable else 0.0,
-                             transform_options=DENSE if transform in ("freeform", "greedy", "svf") else {},
-                             similarity_options={"window": 5} if similarity == "lncc" else None)
+    return RegistrationLayer(
+        transform,
+        similarity,
+        iterations=[iterations],
+        backward=backward,
+        optimizer=optimizer,
+        tolerance=0 if optimizer == "adam" else 3e-7,
+        damping=1e-6,
+        cg_iterations=300,
+        cg_tolerance=1e-9,
+        regularizer="diffusion" if deformable else None,
+        regularizer_weight=0.1 if deformable else 0.0,
+        transform_options=DENSE if transform in ("freeform", "greedy", "svf") else {},
+        similarity_options={"window": 5} if similarity == "lncc" else None,
+    )
 
 
-def measure(layer: RegistrationLayer, fixed: torch.Tensor, moving: torch.Tensor, weights: torch.Tensor,
-            directions: int, step: float, seed: int) -> dict:
+def measure(
+    layer: RegistrationLayer,
+    fixed: torch.Tensor,
+    moving: torch.Tensor,
+    weights: torch.Tensor,
+    directions: int,
+    step: float,
+    seed: int,
+) -> dict:
     fixed_leaf, moving_leaf = fixed.clone().requires_grad_(True), moving.clone().requires_grad_(True)
     start = time.perf_counter()
     result = layer([fixed_leaf], [moving_leaf])[-1]
@@ -71,8 +87,8 @@ def measure(layer: RegistrationLayer, fixed: torch.Tensor, moving: torch.Tensor,
     errors, wrong_sign, differences = [], 0, []
     for _ in range(directions):
         direction = torch.randn(gradient.shape, generator=generator, dtype=torch.float64)
-        along_fixed = direction[:fixed.numel()].view_as(fixed)
-        along_moving = direction[fixed.numel():].view_as(moving)
+        along_fixed = direction[: fixed.numel()].view_as(fixed)
+        along_moving = direction[fixed.numel() :].view_as(moving)
         with torch.no_grad():
             plus = (layer([fixed + step * along_fixed], [moving + step * along_moving])[-1].grid * weights).sum()
             minus = (layer([fixed - step * along_fixed], [moving - step * along_moving])[-1].grid * weights).sum()
@@ -81,10 +97,16 @@ def measure(layer: RegistrationLayer, fixed: torch.Tensor, moving: torch.Tensor,
         errors.append(abs(analytic - difference) / max(abs(difference), 1e-12))
         wrong_sign += (analytic * difference) < 0
         differences.append(difference)
-    return {"median_relative_error": statistics.median(errors), "wrong_sign": int(wrong_sign),
-            "finite_differences": differences, "gradient_is_zero": bool(gradient.abs().max() == 0),
-            "seconds": seconds, "iterations_run": int(trace.shape[0]),
-            "stationarity": float(result.stationarity[0]), "gradient": gradient}
+    return {
+        "median_relative_error": statistics.median(errors),
+        "wrong_sign": int(wrong_sign),
+        "finite_differences": differences,
+        "gradient_is_zero": bool(gradient.abs().max() == 0),
+        "seconds": seconds,
+        "iterations_run": int(trace.shape[0]),
+        "stationarity": float(result.stationarity[0]),
+        "gradient": gradient,
+    }
 
 
 def plot(record: dict, path: Path) -> Path:
@@ -96,16 +118,27 @@ def plot(record: dict, path: Path) -> Path:
     axes = figure.subplots()
     width = 0.8 / len(cases)
     for number, case in enumerate(cases):
-        values = [next((row["median_relative_error"] for row in rows if row["transform"] == transform
-                        and (row["similarity"], row["optimizer"], row["backward"]) == case), float("nan"))
-                  for transform in transforms]
+        values = [
+            next(
+                (
+                    row["median_relative_error"]
+                    for row in rows
+                    if row["transform"] == transform and (row["similarity"], row["optimizer"], row["backward"]) == case
+                ),
+                float("nan"),
+            )
+            for transform in transforms
+        ]
         axes.bar([index + number * width for index in range(len(transforms))], values, width, label=" ".join(case))
     axes.axhline(0.05, color="black", linewidth=0.8, linestyle="--", label="5 %")
     axes.set_yscale("log")
     axes.set_xticks([index + 0.4 - width / 2 for index in range(len(transforms))], transforms)
     axes.set_ylabel("median |g.d - fd| / |fd|")
-    axes.set_title(f"implicit layer vs finite differences, {'x'.join(map(str, record['shape']))} float64, "
-                   f"{record['iterations']} iterations ({record['machine']})", fontsize=9)
+    axes.set_title(
+        f"implicit layer vs finite differences, {'x'.join(map(str, record['shape']))} float64, "
+        f"{record['iterations']} iterations ({record['machine']})",
+        fontsize=9,
+    )
     axes.legend(fontsize=7, ncol=4)
     figure.tight_layout()
     return save_figure(figure, path)
@@ -132,29 +165,42 @@ def main() -> None:
     torch.set_default_dtype(torch.float64)
     fixed, moving, weights = problem(tuple(args.shape), seed=0)
     rows = []
-    print(f"{'transform':9s} {'sim':5s} {'opt':5s} {'mode':5s} {'median rel err':>14s} {'wrong sign':>10s} "
-          f"{'zero':>5s} {'s':>6s} {'iters':>5s} {'stationarity':>12s} {'cos(jfb,ift)':>12s}")
+    print(
+        f"{'transform':9s} {'sim':5s} {'opt':5s} {'mode':5s} {'median rel err':>14s} {'wrong sign':>10s} "
+        f"{'zero':>5s} {'s':>6s} {'iters':>5s} {'stationarity':>12s} {'cos(jfb,ift)':>12s}"
+    )
     for transform in args.transforms:
         for similarity in args.similarities:
             for optimizer in args.optimizers:
                 gradients = {}
                 for backward in args.backward:
                     layer = layer_for(transform, similarity, optimizer, backward, args.iterations)
-                    row = {"transform": transform, "similarity": similarity, "optimizer": optimizer,
-                           "backward": backward, **measure(layer, fixed, moving, weights, args.directions,
-                                                           args.step, seed=1)}
+                    row = {
+                        "transform": transform,
+                        "similarity": similarity,
+                        "optimizer": optimizer,
+                        "backward": backward,
+                        **measure(layer, fixed, moving, weights, args.directions, args.step, seed=1),
+                    }
                     gradients[backward] = row.pop("gradient")
                     if {"jfb", "ift"} <= set(gradients):
-                        row["cosine_jfb_ift"] = float(torch.nn.functional.cosine_similarity(
-                            gradients["jfb"], gradients["ift"], dim=0))
+                        row["cosine_jfb_ift"] = float(
+                            torch.nn.functional.cosine_similarity(gradients["jfb"], gradients["ift"], dim=0)
+                        )
                     rows.append(row)
-                    print(f"{transform:9s} {similarity:5s} {optimizer:5s} {backward:5s} "
-                          f"{row['median_relative_error']:14.3g} {row['wrong_sign']:10d} "
-                          f"{str(row['gradient_is_zero']):>5s} {row['seconds']:6.2f} {row['iterations_run']:5d} "
-                          f"{row['stationarity']:12.3g} {row.get('cosine_jfb_ift', float('nan')):12.3f}")
+                    print(
+                        f"{transform:9s} {similarity:5s} {optimizer:5s} {backward:5s} "
+                        f"{row['median_relative_error']:14.3g} {row['wrong_sign']:10d} "
+                        f"{str(row['gradient_is_zero']):>5s} {row['seconds']:6.2f} {row['iterations_run']:5d} "
+                        f"{row['stationarity']:12.3g} {row.get('cosine_jfb_ift', float('nan')):12.3f}"
+                    )
     args.out.mkdir(parents=True, exist_ok=True)
-    record = {"machine": f"{platform.processor() or platform.machine()}, {args.threads} threads, torch "
-                         f"{torch.__version__}", "shape": args.shape, "iterations": args.iterations, "rows": rows}
+    record = {
+        "machine": f"{platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}",
+        "shape": args.shape,
+        "iterations": args.iterations,
+        "rows": rows,
+    }
     (args.out / "implicit_fidelity.json").write_text(json.dumps(record, indent=2))
     print(f"written: {args.out / 'implicit_fidelity.json'}, {plot(record, args.out / 'implicit_fidelity.png')}")
 

@@ -1,5 +1,6 @@
 """Shared by the benchmark scripts: peak memory of a run in a fresh process, the machine's name, a
 markdown table, and training a model to a checkpoint."""
+
 from __future__ import annotations
 
 import json
@@ -34,12 +35,16 @@ def run_child(script: str, arguments: list[str], label: dict, memory_limit_gb: f
     peak resident memory tracks live tensors. A failure comes back as ``label`` plus ``failed``.
     """
     environment = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
-    done = subprocess.run([sys.executable, script, *arguments], capture_output=True, text=True, env=environment,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, script, *arguments], capture_output=True, text=True, env=environment, check=False
+    )
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
-        reason = "out of memory" if any("memory" in line.lower() for line in lines[-3:]) else \
-            (lines[-1] if lines else f"exit {done.returncode}")
+        reason = (
+            "out of memory"
+            if any("memory" in line.lower() for line in lines[-3:])
+            else (lines[-1] if lines else f"exit {done.returncode}")
+        )
         return dict(label, failed=[f"{reason} (limit {memory_limit_gb:g} GB)"])
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -49,8 +54,11 @@ def machine(device: str) -> str:
     if device == "cuda":
         return torch.cuda.get_device_name()
     cpuinfo = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in (cpuinfo.read_text().splitlines() if cpuinfo.is_file() else [])
-             if line.startswith("model name")]
+    names = [
+        line.split(":", 1)[1].strip()
+        for line in (cpuinfo.read_text().splitlines() if cpuinfo.is_file() else [])
+        if line.startswith("model name")
+    ]
     return names[0] if names else (platform.processor() or platform.machine())
 
 
@@ -74,13 +82,20 @@ def fit_and_save(model, datamodule, epochs: int, device: str, path: Path):
     import lightning as L
 
     L.seed_everything(0)
-    trainer = L.Trainer(max_epochs=epochs, limit_val_batches=0, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0,
-                        accelerator="gpu" if device == "cuda" else "cpu", devices=1)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=1.0,
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
+    )
     start = time.perf_counter()
     trainer.fit(model, datamodule)
     print(f"trained {path.stem}: {time.perf_counter() - start:.0f} s")
     path.parent.mkdir(parents=True, exist_ok=True)
     trainer.save_checkpoint(path)
     return model
-

@@ -13,6 +13,7 @@ directions, the held-out images' T1-like recipe): presets and defaults are chose
     python benchmarks/pareto.py --brains brains --pairs-from validation --threads 1
     python benchmarks/pareto.py --brains brains --pairs-from test --threads 1 [--methods ours picsl-greedy]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,19 +37,33 @@ from lightning_reg.data.brains.recipes import recipe_means, render_recipe
 
 #: iteration budgets per scale (4/2/1), coarse to fine; 100x50x10 is Greedy's brain quick start
 BUDGETS = ("25x12x5", "50x25x10", "100x50x10", "200x100x50")
-RUNNERS = {"ours": lambda budget: _ours("greedy", iterations=budget),
-           "picsl-greedy": lambda budget: _picsl_greedy("x".join(map(str, budget))),
-           "fireants": lambda budget: _fireants("greedy", budget)}
-LABELS = {"none": "no registration", "ours": "lightning_reg greedy", "picsl-greedy": "PICSL Greedy",
-          "fireants": "FireANTs greedy", "convexadam": "ConvexAdam (defaults)"}
+RUNNERS = {
+    "ours": lambda budget: _ours("greedy", iterations=budget),
+    "picsl-greedy": lambda budget: _picsl_greedy("x".join(map(str, budget))),
+    "fireants": lambda budget: _fireants("greedy", budget),
+}
+LABELS = {
+    "none": "no registration",
+    "ours": "lightning_reg greedy",
+    "picsl-greedy": "PICSL Greedy",
+    "fireants": "FireANTs greedy",
+    "convexadam": "ConvexAdam (defaults)",
+}
 
 
 def render_donor(brains: Path, donor: str, recipe: str = "t1like") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A training or validation donor's label map rendered as the held-out images are (tissue added,
     the recipe's means, seeded by the donor's number): image, labels and affine."""
     with open(brains / "dk_labels.csv") as handle:
-        table = [{"id": int(row["id"]), "hemisphere": row["hemisphere"], "structure": row["structure"],
-                  "label": row.get("label", row["structure"])} for row in csv.DictReader(handle)]
+        table = [
+            {
+                "id": int(row["id"]),
+                "hemisphere": row["hemisphere"],
+                "structure": row["structure"],
+                "label": row.get("label", row["structure"]),
+            }
+            for row in csv.DictReader(handle)
+        ]
     header = nib.load(brains / "labels" / f"{donor}.nii.gz")
     labels = np.asarray(header.dataobj)
     image = render_recipe(with_tissue(labels), recipe_means(table, recipe), seed=int(donor))
@@ -63,16 +78,31 @@ def validation_pairs(brains: Path) -> list[dict]:
         image, labels, _ = render_donor(brains, donor)
         subjects[donor] = (torch.as_tensor(image)[None], torch.as_tensor(labels).long()[None])
     affine = slice_affine(3)
-    return [{"id": f"{fixed}-{moving}", "fixed": subjects[fixed][0], "moving": subjects[moving][0],
-             "fixed_seg": subjects[fixed][1], "moving_seg": subjects[moving][1], "fixed_affine": affine,
-             "moving_affine": affine}
-            for fixed, moving in permutations(subjects, 2) if VAL_DONORS[0] in (fixed, moving)]
+    return [
+        {
+            "id": f"{fixed}-{moving}",
+            "fixed": subjects[fixed][0],
+            "moving": subjects[moving][0],
+            "fixed_seg": subjects[fixed][1],
+            "moving_seg": subjects[moving][1],
+            "fixed_affine": affine,
+            "moving_affine": affine,
+        }
+        for fixed, moving in permutations(subjects, 2)
+        if VAL_DONORS[0] in (fixed, moving)
+    ]
 
 
 def points(rows: dict[str, list[dict]]) -> dict[str, dict]:
     """Mean Dice, HD95 and seconds per ``method budget`` key over its pairs."""
-    return {key: {**{name: float(np.mean([row[name] for row in pairs])) for name in ("dice", "hd95", "seconds")},
-                  "pairs": len(pairs)} for key, pairs in rows.items() if pairs}
+    return {
+        key: {
+            **{name: float(np.mean([row[name] for row in pairs])) for name in ("dice", "hd95", "seconds")},
+            "pairs": len(pairs),
+        }
+        for key, pairs in rows.items()
+        if pairs
+    }
 
 
 def comparisons(summary: dict[str, dict]) -> list[dict]:
@@ -83,9 +113,16 @@ def comparisons(summary: dict[str, dict]) -> list[dict]:
         if key.startswith("ours ") or key == "none":
             continue
         match = next((name for seconds, name in ours if summary[name]["dice"] >= point["dice"]), None)
-        found.append({"peer": key, "peer_dice": point["dice"], "peer_seconds": point["seconds"], "ours": match,
-                      "ours_dice": summary[match]["dice"] if match else None,
-                      "time_ratio": summary[match]["seconds"] / point["seconds"] if match else None})
+        found.append(
+            {
+                "peer": key,
+                "peer_dice": point["dice"],
+                "peer_seconds": point["seconds"],
+                "ours": match,
+                "ours_dice": summary[match]["dice"] if match else None,
+                "time_ratio": summary[match]["seconds"] / point["seconds"] if match else None,
+            }
+        )
     return found
 
 
@@ -96,19 +133,28 @@ def write_outputs(out: Path, record: dict) -> None:
     lines = ["| method | budget | Dice | HD95 mm | s/pair |", "|---|---|---|---|---|"]
     for key, point in record["summary"].items():
         method, _, budget = key.partition(" ")
-        lines.append(f"| {LABELS[method]} | {budget or '-'} | {point['dice']:.3f} | {point['hd95']:.2f} | "
-                     f"{point['seconds']:.1f} |")
-    lines += ["", "| peer point | its Dice | its s | our fastest point at >= its Dice | our Dice | time ratio |",
-              "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {LABELS[method]} | {budget or '-'} | {point['dice']:.3f} | {point['hd95']:.2f} | "
+            f"{point['seconds']:.1f} |"
+        )
+    lines += [
+        "",
+        "| peer point | its Dice | its s | our fastest point at >= its Dice | our Dice | time ratio |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in record["comparisons"]:
         ratio = f"{row['time_ratio']:.2f}x" if row["ours"] else "none"
-        lines.append(f"| {row['peer']} | {row['peer_dice']:.3f} | {row['peer_seconds']:.1f} | {row['ours'] or '-'} | "
-                     f"{row['ours_dice'] or float('nan'):.3f} | {ratio} |")
+        lines.append(
+            f"| {row['peer']} | {row['peer_dice']:.3f} | {row['peer_seconds']:.1f} | {row['ours'] or '-'} | "
+            f"{row['ours_dice'] or float('nan'):.3f} | {ratio} |"
+        )
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
+
     figure, axis = plt.subplots(figsize=(6.0, 4.0))
     if "none" in record["summary"]:
         axis.axhline(record["summary"]["none"]["dice"], color="grey", linestyle="--", label=LABELS["none"])
@@ -120,8 +166,13 @@ def write_outputs(out: Path, record: dict) -> None:
         ys = [record["summary"][key]["dice"] for key in keys]
         axis.plot(xs, ys, marker="o", label=LABELS[method])
         for index, (key, x, y) in enumerate(zip(keys, xs, ys)):  # alternate sides: close budgets overlap
-            axis.annotate(key.partition(" ")[2], (x, y), fontsize=7, xytext=(3, -10 if index % 2 == 0 else 5),
-                          textcoords="offset points")
+            axis.annotate(
+                key.partition(" ")[2],
+                (x, y),
+                fontsize=7,
+                xytext=(3, -10 if index % 2 == 0 else 5),
+                textcoords="offset points",
+            )
     axis.set_xscale("log")
     axis.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
     axis.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
@@ -136,21 +187,30 @@ def write_outputs(out: Path, record: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--brains", type=Path, required=True, help="the folder python -m lightning_reg.data.brains "
-                        "wrote")
+    parser.add_argument(
+        "--brains", type=Path, required=True, help="the folder python -m lightning_reg.data.brains wrote"
+    )
     parser.add_argument("--pairs-from", choices=("validation", "test"), required=True)
-    parser.add_argument("--methods", nargs="+", choices=["none", *RUNNERS, "convexadam"],
-                        default=["none", *RUNNERS, "convexadam"])
+    parser.add_argument(
+        "--methods", nargs="+", choices=["none", *RUNNERS, "convexadam"], default=["none", *RUNNERS, "convexadam"]
+    )
     parser.add_argument("--budgets", nargs="+", default=list(BUDGETS), help="iterations per scale, e.g. 100x50x10")
     parser.add_argument("--pairs", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
-    parser.add_argument("--merge", type=Path, nargs="*", default=[], help="JSON of earlier runs of the same pairs "
-                        "and threads (e.g. other methods on the other core) to join into this one's outputs")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="JSON of earlier runs of the same pairs "
+        "and threads (e.g. other methods on the other core) to join into this one's outputs",
+    )
     args = parser.parse_args()
     if not (args.brains / "dk_labels.csv").is_file():
-        parser.error(f"{args.brains} is not a built real-anatomy folder: python -m lightning_reg.data.brains "
-                     f"{args.brains}")
+        parser.error(
+            f"{args.brains} is not a built real-anatomy folder: python -m lightning_reg.data.brains {args.brains}"
+        )
     budgets = []
     for text in args.budgets:
         try:
@@ -165,8 +225,12 @@ def main() -> None:
     pairs = validation_pairs(args.brains) if args.pairs_from == "validation" else HeldOutPairs(args.brains, 3)
     groups = label_groups(args.brains, "dk")
     runs = [("none", run_none)] if "none" in args.methods else []
-    runs += [(f"{method} {'x'.join(map(str, budget))}", RUNNERS[method](budget))
-            for method in args.methods if method in RUNNERS for budget in budgets]
+    runs += [
+        (f"{method} {'x'.join(map(str, budget))}", RUNNERS[method](budget))
+        for method in args.methods
+        if method in RUNNERS
+        for budget in budgets
+    ]
     if "convexadam" in args.methods:
         runs.append(("convexadam", run_convexadam))
     rows: dict[str, list[dict]] = {key: [] for key, _ in runs}
@@ -187,14 +251,22 @@ def main() -> None:
     order = list(LABELS)
     rows = dict(sorted(rows.items(), key=lambda item: (order.index(item[0].split(" ")[0]), len(item[0]), item[0])))
     summary = points(rows)
-    record = {"pairs_from": args.pairs_from, "pair_count": max(point["pairs"] for point in summary.values()),
-              "threads": args.threads,
-              "machine": f"{machine('cpu')}, {args.threads} threads, torch {torch.__version__}",
-              "summary": summary, "comparisons": comparisons(summary), "pairs": rows}
+    record = {
+        "pairs_from": args.pairs_from,
+        "pair_count": max(point["pairs"] for point in summary.values()),
+        "threads": args.threads,
+        "machine": f"{machine('cpu')}, {args.threads} threads, torch {torch.__version__}",
+        "summary": summary,
+        "comparisons": comparisons(summary),
+        "pairs": rows,
+    }
     write_outputs(args.out, record)
     for row in record["comparisons"]:
-        where = (f"ours {row['ours']} Dice {row['ours_dice']:.3f}, time ratio {row['time_ratio']:.2f}x"
-                 if row["ours"] else "no point of ours reaches its Dice")
+        where = (
+            f"ours {row['ours']} Dice {row['ours_dice']:.3f}, time ratio {row['time_ratio']:.2f}x"
+            if row["ours"]
+            else "no point of ours reaches its Dice"
+        )
         print(f"{row['peer']:>24} Dice {row['peer_dice']:.3f} {row['peer_seconds']:.1f} s: {where}")
 
 

@@ -6,6 +6,7 @@ training donors' label maps (never the held-out subjects) rendered with the fixe
     python -m lightning_reg.data.brains brains        # once
     python benchmarks/register_phases.py --brains brains --threads 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,15 @@ DONORS = ("9861", "12876")  # training donors: fixed, moving
 def write_pair(brains: Path, folder: Path) -> dict[str, Path]:
     """The two donors rendered T1-like, with their label maps; paths by role."""
     with open(brains / "dk_labels.csv") as handle:
-        table = [{"id": int(row["id"]), "hemisphere": row["hemisphere"], "structure": row["structure"],
-                  "label": row.get("label", row["structure"])} for row in csv.DictReader(handle)]
+        table = [
+            {
+                "id": int(row["id"]),
+                "hemisphere": row["hemisphere"],
+                "structure": row["structure"],
+                "label": row.get("label", row["structure"]),
+            }
+            for row in csv.DictReader(handle)
+        ]
     means = recipe_means(table, "t1like")
     paths = {}
     for role, donor in zip(("fixed", "moving"), DONORS):
@@ -59,12 +67,20 @@ def main() -> None:
     wall = time.perf_counter() - start
     report = json.loads((args.out / "registered" / "metrics.json").read_text())
     phases = report["seconds_per_phase"]
-    record = {"machine": f"{machine('cpu')}, {args.threads} threads", "wall": wall, "phases": phases,
-              "ratio": wall / phases["registration"], "dice": report["dice"]}
+    record = {
+        "machine": f"{machine('cpu')}, {args.threads} threads",
+        "wall": wall,
+        "phases": phases,
+        "ratio": wall / phases["registration"],
+        "dice": report["dice"],
+    }
     (args.out / "register_phases.json").write_text(json.dumps(record, indent=2))
-    print(f"{record['machine']}: wall {wall:.1f} s, registration {phases['registration']:.1f} s, "
-          f"ratio {record['ratio']:.2f}x; " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items())
-          + f"; Dice {report['dice']:.4f}")
+    print(
+        f"{record['machine']}: wall {wall:.1f} s, registration {phases['registration']:.1f} s, "
+        f"ratio {record['ratio']:.2f}x; "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items())
+        + f"; Dice {report['dice']:.4f}"
+    )
 
 
 if __name__ == "__main__":

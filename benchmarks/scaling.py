@@ -10,6 +10,7 @@ P processes gets cores / P threads. Writes JSON and a markdown table into --out 
     python benchmarks/scaling.py --cores 2
     python benchmarks/scaling.py --device cuda --processes 1 2 --shape 192 192
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,25 +52,58 @@ class EpochTimer(L.Callback):
     def on_fit_end(self, trainer, pl_module) -> None:
         if trainer.is_global_zero:
             pairs = trainer.num_training_batches * trainer.train_dataloader.batch_size * trainer.world_size
-            Path(self.out).write_text(json.dumps(dict(epoch_seconds=self.seconds, pairs_per_epoch=pairs,
-                                                      processes=trainer.world_size,
-                                                      threads=torch.get_num_threads())))
+            Path(self.out).write_text(
+                json.dumps(
+                    dict(
+                        epoch_seconds=self.seconds,
+                        pairs_per_epoch=pairs,
+                        processes=trainer.world_size,
+                        threads=torch.get_num_threads(),
+                    )
+                )
+            )
 
 
 def run(processes: int, args: argparse.Namespace, folder: Path) -> dict:
     """One ``lightning-reg fit`` on ``processes`` processes; epochs after the first are timed."""
     out = folder / f"{args.device}-{processes}.json"
     accelerator = "gpu" if args.device == "cuda" else "cpu"
-    command = [sys.executable, "-m", "lightning_reg.cli", "fit", "--data.shape", json.dumps(args.shape),
-               "--data.train_pairs", str(args.pairs), "--data.batch_size", str(args.batch_size),
-               "--trainer.max_epochs", str(args.epochs), "--trainer.limit_val_batches", "0",
-               "--trainer.num_sanity_val_steps", "0", "--trainer.logger", "false",
-               "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(folder / "runs"),
-               "--trainer.accelerator", accelerator, "--trainer.devices", str(processes),
-               "--trainer.strategy", "ddp" if processes > 1 else "auto",
-               "--trainer.callbacks+=scaling.EpochTimer", "--trainer.callbacks.out", str(out)]
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-                       WANDB_MODE="disabled")
+    command = [
+        sys.executable,
+        "-m",
+        "lightning_reg.cli",
+        "fit",
+        "--data.shape",
+        json.dumps(args.shape),
+        "--data.train_pairs",
+        str(args.pairs),
+        "--data.batch_size",
+        str(args.batch_size),
+        "--trainer.max_epochs",
+        str(args.epochs),
+        "--trainer.limit_val_batches",
+        "0",
+        "--trainer.num_sanity_val_steps",
+        "0",
+        "--trainer.logger",
+        "false",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.default_root_dir",
+        str(folder / "runs"),
+        "--trainer.accelerator",
+        accelerator,
+        "--trainer.devices",
+        str(processes),
+        "--trainer.strategy",
+        "ddp" if processes > 1 else "auto",
+        "--trainer.callbacks+=scaling.EpochTimer",
+        "--trainer.callbacks.out",
+        str(out),
+    ]
+    environment = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]), WANDB_MODE="disabled"
+    )
     if args.device == "cpu":
         environment["OMP_NUM_THREADS"] = str(max(args.cores // processes, 1))
     label = dict(device=args.device, processes=processes)
@@ -79,18 +113,30 @@ def run(processes: int, args: argparse.Namespace, folder: Path) -> dict:
     measured = json.loads(out.read_text())
     timed = measured["epoch_seconds"][1:]
     seconds = sum(timed) / len(timed)
-    return dict(label, threads=measured["threads"], pairs_per_epoch=measured["pairs_per_epoch"],
-                epoch_seconds=seconds, pairs_per_second=measured["pairs_per_epoch"] / seconds)
+    return dict(
+        label,
+        threads=measured["threads"],
+        pairs_per_epoch=measured["pairs_per_epoch"],
+        epoch_seconds=seconds,
+        pairs_per_second=measured["pairs_per_epoch"] / seconds,
+    )
 
 
 def table(rows: list[dict]) -> str:
     base = next((row["pairs_per_second"] for row in rows if "failed" not in row), None)
-    return markdown_table(rows, [
-        ("device", lambda row: row["device"]), ("processes", lambda row: str(row["processes"])),
-        ("threads each", lambda row: str(row["threads"])), ("pairs / epoch", lambda row: str(row["pairs_per_epoch"])),
-        ("s / epoch", lambda row: f"{row['epoch_seconds']:.1f}"),
-        ("pairs / s", lambda row: f"{row['pairs_per_second']:.2f}"),
-        ("vs first row", lambda row: f"{row['pairs_per_second'] / base:.2f}x")], ["device", "processes"])
+    return markdown_table(
+        rows,
+        [
+            ("device", lambda row: row["device"]),
+            ("processes", lambda row: str(row["processes"])),
+            ("threads each", lambda row: str(row["threads"])),
+            ("pairs / epoch", lambda row: str(row["pairs_per_epoch"])),
+            ("s / epoch", lambda row: f"{row['epoch_seconds']:.1f}"),
+            ("pairs / s", lambda row: f"{row['pairs_per_second']:.2f}"),
+            ("vs first row", lambda row: f"{row['pairs_per_second'] / base:.2f}x"),
+        ],
+        ["device", "processes"],
+    )
 
 
 def main() -> None:
@@ -113,10 +159,12 @@ def main() -> None:
     for processes in args.processes:
         rows.append(run(processes, args, args.out))
         print(table(rows).splitlines()[-1], flush=True)
-    header = (f"`lightning-reg fit` defaults (2D UNet, freeform + MSE [100, 50, 20], jfb; LNCC + Dice), "
-              f"{'x'.join(map(str, args.shape))} synthetic pairs, batch {args.batch_size} per process, "
-              f"{args.pairs} pairs per epoch, mean of epochs 2-{args.epochs}; {args.device} ({machine(args.device)}"
-              f"{f', {args.cores} cores' if args.device == 'cpu' else ''}), torch {torch.__version__}")
+    header = (
+        f"`lightning-reg fit` defaults (2D UNet, freeform + MSE [100, 50, 20], jfb; LNCC + Dice), "
+        f"{'x'.join(map(str, args.shape))} synthetic pairs, batch {args.batch_size} per process, "
+        f"{args.pairs} pairs per epoch, mean of epochs 2-{args.epochs}; {args.device} ({machine(args.device)}"
+        f"{f', {args.cores} cores' if args.device == 'cpu' else ''}), torch {torch.__version__}"
+    )
     (args.out / "results.json").write_text(json.dumps(dict(setting=header, rows=rows), indent=2))
     markdown = f"{header}\n\n{table(rows)}\n"
     (args.out / "results.md").write_text(markdown)

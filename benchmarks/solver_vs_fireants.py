@@ -7,6 +7,7 @@ each and their ratios; writes JSON, a markdown table and a PNG into --out.
     pip install -e ".[bench]"
     python benchmarks/solver_vs_fireants.py --pairs 3 --threads 2 [--device cuda]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,15 @@ def _clock(device: str) -> float:
 def run_ours(pair: dict, scales, iterations, window: int, device: str = "cpu") -> tuple[float, float]:
     fixed, moving = pair["fixed"].to(device), pair["moving"].to(device)
     start = _clock(device)
-    result = register(fixed, moving, transform="greedy", similarity="lncc", scales=scales,
-                      iterations=iterations, similarity_options={"window": window})
+    result = register(
+        fixed,
+        moving,
+        transform="greedy",
+        similarity="lncc",
+        scales=scales,
+        iterations=iterations,
+        similarity_options={"window": window},
+    )
     seconds = _clock(device) - start
     warped = result.warp_labels(pair["moving_seg"].to(device), mode="linear").cpu()
     return mean_dice(pair["fixed_seg"], warped), seconds
@@ -58,10 +66,19 @@ def run_fireants(pair: dict, scales, iterations, window: int, device: str = "cpu
     fixed, moving = batched(pair["fixed"]), batched(pair["moving"])
     start = _clock(device)
     # optimizer_lr 0.5 in FireANTs is a step of 0.5 half-voxels: our default of 0.25 voxels
-    registration = GreedyRegistration(scales=list(scales), iterations=list(iterations), fixed_images=fixed,
-                                      moving_images=moving, loss_type="cc", cc_kernel_size=window,
-                                      optimizer="Adam", optimizer_lr=0.5, smooth_warp_sigma=0.5,
-                                      smooth_grad_sigma=1.0, progress_bar=False)
+    registration = GreedyRegistration(
+        scales=list(scales),
+        iterations=list(iterations),
+        fixed_images=fixed,
+        moving_images=moving,
+        loss_type="cc",
+        cc_kernel_size=window,
+        optimizer="Adam",
+        optimizer_lr=0.5,
+        smooth_warp_sigma=0.5,
+        smooth_grad_sigma=1.0,
+        progress_bar=False,
+    )
     registration.optimize()
     seconds = _clock(device) - start
     values = label_values(pair["moving_seg"], background=False)
@@ -72,19 +89,26 @@ def run_fireants(pair: dict, scales, iterations, window: int, device: str = "cpu
 def write_outputs(out: Path, record: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "solver_vs_fireants.json").write_text(json.dumps(record, indent=2))
-    rows = ["| pair | Dice before | Dice ours | Dice FireANTs | s ours | s FireANTs | time ratio |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| pair | Dice before | Dice ours | Dice FireANTs | s ours | s FireANTs | time ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in record["pairs"]:
-        rows.append(f"| {row['seed']} | {row['dice_before']:.4f} | {row['dice_ours']:.4f} | "
-                    f"{row['dice_fireants']:.4f} | {row['seconds_ours']:.1f} | {row['seconds_fireants']:.1f} | "
-                    f"{row['seconds_ours'] / row['seconds_fireants']:.2f} |")
+        rows.append(
+            f"| {row['seed']} | {row['dice_before']:.4f} | {row['dice_ours']:.4f} | "
+            f"{row['dice_fireants']:.4f} | {row['seconds_ours']:.1f} | {row['seconds_fireants']:.1f} | "
+            f"{row['seconds_ours'] / row['seconds_fireants']:.2f} |"
+        )
     summary = record["summary"]
-    rows.append(f"| **mean** | {summary['dice_before']:.4f} | **{summary['dice_ours']:.4f}** | "
-                f"**{summary['dice_fireants']:.4f}** | {summary['seconds_ours']:.1f} | "
-                f"{summary['seconds_fireants']:.1f} | **{summary['time_ratio']:.2f}** |")
+    rows.append(
+        f"| **mean** | {summary['dice_before']:.4f} | **{summary['dice_ours']:.4f}** | "
+        f"**{summary['dice_fireants']:.4f}** | {summary['seconds_ours']:.1f} | "
+        f"{summary['seconds_fireants']:.1f} | **{summary['time_ratio']:.2f}** |"
+    )
     (out / "solver_vs_fireants.md").write_text("\n".join(rows) + "\n")
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -125,26 +149,49 @@ def main() -> None:
         pair = warped_pair(tuple(args.shape), magnitude=args.magnitude, num_labels=12, seed=seed)
         dice_ours, seconds_ours = run_ours(pair, args.scales, args.iterations, args.window, args.device)
         dice_fireants, seconds_fireants = run_fireants(pair, args.scales, args.iterations, args.window, args.device)
-        rows.append({"seed": seed, "dice_before": mean_dice(pair["fixed_seg"], pair["moving_seg"]),
-                     "dice_ours": dice_ours, "dice_fireants": dice_fireants,
-                     "seconds_ours": seconds_ours, "seconds_fireants": seconds_fireants})
-        print(f"pair {seed}: Dice ours {dice_ours:.4f} FireANTs {dice_fireants:.4f} | "
-              f"seconds ours {seconds_ours:.1f} FireANTs {seconds_fireants:.1f} "
-              f"ratio {seconds_ours / seconds_fireants:.2f}", flush=True)
-    mean = {key: float(np.mean([row[key] for row in rows]))
-            for key in ("dice_before", "dice_ours", "dice_fireants", "seconds_ours", "seconds_fireants")}
+        rows.append(
+            {
+                "seed": seed,
+                "dice_before": mean_dice(pair["fixed_seg"], pair["moving_seg"]),
+                "dice_ours": dice_ours,
+                "dice_fireants": dice_fireants,
+                "seconds_ours": seconds_ours,
+                "seconds_fireants": seconds_fireants,
+            }
+        )
+        print(
+            f"pair {seed}: Dice ours {dice_ours:.4f} FireANTs {dice_fireants:.4f} | "
+            f"seconds ours {seconds_ours:.1f} FireANTs {seconds_fireants:.1f} "
+            f"ratio {seconds_ours / seconds_fireants:.2f}",
+            flush=True,
+        )
+    mean = {
+        key: float(np.mean([row[key] for row in rows]))
+        for key in ("dice_before", "dice_ours", "dice_fireants", "seconds_ours", "seconds_fireants")
+    }
     mean["time_ratio"] = mean["seconds_ours"] / mean["seconds_fireants"]
     mean["dice_difference"] = mean["dice_ours"] - mean["dice_fireants"]
     import fireants
+
     processor = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
-    record = {"shape": args.shape, "scales": args.scales, "iterations": args.iterations, "threads": args.threads,
-              "device": args.device, "magnitude": args.magnitude, "machine": f"{processor}, "
-              f"{torch.get_num_threads()} threads, torch {torch.__version__}",
-              "fireants": getattr(fireants, "__version__", "unknown"), "pairs": rows, "summary": mean}
+    record = {
+        "shape": args.shape,
+        "scales": args.scales,
+        "iterations": args.iterations,
+        "threads": args.threads,
+        "device": args.device,
+        "magnitude": args.magnitude,
+        "machine": f"{processor}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "fireants": getattr(fireants, "__version__", "unknown"),
+        "pairs": rows,
+        "summary": mean,
+    }
     write_outputs(args.out, record)
-    print(f"mean Dice ours {mean['dice_ours']:.4f} FireANTs {mean['dice_fireants']:.4f} "
-          f"(difference {mean['dice_difference']:+.4f}); seconds ours {mean['seconds_ours']:.1f} "
-          f"FireANTs {mean['seconds_fireants']:.1f}; time ratio ours/FireANTs {mean['time_ratio']:.2f}")
+    print(
+        f"mean Dice ours {mean['dice_ours']:.4f} FireANTs {mean['dice_fireants']:.4f} "
+        f"(difference {mean['dice_difference']:+.4f}); seconds ours {mean['seconds_ours']:.1f} "
+        f"FireANTs {mean['seconds_fireants']:.1f}; time ratio ours/FireANTs {mean['time_ratio']:.2f}"
+    )
 
 
 if __name__ == "__main__":

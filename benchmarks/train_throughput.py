@@ -16,6 +16,7 @@ PNG into --out.
     python benchmarks/train_throughput.py --threads 2
     python benchmarks/train_throughput.py --device cuda
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,19 +49,38 @@ def measure(name: str, solver: str, steps: int, warmup: int, device: str) -> dic
     shape = SETTINGS[name]
     similarity, iterations = SOLVERS[solver][0], SOLVERS[solver][1][name]
     data = SyntheticDataModule(shape=shape, train_pairs=steps + warmup, val_pairs=1)
-    model = RegistrationModule(network=UNet(dims=len(shape)),
-                               train_solver=SolverSettings(similarity=similarity, iterations=iterations))
+    model = RegistrationModule(
+        network=UNet(dims=len(shape)), train_solver=SolverSettings(similarity=similarity, iterations=iterations)
+    )
     timer = StepTimer(warmup, device)
-    trainer = L.Trainer(max_steps=steps + warmup, limit_val_batches=0, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
-                        accelerator="gpu" if device == "cuda" else "cpu", devices=1)
+    trainer = L.Trainer(
+        max_steps=steps + warmup,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
+    )
     trainer.fit(model, data)
     seconds = sum(timer.seconds) / len(timer.seconds)
     peak_mb = (peak_bytes(device) - timer.baseline) / 2**20
     network = network_seconds(model, data, steps, device)
-    return dict(setting=name, solver=solver, similarity=similarity, shape=shape, iterations=iterations,
-                steps=len(timer.seconds), pairs_per_second=1 / seconds, seconds_per_pair=seconds,
-                network_seconds=network, layer_seconds=seconds - network, peak_mb=peak_mb)
+    return dict(
+        setting=name,
+        solver=solver,
+        similarity=similarity,
+        shape=shape,
+        iterations=iterations,
+        steps=len(timer.seconds),
+        pairs_per_second=1 / seconds,
+        seconds_per_pair=seconds,
+        network_seconds=network,
+        layer_seconds=seconds - network,
+        peak_mb=peak_mb,
+    )
 
 
 def network_seconds(model: RegistrationModule, data: SyntheticDataModule, steps: int, device: str) -> float:
@@ -111,23 +131,31 @@ class StepTimer(L.Callback):
 
 
 def table(rows: list[dict]) -> str:
-    return markdown_table(rows, [
-        ("setting", lambda row: row["setting"]), ("solver", lambda row: row["solver"]),
-        ("shape", lambda row: "x".join(map(str, row["shape"]))),
-        ("similarity, iterations", lambda row: f"{row['similarity']} {row['iterations']}"),
-        ("steps timed", lambda row: str(row["steps"])),
-        ("pairs / s", lambda row: f"{row['pairs_per_second']:.3f}"),
-        ("s / pair", lambda row: f"{row['seconds_per_pair']:.2f}"),
-        ("network s", lambda row: f"{row['network_seconds']:.2f}"),
-        ("layer s", lambda row: f"{row['layer_seconds']:.2f}"),
-        ("layer / network", lambda row: f"{row['layer_seconds'] / row['network_seconds']:.1f}"),
-        ("peak memory MB", lambda row: f"{row['peak_mb']:.0f}")], ["setting", "solver"])
+    return markdown_table(
+        rows,
+        [
+            ("setting", lambda row: row["setting"]),
+            ("solver", lambda row: row["solver"]),
+            ("shape", lambda row: "x".join(map(str, row["shape"]))),
+            ("similarity, iterations", lambda row: f"{row['similarity']} {row['iterations']}"),
+            ("steps timed", lambda row: str(row["steps"])),
+            ("pairs / s", lambda row: f"{row['pairs_per_second']:.3f}"),
+            ("s / pair", lambda row: f"{row['seconds_per_pair']:.2f}"),
+            ("network s", lambda row: f"{row['network_seconds']:.2f}"),
+            ("layer s", lambda row: f"{row['layer_seconds']:.2f}"),
+            ("layer / network", lambda row: f"{row['layer_seconds'] / row['network_seconds']:.1f}"),
+            ("peak memory MB", lambda row: f"{row['peak_mb']:.0f}"),
+        ],
+        ["setting", "solver"],
+    )
 
 
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     done = [row for row in rows if "failed" not in row]
     figure, (speed, memory) = plt.subplots(1, 2, figsize=(8, 3.5))
     names = [f"{row['setting']} {row['solver']}" for row in done]
@@ -164,13 +192,26 @@ def main() -> None:
     rows = []
     for name in args.settings:
         for solver in args.solvers:
-            arguments = ["--child", f"{name}:{solver}", "--steps", str(args.steps), "--warmup", str(args.warmup),
-                         "--device", args.device, "--threads", str(args.threads),
-                         "--memory-limit-gb", str(args.memory_limit_gb)]
+            arguments = [
+                "--child",
+                f"{name}:{solver}",
+                "--steps",
+                str(args.steps),
+                "--warmup",
+                str(args.warmup),
+                "--device",
+                args.device,
+                "--threads",
+                str(args.threads),
+                "--memory-limit-gb",
+                str(args.memory_limit_gb),
+            ]
             rows.append(run_child(__file__, arguments, dict(setting=name, solver=solver), args.memory_limit_gb))
             print(table(rows[-1:]).splitlines()[-1], flush=True)
-    header = (f"UNet 16 channels at 1/4, 1/2, 1; freeform, jfb; LNCC + Dice; batch 1; {args.device} "
-              f"({machine(args.device)}), {args.threads} threads, torch {torch.__version__}")
+    header = (
+        f"UNet 16 channels at 1/4, 1/2, 1; freeform, jfb; LNCC + Dice; batch 1; {args.device} "
+        f"({machine(args.device)}), {args.threads} threads, torch {torch.__version__}"
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(dict(setting=header, rows=rows), indent=2))
     markdown = f"{header}\n\n{table(rows)}\n"

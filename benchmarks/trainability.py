@@ -9,6 +9,7 @@ to. Held-out subjects are never read. Writes JSON and a markdown table into --ou
 
     python benchmarks/trainability.py --brains brains --threads 2 --out docs
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,10 +29,12 @@ from lightning_reg.training.solver_settings import EvalSolverSettings, SolverSet
 
 #: (name, transform, optimizer, iterations, backward) of the training solvers compared; test time is
 #: always the classical default (greedy, adam, 200/100/50, LNCC, tolerance 1e-6)
-SOLVERS = [("greedy-adam jfb", "greedy", "adam", [200, 100, 50], "jfb"),
-           ("greedy-adam unroll", "greedy", "adam", [200, 100, 50], "unroll"),
-           ("greedy-adam jfb, short", "greedy", "adam", [20, 10, 5], "jfb"),
-           ("greedy-adam unroll, short", "greedy", "adam", [20, 10, 5], "unroll")]
+SOLVERS = [
+    ("greedy-adam jfb", "greedy", "adam", [200, 100, 50], "jfb"),
+    ("greedy-adam unroll", "greedy", "adam", [200, 100, 50], "unroll"),
+    ("greedy-adam jfb, short", "greedy", "adam", [20, 10, 5], "jfb"),
+    ("greedy-adam unroll, short", "greedy", "adam", [20, 10, 5], "unroll"),
+]
 
 
 def hard_dice(model: RegistrationModule, batch: dict) -> float:
@@ -50,10 +53,19 @@ def loss_of(model: RegistrationModule, batch: dict, labels: tuple, levels: str) 
 def overfit(batch: dict, solver: tuple, levels: str, steps: int, lr: float) -> dict:
     name, transform, optimizer, iterations, backward = solver
     torch.manual_seed(0)
-    settings = SolverSettings(transform=transform, similarity="lncc", iterations=iterations, scales=[4, 2, 1],
-                              optimizer=optimizer, backward=backward)
-    model = RegistrationModule(network=ResidualFeatures(dims=2), train_solver=settings,
-                               eval_solver=EvalSolverSettings(iterations=[200, 100, 50], tolerance=1e-6))
+    settings = SolverSettings(
+        transform=transform,
+        similarity="lncc",
+        iterations=iterations,
+        scales=[4, 2, 1],
+        optimizer=optimizer,
+        backward=backward,
+    )
+    model = RegistrationModule(
+        network=ResidualFeatures(dims=2),
+        train_solver=settings,
+        eval_solver=EvalSolverSettings(iterations=[200, 100, 50], tolerance=1e-6),
+    )
     labels = one_hot_labels(batch["fixed_seg"], batch["moving_seg"])
     before = hard_dice(model, batch)
     with torch.no_grad():
@@ -68,9 +80,16 @@ def overfit(batch: dict, solver: tuple, levels: str, steps: int, lr: float) -> d
         losses.append(float(loss.detach()))
     with torch.no_grad():
         final = float(loss_of(model, batch, labels, "last"))
-    return {"solver": name, "levels": levels, "loss_before": loss_before, "loss_after": final,
-            "dice_before": before, "dice_after": hard_dice(model, batch),
-            "losses": losses, "seconds": time.perf_counter() - start}
+    return {
+        "solver": name,
+        "levels": levels,
+        "loss_before": loss_before,
+        "loss_after": final,
+        "dice_before": before,
+        "dice_after": hard_dice(model, batch),
+        "losses": losses,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def main() -> None:
@@ -92,20 +111,36 @@ def main() -> None:
         for levels in ("last", "mean"):
             row = overfit(batch, solver, levels, args.steps, args.lr)
             rows.append(row)
-            print(f"{row['solver']:>26} loss on {levels:>4}: final-level loss {row['loss_before']:.4f} -> "
-                  f"{row['loss_after']:.4f}; hard Dice {row['dice_before']:.4f} -> {row['dice_after']:.4f}"
-                  f" ({row['seconds']:.0f} s)", flush=True)
-    record = {"machine": f"{machine('cpu')}, {args.threads} threads, torch {torch.__version__}", "pair": item["id"],
-              "steps": args.steps, "lr": args.lr, "rows": rows}
+            print(
+                f"{row['solver']:>26} loss on {levels:>4}: final-level loss {row['loss_before']:.4f} -> "
+                f"{row['loss_after']:.4f}; hard Dice {row['dice_before']:.4f} -> {row['dice_after']:.4f}"
+                f" ({row['seconds']:.0f} s)",
+                flush=True,
+            )
+    record = {
+        "machine": f"{machine('cpu')}, {args.threads} threads, torch {torch.__version__}",
+        "pair": item["id"],
+        "steps": args.steps,
+        "lr": args.lr,
+        "rows": rows,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "trainability.json").write_text(json.dumps(record, indent=2))
-    table = markdown_table(rows, [("training solver", lambda r: r["solver"]), ("loss on", lambda r: r["levels"]),
-                                  ("final-level loss before", lambda r: f"{r['loss_before']:.4f}"),
-                                  ("after", lambda r: f"{r['loss_after']:.4f}"),
-                                  ("hard Dice before", lambda r: f"{r['dice_before']:.4f}"),
-                                  ("after", lambda r: f"{r['dice_after']:.4f}")], [])
-    (args.out / "trainability.md").write_text(f"{record['machine']}; pair {item['id']}, {args.steps} Adam steps "
-                                              f"of lr {args.lr}\n\n{table}")
+    table = markdown_table(
+        rows,
+        [
+            ("training solver", lambda r: r["solver"]),
+            ("loss on", lambda r: r["levels"]),
+            ("final-level loss before", lambda r: f"{r['loss_before']:.4f}"),
+            ("after", lambda r: f"{r['loss_after']:.4f}"),
+            ("hard Dice before", lambda r: f"{r['dice_before']:.4f}"),
+            ("after", lambda r: f"{r['dice_after']:.4f}"),
+        ],
+        [],
+    )
+    (args.out / "trainability.md").write_text(
+        f"{record['machine']}; pair {item['id']}, {args.steps} Adam steps of lr {args.lr}\n\n{table}"
+    )
 
 
 if __name__ == "__main__":

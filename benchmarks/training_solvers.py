@@ -6,6 +6,7 @@ per pair; writes JSON and a markdown table into --out.
 
     python benchmarks/training_solvers.py --threads 2 [--epochs 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,16 +34,29 @@ def run(name: str, settings: SolverSettings, epochs: int) -> dict:
     L.seed_everything(0)
     model = RegistrationModule(train_solver=settings)
     data = SyntheticDataModule()
-    trainer = L.Trainer(max_epochs=epochs, limit_val_batches=0, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", devices=1)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+    )
     start = time.perf_counter()
     trainer.fit(model, datamodule=data)
     train_seconds = time.perf_counter() - start
     pairs = epochs * len(data.train_dataloader().dataset)
     (metrics,) = trainer.test(model, datamodule=data, verbose=False)
-    row = {"solver": name, "dice": metrics["test/dice"], "folding_percent": metrics["test/folding_percent"],
-           "train_seconds_per_pair": train_seconds / pairs, "test_seconds_per_pair": metrics["test/seconds"],
-           "train_seconds": train_seconds}
+    row = {
+        "solver": name,
+        "dice": metrics["test/dice"],
+        "folding_percent": metrics["test/folding_percent"],
+        "train_seconds_per_pair": train_seconds / pairs,
+        "test_seconds_per_pair": metrics["test/seconds"],
+        "train_seconds": train_seconds,
+    }
     print(json.dumps(row))
     return row
 
@@ -57,11 +71,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows = [run(name, SOLVERS[name], args.epochs) for name in args.solvers]
     header = f"{machine('cpu')}, {args.threads} threads, torch {torch.__version__}, {args.epochs} epochs"
-    table = markdown_table(rows, [("training solver", lambda r: r["solver"]),
-                                  ("test Dice", lambda r: f"{r['dice']:.3f}"),
-                                  ("folding %", lambda r: f"{r['folding_percent']:.2f}"),
-                                  ("train s / pair", lambda r: f"{r['train_seconds_per_pair']:.3f}"),
-                                  ("test s / pair", lambda r: f"{r['test_seconds_per_pair']:.3f}")], ["solver"])
+    table = markdown_table(
+        rows,
+        [
+            ("training solver", lambda r: r["solver"]),
+            ("test Dice", lambda r: f"{r['dice']:.3f}"),
+            ("folding %", lambda r: f"{r['folding_percent']:.2f}"),
+            ("train s / pair", lambda r: f"{r['train_seconds_per_pair']:.3f}"),
+            ("test s / pair", lambda r: f"{r['test_seconds_per_pair']:.3f}"),
+        ],
+        ["solver"],
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "training_solvers.json").write_text(json.dumps({"machine": header, "rows": rows}, indent=2))
     (args.out / "training_solvers.md").write_text(f"{header}\n\n{table}\n")

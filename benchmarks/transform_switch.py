@@ -13,6 +13,7 @@ k's Dice and the mean Dice of the other structures.
     python benchmarks/transform_switch.py --ckpt runs/lightning-reg/<id>/checkpoints/last.ckpt \
         --data oasis --root /data/OASIS --dims 3 --size 160 192 224 --device cuda
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,22 +34,46 @@ from lightning_reg.training.solver_settings import SolverSettings
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-REPRESENTATIONS = {name: {"transform": name} for name in (
-    "rigid", "affine", "freeform", "greedy", "svf", "bspline", "syn",
-    "affine+freeform", "affine+greedy", "affine+svf", "affine+bspline", "affine+syn")}
+REPRESENTATIONS = {
+    name: {"transform": name}
+    for name in (
+        "rigid",
+        "affine",
+        "freeform",
+        "greedy",
+        "svf",
+        "bspline",
+        "syn",
+        "affine+freeform",
+        "affine+greedy",
+        "affine+svf",
+        "affine+bspline",
+        "affine+syn",
+    )
+}
 # the B-spline default knot spacing (5 px) suits 3D brains; on 64² features wider knots and shorter steps fold less
 REPRESENTATIONS["bspline, knots 8 px, step 0.1"] = {
-    "transform": "bspline", "transform_options": {"control_spacing": 8.0, "learning_rate": 0.1}}
+    "transform": "bspline",
+    "transform_options": {"control_spacing": 8.0, "learning_rate": 0.1},
+}
 DIFFEOMORPHIC = ("greedy", "svf", "syn", "affine+greedy", "affine+svf", "affine+syn")
 TOLERANCE = 0.015
 
 
 def datamodule(args) -> L.LightningDataModule:
     if args.data == "synthetic":
-        return SyntheticDataModule(shape=args.shape, train_pairs=args.train_pairs, val_pairs=1,
-                                   test_pairs=args.test_pairs)
-    return OASISDataModule(root=args.root, dims=args.dims, size=args.size, train_pairs=args.train_pairs,
-                           max_test_pairs=args.test_pairs, max_val_pairs=1, num_workers=args.workers)
+        return SyntheticDataModule(
+            shape=args.shape, train_pairs=args.train_pairs, val_pairs=1, test_pairs=args.test_pairs
+        )
+    return OASISDataModule(
+        root=args.root,
+        dims=args.dims,
+        size=args.size,
+        train_pairs=args.train_pairs,
+        max_test_pairs=args.test_pairs,
+        max_val_pairs=1,
+        num_workers=args.workers,
+    )
 
 
 def trained(args) -> RegistrationModule:
@@ -58,10 +83,12 @@ def trained(args) -> RegistrationModule:
     if path.is_file() and not args.retrain:
         print(f"using {path} (--retrain to train again)")
         # our own file; checkpoints written before settings were stored as plain dicts need weights_only=False
-        return RegistrationModule.load_from_checkpoint(path, network=UNet(dims=args.dims), map_location="cpu",
-                                                       weights_only=False)
-    model = RegistrationModule(network=UNet(dims=args.dims), train_solver=SolverSettings(similarity=args.similarity),
-                               lr=1e-3)
+        return RegistrationModule.load_from_checkpoint(
+            path, network=UNet(dims=args.dims), map_location="cpu", weights_only=False
+        )
+    model = RegistrationModule(
+        network=UNet(dims=args.dims), train_solver=SolverSettings(similarity=args.similarity), lr=1e-3
+    )
     return fit_and_save(model, datamodule(args), args.epochs, args.device, path)
 
 
@@ -69,8 +96,10 @@ def test_batches(args) -> list[dict]:
     data = datamodule(args)
     data.setup("test")
     device = torch.device(args.device)
-    return [{key: value.to(device) if torch.is_tensor(value) else value for key, value in batch.items()}
-            for batch in data.test_dataloader()]
+    return [
+        {key: value.to(device) if torch.is_tensor(value) else value for key, value in batch.items()}
+        for batch in data.test_dataloader()
+    ]
 
 
 def evaluate(model: RegistrationModule, batches: list[dict], inverse: bool = False) -> list[dict]:
@@ -94,36 +123,55 @@ def prompting(model: RegistrationModule, batches: list[dict], weight: float) -> 
     for label in labels:
         prompted = evaluate(model.with_eval_solver(prompt_labels=[label], prompt_weight=weight), batches)
         others = [f"dice_{other}" for other in labels if other != label]
-        row = {"label": label,
-               "dice_k": mean_rows(blind, [f"dice_{label}"])[f"dice_{label}"],
-               "dice_k_prompted": mean_rows(prompted, [f"dice_{label}"])[f"dice_{label}"],
-               "dice_others": sum(mean_rows(blind, others).values()) / len(others),
-               "dice_others_prompted": sum(mean_rows(prompted, others).values()) / len(others)}
+        row = {
+            "label": label,
+            "dice_k": mean_rows(blind, [f"dice_{label}"])[f"dice_{label}"],
+            "dice_k_prompted": mean_rows(prompted, [f"dice_{label}"])[f"dice_{label}"],
+            "dice_others": sum(mean_rows(blind, others).values()) / len(others),
+            "dice_others_prompted": sum(mean_rows(prompted, others).values()) / len(others),
+        }
         table.append(row)
-        print(f"prompt {label}: Dice {row['dice_k']:.3f} -> {row['dice_k_prompted']:.3f}, others "
-              f"{row['dice_others']:.3f} -> {row['dice_others_prompted']:.3f}")
+        print(
+            f"prompt {label}: Dice {row['dice_k']:.3f} -> {row['dice_k_prompted']:.3f}, others "
+            f"{row['dice_others']:.3f} -> {row['dice_others_prompted']:.3f}"
+        )
     return table
 
 
 def checks(summary: list[dict]) -> dict:
     lookup = {row["transform"]: row for row in summary}
     freeform = lookup["freeform"]["dice"]
-    return {name: {"folding_percent": lookup[name]["folding_percent"],
-                   "dice_minus_freeform": lookup[name]["dice"] - freeform,
-                   "holds": lookup[name]["folding_percent"] == 0 and lookup[name]["dice"] >= freeform - TOLERANCE}
-            for name in DIFFEOMORPHIC}
+    return {
+        name: {
+            "folding_percent": lookup[name]["folding_percent"],
+            "dice_minus_freeform": lookup[name]["dice"] - freeform,
+            "holds": lookup[name]["folding_percent"] == 0 and lookup[name]["dice"] >= freeform - TOLERANCE,
+        }
+        for name in DIFFEOMORPHIC
+    }
 
 
 def markdown(summary: list[dict], prompts: list[dict]) -> str:
-    lines = ["| transform | Dice | HD95 | folding % | NDV % | SDlogJ | inverse consistency mm | s/pair |",
-             "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['transform']} | {r['dice']:.3f} | {r['hd95']:.2f} | {r['folding_percent']:.3f} | "
-              f"{r.get('ndv_percent', float('nan')):.3f} | {r['sdlogj']:.3f} | "
-              f"{r.get('inverse_consistency_mm', float('nan')):.3f} | {r['seconds']:.3f} |" for r in summary]
-    lines += ["", "| prompted structure k | Dice of k | Dice of k, prompted | others | others, prompted |",
-              "|---|---|---|---|---|"]
-    lines += [f"| {r['label']} | {r['dice_k']:.3f} | {r['dice_k_prompted']:.3f} | {r['dice_others']:.3f} | "
-              f"{r['dice_others_prompted']:.3f} |" for r in prompts]
+    lines = [
+        "| transform | Dice | HD95 | folding % | NDV % | SDlogJ | inverse consistency mm | s/pair |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['transform']} | {r['dice']:.3f} | {r['hd95']:.2f} | {r['folding_percent']:.3f} | "
+        f"{r.get('ndv_percent', float('nan')):.3f} | {r['sdlogj']:.3f} | "
+        f"{r.get('inverse_consistency_mm', float('nan')):.3f} | {r['seconds']:.3f} |"
+        for r in summary
+    ]
+    lines += [
+        "",
+        "| prompted structure k | Dice of k | Dice of k, prompted | others | others, prompted |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['label']} | {r['dice_k']:.3f} | {r['dice_k_prompted']:.3f} | {r['dice_others']:.3f} | "
+        f"{r['dice_others_prompted']:.3f} |"
+        for r in prompts
+    ]
     return "\n".join(lines)
 
 
@@ -139,9 +187,12 @@ def plot(summary: list[dict], prompts: list[dict], path: Path) -> None:
     for axis in axes[:2]:
         axis.tick_params(axis="x", rotation=60, labelsize=8)
     positions = range(len(prompts))
-    bars = [("k, no prompt", "dice_k", -0.3, "tab:blue"), ("k, prompted", "dice_k_prompted", -0.1, "tab:orange"),
-            ("others, no prompt", "dice_others", 0.1, "lightsteelblue"),
-            ("others, prompted", "dice_others_prompted", 0.3, "navajowhite")]
+    bars = [
+        ("k, no prompt", "dice_k", -0.3, "tab:blue"),
+        ("k, prompted", "dice_k_prompted", -0.1, "tab:orange"),
+        ("others, no prompt", "dice_others", 0.1, "lightsteelblue"),
+        ("others, prompted", "dice_others_prompted", 0.3, "navajowhite"),
+    ]
     for label, key, offset, color in bars:
         axes[2].bar([p + offset for p in positions], [r[key] for r in prompts], 0.2, label=label, color=color)
     axes[2].set_xticks(list(positions), [str(row["label"]) for row in prompts])
@@ -185,10 +236,16 @@ def main() -> None:
     batches = test_batches(args)
     summary = switch(model, batches)
     prompts = prompting(model, batches, args.prompt_weight)
-    record = {"machine": machine(args.device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "train_solver": vars(model.train_solver), "summary": summary, "checks": checks(summary),
-              "prompting": prompts}
+    record = {
+        "machine": machine(args.device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "train_solver": vars(model.train_solver),
+        "summary": summary,
+        "checks": checks(summary),
+        "prompting": prompts,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "transform_switch.json").write_text(json.dumps(record, indent=1))
     table = markdown(summary, prompts)
@@ -196,9 +253,11 @@ def main() -> None:
     plot(summary, prompts, args.out / "transform_switch.png")
     print(table)
     for name, check in record["checks"].items():
-        print(f"{name:14s} folding {check['folding_percent']:.3f} %, Dice - freeform "
-              f"{check['dice_minus_freeform']:+.4f} -> {'holds' if check['holds'] else 'MISSED'} "
-              f"(0 % folding, within {TOLERANCE})")
+        print(
+            f"{name:14s} folding {check['folding_percent']:.3f} %, Dice - freeform "
+            f"{check['dice_minus_freeform']:+.4f} -> {'holds' if check['holds'] else 'MISSED'} "
+            f"(0 % folding, within {TOLERANCE})"
+        )
 
 
 if __name__ == "__main__":

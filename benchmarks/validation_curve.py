@@ -6,6 +6,7 @@ is drawn as a line. Writes JSON and a PNG into --out.
 
     python benchmarks/validation_curve.py --run brain3d fit1.log fit2.log --start 0.412 --out benchmarks/out
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,19 +28,24 @@ def curve(logs: list[Path]) -> list[dict]:
             if found and int(found[1]) not in seen:  # a resumed chunk never repeats a finished epoch
                 seen.add(int(found[1]))
                 steps, seconds = steps + int(found[2]), seconds + float(found[3])
-                points.append({"epoch": int(found[1]), "steps": steps, "seconds": seconds,
-                               "val_dice": float(found[4])})
+                points.append({"epoch": int(found[1]), "steps": steps, "seconds": seconds, "val_dice": float(found[4])})
     return points
 
 
 def plot(runs: dict[str, list[dict]], start: float | None, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     figure, axis = plt.subplots(figsize=(5.0, 3.4))
     for name, points in runs.items():
-        axis.plot([0] + [p["steps"] for p in points] if start is not None else [p["steps"] for p in points],
-                  ([start] if start is not None else []) + [p["val_dice"] for p in points], marker="o", label=name)
+        axis.plot(
+            [0] + [p["steps"] for p in points] if start is not None else [p["steps"] for p in points],
+            ([start] if start is not None else []) + [p["val_dice"] for p in points],
+            marker="o",
+            label=name,
+        )
     if start is not None:
         axis.axhline(start, color="grey", linestyle="--", label="untrained (classical)")
     axis.set_xlabel("training steps")
@@ -51,8 +57,14 @@ def plot(runs: dict[str, list[dict]], start: float | None, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", nargs="+", action="append", required=True, metavar=("NAME", "LOG"),
-                        help="a run's name and its fit logs in order (repeat for several runs)")
+    parser.add_argument(
+        "--run",
+        nargs="+",
+        action="append",
+        required=True,
+        metavar=("NAME", "LOG"),
+        help="a run's name and its fit logs in order (repeat for several runs)",
+    )
     parser.add_argument("--start", type=float, help="validation Dice of the untrained model")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     parser.add_argument("--name", default="validation_curve", help="file name of the outputs, without suffix")
@@ -70,8 +82,10 @@ def main() -> None:
     for name, points in runs.items():
         best = max(points, key=lambda p: p["val_dice"])
         start = "" if args.start is None else f", start {args.start:.4f}"
-        print(f"{name}: {len(points)} epochs, {points[-1]['steps']} steps, last {points[-1]['val_dice']:.4f}, "
-              f"best {best['val_dice']:.4f} (epoch {best['epoch']}){start}")
+        print(
+            f"{name}: {len(points)} epochs, {points[-1]['steps']} steps, last {points[-1]['val_dice']:.4f}, "
+            f"best {best['val_dice']:.4f} (epoch {best['epoch']}){start}"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ versions' processes taking turns, so that neither always runs on a warmer machin
     git worktree add /tmp/old <commit>
     python benchmarks/versions_agree.py --old /tmp/old [--checkpoint run/checkpoints/last.ckpt]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 
 #: run inside each checkout (its folder first on sys.path): saves {case: (tensor, seconds)}
-CASES = r'''
+CASES = r"""
 import sys, time, torch
 tree, out, checkpoint, repeats = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 sys.path.insert(0, tree)
@@ -59,7 +60,7 @@ if checkpoint:
     sum(result.grid.square().mean() for result in results).backward()
     found["model gradients"] = (torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]), 0.0)
 torch.save(found, out)
-'''
+"""
 
 
 def run(tree: Path, checkpoint: str, repeats: int, out: Path) -> dict:
@@ -79,10 +80,11 @@ def main() -> None:
     old, new = {}, {}
     with tempfile.TemporaryDirectory() as folder:
         for index in range(args.rounds):
-            order = [(old, args.old), (new, args.new)][::1 if index % 2 == 0 else -1]
+            order = [(old, args.old), (new, args.new)][:: 1 if index % 2 == 0 else -1]
             for found, tree in order:
-                for case, (tensor, seconds) in run(tree.resolve(), args.checkpoint if index == 0 else "",
-                                                   args.repeats, Path(folder) / "cases.pt").items():
+                for case, (tensor, seconds) in run(
+                    tree.resolve(), args.checkpoint if index == 0 else "", args.repeats, Path(folder) / "cases.pt"
+                ).items():
                     found[case] = (tensor, min(seconds, found.get(case, (None, seconds))[1]))
     print(f"{'case':40s} {'max |new - old|':>16s} {'new/old time':>13s}")
     for case, (tensor, seconds) in old.items():

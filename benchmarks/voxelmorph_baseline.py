@@ -8,6 +8,7 @@ validation Dice (donor 14380; the held-out subjects are never seen):
 
     python benchmarks/voxelmorph_baseline.py --brains brains --dims 2 --anisotropy 0.3 --out runs/vxm2d.ckpt
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,20 +30,29 @@ class VoxelMorphBaseline(L.LightningModule):
     """``VxmPairwise`` (UNet on the concatenated pair, 5 levels, scaling and squaring of a
     stationary velocity field in 5 steps): one forward pass per pair, no optimization."""
 
-    def __init__(self, dims: int = 2, features: tuple[int, ...] = (16, 32, 32, 32, 32), image_weight: float = 1.0,
-                 dice_weight: float = 1.0, smooth_weight: float = 0.1, lr: float = 1e-3) -> None:
+    def __init__(
+        self,
+        dims: int = 2,
+        features: tuple[int, ...] = (16, 32, 32, 32, 32),
+        image_weight: float = 1.0,
+        dice_weight: float = 1.0,
+        smooth_weight: float = 0.1,
+        lr: float = 1e-3,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = voxelmorph.nn.models.VxmPairwise(ndim=dims, source_channels=1, target_channels=1,
-                                                      nb_features=list(features), integration_steps=5)
+        self.model = voxelmorph.nn.models.VxmPairwise(
+            ndim=dims, source_channels=1, target_channels=1, nb_features=list(features), integration_steps=5
+        )
         self.smoothness = neurite.nn.modules.SpatialGradient(penalty="l2")
         self.image_dissimilarity = ImageDissimilarity("lncc")
 
     def forward(self, batch: dict) -> RegistrationResult:
         """The warp of the pair; a moving image on a grid of its own (affines differ, e.g. thick
         slices) is first resampled onto the fixed grid, as VoxelMorph's users do (``solver.resample``)."""
-        header, moving = onto_fixed_grid(batch["fixed"], batch["moving"], batch.get("fixed_affine"),
-                                         batch.get("moving_affine"))
+        header, moving = onto_fixed_grid(
+            batch["fixed"], batch["moving"], batch.get("fixed_affine"), batch.get("moving_affine")
+        )
         displacement = self._padded_model(moving, batch["fixed"])  # voxels, array-order components
         return through_header(header, RegistrationResult.from_voxel_displacement(displacement))
 
@@ -88,8 +98,9 @@ def train_on_brains() -> None:
     from lightning_reg.data.brains.datamodule import BrainDataModule
 
     parser = argparse.ArgumentParser(description=train_on_brains.__doc__)
-    parser.add_argument("--brains", type=Path, required=True,
-                        help="the folder python -m lightning_reg.data.brains wrote")
+    parser.add_argument(
+        "--brains", type=Path, required=True, help="the folder python -m lightning_reg.data.brains wrote"
+    )
     parser.add_argument("--dims", type=int, default=2, choices=(2, 3))
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--train-pairs", type=int, default=400)
@@ -103,17 +114,32 @@ def train_on_brains() -> None:
         raise SystemExit(f"{args.out} exists; choose another --out")
     torch.set_num_threads(args.threads)
     L.seed_everything(0)
-    data = BrainDataModule(str(args.brains), dims=args.dims, train_pairs=args.train_pairs, val_pairs=args.val_pairs,
-                           anisotropy=args.anisotropy, crop=args.crop)
-    best = ModelCheckpoint(dirpath=args.out.parent, filename=args.out.stem + "-{epoch}", monitor="val/dice",
-                           mode="max")
-    trainer = L.Trainer(max_epochs=args.epochs, logger=False, callbacks=[best], gradient_clip_val=1.0,
-                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", devices=1)
+    data = BrainDataModule(
+        str(args.brains),
+        dims=args.dims,
+        train_pairs=args.train_pairs,
+        val_pairs=args.val_pairs,
+        anisotropy=args.anisotropy,
+        crop=args.crop,
+    )
+    best = ModelCheckpoint(dirpath=args.out.parent, filename=args.out.stem + "-{epoch}", monitor="val/dice", mode="max")
+    trainer = L.Trainer(
+        max_epochs=args.epochs,
+        logger=False,
+        callbacks=[best],
+        gradient_clip_val=1.0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+    )
     start = time.perf_counter()
     trainer.fit(VoxelMorphBaseline(dims=args.dims), data)
     Path(best.best_model_path).rename(args.out)
-    print(f"trained in {time.perf_counter() - start:.0f} s; best validation Dice {float(best.best_model_score):.3f} "
-          f"-> {args.out}")
+    print(
+        f"trained in {time.perf_counter() - start:.0f} s; best validation Dice {float(best.best_model_score):.3f} "
+        f"-> {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 The public face is imported on first use (PEP 562), so ``import lightning_reg`` stays light:
 ``RegistrationModule`` (Lightning), ``SolverSettings``, ``RegistrationLayer`` and ``register`` (torch only).
 """
+
 from importlib import import_module
 from importlib.metadata import version
 
@@ -10,8 +11,12 @@ from . import moved
 
 __version__ = version(__name__)  # pyproject.toml holds it
 
-_WHERE = {"RegistrationModule": "training.module", "SolverSettings": "training.solver_settings",
-          "RegistrationLayer": "solver.layer", "register": "solver.register"}
+_WHERE = {
+    "RegistrationModule": "training.module",
+    "SolverSettings": "training.solver_settings",
+    "RegistrationLayer": "solver.layer",
+    "register": "solver.register",
+}
 __all__ = ["__version__", *sorted(_WHERE)]
 
 moved.install(__name__)

@@ -6,6 +6,7 @@ The stack is ANTs' (``transform_files.py``): forward, a reference point ``p`` go
 ``q + v(q)``, ``q = A^-1 p`` (``-t [0GenericAffine,1] -t 1InverseWarp``). A folder with only our
 composed ``warp.nii.gz`` is applied forward as that one field.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,8 +66,10 @@ def load_itk_displacement(path: str | Path) -> Field:
     except Exception as error:  # nibabel, gzip and zlib raise many types for damaged files
         raise InputError(f"cannot read {path} as a displacement field: {error}") from None
     if array.ndim != 5 or array.shape[3] != 1 or array.shape[4] not in (2, 3):
-        raise InputError(f"{path} has shape {array.shape}: not a displacement field (expected (X, Y, Z, 1, 3) or "
-                         f"(X, Y, 1, 1, 2), as ANTs writes them)")
+        raise InputError(
+            f"{path} has shape {array.shape}: not a displacement field (expected (X, Y, Z, 1, 3) or "
+            f"(X, Y, 1, 1, 2), as ANTs writes them)"
+        )
     dims = array.shape[4]
     field = array[..., 0, :] if dims == 3 else array[:, :, 0, 0, :]
     if not np.all(np.isfinite(field)):
@@ -89,8 +92,10 @@ def load_transforms(location: str | Path) -> Transforms:
     paths = {name: _named(base, name) for name in (AFFINE_FILE, WARP_FILE, INVERSE_WARP_FILE, COMPOSED_FILE)}
     present = {name: path for name, path in paths.items() if path.is_file()}
     if not present:
-        raise InputError(f"no transforms at {base}: expected {AFFINE_FILE} (and {WARP_FILE}, {INVERSE_WARP_FILE}) "
-                         f"or {COMPOSED_FILE} in a folder lightning-reg register wrote, or an ANTs output prefix")
+        raise InputError(
+            f"no transforms at {base}: expected {AFFINE_FILE} (and {WARP_FILE}, {INVERSE_WARP_FILE}) "
+            f"or {COMPOSED_FILE} in a folder lightning-reg register wrote, or an ANTs output prefix"
+        )
     read = {name: load_itk_displacement(path) for name, path in present.items() if name != AFFINE_FILE}
     affine = load_ants_affine(present[AFFINE_FILE]) if AFFINE_FILE in present else None
     return Transforms(affine, read.get(WARP_FILE), read.get(INVERSE_WARP_FILE), read.get(COMPOSED_FILE), str(base))
@@ -116,14 +121,18 @@ def _affine_points(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
 def mapped_points(transforms: Transforms, reference: Volume, inverse: bool = False) -> torch.Tensor:
     """Where each reference voxel samples the input image: world RAS mm ``[1, *S, d]``."""
     if transforms.dims != reference.dims:
-        raise InputError(f"the transforms at {transforms.source} are {transforms.dims}D but the reference "
-                         f"{reference.path} is {reference.dims}D")
+        raise InputError(
+            f"the transforms at {transforms.source} are {transforms.dims}D but the reference "
+            f"{reference.path} is {reference.dims}D"
+        )
     points = _world_points(reference)
     if inverse:
         if transforms.affine is None and transforms.composed is not None:
-            raise InputError(f"{transforms.source} holds only the composed {COMPOSED_FILE}, which has no inverse; "
-                             f"apply the inverse with {AFFINE_FILE} and {INVERSE_WARP_FILE} (lightning-reg register "
-                             f"writes them)")
+            raise InputError(
+                f"{transforms.source} holds only the composed {COMPOSED_FILE}, which has no inverse; "
+                f"apply the inverse with {AFFINE_FILE} and {INVERSE_WARP_FILE} (lightning-reg register "
+                f"writes them)"
+            )
         if transforms.warp is not None and transforms.inverse_warp is None:
             raise InputError(f"{transforms.source} has {WARP_FILE} but no {INVERSE_WARP_FILE}: the inverse needs it")
         if transforms.affine is not None:
@@ -145,8 +154,13 @@ def resample(image: Volume, reference: Volume, points: torch.Tensor, interpolati
     to_grid = voxel_to_normalized(image.shape) @ torch.linalg.inv(image.affine.to(torch.float64))
     grid = apply_matrix(to_grid[None].float(), points)
     frames = make_frames(reference.shape, image.shape, 1, reference.affine[None], image.affine[None])
-    mapping = RegistrationResult(grid=grid, matrix=torch.eye(reference.dims + 1, dtype=torch.float64)[None],
-                                 frames=frames, moving_shape=image.shape, transform=None)
+    mapping = RegistrationResult(
+        grid=grid,
+        matrix=torch.eye(reference.dims + 1, dtype=torch.float64)[None],
+        frames=frames,
+        moving_shape=image.shape,
+        transform=None,
+    )
     if interpolation == "label":
         return mapping.warp_labels(image.data, mode="linear")
     if interpolation == "nearest" and not image.data.is_floating_point():

@@ -4,6 +4,7 @@ A failure is the user's side when the input, the options, the files or the machi
 at fault (a damaged header, a full disk, a diverged training run); everything else is a programming
 error and keeps its traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,15 @@ _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 _OUT_OF_MEMORY = ("DefaultCPUAllocator: can't allocate memory", "CUDA out of memory", "not enough memory")
 
 
-_UNION_HEADERS = ("Does not validate against", "Subtypes:", "Errors:", "Given value type:", "Given value:",
-                  "Problem with given class_path", "Parser key")
+_UNION_HEADERS = (
+    "Does not validate against",
+    "Subtypes:",
+    "Errors:",
+    "Given value type:",
+    "Given value:",
+    "Problem with given class_path",
+    "Parser key",
+)
 
 
 def first_reason(message: str) -> str:
@@ -48,7 +56,7 @@ def first_reason(message: str) -> str:
     if not message.startswith('Parser key "') and "Does not validate against any of the Union" not in message:
         return message
     lines = [line.strip().removeprefix("- ").strip() for line in message.splitlines() if line.strip()]
-    keys = [line[len('Parser key "'):].split('"')[0] for line in lines if line.startswith('Parser key "')]
+    keys = [line[len('Parser key "') :].split('"')[0] for line in lines if line.startswith('Parser key "')]
     reasons = [line for line in lines if not line.startswith(_UNION_HEADERS) and "NoneType" not in line]
     if not reasons:
         return message
@@ -70,8 +78,10 @@ def _os_message(error: OSError) -> str | None:
 def _hint(message: str) -> str:
     """How to fix a trainer error whose message does not say it."""
     if "gpu backend" in message.lower() or "gpuaccelerator can not run" in message.lower():
-        return (" torch sees no GPU on this machine: train on the CPU (--trainer.accelerator cpu; several CPU "
-                "processes with --trainer.devices 2 --trainer.strategy ddp), or install a CUDA build of torch")
+        return (
+            " torch sees no GPU on this machine: train on the CPU (--trainer.accelerator cpu; several CPU "
+            "processes with --trainer.devices 2 --trainer.strategy ddp), or install a CUDA build of torch"
+        )
     return ""
 
 
@@ -79,10 +89,13 @@ def user_message(error: BaseException) -> str | None:
     """The one line to print for a user-side failure, or ``None`` for a programming error."""
     if isinstance(error, OSError):
         return _os_message(error)
-    if isinstance(error, MemoryError) or (isinstance(error, RuntimeError)
-                                          and any(text in str(error) for text in _OUT_OF_MEMORY)):
-        return ("not enough memory for this registration: resample the images coarser, use fewer or coarser "
-                "scales, or run on a machine (or GPU) with more memory")
+    if isinstance(error, MemoryError) or (
+        isinstance(error, RuntimeError) and any(text in str(error) for text in _OUT_OF_MEMORY)
+    ):
+        return (
+            "not enough memory for this registration: resample the images coarser, use fewer or coarser "
+            "scales, or run on a machine (or GPU) with more memory"
+        )
     # Lightning's MisconfigurationException (bad trainer settings), by name: register never imports Lightning
     misconfigured = any(kind.__name__ == "MisconfigurationException" for kind in type(error).__mro__)
     if isinstance(error, (ValueError, argparse.ArgumentError)) or misconfigured:  # jsonargparse: ArgumentError

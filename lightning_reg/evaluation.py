@@ -1,6 +1,7 @@
 """Per-pair evaluation rows (Dice, HD95, folding, NDV, SDlogJ, inverse consistency, TRE, seconds) of
 a registration result, their means, their CSV, and the rows of several processes (DDP) brought
 together; shared by ``lightning-reg register``, the module's validation/test and the benchmarks."""
+
 from __future__ import annotations
 
 import csv
@@ -21,8 +22,14 @@ if TYPE_CHECKING:
     import lightning as L
 
 
-def pair_rows(batch: dict, result: RegistrationResult, seconds: float, label_mode: str = LABEL_MODE,
-              warped_seg: torch.Tensor | None = None, inverse: InverseField | None = None) -> list[dict]:
+def pair_rows(
+    batch: dict,
+    result: RegistrationResult,
+    seconds: float,
+    label_mode: str = LABEL_MODE,
+    warped_seg: torch.Tensor | None = None,
+    inverse: InverseField | None = None,
+) -> list[dict]:
     """One row per pair of ``batch``: ``id``, ``seconds`` (per pair), ``folding_percent``,
     ``ndv_percent`` (non-diffeomorphic volume), ``sdlogj``; with label maps, ``dice`` (mean over
     labels), ``hd95`` (mm when the batch has affines) and ``dice_<label>``; with ``inverse``
@@ -35,9 +42,13 @@ def pair_rows(batch: dict, result: RegistrationResult, seconds: float, label_mod
     consistency = None if inverse is None else result.inverse_consistency_mm(result.inverse(inverse))
     rows = []
     for index in range(len(batch["fixed"])):
-        row = {"id": pair_id(batch, index), "seconds": seconds,
-               "folding_percent": folding_percent(determinant[index]),
-               "ndv_percent": non_diffeomorphic_volume(displacement[index]), "sdlogj": sdlogj(determinant[index])}
+        row = {
+            "id": pair_id(batch, index),
+            "seconds": seconds,
+            "folding_percent": folding_percent(determinant[index]),
+            "ndv_percent": non_diffeomorphic_volume(displacement[index]),
+            "sdlogj": sdlogj(determinant[index]),
+        }
         if consistency is not None:
             row["inverse_consistency_mm"] = float(consistency[0][index])
             row["inverse_consistency_p95_mm"] = float(consistency[1][index])
@@ -47,9 +58,12 @@ def pair_rows(batch: dict, result: RegistrationResult, seconds: float, label_mod
             row["tre_mm"] = target_registration_error(mapped, moving_points)["mean"]
             row["tre_before_mm"] = target_registration_error(fixed_points, moving_points)["mean"]
         if "fixed_seg" in batch and "moving_seg" in batch:
-            fixed_seg = batch["fixed_seg"][index:index + 1]
-            warped = warped_seg[index:index + 1] if warped_seg is not None else \
-                result.pair(index).warp_labels(batch["moving_seg"][index:index + 1], mode=label_mode)
+            fixed_seg = batch["fixed_seg"][index : index + 1]
+            warped = (
+                warped_seg[index : index + 1]
+                if warped_seg is not None
+                else result.pair(index).warp_labels(batch["moving_seg"][index : index + 1], mode=label_mode)
+            )
             scores = dice_per_label(fixed_seg, warped)
             row["dice"] = sum(scores.values()) / max(len(scores), 1)
             row["hd95"] = hd95(fixed_seg, warped, spacing=_spacing(batch, index))
@@ -64,8 +78,16 @@ def pair_id(batch: dict, index: int) -> str:
     return str(ids[index]) if ids is not None else str(index)
 
 
-SUMMARY_KEYS = ("dice", "hd95", "folding_percent", "ndv_percent", "sdlogj", "inverse_consistency_mm", "tre_mm",
-                "seconds")
+SUMMARY_KEYS = (
+    "dice",
+    "hd95",
+    "folding_percent",
+    "ndv_percent",
+    "sdlogj",
+    "inverse_consistency_mm",
+    "tre_mm",
+    "seconds",
+)
 
 
 def column(rows: list[dict], key: str) -> list[float]:

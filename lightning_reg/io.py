@@ -3,6 +3,7 @@
 Volumes are read as ``[1, C, *S]`` tensors in the file's voxel order (no reorientation: the
 voxel-to-world affine carries the orientation, and the solver works through it).
 """
+
 from __future__ import annotations
 
 import os
@@ -77,9 +78,11 @@ def check_size(path: Path, shape: tuple[int, ...], max_voxels: int | None) -> No
     limit = default_max_voxels() if max_voxels is None else max_voxels
     voxels = int(np.prod([int(n) for n in shape], dtype=np.float64))
     if voxels > limit:
-        raise InputError(f"{path} has {voxels:,} voxels (shape {tuple(shape)}), more than the limit of {limit:,} "
-                         f"(--max-voxels): resample it coarser or crop it, or raise --max-voxels if this machine "
-                         f"has the memory (about {BYTES_PER_VOXEL} bytes a voxel)")
+        raise InputError(
+            f"{path} has {voxels:,} voxels (shape {tuple(shape)}), more than the limit of {limit:,} "
+            f"(--max-voxels): resample it coarser or crop it, or raise --max-voxels if this machine "
+            f"has the memory (about {BYTES_PER_VOXEL} bytes a voxel)"
+        )
 
 
 def affine_problem(affine: np.ndarray, dims: int) -> str | None:
@@ -119,24 +122,28 @@ def _file_affine(image: nib.Nifti1Image, path: Path, ignore_header: bool) -> np.
         return spacing_affine(image.header, image.shape)
     problem = affine_problem(image.affine, spatial_dims(image.shape))
     if problem:
-        raise InputError(f"{path} has a damaged header: its voxel-to-world affine is {problem}; pass "
-                         f"--ignore-header to use the voxel spacing only (images centred, no rotation), or "
-                         f"repair the header (e.g. nibabel's set_sform/set_qform)")
+        raise InputError(
+            f"{path} has a damaged header: its voxel-to-world affine is {problem}; pass "
+            f"--ignore-header to use the voxel spacing only (images centred, no rotation), or "
+            f"repair the header (e.g. nibabel's set_sform/set_qform)"
+        )
     return np.asarray(image.affine, dtype=np.float64)
 
 
 def _label_tensor(array: np.ndarray, path: Path) -> torch.Tensor:
     if not np.all(np.isfinite(array)) or not np.allclose(array, np.round(array)):
         raise InputError(f"{path} is not a label map: its values are not all whole numbers")
-    too_large = (array.dtype.kind == "u" and int(array.max()) > np.iinfo(np.int64).max) or \
-        (array.dtype.kind == "f" and (float(array.min()) < -2.0**63 or float(array.max()) >= 2.0**63))
+    too_large = (array.dtype.kind == "u" and int(array.max()) > np.iinfo(np.int64).max) or (
+        array.dtype.kind == "f" and (float(array.min()) < -(2.0**63) or float(array.max()) >= 2.0**63)
+    )
     if too_large:
         raise InputError(f"{path} has label values beyond the 64-bit integer range: renumber its labels")
     return torch.from_numpy(np.round(array).astype(np.int64) if array.dtype.kind == "f" else array.astype(np.int64))
 
 
-def load_volume(path: str | Path, kind: str = "image", *, max_voxels: int | None = None,
-                ignore_header: bool = False) -> Volume:
+def load_volume(
+    path: str | Path, kind: str = "image", *, max_voxels: int | None = None, ignore_header: bool = False
+) -> Volume:
     """Read a 2D or 3D NIfTI file (a trailing axis of length 1 is dropped; a 4th axis is channels).
 
     ``kind`` is ``image`` (float32) or ``label`` (int64, values must be whole numbers). The size is
@@ -176,8 +183,14 @@ def load_volume(path: str | Path, kind: str = "image", *, max_voxels: int | None
             raise InputError(f"{path} contains NaN or infinite values")
         if float(tensor.max() - tensor.min()) == 0.0:
             raise InputError(f"{path} is constant (every voxel is {float(tensor.max())}): nothing to register")
-    return Volume(data=tensor.unsqueeze(0), affine=torch.from_numpy(_reduce_affine(affine, dims)).to(torch.float64),
-                  header=image.header, path=path, file_shape=tuple(image.shape), file_affine=affine)
+    return Volume(
+        data=tensor.unsqueeze(0),
+        affine=torch.from_numpy(_reduce_affine(affine, dims)).to(torch.float64),
+        header=image.header,
+        path=path,
+        file_shape=tuple(image.shape),
+        file_affine=affine,
+    )
 
 
 def _full_affine(affine: torch.Tensor) -> np.ndarray:

@@ -2,6 +2,7 @@
 (and ``z`` in 3D) columns, world millimetres in NIfTI's RAS frame (the frame ``nibabel`` gives
 ``image.affine @ voxel``), one landmark a row; other columns (an ``id``, a name) are ignored. The
 fixed and moving files list corresponding landmarks in the same order."""
+
 from __future__ import annotations
 
 import csv
@@ -28,8 +29,10 @@ def read_landmarks(path: str | Path, dims: int) -> torch.Tensor:
     columns = {name.strip().lower(): name for name in (rows[0].keys() if rows else [])}
     missing = [axis for axis in axes if axis not in columns]
     if not rows or missing:
-        raise InputError(f"{path} needs a header row with the columns {', '.join(axes)} (RAS mm) and one landmark a "
-                         f"row" + (f"; missing {', '.join(missing)}" if rows else "; it has no rows"))
+        raise InputError(
+            f"{path} needs a header row with the columns {', '.join(axes)} (RAS mm) and one landmark a "
+            f"row" + (f"; missing {', '.join(missing)}" if rows else "; it has no rows")
+        )
     points = []
     for number, row in enumerate(rows, start=2):
         try:
@@ -46,6 +49,8 @@ def read_landmark_pair(fixed: str | Path, moving: str | Path, dims: int) -> tupl
     """The fixed and moving landmarks, checked to correspond one to one."""
     fixed_points, moving_points = read_landmarks(fixed, dims), read_landmarks(moving, dims)
     if len(fixed_points) != len(moving_points):
-        raise InputError(f"{fixed} has {len(fixed_points)} landmarks but {moving} has {len(moving_points)}: the "
-                         f"files must list corresponding landmarks in the same order")
+        raise InputError(
+            f"{fixed} has {len(fixed_points)} landmarks but {moving} has {len(moving_points)}: the "
+            f"files must list corresponding landmarks in the same order"
+        )
     return fixed_points, moving_points

@@ -1,5 +1,6 @@
 """Registration metrics: Dice, HD95, folding percent, non-diffeomorphic volume,
 SDlogJ and the target registration error of landmarks."""
+
 from __future__ import annotations
 
 import itertools
@@ -18,8 +19,9 @@ def label_values(fixed_seg: torch.Tensor, background: int = 0) -> torch.Tensor:
     return values[values != background]
 
 
-def dice_per_label(fixed_seg: torch.Tensor, warped_seg: torch.Tensor,
-                   labels: torch.Tensor | None = None) -> dict[int, float]:
+def dice_per_label(
+    fixed_seg: torch.Tensor, warped_seg: torch.Tensor, labels: torch.Tensor | None = None
+) -> dict[int, float]:
     """Dice of each foreground label of ``fixed_seg`` (``[1, 1, *S]`` int) against ``warped_seg``."""
     if fixed_seg.shape != warped_seg.shape:
         raise ValueError(f"label maps differ in shape: {tuple(fixed_seg.shape)} vs {tuple(warped_seg.shape)}")
@@ -38,8 +40,11 @@ def dice_per_label(fixed_seg: torch.Tensor, warped_seg: torch.Tensor,
     # every class (0.86 s for 83 labels on 96x112x96, most of lightning-reg register's measuring; this
     # takes 0.03 s) and its import costs a classical registration 1.4 s
     classes = labels.numel() + 1
-    joint = torch.bincount((to_index(fixed_seg) * classes + to_index(warped_seg)).flatten(),
-                           minlength=classes * classes).view(classes, classes).double()
+    joint = (
+        torch.bincount((to_index(fixed_seg) * classes + to_index(warped_seg)).flatten(), minlength=classes * classes)
+        .view(classes, classes)
+        .double()
+    )
     overlap, total = joint.diagonal()[1:], joint.sum(0)[1:] + joint.sum(1)[1:]
     scores = 2 * overlap / total.clamp_min(1)
     return {int(label): float(score) for label, score in zip(labels, scores)}
@@ -59,12 +64,18 @@ def _label_boxes(seg: np.ndarray, labels: np.ndarray) -> list:
 
 def _union_box(first: tuple, second: tuple, shape: Sequence[int]) -> tuple:
     """The smallest box holding both boxes and one voxel around them (clipped to the image)."""
-    return tuple(slice(max(min(a.start, b.start) - 1, 0), min(max(a.stop, b.stop) + 1, size))
-                 for a, b, size in zip(first, second, shape))
+    return tuple(
+        slice(max(min(a.start, b.start) - 1, 0), min(max(a.stop, b.stop) + 1, size))
+        for a, b, size in zip(first, second, shape)
+    )
 
 
-def hd95(fixed_seg: torch.Tensor, warped_seg: torch.Tensor, spacing: Sequence[float] | None = None,
-         labels: torch.Tensor | None = None) -> float:
+def hd95(
+    fixed_seg: torch.Tensor,
+    warped_seg: torch.Tensor,
+    spacing: Sequence[float] | None = None,
+    labels: torch.Tensor | None = None,
+) -> float:
     """Mean over labels of the symmetric 95th-percentile Hausdorff distance (mm with ``spacing``).
 
     Written here because torchmetrics' Hausdorff distance has no percentile. Exact Euclidean
@@ -103,8 +114,9 @@ def _simplices(dims: int) -> list[list[tuple[int, ...]]]:
     triangles (either diagonal) or 5 tetrahedra, so each simplex counts half."""
     simplices = []
     for signs in itertools.product((1, -1), repeat=dims):
-        simplices.append([(0,) * dims] + [tuple(sign * (a == axis) for a in range(dims))
-                                           for axis, sign in enumerate(signs)])
+        simplices.append(
+            [(0,) * dims] + [tuple(sign * (a == axis) for a in range(dims)) for axis, sign in enumerate(signs)]
+        )
     if dims == 3:
         for sign in (1, -1):
             simplices.append([(0, 0, 0)] + [tuple(sign * (a != axis) for a in range(3)) for axis in range(3)])
@@ -134,16 +146,20 @@ def non_diffeomorphic_volume(displacement: torch.Tensor) -> float:
     """
     dims, shape = displacement.shape[0], displacement.shape[1:]
     extended = torch.nn.functional.pad(displacement.double()[None], (1, 1) * dims, mode="replicate")[0]
-    padded = extended + torch.stack(torch.meshgrid(
-        *[torch.arange(-1, n + 1, dtype=torch.float64, device=displacement.device) for n in shape], indexing="ij"))
+    padded = extended + torch.stack(
+        torch.meshgrid(
+            *[torch.arange(-1, n + 1, dtype=torch.float64, device=displacement.device) for n in shape], indexing="ij"
+        )
+    )
 
     def at(offset: tuple[int, ...]) -> torch.Tensor:
         return padded[(slice(None), *(slice(1 + o, 1 + o + n) for o, n in zip(offset, shape)))]
 
     inverted = torch.zeros(shape, dtype=torch.float64, device=displacement.device)
     for simplex in _simplices(dims):
-        reference = torch.linalg.det(torch.tensor([[b - a for a, b in zip(simplex[0], v)] for v in simplex[1:]],
-                                                  dtype=torch.float64).T)
+        reference = torch.linalg.det(
+            torch.tensor([[b - a for a, b in zip(simplex[0], v)] for v in simplex[1:]], dtype=torch.float64).T
+        )
         edges = [[at(v)[component] - at(simplex[0])[component] for v in simplex[1:]] for component in range(dims)]
         signed = _determinant(edges) / reference
         inverted = inverted + 0.5 * (-signed).clamp_min(0) * abs(float(reference)) / math.factorial(dims)
@@ -160,6 +176,11 @@ def target_registration_error(mapped: torch.Tensor, moving: torch.Tensor) -> dic
     the moving landmarks they correspond to (``[N, d]``): mean, standard deviation, median, 95th
     percentile and largest, over the ``N`` landmarks."""
     distances = (mapped.double() - moving.double()).norm(dim=-1)
-    return {"mean": float(distances.mean()), "std": float(distances.std(unbiased=False)),
-            "median": float(distances.median()), "p95": float(torch.quantile(distances, 0.95)),
-            "max": float(distances.max()), "count": int(distances.numel())}
+    return {
+        "mean": float(distances.mean()),
+        "std": float(distances.std(unbiased=False)),
+        "median": float(distances.median()),
+        "p95": float(torch.quantile(distances, 0.95)),
+        "max": float(distances.max()),
+        "count": int(distances.numel()),
+    }

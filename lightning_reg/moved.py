@@ -5,6 +5,7 @@ so that configs, sweep files and run folders written before keep working
 Python has no alias for a module path; a finder on ``sys.meta_path`` that hands out the new module
 for the old name is the smallest thing that does it (the module is the same object, not a copy).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -14,12 +15,23 @@ import sys
 
 #: old module path (relative to the package) -> where it lives now
 MOVED = {
-    "module": "training.module", "settings": "training.solver_settings", "losses": "training.losses",
-    "callbacks": "training.callbacks", "prediction": "training.callbacks", "runs": "training.run_folder",
-    "demo": "training.demo", "checkpoints": "training.checkpoints", "distributed": "evaluation",
-    "trainer_cli": "cli.lightning", "register_cli": "cli.register", "learned": "cli.register_model",
-    "sweep_cli": "cli.sweep", "sweep_summary": "sweep.summary",
-    "data.datamodule": "data.synthetic_datamodule", "data.files": "data.file_datamodule", "data.pairs": "data.datasets",
+    "module": "training.module",
+    "settings": "training.solver_settings",
+    "losses": "training.losses",
+    "callbacks": "training.callbacks",
+    "prediction": "training.callbacks",
+    "runs": "training.run_folder",
+    "demo": "training.demo",
+    "checkpoints": "training.checkpoints",
+    "distributed": "evaluation",
+    "trainer_cli": "cli.lightning",
+    "register_cli": "cli.register",
+    "learned": "cli.register_model",
+    "sweep_cli": "cli.sweep",
+    "sweep_summary": "sweep.summary",
+    "data.datamodule": "data.synthetic_datamodule",
+    "data.files": "data.file_datamodule",
+    "data.pairs": "data.datasets",
 }
 
 

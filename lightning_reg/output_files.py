@@ -11,6 +11,7 @@ staging folder from one a killed run left (the kernel drops the lock with the pr
 only the latter. The final rename happens under a lock of the parent folder: of two runs into one
 new folder, the first to finish wins and the second is refused.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,10 @@ def resolve_path(path: str | Path, flag: str = "") -> Path:
         return Path(path).resolve()
     except (RuntimeError, OSError):
         where = f"{flag} " if flag else ""
-        raise InputError(f"{where}{path} is a loop of symbolic links (a link that leads back to itself): point it at "
-                         f"a real file or folder") from None
+        raise InputError(
+            f"{where}{path} is a loop of symbolic links (a link that leads back to itself): point it at "
+            f"a real file or folder"
+        ) from None
 
 
 @contextmanager
@@ -149,8 +152,9 @@ class OutputFolder:
     :meth:`commit` puts it in the final folder's place; :meth:`failed` removes it.
     """
 
-    def __init__(self, folder: str | Path, overwrite: bool = False, protected: Sequence[str | Path] = (),
-                 flag: str = "--out") -> None:
+    def __init__(
+        self, folder: str | Path, overwrite: bool = False, protected: Sequence[str | Path] = (), flag: str = "--out"
+    ) -> None:
         self.folder, self.overwrite, self.flag = Path(folder), overwrite, flag
         self.protected = [Path(path) for path in protected if path is not None]
         self._locks: dict[Path, int | None] = {}
@@ -166,8 +170,9 @@ class OutputFolder:
         if not above.is_dir():
             raise InputError(f"{self.flag} {self.folder}: {above} is a file, not a folder; choose another path")
         if not os.access(above, os.W_OK | os.X_OK):
-            raise InputError(f"cannot write into {above} (permission denied): choose a folder you can write to for "
-                             f"{self.flag}")
+            raise InputError(
+                f"cannot write into {above} (permission denied): choose a folder you can write to for {self.flag}"
+            )
 
     def _check_replaceable(self) -> None:
         """An existing folder with content may be replaced only with ``overwrite``, and only when it
@@ -177,15 +182,22 @@ class OutputFolder:
         if not self.overwrite:
             raise InputError(f"output folder {self.folder} exists; pass --overwrite to replace it")
         if not (self.folder / MARKER).is_file():
-            raise InputError(f"{self.flag} {self.folder} was not written by lightning-reg (it has no {MARKER} "
-                             f"file), so --overwrite will not delete it: choose a new folder or empty it yourself")
+            raise InputError(
+                f"{self.flag} {self.folder} was not written by lightning-reg (it has no {MARKER} "
+                f"file), so --overwrite will not delete it: choose a new folder or empty it yourself"
+            )
         foreign = foreign_entries(self.folder)
         if foreign:
-            older = " (written by an earlier lightning-reg, which did not list its files)" \
-                if _recorded(self.folder) is None else ""
-            raise InputError(f"{self.flag} {self.folder} holds what lightning-reg did not write there{older}: "
-                             f"{', '.join(foreign[:8])}{' ...' if len(foreign) > 8 else ''}; --overwrite replaces "
-                             f"a folder only when nothing else is in it: move those out, or choose a new folder")
+            older = (
+                " (written by an earlier lightning-reg, which did not list its files)"
+                if _recorded(self.folder) is None
+                else ""
+            )
+            raise InputError(
+                f"{self.flag} {self.folder} holds what lightning-reg did not write there{older}: "
+                f"{', '.join(foreign[:8])}{' ...' if len(foreign) > 8 else ''}; --overwrite replaces "
+                f"a folder only when nothing else is in it: move those out, or choose a new folder"
+            )
 
     def check(self) -> None:
         """Raise :class:`InputError` if writing here could fail or lose anything the user wrote."""
@@ -195,12 +207,15 @@ class OutputFolder:
         self._check_writable(folder)
         if _inside(Path.cwd().resolve(), folder):
             example = f", e.g. {self.flag} results" if self.flag.startswith("--") else ""
-            raise InputError(f"{self.flag} {self.folder} is the working folder or holds it: name a new folder "
-                             f"for the results{example}")
+            raise InputError(
+                f"{self.flag} {self.folder} is the working folder or holds it: name a new folder "
+                f"for the results{example}"
+            )
         for path in self.protected:
             if _inside(resolve_path(path), folder):
-                raise InputError(f"{self.flag} {self.folder} holds the input {path}: write the results to a "
-                                 f"folder of their own")
+                raise InputError(
+                    f"{self.flag} {self.folder} holds the input {path}: write the results to a folder of their own"
+                )
         self._check_replaceable()
 
     def _staging_names(self) -> list[Path]:
@@ -220,8 +235,10 @@ class OutputFolder:
             elif left.is_dir() and _abandoned(left):
                 shutil.rmtree(left)
         if staging.exists():
-            raise InputError(f"{staging} is being written by another lightning-reg process: wait for it to end, or "
-                             f"choose another {self.flag}")
+            raise InputError(
+                f"{staging} is being written by another lightning-reg process: wait for it to end, or "
+                f"choose another {self.flag}"
+            )
 
     def begin(self, what: str = "", staging: Path | None = None) -> Path:
         """:meth:`check`, then make the new folder (with :data:`MARKER`, locked) to write into:
@@ -232,8 +249,9 @@ class OutputFolder:
         with _locked_folder(staging.parent):
             self._clean_up(staging)
             staging.mkdir()
-        (staging / MARKER).write_text(json.dumps({"written_by": "lightning-reg", "version": version("lightning_reg"),
-                                                  "what": what}) + "\n")
+        (staging / MARKER).write_text(
+            json.dumps({"written_by": "lightning-reg", "version": version("lightning_reg"), "what": what}) + "\n"
+        )
         self._locks[staging] = _lock_marker(staging)
         return staging
 
@@ -251,9 +269,11 @@ class OutputFolder:
         (staging / MARKER).write_text(json.dumps(marker) + "\n")  # in place: the lock stays on this file
         with _locked_folder(staging.parent):
             if self._has_content() and not self.overwrite:
-                raise InputError(f"{self.flag} {self.folder} was written by another run while this one worked; its "
-                                 f"results were kept and this run's discarded: choose another {self.flag}, or pass "
-                                 f"--overwrite")
+                raise InputError(
+                    f"{self.flag} {self.folder} was written by another run while this one worked; its "
+                    f"results were kept and this run's discarded: choose another {self.flag}, or pass "
+                    f"--overwrite"
+                )
             self._check_replaceable()
             if self.folder.is_dir() and not self._has_content():
                 self.folder.rmdir()

@@ -15,6 +15,7 @@ and ``-r M -i F -t [0GenericAffine.mat,1] -t 1InverseWarp.nii.gz`` maps the fixe
 moving one. Written by hand: ITK's own writer (SimpleITK, ANTsPy) would make one of the peers a
 dependency of ``register``; the format is one MATLAB v4 file of two double vectors (scipy writes it).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,8 +33,12 @@ from .solver.spatial import normalized_to_voxel
 
 AFFINE_FILE, WARP_FILE, INVERSE_WARP_FILE = "0GenericAffine.mat", "1Warp.nii.gz", "1InverseWarp.nii.gz"
 #: the names under which ITK and ANTs store an affine (older ANTs: MatrixOffsetTransformBase)
-AFFINE_KEYS = ("AffineTransform_double_{d}_{d}", "AffineTransform_float_{d}_{d}",
-               "MatrixOffsetTransformBase_double_{d}_{d}", "MatrixOffsetTransformBase_float_{d}_{d}")
+AFFINE_KEYS = (
+    "AffineTransform_double_{d}_{d}",
+    "AffineTransform_float_{d}_{d}",
+    "MatrixOffsetTransformBase_double_{d}_{d}",
+    "MatrixOffsetTransformBase_float_{d}_{d}",
+)
 
 
 def _normalized_to_world(affine: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -50,7 +55,7 @@ def world_affine(result: RegistrationResult) -> torch.Tensor:
 
 def _field_mm(result: RegistrationResult, field: torch.Tensor) -> torch.Tensor:
     """A normalized-unit field ``[B, d, *S_fixed]`` in world millimetres (RAS components)."""
-    linear = _normalized_to_world(result.frames.fixed_affine, result.fixed_shape)[:, :result.dims, :result.dims]
+    linear = _normalized_to_world(result.frames.fixed_affine, result.fixed_shape)[:, : result.dims, : result.dims]
     return torch.einsum("bij,bj...->bi...", linear.to(field.dtype), field)
 
 
@@ -78,8 +83,9 @@ def save_ants_affine(matrix_ras: torch.Tensor | np.ndarray, path: str | Path) ->
     parameters = np.concatenate([lps[:dims, :dims].ravel(), lps[:dims, dims]])[:, None]
     with atomic_path(path) as temporary:
         with open(temporary, "wb") as handle:
-            scipy.io.savemat(handle, {f"AffineTransform_double_{dims}_{dims}": parameters,
-                                      "fixed": np.zeros((dims, 1))}, format="4")
+            scipy.io.savemat(
+                handle, {f"AffineTransform_double_{dims}_{dims}": parameters, "fixed": np.zeros((dims, 1))}, format="4"
+            )
 
 
 def load_ants_affine(path: str | Path) -> torch.Tensor:
@@ -96,29 +102,37 @@ def load_ants_affine(path: str | Path) -> torch.Tensor:
         for key in AFFINE_KEYS:
             name = key.format(d=dims)
             if name in contents:
-                return _affine_from_parameters(np.asarray(contents[name], np.float64).ravel(),
-                                               np.asarray(contents.get("fixed", np.zeros(dims)), np.float64).ravel(),
-                                               dims, path)
+                return _affine_from_parameters(
+                    np.asarray(contents[name], np.float64).ravel(),
+                    np.asarray(contents.get("fixed", np.zeros(dims)), np.float64).ravel(),
+                    dims,
+                    path,
+                )
     found = ", ".join(key for key in contents if not key.startswith("__")) or "nothing"
-    raise InputError(f"{path} holds no ITK affine transform (found {found}); expected AffineTransform_double_3_3 "
-                     f"or _2_2, as antsRegistration writes 0GenericAffine.mat")
+    raise InputError(
+        f"{path} holds no ITK affine transform (found {found}); expected AffineTransform_double_3_3 "
+        f"or _2_2, as antsRegistration writes 0GenericAffine.mat"
+    )
 
 
 def _affine_from_parameters(parameters: np.ndarray, centre: np.ndarray, dims: int, path: Path) -> torch.Tensor:
     if parameters.size != dims * dims + dims or centre.size != dims or not np.all(np.isfinite(parameters)):
-        raise InputError(f"{path} has a damaged affine: {parameters.size} parameters and a centre of {centre.size} "
-                         f"values (expected {dims * dims + dims} and {dims}, finite)")
-    linear = parameters[:dims * dims].reshape(dims, dims)
+        raise InputError(
+            f"{path} has a damaged affine: {parameters.size} parameters and a centre of {centre.size} "
+            f"values (expected {dims * dims + dims} and {dims}, finite)"
+        )
+    linear = parameters[: dims * dims].reshape(dims, dims)
     # ITK: T(p) = A (p - c) + c + t
     lps = np.eye(dims + 1)
     lps[:dims, :dims] = linear
-    lps[:dims, dims] = parameters[dims * dims:] + centre - linear @ centre
+    lps[:dims, dims] = parameters[dims * dims :] + centre - linear @ centre
     flip = _lps(dims)
     return torch.from_numpy(flip @ lps @ flip)
 
 
-def save_ants_transforms(result: RegistrationResult, inverse: InverseField | None, fixed: Volume,
-                         folder: str | Path) -> list[str]:
+def save_ants_transforms(
+    result: RegistrationResult, inverse: InverseField | None, fixed: Volume, folder: str | Path
+) -> list[str]:
     """Write pair 0 of ``result`` as ANTs' files (module docstring) into ``folder``; the warps only
     for a deformable result, the inverse warp only given ``inverse``. Returns the names written."""
     folder = Path(folder)

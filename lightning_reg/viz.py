@@ -1,5 +1,6 @@
 """Pictures of one registered pair: images, checkerboard, deformation grid, and the learned features
 of each scale as RGB (their first three principal components). 3D volumes show their middle slice."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -56,9 +57,14 @@ def draw_grid(axis, displacement: torch.Tensor, every: int = 4) -> None:
     axis.set_aspect("equal")
 
 
-def registration_panel(fixed: torch.Tensor, moving: torch.Tensor, warped: torch.Tensor,
-                       displacement: torch.Tensor, feature_pyramids: list[list[torch.Tensor]] | None = None,
-                       title: str = ""):
+def registration_panel(
+    fixed: torch.Tensor,
+    moving: torch.Tensor,
+    warped: torch.Tensor,
+    displacement: torch.Tensor,
+    feature_pyramids: list[list[torch.Tensor]] | None = None,
+    title: str = "",
+):
     """A figure for one pair. Images ``[1, *S]``; ``displacement`` ``[d, *S]`` in voxels (array
     order); ``feature_pyramids`` = [fixed levels, moving levels], each level ``[C, *S_s]``."""
     images = [middle_slice(t)[0].detach().cpu().float() for t in (fixed, moving, warped)]
@@ -69,8 +75,12 @@ def registration_panel(fixed: torch.Tensor, moving: torch.Tensor, warped: torch.
     axes = figure.subplots(1 + 2 * (levels > 0), columns, squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
-    named = [("fixed", images[0]), ("moving", images[1]), ("warped", images[2]),
-             ("checkerboard", checkerboard(images[0], images[2]))]
+    named = [
+        ("fixed", images[0]),
+        ("moving", images[1]),
+        ("warped", images[2]),
+        ("checkerboard", checkerboard(images[0], images[2])),
+    ]
     for axis, (name, image) in zip(axes[0], named):
         axis.imshow(image.numpy(), cmap="gray")
         axis.set_title(name, fontsize=9)

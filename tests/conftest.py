@@ -1,4 +1,5 @@
 """Shared fixtures: synthetic pairs and NIfTI files written by the tests themselves."""
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,7 @@ def nifti_pair(tmp_path_factory):
         paths[key] = folder / f"{key}.nii.gz"
         nib.save(nib.Nifti1Image(pair[key][0, 0].numpy(), affine), paths[key])
         paths[f"{key}_seg"] = folder / f"{key}_seg.nii.gz"
-        nib.save(nib.Nifti1Image(pair[f"{key}_seg"][0, 0].numpy().astype(np.int16), affine),
-                 paths[f"{key}_seg"])
+        nib.save(nib.Nifti1Image(pair[f"{key}_seg"][0, 0].numpy().astype(np.int16), affine), paths[f"{key}_seg"])
     return paths
 
 

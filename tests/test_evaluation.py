@@ -1,4 +1,5 @@
 """Per-pair evaluation rows, and results built from another method's voxel displacement."""
+
 import pytest
 import torch
 
@@ -14,8 +15,9 @@ def test_a_voxel_displacement_samples_where_it_says(shape):
         displacement = torch.zeros(1, dims, *shape)
         displacement[:, axis] = 2.0  # every fixed voxel samples the moving voxel two steps further on this axis
         warped = RegistrationResult.from_voxel_displacement(displacement).warp(moving)
-        inner = [slice(None), slice(None)] + [slice(0, n - 2) if a == axis else slice(None)
-                                              for a, n in enumerate(shape)]
+        inner = [slice(None), slice(None)] + [
+            slice(0, n - 2) if a == axis else slice(None) for a, n in enumerate(shape)
+        ]
         assert torch.allclose(warped[tuple(inner)], moving.roll(-2, dims=2 + axis)[tuple(inner)], atol=1e-5)
 
 

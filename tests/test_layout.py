@@ -2,6 +2,7 @@
 names the lazy ``__init__`` tables import by string): no cycle; ``solver/`` imports torch only;
 ``nn/`` knows neither the solver nor Lightning (torch, and MONAI's networks); ``data/`` never imports
 training or the commands."""
+
 from __future__ import annotations
 
 import ast
@@ -31,7 +32,7 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
             for alias in node.names:
                 candidate = f"{base}.{alias.name}"
@@ -64,7 +65,7 @@ def test_no_import_cycle():
         state[module] = 1
         for target in sorted(graph[module]):
             if state.get(target) == 1:
-                pytest.fail(f"import cycle: {' -> '.join(path[path.index(target):] + [target])}")
+                pytest.fail(f"import cycle: {' -> '.join(path[path.index(target) :] + [target])}")
             if target not in state:
                 visit(target, path + [target])
         state[module] = 2

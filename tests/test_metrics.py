@@ -1,4 +1,5 @@
 """Metrics match values computed by hand on constructed examples."""
+
 import itertools
 import math
 
@@ -13,9 +14,9 @@ from lightning_reg import metrics
 def test_dice_of_known_overlaps():
     fixed = torch.zeros(1, 1, 10, 10, dtype=torch.long)
     warped = torch.zeros_like(fixed)
-    fixed[..., 0:4, 0:5] = 3   # 20 voxels
+    fixed[..., 0:4, 0:5] = 3  # 20 voxels
     warped[..., 2:6, 0:5] = 3  # 20 voxels, 10 shared -> 0.5
-    fixed[..., 6:8, 6:8] = 7   # 4 voxels, matched exactly -> 1.0
+    fixed[..., 6:8, 6:8] = 7  # 4 voxels, matched exactly -> 1.0
     warped[..., 6:8, 6:8] = 7
     scores = metrics.dice_per_label(fixed, warped)
     assert scores == pytest.approx({3: 0.5, 7: 1.0})
@@ -49,14 +50,20 @@ def test_hd95_of_shifted_spheres_is_the_shift_in_mm():
 
 def _full_image_hd95(fixed, warped, spacing, labels):
     """The definition, on the whole image for every label: what the per-label boxes must reproduce."""
+
     def surface(mask):
         return mask & ~ndimage.binary_erosion(mask, border_value=0)
+
     values = []
     for label in labels:
         a, b = surface(fixed == label), surface(warped == label)
         if a.any() and b.any():
-            both = np.concatenate([ndimage.distance_transform_edt(~b, sampling=spacing)[a],
-                                   ndimage.distance_transform_edt(~a, sampling=spacing)[b]])
+            both = np.concatenate(
+                [
+                    ndimage.distance_transform_edt(~b, sampling=spacing)[a],
+                    ndimage.distance_transform_edt(~a, sampling=spacing)[b],
+                ]
+            )
             values.append(np.percentile(both, 95))
     return float(np.mean(values))
 
@@ -103,8 +110,10 @@ def _brute_force_ndv(displacement):
         owned = [((1, 0), (0, 0), (1, 1)), ((0, 1), (1, 1), (0, 0)), ((0, 0), (1, 0), (0, 1)), ((1, 1), (0, 1), (1, 0))]
     else:
         corners = [tuple(corner) for corner in itertools.product((0, 1), repeat=3)]
-        owned = [tuple([corner] + [tuple(c ^ (a == axis) for a, c in enumerate(corner)) for axis in range(3)])
-                 for corner in corners]
+        owned = [
+            tuple([corner] + [tuple(c ^ (a == axis) for a, c in enumerate(corner)) for axis in range(3)])
+            for corner in corners
+        ]
         owned += [((0, 0, 0), (1, 1, 0), (1, 0, 1), (0, 1, 1)), ((1, 1, 1), (1, 0, 0), (0, 1, 0), (0, 0, 1))]
     inverted = 0.0
     for cell in itertools.product(*[range(-1, n) for n in shape]):

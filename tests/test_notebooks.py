@@ -1,4 +1,5 @@
 """The notebooks run top to bottom on tiny data (nbclient), so they cannot rot."""
+
 from pathlib import Path
 
 import nbformat
@@ -15,8 +16,9 @@ def test_notebook_runs_top_to_bottom(name, tmp_path):
     tagged = [index for index, cell in enumerate(notebook.cells) if "parameters" in cell.metadata.get("tags", [])]
     assert len(tagged) == 1, "each notebook has one cell tagged 'parameters'"
     notebook.cells.insert(tagged[0] + 1, nbformat.v4.new_code_cell(TINY))  # as papermill injects parameters
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.execute()
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
     assert not [output for output in outputs if output.output_type == "error"]

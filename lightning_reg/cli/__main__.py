@@ -1,4 +1,5 @@
 """``python -m lightning_reg.cli``: the ``lightning-reg`` command."""
+
 import os
 import sys
 

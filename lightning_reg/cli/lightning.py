@@ -1,4 +1,5 @@
 """``lightning-reg fit | validate | test | predict``: LightningCLI on the registration module and data."""
+
 from __future__ import annotations
 
 import copy
@@ -50,28 +51,51 @@ class SaveRunConfig(SaveConfigCallback):
         with atomic_path(directory / self.config_filename) as temporary:
             self.parser.save(self.config, temporary, skip_none=False, overwrite=True, multifile=self.multifile)
         if isinstance(trainer.logger, WandbLogger):
-            trainer.logger.experiment.config.update({"cli": self.parser.dump(self.config, skip_none=False)},
-                                                    allow_val_change=True)
+            trainer.logger.experiment.config.update(
+                {"cli": self.parser.dump(self.config, skip_none=False)}, allow_val_change=True
+            )
 
 
 def trainer_defaults() -> dict:
     """CPU, W&B (offline unless logged in) under ``runs/``; checkpoints: the best by validation Dice,
     and ``last.ckpt`` at the end of every epoch (written atomically; ``interrupted.ckpt`` on Ctrl-C);
     progress as plain lines when stderr is not a terminal (:meth:`RegistrationCLI.instantiate_trainer`)."""
-    logger = {"class_path": "lightning.pytorch.loggers.WandbLogger",
-              "init_args": {"project": "lightning-reg", "save_dir": "runs", "offline": not wandb_logged_in()}}
-    best = ModelCheckpoint(monitor="val/dice", mode="max", filename="best-{epoch}-{step}",
-                           auto_insert_metric_name=False)
+    logger = {
+        "class_path": "lightning.pytorch.loggers.WandbLogger",
+        "init_args": {"project": "lightning-reg", "save_dir": "runs", "offline": not wandb_logged_in()},
+    }
+    best = ModelCheckpoint(
+        monitor="val/dice", mode="max", filename="best-{epoch}-{step}", auto_insert_metric_name=False
+    )
     # Lightning's save_last on the monitored checkpoint is written only when the monitored value
     # improves; this one keeps the single latest state, every epoch
-    last = ModelCheckpoint(filename=ModelCheckpoint.CHECKPOINT_NAME_LAST, save_top_k=1, every_n_epochs=1,
-                           enable_version_counter=False, save_on_train_epoch_end=True)
-    callbacks = [best, last, InterruptCheckpoint(), RegistrationPanel(), NiftiPredictionWriter(), MetricsFile(),
-                 ConjugateGradientLog()]
-    return {"accelerator": "cpu", "devices": 1, "max_epochs": 2, "log_every_n_steps": 10,
-            "gradient_clip_val": 1.0, "default_root_dir": "runs", "logger": logger,
-            "plugins": [{"class_path": f"{AtomicCheckpointIO.__module__}.{AtomicCheckpointIO.__name__}"}],
-            "callbacks": callbacks}
+    last = ModelCheckpoint(
+        filename=ModelCheckpoint.CHECKPOINT_NAME_LAST,
+        save_top_k=1,
+        every_n_epochs=1,
+        enable_version_counter=False,
+        save_on_train_epoch_end=True,
+    )
+    callbacks = [
+        best,
+        last,
+        InterruptCheckpoint(),
+        RegistrationPanel(),
+        NiftiPredictionWriter(),
+        MetricsFile(),
+        ConjugateGradientLog(),
+    ]
+    return {
+        "accelerator": "cpu",
+        "devices": 1,
+        "max_epochs": 2,
+        "log_every_n_steps": 10,
+        "gradient_clip_val": 1.0,
+        "default_root_dir": "runs",
+        "logger": logger,
+        "plugins": [{"class_path": f"{AtomicCheckpointIO.__module__}.{AtomicCheckpointIO.__name__}"}],
+        "callbacks": callbacks,
+    }
 
 
 class RegistrationCLI(LightningCLI):
@@ -81,9 +105,11 @@ class RegistrationCLI(LightningCLI):
     def _add_subcommands(self, parser, **kwargs) -> None:
         super()._add_subcommands(parser, **kwargs)
         self._subcommand_parsers["predict"].add_argument(
-            "--overwrite", action="store_true",
+            "--overwrite",
+            action="store_true",
             help="replace the predictions of an earlier predict in the same run folder (once the new ones are "
-                 "complete)")
+            "complete)",
+        )
 
     def parse_arguments(self, parser, args) -> None:
         self.given_model_keys = _model_keys(sys.argv[1:] if args is None else args)
@@ -100,8 +126,10 @@ class RegistrationCLI(LightningCLI):
         """``--ckpt_path last``: the newest ``checkpoints/last.ckpt`` under the run folders."""
         found = newest_last_checkpoint(self._roots(subcommand))
         if found is None:
-            raise InputError(f"--ckpt_path last: no run under {', '.join(map(str, self._roots(subcommand)))} has a "
-                             f"checkpoints/last.ckpt; give a checkpoint's path")
+            raise InputError(
+                f"--ckpt_path last: no run under {', '.join(map(str, self._roots(subcommand)))} has a "
+                f"checkpoints/last.ckpt; give a checkpoint's path"
+            )
         self.config[subcommand].ckpt_path = str(found)
 
     def _roots(self, subcommand: str) -> list[str]:
@@ -122,8 +150,13 @@ class RegistrationCLI(LightningCLI):
         config = self.config[subcommand]
         options = _wandb_options(config)
         checkpoint = Path(config.ckpt_path)
-        if subcommand != "fit" or options is None or options.get("id") is not None or \
-                os.environ.get("WANDB_RUN_ID") or checkpoint.parent.name != "checkpoints":
+        if (
+            subcommand != "fit"
+            or options is None
+            or options.get("id") is not None
+            or os.environ.get("WANDB_RUN_ID")
+            or checkpoint.parent.name != "checkpoints"
+        ):
             return
         run = checkpoint.parent.parent
         options.id = run.name
@@ -151,8 +184,9 @@ class RegistrationCLI(LightningCLI):
         # a partial group of hyperparameters (train_solver without the iterations the user gave) is
         # parsed with its own defaults, so the user's values are put back after the merge
         model = self.config[subcommand].model
-        given = {found: copy.deepcopy(model[found]) for key in self.given_model_keys
-                 if (found := _config_key(model, key))}
+        given = {
+            found: copy.deepcopy(model[found]) for key in self.given_model_keys if (found := _config_key(model, key))
+        }
         self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
         for key, value in given.items():
             self.config[subcommand].model[key] = value
@@ -182,8 +216,9 @@ def _config_key(model, key: str) -> str | None:
     """``key`` as the parsed model config stores it (``network.dims`` as ``network.init_args.dims``),
     or None when the config has no such key."""
     parts = key.split(".")
-    return next((candidate for candidate in (key, ".".join([parts[0], "init_args", *parts[1:]]))
-                 if candidate in model), None)
+    return next(
+        (candidate for candidate in (key, ".".join([parts[0], "init_args", *parts[1:]])) if candidate in model), None
+    )
 
 
 def _wandb_options(config) -> dict | None:
@@ -196,7 +231,7 @@ def _wandb_options(config) -> dict | None:
 def _model_keys(args: Sequence[str]) -> list[str]:
     """``a.b`` for every model option the user gave: ``--model.a.b[=value]`` on the command line, and
     the leaves under ``model:`` in ``--config FILE`` / ``--model FILE`` files."""
-    keys = [arg[len("--model."):].split("=")[0] for arg in args if arg.startswith("--model.")]
+    keys = [arg[len("--model.") :].split("=")[0] for arg in args if arg.startswith("--model.")]
     for index, arg in enumerate(args):
         flag, _, value = arg.partition("=")
         if flag in ("--config", "--model") and not value and index + 1 < len(args):
@@ -269,7 +304,13 @@ def _run() -> RegistrationCLI:
         logger = logging.getLogger(name)
         if not any(isinstance(existing, _WithoutNotices) for existing in logger.filters):
             logger.addFilter(_WithoutNotices())
-    return RegistrationCLI(RegistrationModule, LightningDataModule, subclass_mode_data=True,
-                           trainer_defaults=trainer_defaults(),
-                           save_config_callback=SaveRunConfig, save_config_kwargs={"save_to_log_dir": False},
-                           parser_kwargs={"prog": "lightning-reg", "exit_on_error": False}, seed_everything_default=0)
+    return RegistrationCLI(
+        RegistrationModule,
+        LightningDataModule,
+        subclass_mode_data=True,
+        trainer_defaults=trainer_defaults(),
+        save_config_callback=SaveRunConfig,
+        save_config_kwargs={"save_to_log_dir": False},
+        parser_kwargs={"prog": "lightning-reg", "exit_on_error": False},
+        seed_everything_default=0,
+    )

@@ -1,5 +1,6 @@
 """``lightning-reg COMMAND``: ``fit | validate | test | predict`` (LightningCLI, ``lightning.py``),
 ``register`` (``register.py``), ``apply`` (``apply.py``) and ``sweep`` (``sweep.py``)."""
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """argparse types shared by the commands: finite numbers, counts, devices; each refuses a bad value
 where it is parsed, with one line that says why."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,6 +1,7 @@
 """What a long command says while it works: one line per phase with its seconds, and the solver's
 progress: a tqdm bar on a terminal, plain lines (one per scale) when stderr is a file or a pipe, where
 a bar's carriage returns would pile up in a log."""
+
 from __future__ import annotations
 
 import sys
@@ -52,8 +53,11 @@ class SolverProgress:
 
     def __init__(self, total: int, phases: Phases) -> None:
         self.phases = phases
-        self.bar = tqdm(total=total, unit="it", dynamic_ncols=True, file=sys.stderr) \
-            if not phases.quiet and _on_terminal() else None
+        self.bar = (
+            tqdm(total=total, unit="it", dynamic_ncols=True, file=sys.stderr)
+            if not phases.quiet and _on_terminal()
+            else None
+        )
         self.scale: int | None = None
         self.iterations = 0
         self.energy = float("nan")
@@ -69,8 +73,10 @@ class SolverProgress:
 
     def _scale_done(self) -> None:
         if self.bar is None:
-            self.phases.say(f"  level {self.scale + 1}: {self.iterations} iterations, energy {self.energy:.5f} "
-                            f"({time.perf_counter() - self.start:.1f} s)")
+            self.phases.say(
+                f"  level {self.scale + 1}: {self.iterations} iterations, energy {self.energy:.5f} "
+                f"({time.perf_counter() - self.start:.1f} s)"
+            )
         self.iterations, self.start = 0, time.perf_counter()
 
     def close(self) -> None:

@@ -1,5 +1,6 @@
 """``lightning-reg register``: register two NIfTI files, classically on the intensities or with a
 trained model (``--checkpoint``), optionally with a label prompt."""
+
 from __future__ import annotations
 
 import argparse
@@ -51,76 +52,152 @@ LOW_OVERLAP = 0.5
 
 
 def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParser:
-    parser = OneLineParser(prog=prog, description="Register a moving NIfTI image to a fixed one: classical "
-                           "registration of the intensities, or with --checkpoint on a trained model's features. "
-                           "Solver options left out take the defaults shown, or with --checkpoint the model's "
-                           "evaluation settings.")
+    parser = OneLineParser(
+        prog=prog,
+        description="Register a moving NIfTI image to a fixed one: classical "
+        "registration of the intensities, or with --checkpoint on a trained model's features. "
+        "Solver options left out take the defaults shown, or with --checkpoint the model's "
+        "evaluation settings.",
+    )
     parser.add_argument("--fixed", required=True, type=Path, help="fixed image (.nii/.nii.gz)")
     parser.add_argument("--moving", required=True, type=Path, help="moving image (.nii/.nii.gz)")
     parser.add_argument("--fixed-seg", type=Path, help="fixed label map, for Dice/HD95 and prompts")
     parser.add_argument("--moving-seg", type=Path, help="moving label map, warped into fixed space")
-    parser.add_argument("--fixed-mask", type=Path, help="cost-function mask of the fixed image (nonzero inside, "
-                        "same grid): the similarity counts only voxels inside it, as ANTs' -x")
-    parser.add_argument("--moving-mask", type=Path, help="cost-function mask of the moving image (nonzero inside, "
-                        "same grid): fixed voxels mapped outside it are not compared (a lesion, a cut field of view)")
-    parser.add_argument("--fixed-landmarks", type=Path, help="CSV of fixed-image landmarks (x, y[, z] columns, RAS "
-                        "mm), for the target registration error; needs --moving-landmarks")
-    parser.add_argument("--moving-landmarks", type=Path, help="CSV of the corresponding moving-image landmarks, "
-                        "same order")
-    parser.add_argument("--checkpoint", type=Path, help="a model trained with lightning-reg fit (.ckpt), or a "
-                        f"bundled model by name: {', '.join(BUNDLED)}")
+    parser.add_argument(
+        "--fixed-mask",
+        type=Path,
+        help="cost-function mask of the fixed image (nonzero inside, "
+        "same grid): the similarity counts only voxels inside it, as ANTs' -x",
+    )
+    parser.add_argument(
+        "--moving-mask",
+        type=Path,
+        help="cost-function mask of the moving image (nonzero inside, "
+        "same grid): fixed voxels mapped outside it are not compared (a lesion, a cut field of view)",
+    )
+    parser.add_argument(
+        "--fixed-landmarks",
+        type=Path,
+        help="CSV of fixed-image landmarks (x, y[, z] columns, RAS "
+        "mm), for the target registration error; needs --moving-landmarks",
+    )
+    parser.add_argument(
+        "--moving-landmarks", type=Path, help="CSV of the corresponding moving-image landmarks, same order"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        help=f"a model trained with lightning-reg fit (.ckpt), or a bundled model by name: {', '.join(BUNDLED)}",
+    )
     parser.add_argument("--transform", choices=list(TRANSFORMS), help=f"default {CLASSICAL.transform}")
     parser.add_argument("--similarity", choices=list(SIMILARITIES), help=f"default {CLASSICAL.similarity}")
-    parser.add_argument("--scales", type=finite_float, nargs="+",
-                        help=f"coarse to fine; default {' '.join(f'{s:g}' for s in CLASSICAL.scales)}")
-    parser.add_argument("--iterations", type=count, nargs="+",
-                        help=f"one per scale, or one for all; default {' '.join(map(str, CLASSICAL.iterations))} "
-                        f"(--preset fast: {' '.join(map(str, PRESETS['fast'].iterations))})")
-    parser.add_argument("--preset", choices=list(PRESETS), default="default",
-                        help="classical settings: default, or fast (about a third of the time for about 0.01 less "
-                        "Dice on brain MRI, benchmarks/pareto.py); options given explicitly override it")
-    parser.add_argument("--init", choices=["none", *LINEAR],
-                        help="run a linear registration first, then --transform from it (as ANTs); default none")
-    parser.add_argument("--learning-rate", type=finite_float,
-                        help="step: voxels (deformable) or frame units (linear); > 0; default: the transform's own")
+    parser.add_argument(
+        "--scales",
+        type=finite_float,
+        nargs="+",
+        help=f"coarse to fine; default {' '.join(f'{s:g}' for s in CLASSICAL.scales)}",
+    )
+    parser.add_argument(
+        "--iterations",
+        type=count,
+        nargs="+",
+        help=f"one per scale, or one for all; default {' '.join(map(str, CLASSICAL.iterations))} "
+        f"(--preset fast: {' '.join(map(str, PRESETS['fast'].iterations))})",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default="default",
+        help="classical settings: default, or fast (about a third of the time for about 0.01 less "
+        "Dice on brain MRI, benchmarks/pareto.py); options given explicitly override it",
+    )
+    parser.add_argument(
+        "--init",
+        choices=["none", *LINEAR],
+        help="run a linear registration first, then --transform from it (as ANTs); default none",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=finite_float,
+        help="step: voxels (deformable) or frame units (linear); > 0; default: the transform's own",
+    )
     parser.add_argument("--window", type=positive_int, help=f"lncc window, voxels; default {LNCC_WINDOW}")
-    parser.add_argument("--feature-channels", type=positive_int, help="with --checkpoint: solve on this many "
-                        "principal components of the model's features (fewer: a faster solve); default: the "
-                        "model's own setting (its card says which)")
+    parser.add_argument(
+        "--feature-channels",
+        type=positive_int,
+        help="with --checkpoint: solve on this many "
+        "principal components of the model's features (fewer: a faster solve); default: the "
+        "model's own setting (its card says which)",
+    )
     parser.add_argument("--regularizer", choices=["none", *REGULARIZERS], help="default none")
     parser.add_argument("--regularizer-weight", type=finite_float, help="weight of --regularizer; needed with it")
-    parser.add_argument("--tolerance", type=finite_float,
-                        help=f"early stop of a pair: stationarity (gradient norm over its start), or its energy "
-                             f"no longer falling on average; 0 runs every iteration; default {CLASSICAL.tolerance:g}")
-    parser.add_argument("--optimizer", choices=list(OPTIMIZERS),
-                        help=f"adam (bounded steps, as FireANTs), lbfgs (to a true minimum) or gd; "
-                             f"default {CLASSICAL.optimizer}")
-    parser.add_argument("--interpolation", choices=list(SAMPLE_MODES),
-                        help="of the moving image inside the solver; default cubic with lbfgs and gd, else linear")
-    parser.add_argument("--prompt-labels", type=int, nargs="+", metavar="LABEL",
-                        help="label values to align as well (a label-fidelity term; needs both --*-seg)")
+    parser.add_argument(
+        "--tolerance",
+        type=finite_float,
+        help=f"early stop of a pair: stationarity (gradient norm over its start), or its energy "
+        f"no longer falling on average; 0 runs every iteration; default {CLASSICAL.tolerance:g}",
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=list(OPTIMIZERS),
+        help=f"adam (bounded steps, as FireANTs), lbfgs (to a true minimum) or gd; default {CLASSICAL.optimizer}",
+    )
+    parser.add_argument(
+        "--interpolation",
+        choices=list(SAMPLE_MODES),
+        help="of the moving image inside the solver; default cubic with lbfgs and gd, else linear",
+    )
+    parser.add_argument(
+        "--prompt-labels",
+        type=int,
+        nargs="+",
+        metavar="LABEL",
+        help="label values to align as well (a label-fidelity term; needs both --*-seg)",
+    )
     parser.add_argument("--prompt-weight", type=finite_float, default=1.0, help="weight of the prompt term")
-    parser.add_argument("--label-mode", default=LABEL_MODE, choices=["nearest", "linear"],
-                        help="label warping, for warped_seg and the metrics: nearest voxel, or linear one-hot and "
-                             "the most likely label (as ANTs' GenericLabel, and as lightning-reg test); default "
-                             "%(default)s")
-    parser.add_argument("--inverse-warp", default="write", choices=["write", "converged", "skip"],
-                        help="1InverseWarp.nii.gz: write it (with a warning when the inversion did not converge), "
-                             "write it only when it converged, or skip it (and its time); default %(default)s")
+    parser.add_argument(
+        "--label-mode",
+        default=LABEL_MODE,
+        choices=["nearest", "linear"],
+        help="label warping, for warped_seg and the metrics: nearest voxel, or linear one-hot and "
+        "the most likely label (as ANTs' GenericLabel, and as lightning-reg test); default "
+        "%(default)s",
+    )
+    parser.add_argument(
+        "--inverse-warp",
+        default="write",
+        choices=["write", "converged", "skip"],
+        help="1InverseWarp.nii.gz: write it (with a warning when the inversion did not converge), "
+        "write it only when it converged, or skip it (and its time); default %(default)s",
+    )
     parser.add_argument("--device", default="cpu", type=device_option, help="cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=positive_int, help="CPU threads for torch")
-    parser.add_argument("--max-voxels", type=positive_int, default=default_max_voxels(),
-                        help="refuse images with more voxels x channels than this, read from the header before "
-                             "decompressing (default %(default)s: 3/4 of this machine's memory at about 300 bytes "
-                             "a voxel)")
-    parser.add_argument("--ignore-header", action="store_true",
-                        help="use only the voxel spacing of the headers (images centred, no rotation): for damaged "
-                             "headers (singular or non-finite affines) or images the headers place apart")
-    parser.add_argument("--out", required=True, type=Path, help="output folder (a new one, or one lightning-reg "
-                        "wrote, with --overwrite)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an --out folder that lightning-reg wrote before, once the new results are "
-                             "complete (never the working folder or a folder holding the inputs)")
+    parser.add_argument(
+        "--max-voxels",
+        type=positive_int,
+        default=default_max_voxels(),
+        help="refuse images with more voxels x channels than this, read from the header before "
+        "decompressing (default %(default)s: 3/4 of this machine's memory at about 300 bytes "
+        "a voxel)",
+    )
+    parser.add_argument(
+        "--ignore-header",
+        action="store_true",
+        help="use only the voxel spacing of the headers (images centred, no rotation): for damaged "
+        "headers (singular or non-finite affines) or images the headers place apart",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="output folder (a new one, or one lightning-reg wrote, with --overwrite)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an --out folder that lightning-reg wrote before, once the new results are "
+        "complete (never the working folder or a folder holding the inputs)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress: only warnings, errors and the last line")
     return parser
 
@@ -165,24 +242,46 @@ def _load_masks(args: argparse.Namespace, fixed: Volume, moving: Volume) -> dict
 
 
 def _output(args: argparse.Namespace) -> OutputFolder:
-    return OutputFolder(args.out, args.overwrite, [args.fixed, args.moving, args.fixed_seg, args.moving_seg,
-                                                  args.checkpoint, args.fixed_landmarks, args.moving_landmarks,
-                                                  args.fixed_mask, args.moving_mask])
+    return OutputFolder(
+        args.out,
+        args.overwrite,
+        [
+            args.fixed,
+            args.moving,
+            args.fixed_seg,
+            args.moving_seg,
+            args.checkpoint,
+            args.fixed_landmarks,
+            args.moving_landmarks,
+            args.fixed_mask,
+            args.moving_mask,
+        ],
+    )
 
 
 def _classical_options(args: argparse.Namespace) -> dict:
     """The options of classical registration: the user's, else the solver's classical defaults."""
-    given = {"transform": args.transform, "similarity": args.similarity, "scales": args.scales,
-             "iterations": args.iterations, "tolerance": args.tolerance, "optimizer": args.optimizer,
-             "interpolation": args.interpolation}
+    given = {
+        "transform": args.transform,
+        "similarity": args.similarity,
+        "scales": args.scales,
+        "iterations": args.iterations,
+        "tolerance": args.tolerance,
+        "optimizer": args.optimizer,
+        "interpolation": args.interpolation,
+    }
     preset = PRESETS[args.preset]
     options = {key: getattr(preset, key) if value is None else value for key, value in given.items()}
     if args.init not in (None, "none"):
         options["transform"] = f"{args.init}+{options['transform']}"
     regularizer = None if args.regularizer in (None, "none") else args.regularizer
-    return {**options, "regularizer": regularizer, "regularizer_weight": args.regularizer_weight or 0.0,
-            "transform_options": {} if args.learning_rate is None else {"learning_rate": args.learning_rate},
-            "similarity_options": {"window": args.window} if args.window and options["similarity"] == "lncc" else {}}
+    return {
+        **options,
+        "regularizer": regularizer,
+        "regularizer_weight": args.regularizer_weight or 0.0,
+        "transform_options": {} if args.learning_rate is None else {"learning_rate": args.learning_rate},
+        "similarity_options": {"window": args.window} if args.window and options["similarity"] == "lncc" else {},
+    }
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -190,11 +289,15 @@ def _check_options(args: argparse.Namespace) -> None:
     checkpoint) the solver settings, by building the solver from them."""
     check_number("--prompt-weight", args.prompt_weight, 0)
     if args.feature_channels is not None and not args.checkpoint:
-        raise InputError("--feature-channels reduces a --checkpoint model's features; classical registration "
-                         "solves on the image itself")
+        raise InputError(
+            "--feature-channels reduces a --checkpoint model's features; classical registration "
+            "solves on the image itself"
+        )
     if args.checkpoint and args.preset != "default":
-        raise InputError(f"--preset {args.preset} sets the classical solver's iterations; a --checkpoint model has its "
-                         f"own (give --iterations to change them)")
+        raise InputError(
+            f"--preset {args.preset} sets the classical solver's iterations; a --checkpoint model has its "
+            f"own (give --iterations to change them)"
+        )
     if args.regularizer not in (None, "none") and args.regularizer_weight is None and not args.checkpoint:
         raise InputError(f"--regularizer {args.regularizer} needs its weight: give --regularizer-weight W (e.g. 0.1)")
     if not args.checkpoint:  # the solver checks its own settings as it is built
@@ -205,54 +308,95 @@ def _check_overlap(fixed: Volume, moving: Volume) -> None:
     """No overlap in world space is an error (nothing to register); little overlap, a warning."""
     overlap = field_of_view_overlap(fixed.shape, fixed.affine, moving.shape, moving.affine)
     if overlap == 0:
-        centres = [(volume.affine[:volume.dims, :volume.dims] @ torch.tensor([(n - 1) / 2 for n in volume.shape],
-                   dtype=torch.float64) + volume.affine[:volume.dims, volume.dims]).tolist()
-                   for volume in (fixed, moving)]
+        centres = [
+            (
+                volume.affine[: volume.dims, : volume.dims]
+                @ torch.tensor([(n - 1) / 2 for n in volume.shape], dtype=torch.float64)
+                + volume.affine[: volume.dims, volume.dims]
+            ).tolist()
+            for volume in (fixed, moving)
+        ]
         shown = [", ".join(f"{value:.0f}" for value in centre) for centre in centres]
-        raise InputError(f"{fixed.path} and {moving.path} do not overlap in world space: their headers put their "
-                         f"centres at ({shown[0]}) and ({shown[1]}) mm. Pass --ignore-header to centre both, or "
-                         f"fix the headers")
+        raise InputError(
+            f"{fixed.path} and {moving.path} do not overlap in world space: their headers put their "
+            f"centres at ({shown[0]}) and ({shown[1]}) mm. Pass --ignore-header to centre both, or "
+            f"fix the headers"
+        )
     if overlap < LOW_OVERLAP:
-        print(f"warning: only {overlap:.0%} of {fixed.path}'s field of view lies inside {moving.path}'s (from "
-              f"their headers); if they should overlap more, check the headers or pass --ignore-header",
-              file=sys.stderr)
+        print(
+            f"warning: only {overlap:.0%} of {fixed.path}'s field of view lies inside {moving.path}'s (from "
+            f"their headers); if they should overlap more, check the headers or pass --ignore-header",
+            file=sys.stderr,
+        )
 
 
 def _check_result(result: RegistrationResult, learned: bool) -> None:
     if not bool(torch.isfinite(result.grid).all()):
-        cause = ("the model's features are too large (a checkpoint of a diverged training run?)" if learned
-                 else "try a smaller --learning-rate or a --regularizer")
+        cause = (
+            "the model's features are too large (a checkpoint of a diverged training run?)"
+            if learned
+            else "try a smaller --learning-rate or a --regularizer"
+        )
         raise InputError(f"the solver diverged: its warp is not finite; {cause}")
 
 
-def _solve_classical(args: argparse.Namespace, fixed: Volume, moving: Volume, fixed_seg: Volume | None,
-                     moving_seg: Volume | None, device: torch.device, masks: dict,
-                     phases: Phases) -> tuple[RegistrationResult, dict]:
+def _solve_classical(
+    args: argparse.Namespace,
+    fixed: Volume,
+    moving: Volume,
+    fixed_seg: Volume | None,
+    moving_seg: Volume | None,
+    device: torch.device,
+    masks: dict,
+    phases: Phases,
+) -> tuple[RegistrationResult, dict]:
     """Classical registration of the intensities; returns the result and every setting it used."""
     options = _classical_options(args)
     prompts = []
     if args.prompt_labels:
-        prompts = [label_prompt(fixed_seg.data.to(device), moving_seg.data.to(device), args.prompt_labels,
-                                args.prompt_weight)]
+        prompts = [
+            label_prompt(fixed_seg.data.to(device), moving_seg.data.to(device), args.prompt_labels, args.prompt_weight)
+        ]
     linear, _ = stages(options["transform"])
     iterations = level_iterations(options["iterations"], len(options["scales"]))
     described = RegistrationLayer(**options).describe()
     progress = phases.solver_progress(sum(iterations) * (2 if linear else 1))
     on_device = {name: None if mask is None else mask.to(device) for name, mask in masks.items()}
     with phases.phase("registration", "registered"):
-        result = register(fixed.data.to(device), moving.data.to(device), fixed_affine=fixed.affine, **on_device,
-                          moving_affine=moving.affine, prompts=prompts, callback=progress, **options)
+        result = register(
+            fixed.data.to(device),
+            moving.data.to(device),
+            fixed_affine=fixed.affine,
+            **on_device,
+            moving_affine=moving.affine,
+            prompts=prompts,
+            callback=progress,
+            **options,
+        )
         progress.close()
     return result, described
 
 
-def _solve_learned(args: argparse.Namespace, fixed: Volume, moving: Volume, fixed_seg: Volume | None,
-                   moving_seg: Volume | None, device: torch.device, masks: dict,
-                   phases: Phases) -> tuple[RegistrationResult, dict]:
+def _solve_learned(
+    args: argparse.Namespace,
+    fixed: Volume,
+    moving: Volume,
+    fixed_seg: Volume | None,
+    moving_seg: Volume | None,
+    device: torch.device,
+    masks: dict,
+    phases: Phases,
+) -> tuple[RegistrationResult, dict]:
     """Registration on the features of the ``--checkpoint`` model; returns the result and every
     setting it used."""
     from .register_model import (  # noqa: I001 (Lightning loads slowly)
-        check_model_input, load_model, model_batch, settings_with, warn_thick_slices)
+        check_model_input,
+        load_model,
+        model_batch,
+        settings_with,
+        warn_thick_slices,
+    )
+
     with phases.phase("model", None):
         model = load_model(args.checkpoint, device)
     check_model_input(model, fixed)
@@ -262,16 +406,29 @@ def _solve_learned(args: argparse.Namespace, fixed: Volume, moving: Volume, fixe
         linear = None if args.init == "none" else args.init
     transform = args.transform or transform
     settings = settings_with(
-        model, transform=f"{linear}+{transform}" if linear else transform, similarity=args.similarity,
-        scales=args.scales, iterations=args.iterations, learning_rate=args.learning_rate,
-        regularizer=args.regularizer, regularizer_weight=args.regularizer_weight, tolerance=args.tolerance,
-        optimizer=args.optimizer, interpolation=args.interpolation,
+        model,
+        transform=f"{linear}+{transform}" if linear else transform,
+        similarity=args.similarity,
+        scales=args.scales,
+        iterations=args.iterations,
+        learning_rate=args.learning_rate,
+        regularizer=args.regularizer,
+        regularizer_weight=args.regularizer_weight,
+        tolerance=args.tolerance,
+        optimizer=args.optimizer,
+        interpolation=args.interpolation,
         similarity_options={"window": args.window} if args.window else None,
-        prompt_labels=args.prompt_labels, prompt_weight=args.prompt_weight if args.prompt_labels else None,
-        feature_channels=args.feature_channels)
+        prompt_labels=args.prompt_labels,
+        prompt_weight=args.prompt_weight if args.prompt_labels else None,
+        feature_channels=args.feature_channels,
+    )
     described = settings.layer().describe()
-    described.update(scales=list(settings.scales or model.network.scales), iterations=list(settings.iterations),
-                     network=type(model.network).__name__, feature_channels=settings.feature_channels)
+    described.update(
+        scales=list(settings.scales or model.network.scales),
+        iterations=list(settings.iterations),
+        network=type(model.network).__name__,
+        feature_channels=settings.feature_channels,
+    )
     batch = model_batch(fixed, moving, fixed_seg, moving_seg, device, masks)
     progress = phases.solver_progress(sum(settings.iterations) * (2 if settings.stages()[0] else 1))
     with torch.no_grad():
@@ -294,38 +451,58 @@ def sha256(path: Path) -> str:
 
 
 #: the input files of a registration, by their option
-INPUT_FILES = ("fixed", "moving", "fixed_seg", "moving_seg", "fixed_mask", "moving_mask", "fixed_landmarks",
-               "moving_landmarks")
+INPUT_FILES = (
+    "fixed",
+    "moving",
+    "fixed_seg",
+    "moving_seg",
+    "fixed_mask",
+    "moving_mask",
+    "fixed_landmarks",
+    "moving_landmarks",
+)
 
 
 def provenance(args: argparse.Namespace) -> dict:
     """How a result was made, as far as it is known before the solve: the command line, the versions,
     the machine's threads, each input file (and the checkpoint) with its SHA-256."""
-    inputs = {name: {"path": str(getattr(args, name)), "sha256": sha256(getattr(args, name))}
-              for name in INPUT_FILES if getattr(args, name) is not None}
+    inputs = {
+        name: {"path": str(getattr(args, name)), "sha256": sha256(getattr(args, name))}
+        for name in INPUT_FILES
+        if getattr(args, name) is not None
+    }
     path = resolve_checkpoint(args.checkpoint) if args.checkpoint else None
     if path is not None and path.is_file():  # else loading it says what is wrong
         inputs["checkpoint"] = {"path": str(path), "given": str(args.checkpoint), "sha256": sha256(path)}
-    return {"command": shlex.join(getattr(args, "command_line", None) or ["lightning-reg", "register"]),
-            "versions": {name: version(name) for name in ("lightning_reg", "torch", "nibabel", "numpy")}
-            | {"python": platform.python_version()},
-            "machine": {"device": str(args.device), "threads": torch.get_num_threads(),
-                        "platform": platform.platform()},
-            "inputs": inputs}
+    return {
+        "command": shlex.join(getattr(args, "command_line", None) or ["lightning-reg", "register"]),
+        "versions": {name: version(name) for name in ("lightning_reg", "torch", "nibabel", "numpy")}
+        | {"python": platform.python_version()},
+        "machine": {"device": str(args.device), "threads": torch.get_num_threads(), "platform": platform.platform()},
+        "inputs": inputs,
+    }
 
 
-def _dice_before(fixed: Volume, moving: Volume, fixed_seg: Volume, moving_seg: Volume, label_mode: str,
-                 device: torch.device) -> dict:
+def _dice_before(
+    fixed: Volume, moving: Volume, fixed_seg: Volume, moving_seg: Volume, label_mode: str, device: torch.device
+) -> dict:
     """Dice and HD95 of the label maps as the headers alone align them (no registration)."""
     if fixed.data.shape == moving.data.shape and torch.equal(fixed.affine, moving.affine):
         warped = moving_seg.data  # one grid: the headers align them voxel for voxel, nothing to resample
     else:
-        header = register(fixed.data.to(device), moving.data.to(device), iterations=0, fixed_affine=fixed.affine,
-                          moving_affine=moving.affine)
+        header = register(
+            fixed.data.to(device),
+            moving.data.to(device),
+            iterations=0,
+            fixed_affine=fixed.affine,
+            moving_affine=moving.affine,
+        )
         warped = header.warp_labels(moving_seg.data.to(device), mode=label_mode).cpu()
     scores = dice_per_label(fixed_seg.data, warped)
-    return {"dice": sum(scores.values()) / max(len(scores), 1),
-            "hd95": hd95(fixed_seg.data, warped, spacing=voxel_spacing(fixed.affine).tolist())}
+    return {
+        "dice": sum(scores.values()) / max(len(scores), 1),
+        "hd95": hd95(fixed_seg.data, warped, spacing=voxel_spacing(fixed.affine).tolist()),
+    }
 
 
 def _inverse_report(inverse: InverseField, wanted: str) -> dict:
@@ -335,11 +512,19 @@ def _inverse_report(inverse: InverseField, wanted: str) -> dict:
     written = wanted == "write" or (wanted == "converged" and converged)
     if not converged:
         what = "written anyway (--inverse-warp converged or skip leaves it out)" if written else "not written"
-        print(f"warning: the inverse warp did not converge: its largest residual is {residual:.2g} voxels (above "
-              f"{INVERSE_CONVERGED_VOXELS:g}) after {inverse.iterations} iterations, so 1InverseWarp.nii.gz maps some "
-              f"points wrongly (a folding or very large warp has no exact inverse there); {what}", file=sys.stderr)
-    return {"method": inverse.method, "residual_voxels": residual, "iterations": inverse.iterations,
-            "converged": converged, "written": written}
+        print(
+            f"warning: the inverse warp did not converge: its largest residual is {residual:.2g} voxels (above "
+            f"{INVERSE_CONVERGED_VOXELS:g}) after {inverse.iterations} iterations, so 1InverseWarp.nii.gz maps some "
+            f"points wrongly (a folding or very large warp has no exact inverse there); {what}",
+            file=sys.stderr,
+        )
+    return {
+        "method": inverse.method,
+        "residual_voxels": residual,
+        "iterations": inverse.iterations,
+        "converged": converged,
+        "written": written,
+    }
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -379,38 +564,62 @@ def _register(args: argparse.Namespace, phases: Phases, folder: Path) -> dict:
         if fixed_seg is not None:
             batch.update(fixed_seg=fixed_seg.data, moving_seg=moving_seg.data)
         (row,) = pair_rows(batch, result, seconds, warped_seg=warped_seg, inverse=inverse)
-        before = None if fixed_seg is None else \
-            _dice_before(fixed, moving, fixed_seg, moving_seg, args.label_mode, args.device)
+        before = (
+            None
+            if fixed_seg is None
+            else _dice_before(fixed, moving, fixed_seg, moving_seg, args.label_mode, args.device)
+        )
     linear, transform = stages(described["transform"])
-    report = {"transform": transform, "similarity": described["similarity"], "init": linear or "none",
-              "scales": described["scales"], "iterations": described["iterations"],
-              "checkpoint": str(args.checkpoint) if args.checkpoint else None,
-              "prompt_labels": args.prompt_labels or [], "prompt_weight": args.prompt_weight,
-              "masks": {"fixed": args.fixed_mask and str(args.fixed_mask),
-                        "moving": args.moving_mask and str(args.moving_mask)},
-              "folding_percent": row["folding_percent"], "ndv_percent": row["ndv_percent"], "sdlogj": row["sdlogj"],
-              "seconds": seconds, "stationarity": float(result.stationarity[0]),
-              "label_mode": args.label_mode if fixed_seg is not None else None}
+    report = {
+        "transform": transform,
+        "similarity": described["similarity"],
+        "init": linear or "none",
+        "scales": described["scales"],
+        "iterations": described["iterations"],
+        "checkpoint": str(args.checkpoint) if args.checkpoint else None,
+        "prompt_labels": args.prompt_labels or [],
+        "prompt_weight": args.prompt_weight,
+        "masks": {
+            "fixed": args.fixed_mask and str(args.fixed_mask),
+            "moving": args.moving_mask and str(args.moving_mask),
+        },
+        "folding_percent": row["folding_percent"],
+        "ndv_percent": row["ndv_percent"],
+        "sdlogj": row["sdlogj"],
+        "seconds": seconds,
+        "stationarity": float(result.stationarity[0]),
+        "label_mode": args.label_mode if fixed_seg is not None else None,
+    }
     if inverse is not None:
         report["inverse"] = _inverse_report(inverse, args.inverse_warp)
-        report["inverse_consistency_mm"] = {"mean": row["inverse_consistency_mm"],
-                                            "p95": row["inverse_consistency_p95_mm"]}
+        report["inverse_consistency_mm"] = {
+            "mean": row["inverse_consistency_mm"],
+            "p95": row["inverse_consistency_p95_mm"],
+        }
     if args.fixed_landmarks is not None:
         mapped = result.map_points_mm(fixed_points[None].to(result.grid.device))[0].cpu()
-        report["tre_mm"] = {"before": target_registration_error(fixed_points, moving_points),
-                            "after": target_registration_error(mapped, moving_points)}
+        report["tre_mm"] = {
+            "before": target_registration_error(fixed_points, moving_points),
+            "after": target_registration_error(mapped, moving_points),
+        }
     if fixed_seg is not None:
-        report.update(dice=row["dice"], dice_before=before["dice"], hd95=row["hd95"], hd95_before=before["hd95"],
-                      dice_per_label={key[len("dice_"):]: value for key, value in row.items()
-                                      if key.startswith("dice_")})
+        report.update(
+            dice=row["dice"],
+            dice_before=before["dice"],
+            hd95=row["hd95"],
+            hd95_before=before["hd95"],
+            dice_per_label={key[len("dice_") :]: value for key, value in row.items() if key.startswith("dice_")},
+        )
     with phases.phase("writing", "wrote the results"):
         written = inverse is not None and report["inverse"]["written"]
         warped, displacement = result.warp(moving.data.to(args.device))[0], result.displacement_mm()[0]
         # gzip releases the GIL: the files compress side by side (1.3 s -> 0.7 s for a 2 mm brain, 2 threads)
         with ThreadPoolExecutor(max_workers=max(torch.get_num_threads(), 1)) as pool:
-            tasks = [pool.submit(save_ants_transforms, result, inverse if written else None, fixed, folder),
-                     pool.submit(save_itk_displacement, displacement, fixed, folder / "warp.nii.gz"),
-                     pool.submit(save_volume, warped, fixed, folder / "warped.nii.gz")]
+            tasks = [
+                pool.submit(save_ants_transforms, result, inverse if written else None, fixed, folder),
+                pool.submit(save_itk_displacement, displacement, fixed, folder / "warp.nii.gz"),
+                pool.submit(save_volume, warped, fixed, folder / "warped.nii.gz"),
+            ]
             if warped_seg is not None:
                 tasks.append(pool.submit(save_volume, warped_seg[0], fixed, folder / "warped_seg.nii.gz", kind="label"))
             for task in tasks:

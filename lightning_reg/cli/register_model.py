@@ -1,5 +1,6 @@
 """Registering two images with a trained model (``lightning-reg register --checkpoint``): load the
 model, apply the user's test-time solver options, solve on its features."""
+
 from __future__ import annotations
 
 import sys
@@ -27,8 +28,9 @@ def load_model(path: Path, device: torch.device) -> RegistrationModule:
         raise
     except Exception as error:  # torch and Lightning raise many kinds for files that are not checkpoints
         reason = " ".join(str(error).split())[:300]
-        raise InputError(f"{path} is not a lightning-reg checkpoint of this version ({type(error).__name__}: "
-                         f"{reason})") from None
+        raise InputError(
+            f"{path} is not a lightning-reg checkpoint of this version ({type(error).__name__}: {reason})"
+        ) from None
     return model.eval().to(device)
 
 
@@ -55,9 +57,12 @@ def warn_thick_slices(volumes: list[Volume]) -> None:
     for volume in volumes:
         spacing = voxel_spacing(volume.affine.double())
         if float(spacing.max() / spacing.min()) > THICK_SLICES:
-            print(f"warning: {volume.path} has voxels of {' x '.join(f'{s:.2g}' for s in spacing.tolist())} mm; "
-                  f"unless the model was trained with thick slices (--data.anisotropy), resample it to isotropic "
-                  f"voxels first, or register it without --checkpoint", file=sys.stderr)
+            print(
+                f"warning: {volume.path} has voxels of {' x '.join(f'{s:.2g}' for s in spacing.tolist())} mm; "
+                f"unless the model was trained with thick slices (--data.anisotropy), resample it to isotropic "
+                f"voxels first, or register it without --checkpoint",
+                file=sys.stderr,
+            )
 
 
 def check_model_input(model: RegistrationModule, fixed: Volume) -> None:
@@ -66,22 +71,32 @@ def check_model_input(model: RegistrationModule, fixed: Volume) -> None:
     if fixed.dims != network.dims:
         raise InputError(f"the model registers {network.dims}D images but {fixed.path} is {fixed.dims}D")
     if fixed.data.shape[1] != network.in_channels:
-        raise InputError(f"the model takes {network.in_channels} channel(s) but {fixed.path} has "
-                         f"{fixed.data.shape[1]}")
+        raise InputError(f"the model takes {network.in_channels} channel(s) but {fixed.path} has {fixed.data.shape[1]}")
     if fixed.dims == 3 and nib.aff2axcodes(fixed.affine.numpy()) != ("R", "A", "S"):
-        print(f"warning: {fixed.path} is not RAS-oriented ({''.join(nib.aff2axcodes(fixed.affine.numpy()))}); "
-              f"the data modules train on RAS images (nibabel.as_closest_canonical), so reorient first for "
-              f"the features the model learned", file=sys.stderr)
+        print(
+            f"warning: {fixed.path} is not RAS-oriented ({''.join(nib.aff2axcodes(fixed.affine.numpy()))}); "
+            f"the data modules train on RAS images (nibabel.as_closest_canonical), so reorient first for "
+            f"the features the model learned",
+            file=sys.stderr,
+        )
 
 
-def model_batch(fixed: Volume, moving: Volume, fixed_seg: Volume | None, moving_seg: Volume | None,
-                device: torch.device, masks: dict | None = None) -> dict:
+def model_batch(
+    fixed: Volume,
+    moving: Volume,
+    fixed_seg: Volume | None,
+    moving_seg: Volume | None,
+    device: torch.device,
+    masks: dict | None = None,
+) -> dict:
     """One pair as the model takes it: intensities mapped to [0, 1] as in training, affines, label
     maps, and ``masks`` (optional ``fixed_mask``/``moving_mask`` ``[1, 1, *S]``, cost-function masks)."""
-    batch = {"fixed": normalize_intensities(fixed.data.to(device)),
-             "moving": normalize_intensities(moving.data.to(device)),
-             "fixed_affine": fixed.affine[None].float().to(device),
-             "moving_affine": moving.affine[None].float().to(device)}
+    batch = {
+        "fixed": normalize_intensities(fixed.data.to(device)),
+        "moving": normalize_intensities(moving.data.to(device)),
+        "fixed_affine": fixed.affine[None].float().to(device),
+        "moving_affine": moving.affine[None].float().to(device),
+    }
     if fixed_seg is not None and moving_seg is not None:
         batch.update(fixed_seg=fixed_seg.data.to(device), moving_seg=moving_seg.data.to(device))
     batch.update({name: mask.to(device) for name, mask in (masks or {}).items() if mask is not None})

@@ -1,5 +1,6 @@
 """``lightning-reg sweep FILE``: run a W&B sweep file here, without a W&B server (see ``sweep.py``),
 and summarize its metric across the runs."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,24 +24,28 @@ class SweepParser(OneLineParser):
         args = list(sys.argv[1:] if args is None else args)
         split = args.index("--") if "--" in args else len(args)
         parsed = super().parse_args(args[:split], namespace)
-        parsed.run_args = args[split + 1:]
+        parsed.run_args = args[split + 1 :]
         return parsed
 
 
 def build_parser(prog: str = "lightning-reg sweep") -> argparse.ArgumentParser:
     parser = SweepParser(
-        prog=prog, usage=f"{prog} FILE [--count N] [--out DIR] [--overwrite] [-- RUN OPTIONS]",
+        prog=prog,
+        usage=f"{prog} FILE [--count N] [--out DIR] [--overwrite] [-- RUN OPTIONS]",
         description="Run a W&B sweep file offline (grid, random or bayes, parameters chosen by W&B's sweeps "
-                    "engine); each run is an offline W&B run to upload later with wandb sync. Writes "
-                    "summary.csv/.md/.png into --out.",
+        "engine); each run is an offline W&B run to upload later with wandb sync. Writes "
+        "summary.csv/.md/.png into --out.",
         epilog="Options after -- go into every run's command, before the sweep's parameters "
-               "(e.g. -- --data.test_pairs 4, or -- --config configs/oasis2d.yaml).")
+        "(e.g. -- --data.test_pairs 4, or -- --config configs/oasis2d.yaml).",
+    )
     parser.add_argument("file", type=Path, help="the sweep YAML (the same file works with wandb sweep)")
-    parser.add_argument("--count", type=int, help="number of runs (grid: at most the grid's size; "
-                        "random and bayes: required)")
+    parser.add_argument(
+        "--count", type=int, help="number of runs (grid: at most the grid's size; random and bayes: required)"
+    )
     parser.add_argument("--out", type=Path, help=f"summary folder; default {SWEEP_ROOT}/<sweep name>")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an --out folder of an earlier sweep once this one is complete")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an --out folder of an earlier sweep once this one is complete"
+    )
     return parser
 
 
@@ -54,8 +59,10 @@ def sweep_name(config: dict, path: Path) -> str:
     since the default output folder is ``SWEEP_ROOT/<name>``."""
     name = str(config.get("name") or path.stem)
     if not SWEEP_NAME.fullmatch(name) or name in (".", ".."):
-        raise InputError(f"{path}: name {name!r} must be a plain folder name (letters, digits, '.', '_', '-'; no "
-                         f"'/'), as the sweep is written to {SWEEP_ROOT}/<name>; choose another name or pass --out")
+        raise InputError(
+            f"{path}: name {name!r} must be a plain folder name (letters, digits, '.', '_', '-'; no "
+            f"'/'), as the sweep is written to {SWEEP_ROOT}/<name>; choose another name or pass --out"
+        )
     return name
 
 
@@ -78,9 +85,16 @@ def run(args: argparse.Namespace) -> dict:
         best = ranked(runs, metric, goal)[0]
         if not best.finished:
             raise InputError(f"every run failed (last: {last_error(folder, best)})")
-    return {"sweep": name, "runs": len(runs), "finished": sum(run.finished for run in runs), "metric": metric,
-            "best": {"run": best.run_id, **best.parameters, metric: best.metrics.get(metric)},
-            "summary": str(final / paths["markdown"].name), "plot": str(final / paths["plot"].name), "out": str(final)}
+    return {
+        "sweep": name,
+        "runs": len(runs),
+        "finished": sum(run.finished for run in runs),
+        "metric": metric,
+        "best": {"run": best.run_id, **best.parameters, metric: best.metrics.get(metric)},
+        "summary": str(final / paths["markdown"].name),
+        "plot": str(final / paths["plot"].name),
+        "out": str(final),
+    }
 
 
 def _run_all(config: dict, args: argparse.Namespace, folder: Path, name: str) -> list[SweepRun]:
@@ -94,8 +108,13 @@ def _run_all(config: dict, args: argparse.Namespace, folder: Path, name: str) ->
         runs.append(run)
         write_text(folder / "runs.jsonl", "".join(json.dumps(vars(done)) + "\n" for done in runs))
         shown = ", ".join(f"{key}={value}" for key, value in parameters.items())
-        outcome = (f"{metric} {run.metrics[metric]:.4f}" if metric in run.metrics
-                   else f"failed: {last_error(folder, run)}" if not run.finished else f"no {metric} logged")
+        outcome = (
+            f"{metric} {run.metrics[metric]:.4f}"
+            if metric in run.metrics
+            else f"failed: {last_error(folder, run)}"
+            if not run.finished
+            else f"no {metric} logged"
+        )
         print(f"[{len(runs)}] {run.run_id} {shown}: {outcome} ({run.seconds:.0f} s)", file=sys.stderr)
         if run.returncode == EXIT_BAD_INPUT and len(runs) == 1:
             raise InputError(f"the first run was refused, so every run would be: {last_error(folder, run)}")

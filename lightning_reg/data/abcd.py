@@ -1,5 +1,6 @@
 """BIDS-organized collections such as ABCD: T1w images under ``sub-*/[ses-*/]anat/`` and label maps
 from a derivatives pipeline (``*_dseg.nii.gz``, or FreeSurfer's aseg converted to NIfTI)."""
+
 from __future__ import annotations
 
 import re
@@ -42,9 +43,16 @@ class ABCDDataModule(FileDataModule):
     Scans with no label map are skipped, with one warning saying how many.
     """
 
-    def __init__(self, root: str | Path | None = None, image_glob: str = "sub-*/**/anat/*_T1w.nii.gz",
-                 derivatives: str = "derivatives/*", seg_glob: str = "*_dseg.nii.gz", val_subjects: int = 5,
-                 test_subjects: int = 10, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        image_glob: str = "sub-*/**/anat/*_T1w.nii.gz",
+        derivatives: str = "derivatives/*",
+        seg_glob: str = "*_dseg.nii.gz",
+        val_subjects: int = 5,
+        test_subjects: int = 10,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if root is None:
             raise ValueError("ABCDDataModule needs the BIDS folder: --data.root PATH (see data/README.md)")
@@ -73,8 +81,10 @@ class ABCDDataModule(FileDataModule):
                 name = "_".join(f"{key}-{found[key]}" for key in ("sub", "ses", "acq", "run") if key in found)
                 records.append(ImageRecord(name, image, seg))
         if missing:
-            rank_zero_warn(f"{len(missing)} of {len(images)} scans have no label map matching {self.seg_glob!r} "
-                           f"in {self.derivatives} and are skipped (first: {missing[0].relative_to(self.root)})")
+            rank_zero_warn(
+                f"{len(missing)} of {len(images)} scans have no label map matching {self.seg_glob!r} "
+                f"in {self.derivatives} and are skipped (first: {missing[0].relative_to(self.root)})"
+            )
         return self._split(records)
 
     def _segmentation(self, image: Path, pipelines: list[Path]) -> Path | None:
@@ -87,18 +97,25 @@ class ABCDDataModule(FileDataModule):
                 if all(theirs.get(key) == wanted.get(key) for key in ("sub", "ses") if key in wanted):
                     candidates.append(path)
         if len(candidates) > 1:  # prefer the one that shares acq-/run-/space- with the image
-            closer = [path for path in candidates if all(entities(path).get(key) == value
-                                                         for key, value in wanted.items())]
+            closer = [
+                path for path in candidates if all(entities(path).get(key) == value for key, value in wanted.items())
+            ]
             candidates = closer or candidates
         if len(candidates) > 1:
             names = ", ".join(sorted(path.name for path in candidates)[:4])
-            raise ValueError(f"{image.name}: several label maps match {self.seg_glob!r} ({names}); make "
-                             f"--data.seg_glob more specific, e.g. '*_desc-aseg_dseg.nii.gz'")
+            raise ValueError(
+                f"{image.name}: several label maps match {self.seg_glob!r} ({names}); make "
+                f"--data.seg_glob more specific, e.g. '*_desc-aseg_dseg.nii.gz'"
+            )
         return candidates[0] if candidates else None
 
     def _split(self, records: list[ImageRecord]) -> Splits:
         subjects: dict[str, list[ImageRecord]] = {}
         for record in records:
             subjects.setdefault(record.name.split("_")[0], []).append(record)
-        return held_out_splits([subjects[subject] for subject in sorted(subjects)], self.val_subjects,
-                               self.test_subjects, f"subjects with label maps under {self.root}")
+        return held_out_splits(
+            [subjects[subject] for subject in sorted(subjects)],
+            self.val_subjects,
+            self.test_subjects,
+            f"subjects with label maps under {self.root}",
+        )

@@ -1,5 +1,6 @@
 """Datasets of image pairs read from files through a torchio pipeline: fixed pairs (validation,
 test, manifests) and random pairs of distinct subjects (training)."""
+
 from __future__ import annotations
 
 import zlib
@@ -66,8 +67,13 @@ class Pipeline:
 def pair_item(fixed: dict, moving: dict, pair_id: str) -> dict:
     """A batch item in the module's convention (``fixed``, ``moving``, ``*_seg``, ``*_affine``, ``id``;
     ``*_mask`` where an image has one; ``*_landmarks`` where both have them)."""
-    item = {"fixed": fixed["image"], "moving": moving["image"], "fixed_affine": fixed["affine"],
-            "moving_affine": moving["affine"], "id": pair_id}
+    item = {
+        "fixed": fixed["image"],
+        "moving": moving["image"],
+        "fixed_affine": fixed["affine"],
+        "moving_affine": moving["affine"],
+        "id": pair_id,
+    }
     for key in ("seg", "landmarks"):
         if key in fixed and key in moving:
             item[f"fixed_{key}"], item[f"moving_{key}"] = fixed[key], moving[key]
@@ -93,8 +99,11 @@ class FixedPairs(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         fixed, moving = self.pairs[index]
-        return pair_item(self.pipeline(fixed, pair_seed(self.seed, index, 0)),
-                         self.pipeline(moving, pair_seed(self.seed, index, 1)), f"{fixed.name}_{moving.name}")
+        return pair_item(
+            self.pipeline(fixed, pair_seed(self.seed, index, 0)),
+            self.pipeline(moving, pair_seed(self.seed, index, 1)),
+            f"{fixed.name}_{moving.name}",
+        )
 
 
 class SubjectPairs(Dataset):
@@ -114,8 +123,9 @@ class SubjectPairs(Dataset):
         fixed, other = divmod(index, len(self.subjects) - 1)
         moving = other + (other >= fixed)
         pair = self.subjects[fixed], self.subjects[moving]
-        return pair_item(self.pipeline(pair[0], 2 * index), self.pipeline(pair[1], 2 * index + 1),
-                         f"{pair[0].name}_{pair[1].name}")
+        return pair_item(
+            self.pipeline(pair[0], 2 * index), self.pipeline(pair[1], 2 * index + 1), f"{pair[0].name}_{pair[1].name}"
+        )
 
 
 class ReadablePairs(Dataset):
@@ -146,12 +156,16 @@ def collate_pairs(items: list[dict]) -> dict:
     (a different count per pair) stay a list of ``[N, d]`` tensors."""
     shapes = {(tuple(item["fixed"].shape), tuple(item["moving"].shape)) for item in items}
     if len(shapes) > 1:
-        raise ValueError(f"the pairs of one batch have different shapes {sorted(shapes)}: set --data.size to "
-                         f"pad/crop every image to one size, or use --data.batch_size 1")
+        raise ValueError(
+            f"the pairs of one batch have different shapes {sorted(shapes)}: set --data.size to "
+            f"pad/crop every image to one size, or use --data.batch_size 1"
+        )
     keys = {key for item in items for key in item}
     if any(set(item) != keys for item in items):
-        raise ValueError(f"the pairs of one batch carry different entries ({sorted(keys)}): give every pair the "
-                         f"same masks and landmarks, or use --data.batch_size 1")
+        raise ValueError(
+            f"the pairs of one batch carry different entries ({sorted(keys)}): give every pair the "
+            f"same masks and landmarks, or use --data.batch_size 1"
+        )
     lists = {key: [item.pop(key) for item in items] for key in ("fixed_landmarks", "moving_landmarks") if key in keys}
     return {**default_collate(items), **lists}
 

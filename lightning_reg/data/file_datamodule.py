@@ -1,5 +1,6 @@
 """The shared base of the data modules that read NIfTI files: torchio preprocessing, training
 augmentation, test-time domain shift, seeded random training pairs and fixed evaluation pairs."""
+
 from __future__ import annotations
 
 import warnings
@@ -33,7 +34,6 @@ class Splits:
     test: list[Pair] = field(default_factory=list)
 
 
-
 def consecutive_pairs(subjects: list[ImageRecord]) -> list[Pair]:
     """Subject ``i`` as fixed with subject ``i + 1`` as moving (Learn2Reg's validation pairing)."""
     return list(zip(subjects[:-1], subjects[1:]))
@@ -45,13 +45,17 @@ def held_out_splits(subjects: list[list[ImageRecord]], val_subjects: int, test_s
     training on every record of the others. ``found`` says what was searched, for the error."""
     held_out = val_subjects + test_subjects
     if len(subjects) < held_out + 2:
-        raise ValueError(f"{len(subjects)} {found}: too few for {val_subjects} validation + {test_subjects} test "
-                         f"+ 2 training subjects; lower --data.val_subjects/--data.test_subjects")
+        raise ValueError(
+            f"{len(subjects)} {found}: too few for {val_subjects} validation + {test_subjects} test "
+            f"+ 2 training subjects; lower --data.val_subjects/--data.test_subjects"
+        )
     first_test = len(subjects) - test_subjects
-    train = subjects[:len(subjects) - held_out]
-    return Splits(train_subjects=[record for records in train for record in records],
-                  val=consecutive_pairs([records[0] for records in subjects[len(subjects) - held_out:first_test]]),
-                  test=consecutive_pairs([records[0] for records in subjects[first_test:]]))
+    train = subjects[: len(subjects) - held_out]
+    return Splits(
+        train_subjects=[record for records in train for record in records],
+        val=consecutive_pairs([records[0] for records in subjects[len(subjects) - held_out : first_test]]),
+        test=consecutive_pairs([records[0] for records in subjects[first_test:]]),
+    )
 
 
 class FileDataModule(L.LightningDataModule):
@@ -79,18 +83,32 @@ class FileDataModule(L.LightningDataModule):
         seed, batch_size, num_workers: as usual.
     """
 
-    def __init__(self, dims: int = 3, canonical: bool = True, spacing: float | Sequence[float] | None = None,
-                 size: Sequence[int] | None = None, normalization: str = "minmax",
-                 label_lookup: str | Mapping[int, int] | None = None, augmentation: str = "none",
-                 shift: str | None = None, train_pairs: int = 256, max_val_pairs: int | None = None,
-                 max_test_pairs: int | None = None, max_unreadable_fraction: float = 0.1, seed: int = 0,
-                 batch_size: int = 1, num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        dims: int = 3,
+        canonical: bool = True,
+        spacing: float | Sequence[float] | None = None,
+        size: Sequence[int] | None = None,
+        normalization: str = "minmax",
+        label_lookup: str | Mapping[int, int] | None = None,
+        augmentation: str = "none",
+        shift: str | None = None,
+        train_pairs: int = 256,
+        max_val_pairs: int | None = None,
+        max_test_pairs: int | None = None,
+        max_unreadable_fraction: float = 0.1,
+        seed: int = 0,
+        batch_size: int = 1,
+        num_workers: int = 0,
+    ) -> None:
         super().__init__()
         if dims not in (2, 3):
             raise ValueError(f"dims must be 2 or 3, got {dims}")
         if batch_size < 1 or num_workers < 0 or train_pairs < 1:
-            raise ValueError(f"batch_size and train_pairs must be >= 1 and num_workers >= 0, "
-                             f"got {batch_size}, {train_pairs}, {num_workers}")
+            raise ValueError(
+                f"batch_size and train_pairs must be >= 1 and num_workers >= 0, "
+                f"got {batch_size}, {train_pairs}, {num_workers}"
+            )
         self.dims, self.shift_name = dims, shift
         self.max_unreadable_fraction = check_number("max_unreadable_fraction", max_unreadable_fraction, 0)
         self.pairs_drawn, self.unreadable, self.warned = 0, 0, set()
@@ -121,22 +139,38 @@ class FileDataModule(L.LightningDataModule):
         if self.splits is None:
             self.scan()
         splits = self.splits
-        needed = {"fit": (splits.train_subjects, splits.train_pairs, splits.val), "validate": (splits.val,),
-                  "test": (splits.test,), "predict": (splits.test,)}.get(stage or "fit")
-        records = {record for group in needed for item in group
-                   for record in (item if isinstance(item, tuple) else (item,))}
+        needed = {
+            "fit": (splits.train_subjects, splits.train_pairs, splits.val),
+            "validate": (splits.val,),
+            "test": (splits.test,),
+            "predict": (splits.test,),
+        }.get(stage or "fit")
+        records = {
+            record for group in needed for item in group for record in (item if isinstance(item, tuple) else (item,))
+        }
         if stage in (None, "fit") and not (splits.train_subjects or splits.train_pairs):
             raise ValueError(f"{type(self).__name__}: no training data found")
         for record in sorted(records, key=lambda r: str(r.image)):
             check_record(record, self.dims)
 
     def _pipeline(self, augment: bool = False, shift: bool = False) -> Pipeline:
-        return Pipeline(self.dims, self.preprocess, self.augment if augment else None,
-                        self.shift if shift else None, self.renormalize)
+        return Pipeline(
+            self.dims,
+            self.preprocess,
+            self.augment if augment else None,
+            self.shift if shift else None,
+            self.renormalize,
+        )
 
     def _loader(self, dataset: Dataset, sampler: Sampler | None) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
-                          collate_fn=collate_pairs, persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=collate_pairs,
+            persistent_workers=self.num_workers > 0,
+        )
 
     @staticmethod
     def _first(pairs: list[Pair], count: int | None, split: str) -> list[Pair]:
@@ -168,16 +202,19 @@ class FileDataModule(L.LightningDataModule):
         self.pairs_drawn += len(batch["fixed"]) + len(messages)
         self.unreadable += len(messages)
         if messages and self.trainer is not None and self.trainer.logger is not None:
-            self.trainer.logger.log_metrics({"train/unreadable_pairs": float(self.unreadable)},
-                                            step=self.trainer.global_step)
+            self.trainer.logger.log_metrics(
+                {"train/unreadable_pairs": float(self.unreadable)}, step=self.trainer.global_step
+            )
         for message in messages:
             if message not in self.warned:
                 self.warned.add(message)
                 warnings.warn(f"skipped a training pair: {message}", stacklevel=2)
         if messages and self.unreadable > self.max_unreadable_fraction * max(self.pairs_drawn, self.train_count):
-            raise InputError(f"{self.unreadable} of {self.pairs_drawn} training pairs could not be read (more than "
-                             f"--data.max_unreadable_fraction {self.max_unreadable_fraction:g}); the last: "
-                             f"{messages[-1]}. Fix or remove the damaged files")
+            raise InputError(
+                f"{self.unreadable} of {self.pairs_drawn} training pairs could not be read (more than "
+                f"--data.max_unreadable_fraction {self.max_unreadable_fraction:g}); the last: "
+                f"{messages[-1]}. Fix or remove the damaged files"
+            )
         return batch
 
     def val_dataloader(self) -> DataLoader:

@@ -1,4 +1,5 @@
 """Pairs listed in a CSV manifest, for any data that is neither OASIS nor BIDS."""
+
 from __future__ import annotations
 
 import csv
@@ -51,12 +52,15 @@ class PairsDataModule(FileDataModule):
             rows = list(reader)
         optional = [f"{role}_{column}" for role in ("fixed", "moving") for column in OPTIONAL] + ["split"]
         if not {"fixed", "moving"} <= columns or columns - {"fixed", "moving", *optional}:
-            raise ValueError(f"{self.manifest} needs the columns fixed,moving and may have {','.join(optional)}; "
-                             f"found {sorted(columns)}")
+            raise ValueError(
+                f"{self.manifest} needs the columns fixed,moving and may have {','.join(optional)}; "
+                f"found {sorted(columns)}"
+            )
         for column in PAIRED:
             if len({f"fixed_{column}", f"moving_{column}"} & columns) == 1:
-                raise ValueError(f"{self.manifest} has only one of fixed_{column}/moving_{column}: give both or "
-                                 f"neither")
+                raise ValueError(
+                    f"{self.manifest} has only one of fixed_{column}/moving_{column}: give both or neither"
+                )
         if not rows:
             raise ValueError(f"{self.manifest} lists no pairs")
         files = sorted(columns - {"fixed", "moving", "split"})
@@ -64,8 +68,10 @@ class PairsDataModule(FileDataModule):
         for number, row in enumerate(rows, start=2):
             empty = [column for column in files if not (row[column] or "").strip()]
             if empty:
-                raise ValueError(f"{self.manifest}, line {number}: no file in column {', '.join(empty)} (every row "
-                                 f"needs one where the column is given)")
+                raise ValueError(
+                    f"{self.manifest}, line {number}: no file in column {', '.join(empty)} (every row "
+                    f"needs one where the column is given)"
+                )
             pair = tuple(_record(row, role, self.manifest.parent, columns) for role in ("fixed", "moving"))
             split = (row.get("split") or "").strip()
             if "split" in columns and split not in SPLITS:

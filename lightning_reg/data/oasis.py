@@ -1,5 +1,6 @@
 """OASIS brain MRI as distributed: the Learn2Reg 2021 task 3 layout and the neurite-oasis layout
 (see ``data/README.md`` for where to get them). Read in place, no conversion."""
+
 from __future__ import annotations
 
 import json
@@ -39,17 +40,26 @@ class OASISDataModule(FileDataModule):
         **kwargs: preprocessing, augmentation, shift and loader options of :class:`FileDataModule`.
     """
 
-    def __init__(self, root: str | Path | None = None, layout: str = "auto", subjects: str | Path | None = None,
-                 val_subjects: int = 5, test_subjects: int = 20, image_file: str | None = None,
-                 seg_file: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        layout: str = "auto",
+        subjects: str | Path | None = None,
+        val_subjects: int = 5,
+        test_subjects: int = 20,
+        image_file: str | None = None,
+        seg_file: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if root is None:
             raise ValueError("OASISDataModule needs the dataset folder: --data.root PATH (see data/README.md)")
         if layout not in LAYOUTS:
             raise ValueError(f"unknown OASIS layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
         if val_subjects < 2 or test_subjects < 2:
-            raise ValueError(f"val_subjects and test_subjects must be >= 2 (pairs need two), "
-                             f"got {val_subjects}, {test_subjects}")
+            raise ValueError(
+                f"val_subjects and test_subjects must be >= 2 (pairs need two), got {val_subjects}, {test_subjects}"
+            )
         self.root, self.layout, self.subject_list = Path(root), layout, subjects
         self.val_subjects, self.test_subjects = val_subjects, test_subjects
         defaults = NEURITE_FILES[self.dims]
@@ -65,8 +75,10 @@ class OASISDataModule(FileDataModule):
             return "learn2reg"
         if any(self.root.glob("OASIS_OAS1_*")):
             return "neurite"
-        raise ValueError(f"{self.root} holds neither OASIS_dataset.json (Learn2Reg) nor OASIS_OAS1_*_MR1 folders "
-                         f"(neurite-oasis); see data/README.md")
+        raise ValueError(
+            f"{self.root} holds neither OASIS_dataset.json (Learn2Reg) nor OASIS_OAS1_*_MR1 folders "
+            f"(neurite-oasis); see data/README.md"
+        )
 
     def find_splits(self) -> Splits:
         return self.learn2reg() if self.resolved_layout() == "learn2reg" else self.neurite()
@@ -74,8 +86,10 @@ class OASISDataModule(FileDataModule):
     # ---------------------------------------------------------------------------------- Learn2Reg
     def learn2reg(self) -> Splits:
         if self.dims != 3:
-            raise ValueError("the Learn2Reg OASIS layout holds 3D volumes only: set --data.dims 3 "
-                             "(2D slices come with the neurite-oasis layout)")
+            raise ValueError(
+                "the Learn2Reg OASIS layout holds 3D volumes only: set --data.dims 3 "
+                "(2D slices come with the neurite-oasis layout)"
+            )
         manifest = self.root / "OASIS_dataset.json"
         if not manifest.is_file():
             raise ValueError(f"{manifest} not found: the Learn2Reg layout needs its dataset JSON")
@@ -98,8 +112,9 @@ class OASISDataModule(FileDataModule):
         if not pairs:
             raise ValueError(f"{manifest} lists no 'registration_val' pairs")
         held_out = {record.image for pair in pairs for record in pair}
-        train = [ImageRecord(_name(image), image, seg) for image, seg in sorted(labels.items())
-                 if image not in held_out]
+        train = [
+            ImageRecord(_name(image), image, seg) for image, seg in sorted(labels.items()) if image not in held_out
+        ]
         return Splits(train_subjects=train, val=pairs, test=pairs)
 
     def _resolve(self, relative: str, manifest: Path) -> Path:
@@ -126,8 +141,12 @@ class OASISDataModule(FileDataModule):
                 if not path.is_file():
                     raise ValueError(f"subject {name} has no {path.name} in {folder}")
             subjects.append(ImageRecord(name.replace("OASIS_", "").replace("_MR1", ""), image, seg))
-        return held_out_splits([[subject] for subject in subjects], self.val_subjects, self.test_subjects,
-                               f"OASIS subjects found in {self.root}")
+        return held_out_splits(
+            [[subject] for subject in subjects],
+            self.val_subjects,
+            self.test_subjects,
+            f"OASIS subjects found in {self.root}",
+        )
 
     def _subject_names(self) -> list[str]:
         listing = Path(self.subject_list) if self.subject_list else self.root / "subjects.txt"
@@ -138,6 +157,7 @@ class OASISDataModule(FileDataModule):
         else:
             names = sorted(path.name for path in self.root.glob("OASIS_OAS1_*_MR1") if path.is_dir())
         if not names:
-            raise ValueError(f"no OASIS subjects in {self.root}: expected OASIS_OAS1_XXXX_MR1 folders or a "
-                             f"subjects.txt")
+            raise ValueError(
+                f"no OASIS subjects in {self.root}: expected OASIS_OAS1_XXXX_MR1 folders or a subjects.txt"
+            )
         return names

@@ -1,5 +1,6 @@
 """Preprocessing of real images with torchio: canonical orientation, resampling, label lookup,
 pad/crop and intensity normalization."""
+
 from __future__ import annotations
 
 import csv
@@ -15,8 +16,43 @@ NORMALIZATIONS = ("minmax", "zscore", "none")
 #: FreeSurfer ``aseg`` codes of the structures the OASIS ``seg35`` maps keep (cortex, white matter,
 #: ventricles, subcortical nuclei, cerebellum, brain stem, choroid plexus, both hemispheres), in the
 #: order that numbers them 1..35. ``label_lookup: aseg`` maps a FreeSurfer aseg to this set.
-ASEG_STRUCTURES = (2, 3, 4, 5, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 24, 26, 28, 31,
-                   41, 42, 43, 44, 46, 47, 49, 50, 51, 52, 53, 54, 58, 60, 63, 77)
+ASEG_STRUCTURES = (
+    2,
+    3,
+    4,
+    5,
+    7,
+    8,
+    10,
+    11,
+    12,
+    13,
+    14,
+    15,
+    16,
+    17,
+    18,
+    24,
+    26,
+    28,
+    31,
+    41,
+    42,
+    43,
+    44,
+    46,
+    47,
+    49,
+    50,
+    51,
+    52,
+    53,
+    54,
+    58,
+    60,
+    63,
+    77,
+)
 
 
 class LookupLabels(tio.transforms.LabelTransform):
@@ -69,9 +105,12 @@ def read_label_lookup(lookup: str | Mapping[int, int] | None) -> dict[int, int] 
     return table
 
 
-def spatial_preprocessing(canonical: bool = True, spacing: float | Sequence[float] | None = None,
-                          size: Sequence[int] | None = None,
-                          label_lookup: Mapping[int, int] | None = None) -> list[tio.Transform]:
+def spatial_preprocessing(
+    canonical: bool = True,
+    spacing: float | Sequence[float] | None = None,
+    size: Sequence[int] | None = None,
+    label_lookup: Mapping[int, int] | None = None,
+) -> list[tio.Transform]:
     """Orientation (RAS+), resampling to ``spacing`` mm, label lookup, pad/crop to ``size`` voxels
     (centred); each step only when asked for."""
     steps: list[tio.Transform] = []

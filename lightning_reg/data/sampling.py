@@ -1,5 +1,6 @@
 """Which pairs each process reads: seeded random training pairs, different on every process of a
 DDP run, and every evaluation pair exactly once over all processes."""
+
 from __future__ import annotations
 
 import math
@@ -40,12 +41,12 @@ class TrainingSampler(DistributedSampler):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         size = len(self.dataset)
         rounds = [torch.randperm(size, generator=generator) for _ in range(math.ceil(self.count / size))]
-        return torch.cat(rounds)[:self.count].tolist()
+        return torch.cat(rounds)[: self.count].tolist()
 
     def __iter__(self):
         draws = self.draws()
-        padded = (draws * math.ceil(self.total_size / len(draws)))[:self.total_size]
-        return iter(padded[self.rank:self.total_size:self.num_replicas])
+        padded = (draws * math.ceil(self.total_size / len(draws)))[: self.total_size]
+        return iter(padded[self.rank : self.total_size : self.num_replicas])
 
 
 def training_sampler(dataset: Dataset, count: int, seed: int, trainer: L.Trainer | None) -> TrainingSampler:
@@ -62,6 +63,8 @@ def evaluation_sampler(dataset: Dataset, trainer: L.Trainer | None, split: str) 
     if world == 1:
         return None
     if len(dataset) < world:
-        raise ValueError(f"{len(dataset)} {split} pair(s) for {world} processes: each process needs at least one. "
-                         f"Evaluate on fewer devices (--trainer.devices) or on more pairs")
+        raise ValueError(
+            f"{len(dataset)} {split} pair(s) for {world} processes: each process needs at least one. "
+            f"Evaluate on fewer devices (--trainer.devices) or on more pairs"
+        )
     return UnrepeatedDistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)

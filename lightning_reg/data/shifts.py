@@ -7,6 +7,7 @@ differ from the training scans.
 Each image draws its own parameters from a seed fixed by its pair and role, so a preset gives the
 same test set in every run.
 """
+
 from __future__ import annotations
 
 import re
@@ -49,12 +50,18 @@ def _preset(name: str, axis: int) -> list[tio.Transform]:
             raise ValueError(f"shift {name}: the downsampling factor must be >= 1")
         return [tio.RandomAnisotropy(axes=(axis,), downsampling=(factor, factor))]
     if name == "intensity":
-        return [tio.RandomBiasField(coefficients=(0.4, 0.6)), tio.RandomGamma(log_gamma=(-0.4, 0.4)),
-                tio.RescaleIntensity(out_min_max=(0.0, 1.0)), RandomContrastRemap()]
+        return [
+            tio.RandomBiasField(coefficients=(0.4, 0.6)),
+            tio.RandomGamma(log_gamma=(-0.4, 0.4)),
+            tio.RescaleIntensity(out_min_max=(0.0, 1.0)),
+            RandomContrastRemap(),
+        ]
     if name == "noise":
         return [tio.RandomNoise(std=(0.05, 0.05))]
-    raise ValueError(f"unknown shift {name!r}: use clean, anisotropy<factor> (e.g. anisotropy4), intensity, "
-                     f"noise, or a combination joined by '+' (e.g. anisotropy4+intensity)")
+    raise ValueError(
+        f"unknown shift {name!r}: use clean, anisotropy<factor> (e.g. anisotropy4), intensity, "
+        f"noise, or a combination joined by '+' (e.g. anisotropy4+intensity)"
+    )
 
 
 def shift_transform(name: str | None, dims: int) -> tio.Compose | None:

@@ -1,5 +1,6 @@
 """Image records (an image file and its optional label map, cost-function mask and landmarks) and
 their conversion to torchio subjects and back to the tensors of a batch."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,8 +39,10 @@ def _header_shape(path: Path, what: str, dims: int) -> tuple[int, ...]:
     check_size(path, image.shape, None)
     problem = affine_problem(image.affine, dims) if what == "image" else None
     if problem:
-        raise ValueError(f"image {path} has a damaged header: its voxel-to-world affine is {problem}; repair it "
-                         f"(e.g. nibabel's set_sform/set_qform) or leave the image out")
+        raise ValueError(
+            f"image {path} has a damaged header: its voxel-to-world affine is {problem}; repair it "
+            f"(e.g. nibabel's set_sform/set_qform) or leave the image out"
+        )
     return tuple(image.shape)
 
 
@@ -56,15 +59,18 @@ def check_record(record: ImageRecord, dims: int) -> None:
         raise ValueError(f"image {record.image} is empty (shape {shape})")
     singletons = shape.count(1)
     if dims == 3 and singletons:
-        raise ValueError(f"image {record.image} is a 2D slice (shape {shape}) but the data module is 3D; "
-                         f"set --data.dims 2")
+        raise ValueError(
+            f"image {record.image} is a 2D slice (shape {shape}) but the data module is 3D; set --data.dims 2"
+        )
     if dims == 2 and singletons != 1:
         raise ValueError(f"image {record.image} has shape {shape}, not a 2D slice; set --data.dims 3 for volumes")
     for what, path in (("label map", record.seg), ("mask", record.mask)):
         other = None if path is None else _spatial(_header_shape(path, what, dims))
         if other is not None and other != shape:
-            raise ValueError(f"{what} {path} has shape {other} but its image {record.image} has {shape}: they "
-                             f"must share one voxel grid")
+            raise ValueError(
+                f"{what} {path} has shape {other} but its image {record.image} has {shape}: they "
+                f"must share one voxel grid"
+            )
     if record.landmarks is not None:
         read_landmarks(record.landmarks, dims)
 
@@ -96,8 +102,9 @@ def load_subject(record: ImageRecord) -> tio.Subject:
     return tio.Subject(name=record.name, **images)
 
 
-def tensor_subject(image: torch.Tensor, seg: torch.Tensor | None = None,
-                   affine: torch.Tensor | None = None, name: str = "") -> tio.Subject:
+def tensor_subject(
+    image: torch.Tensor, seg: torch.Tensor | None = None, affine: torch.Tensor | None = None, name: str = ""
+) -> tio.Subject:
     """A torchio subject from ``[C, *S]`` tensors (2D gets a trailing axis of length 1) and an
     optional ``[d+1, d+1]`` affine (default: 1 mm voxels)."""
     dims = image.dim() - 1

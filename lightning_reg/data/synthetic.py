@@ -3,6 +3,7 @@
 Used by the tests, the demos and the benchmarks. A "brain" is an ellipsoid of random labels
 (argmax of smoothed noise) with a random intensity per label, blurred, with noise and a bias field.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -17,16 +18,20 @@ def _noise(shape: Sequence[int], channels: int, generator: torch.Generator) -> t
     return torch.randn(1, channels, *shape, generator=generator)
 
 
-def smooth_noise(shape: Sequence[int], channels: int, scale: float,
-                 generator: torch.Generator) -> torch.Tensor:
+def smooth_noise(shape: Sequence[int], channels: int, scale: float, generator: torch.Generator) -> torch.Tensor:
     """Gaussian noise ``[1, channels, *shape]`` drawn every ``scale`` voxels and interpolated
     (no boundary artefacts, unlike smoothing full-resolution noise); about unit variance."""
     coarse = [max(int(round(n / scale)), 2) for n in shape]
     return resize(_noise(coarse, channels, generator), shape)
 
 
-def random_labels(shape: Sequence[int], num_labels: int = 8, smoothness: float = 8.0,
-                  generator: torch.Generator | None = None, brain: bool = True) -> torch.Tensor:
+def random_labels(
+    shape: Sequence[int],
+    num_labels: int = 8,
+    smoothness: float = 8.0,
+    generator: torch.Generator | None = None,
+    brain: bool = True,
+) -> torch.Tensor:
     """Label map ``[1, 1, *shape]`` (int64): 0 outside an ellipsoid, ``1..num_labels`` inside.
 
     ``smoothness`` is the Gaussian sigma (voxels) of the noise whose argmax makes the regions.
@@ -40,8 +45,13 @@ def random_labels(shape: Sequence[int], num_labels: int = 8, smoothness: float =
     return labels
 
 
-def label_image(labels: torch.Tensor, generator: torch.Generator | None = None, noise: float = 0.02,
-                bias: float = 0.1, blur: float = 0.7) -> torch.Tensor:
+def label_image(
+    labels: torch.Tensor,
+    generator: torch.Generator | None = None,
+    noise: float = 0.02,
+    bias: float = 0.1,
+    blur: float = 0.7,
+) -> torch.Tensor:
     """Intensity image ``[1, 1, *S]`` in about ``[0, 1]``: a random mean per label, blurred,
     multiplied by a smooth bias field of relative amplitude ``bias``, plus Gaussian ``noise``."""
     generator = generator or torch.Generator().manual_seed(0)
@@ -56,8 +66,9 @@ def label_image(labels: torch.Tensor, generator: torch.Generator | None = None, 
     return image + noise * _noise(shape, 1, generator)
 
 
-def random_velocity(shape: Sequence[int], magnitude: float = 3.0, smoothness: float = 12.0,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+def random_velocity(
+    shape: Sequence[int], magnitude: float = 3.0, smoothness: float = 12.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Smooth random velocity ``[1, d, *shape]`` in normalized units whose root-mean-square
     length is ``magnitude`` voxels."""
     generator = generator or torch.Generator().manual_seed(0)
@@ -68,8 +79,9 @@ def random_velocity(shape: Sequence[int], magnitude: float = 3.0, smoothness: fl
     return in_voxels * magnitude * voxel
 
 
-def warped_pair(shape: Sequence[int], magnitude: float = 3.0, num_labels: int = 8, seed: int = 0,
-                smoothness: float = 12.0) -> dict[str, torch.Tensor]:
+def warped_pair(
+    shape: Sequence[int], magnitude: float = 3.0, num_labels: int = 8, seed: int = 0, smoothness: float = 12.0
+) -> dict[str, torch.Tensor]:
     """A pair with a known diffeomorphic warp: ``fixed(x) = moving(true_grid(x))``.
 
     Returns ``fixed``, ``moving`` ``[1, 1, *S]`` float, ``fixed_seg``, ``moving_seg`` ``[1, 1, *S]`` int64
@@ -82,12 +94,12 @@ def warped_pair(shape: Sequence[int], magnitude: float = 3.0, num_labels: int = 
     true_grid = identity_grid(shape) + field_to_grid(displacement)
     fixed_seg = sample(moving_seg.float(), true_grid, mode="nearest").long()
     fixed = label_image(fixed_seg, torch.Generator().manual_seed(seed + 1))  # same label intensities
-    return {"fixed": fixed, "moving": moving, "fixed_seg": fixed_seg, "moving_seg": moving_seg,
-            "true_grid": true_grid}
+    return {"fixed": fixed, "moving": moving, "fixed_seg": fixed_seg, "moving_seg": moving_seg, "true_grid": true_grid}
 
 
-def oblique_affine(spacing: Sequence[float] = (1.2, 1.0, 1.5), angle: float = 0.1,
-                   origin: Sequence[float] = (40.0, -30.0, -20.0)):
+def oblique_affine(
+    spacing: Sequence[float] = (1.2, 1.0, 1.5), angle: float = 0.1, origin: Sequence[float] = (40.0, -30.0, -20.0)
+):
     """A NIfTI voxel-to-world affine (4x4 numpy) with a flip of the first axis, a rotation of
     ``angle`` radians about the third, anisotropic ``spacing`` (mm) and ``origin`` (mm)."""
     import numpy as np
@@ -100,8 +112,9 @@ def oblique_affine(spacing: Sequence[float] = (1.2, 1.0, 1.5), angle: float = 0.
     return affine
 
 
-def write_demo_pair(folder: str, shape: Sequence[int] = (64, 72, 56), magnitude: float = 2.5,
-                    seed: int = 0, overwrite: bool = False) -> dict[str, str]:
+def write_demo_pair(
+    folder: str, shape: Sequence[int] = (64, 72, 56), magnitude: float = 2.5, seed: int = 0, overwrite: bool = False
+) -> dict[str, str]:
     """Write a 3D pair with labels as NIfTI (oblique affines, 1.2 x 1.0 x 1.5 mm voxels) into a new
     ``folder`` (or, with ``overwrite``, one written here before)."""
     from pathlib import Path

@@ -1,4 +1,5 @@
 """The embedded default data: SynthMorph-style pairs, seeded, 2D or 3D, no download."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -18,8 +19,9 @@ SPLIT_OFFSETS = {"train": 0, "val": 1_000_000, "test": 2_000_000}
 class SynthPairs(Dataset):
     """``count`` pairs of one split; pair ``i`` is drawn from seed ``seed + offset(split) + i``."""
 
-    def __init__(self, settings: SynthSettings, count: int, split: str, seed: int = 0,
-                 shift: str | None = None) -> None:
+    def __init__(
+        self, settings: SynthSettings, count: int, split: str, seed: int = 0, shift: str | None = None
+    ) -> None:
         if count < 1:
             raise ValueError(f"the {split} split needs at least one pair, got {count}")
         self.settings = settings
@@ -55,15 +57,30 @@ class SyntheticDataModule(L.LightningDataModule):
             and the epoch; the processes of a DDP run share them out.
     """
 
-    def __init__(self, shape: Sequence[int] = (64, 64), num_labels: int = 4, label_smoothness: float = 8.0,
-                 warp_magnitude: float = 3.0, warp_smoothness: float = 10.0, blur: float = 1.0,
-                 noise: float = 0.05, bias: float = 0.2, same_contrast: bool = False, train_pairs: int = 256,
-                 val_pairs: int = 8, test_pairs: int = 16, seed: int = 0, shift: str | None = None,
-                 batch_size: int = 1, num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        shape: Sequence[int] = (64, 64),
+        num_labels: int = 4,
+        label_smoothness: float = 8.0,
+        warp_magnitude: float = 3.0,
+        warp_smoothness: float = 10.0,
+        blur: float = 1.0,
+        noise: float = 0.05,
+        bias: float = 0.2,
+        same_contrast: bool = False,
+        train_pairs: int = 256,
+        val_pairs: int = 8,
+        test_pairs: int = 16,
+        seed: int = 0,
+        shift: str | None = None,
+        batch_size: int = 1,
+        num_workers: int = 0,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.settings = SynthSettings(shape, num_labels, label_smoothness, warp_magnitude, warp_smoothness,
-                                      blur, noise, bias, same_contrast)
+        self.settings = SynthSettings(
+            shape, num_labels, label_smoothness, warp_magnitude, warp_smoothness, blur, noise, bias, same_contrast
+        )
         if batch_size < 1 or num_workers < 0:
             raise ValueError(f"batch_size must be >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
         shift_transform(shift, len(self.settings.shape))  # an unknown preset fails now
@@ -71,10 +88,18 @@ class SyntheticDataModule(L.LightningDataModule):
     def _loader(self, split: str, count: int) -> DataLoader:
         shift = self.hparams.shift if split == "test" else None
         pairs = SynthPairs(self.settings, count, split, self.hparams.seed, shift)
-        sampler = training_sampler(pairs, count, self.hparams.seed, self.trainer) if split == "train" else \
-            evaluation_sampler(pairs, self.trainer, split)
-        return DataLoader(pairs, batch_size=self.hparams.batch_size, sampler=sampler,
-                          num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0)
+        sampler = (
+            training_sampler(pairs, count, self.hparams.seed, self.trainer)
+            if split == "train"
+            else evaluation_sampler(pairs, self.trainer, split)
+        )
+        return DataLoader(
+            pairs,
+            batch_size=self.hparams.batch_size,
+            sampler=sampler,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.hparams.train_pairs)

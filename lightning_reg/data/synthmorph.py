@@ -1,5 +1,6 @@
 """SynthMorph-style pairs: two random warps of one random label map, each rendered with its own
 random contrast, blur, noise and bias field. 2D or 3D, fully seeded, no download."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,8 +52,9 @@ def random_means(num_labels: int, generator: torch.Generator) -> torch.Tensor:
     return means
 
 
-def render(labels: torch.Tensor, settings: SynthSettings, generator: torch.Generator,
-           means: torch.Tensor | None = None) -> torch.Tensor:
+def render(
+    labels: torch.Tensor, settings: SynthSettings, generator: torch.Generator, means: torch.Tensor | None = None
+) -> torch.Tensor:
     """Intensity image ``[1, 1, *S]`` of a label map: an intensity per label (``means``, or drawn by
     :func:`random_means`), random blur, a multiplicative smooth bias field, additive noise; rescaled
     to ``[0, 1]``."""
@@ -65,7 +67,8 @@ def render(labels: torch.Tensor, settings: SynthSettings, generator: torch.Gener
     amplitude = float(torch.rand(1, generator=generator)) * settings.bias
     image = image * torch.exp(amplitude * field / field.abs().amax().clamp_min(1e-8))
     image = image + float(torch.rand(1, generator=generator)) * settings.noise * torch.randn(
-        image.shape, generator=generator)
+        image.shape, generator=generator
+    )
     low, high = image.amin(), image.amax()
     return (image - low) / (high - low).clamp_min(1e-8)
 

@@ -1,5 +1,6 @@
 """Trained models shipped inside the package, usable by name (``--checkpoint brain3d``,
 ``RegistrationModule.pretrained("brain2d")``); their cards are the ``.md`` files beside them."""
+
 from __future__ import annotations
 
 from importlib import resources
@@ -8,19 +9,23 @@ from pathlib import Path
 from ..errors import InputError
 
 #: name -> what it registers (the card beside the checkpoint says how it was trained and measured)
-BUNDLED = {"brain2d": "axial 2D brain slices, 2 mm pixels (96x112), any MRI contrast",
-           "brain3d": "3D brains, 2 mm voxels (about 96x112x96), any MRI contrast"}
+BUNDLED = {
+    "brain2d": "axial 2D brain slices, 2 mm pixels (96x112), any MRI contrast",
+    "brain3d": "3D brains, 2 mm voxels (about 96x112x96), any MRI contrast",
+}
 
 
 def bundled_path(name: str) -> Path:
     """The checkpoint file of the bundled model ``name``."""
     if name not in BUNDLED:
-        raise InputError(f"no bundled model {name!r}; the bundled models are {', '.join(BUNDLED)}, or give the "
-                         f"path of a .ckpt file")
+        raise InputError(
+            f"no bundled model {name!r}; the bundled models are {', '.join(BUNDLED)}, or give the path of a .ckpt file"
+        )
     path = Path(str(resources.files(__name__) / f"{name}.ckpt"))
     if not path.is_file():
-        raise InputError(f"the bundled model {name} is missing from this installation ({path}); reinstall "
-                         f"lightning_reg")
+        raise InputError(
+            f"the bundled model {name} is missing from this installation ({path}); reinstall lightning_reg"
+        )
     return path
 
 

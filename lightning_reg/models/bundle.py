@@ -1,6 +1,7 @@
 """``python -m lightning_reg.models.bundle RUN_CHECKPOINT NAME``: the weights and hyperparameters of
 a ``lightning-reg fit`` checkpoint, without its optimizer state and callbacks, as the bundled model
 ``NAME`` (for maintainers; the card ``NAME.md`` is written by hand)."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,9 @@ def slim(source: str | Path, target: str | Path, eval_solver: dict | None = None
     kept = {key: checkpoint[key] for key in KEPT if key in checkpoint}
     if eval_solver:
         kept["hyper_parameters"] = {**kept["hyper_parameters"], "eval_solver": dict(eval_solver)}
-    kept["state_dict"] = {key: value.float() if value.is_floating_point() else value
-                          for key, value in kept["state_dict"].items()}
+    kept["state_dict"] = {
+        key: value.float() if value.is_floating_point() else value for key, value in kept["state_dict"].items()
+    }
     target = Path(target)
     with atomic_path(target) as temporary:
         torch.save(kept, temporary)
@@ -39,13 +41,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-transform", help="default test-time transform (e.g. greedy)")
     parser.add_argument("--eval-iterations", type=int, nargs="+", help="default test-time iterations per level")
     parser.add_argument("--eval-tolerance", type=float, help="default test-time early-stopping tolerance")
-    parser.add_argument("--eval-feature-channels", type=int, help="default test-time principal components of "
-                        "the features the solver uses")
+    parser.add_argument(
+        "--eval-feature-channels",
+        type=int,
+        help="default test-time principal components of the features the solver uses",
+    )
     args = parser.parse_args(argv)
-    overrides = {"transform": args.eval_transform, "iterations": args.eval_iterations,
-                 "tolerance": args.eval_tolerance, "feature_channels": args.eval_feature_channels}
-    path = slim(args.checkpoint, Path(__file__).parent / f"{args.name}.ckpt",
-                {key: value for key, value in overrides.items() if value is not None})
+    overrides = {
+        "transform": args.eval_transform,
+        "iterations": args.eval_iterations,
+        "tolerance": args.eval_tolerance,
+        "feature_channels": args.eval_feature_channels,
+    }
+    path = slim(
+        args.checkpoint,
+        Path(__file__).parent / f"{args.name}.ckpt",
+        {key: value for key, value in overrides.items() if value is not None},
+    )
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 

@@ -1,4 +1,5 @@
 """The identity "network": the image itself is the only feature, so the layer runs the classical solver."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -18,6 +19,11 @@ class IdentityFeatures(FeatureNetwork):
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
         """Pyramid coarse to fine: ``[B, C_in, *ceil(S / s)]`` per scale ``s``."""
         self.check_input(image)
-        return [image if s == 1 else F.adaptive_avg_pool2d(image, shape) if self.dims == 2
-                else F.adaptive_avg_pool3d(image, shape)
-                for s, shape in zip(self.scales, self.output_shapes(image.shape[2:]))]
+        return [
+            image
+            if s == 1
+            else F.adaptive_avg_pool2d(image, shape)
+            if self.dims == 2
+            else F.adaptive_avg_pool3d(image, shape)
+            for s, shape in zip(self.scales, self.output_shapes(image.shape[2:]))
+        ]

@@ -1,4 +1,5 @@
 """Building blocks shared by the feature networks, for 2D and 3D from one code path."""
+
 from __future__ import annotations
 
 import torch
@@ -31,8 +32,13 @@ class ConvBlock(nn.Module):
     def __init__(self, dims: int, in_channels: int, out_channels: int, norm_kind: str = "instance") -> None:
         super().__init__()
         self.body = nn.Sequential(
-            conv(dims, in_channels, out_channels), norm(norm_kind, dims, out_channels), nn.LeakyReLU(0.2),
-            conv(dims, out_channels, out_channels), norm(norm_kind, dims, out_channels), nn.LeakyReLU(0.2))
+            conv(dims, in_channels, out_channels),
+            norm(norm_kind, dims, out_channels),
+            nn.LeakyReLU(0.2),
+            conv(dims, out_channels, out_channels),
+            norm(norm_kind, dims, out_channels),
+            nn.LeakyReLU(0.2),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -42,8 +48,9 @@ class LargeKernelBlock(nn.Module):
     """LKU-Net's block (Jia et al., 2022): parallel ``k``-wide, 3-wide and 1-wide convolutions and
     the identity, summed, then normalization and LeakyReLU(0.2)."""
 
-    def __init__(self, dims: int, in_channels: int, out_channels: int, norm_kind: str = "instance",
-                 kernel_size: int = 5) -> None:
+    def __init__(
+        self, dims: int, in_channels: int, out_channels: int, norm_kind: str = "instance", kernel_size: int = 5
+    ) -> None:
         super().__init__()
         if kernel_size < 3 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd and >= 3, got {kernel_size}")
@@ -58,8 +65,9 @@ class LargeKernelBlock(nn.Module):
         return self.after(self.large(x) + self.small(x) + self.point(x) + x)
 
 
-def make_block(kind: str, dims: int, in_channels: int, out_channels: int, norm_kind: str,
-               kernel_size: int) -> nn.Module:
+def make_block(
+    kind: str, dims: int, in_channels: int, out_channels: int, norm_kind: str, kernel_size: int
+) -> nn.Module:
     """``conv`` (:class:`ConvBlock`) or ``large_kernel`` (:class:`LargeKernelBlock`)."""
     if kind == "conv":
         return ConvBlock(dims, in_channels, out_channels, norm_kind)

@@ -12,6 +12,7 @@ points, averaged over a ``(2 radius + 1)``-wide box: ``D_k(x)``. Then
 ``MIND_k(x) = exp(-(D_k(x) - min_j D_j(x)) / V(x))`` with ``V`` the mean over ``k`` of the numerator,
 kept within ``[1e-3, 1e3]`` times its mean over the image.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -26,8 +27,7 @@ VARIANCE_RANGE = (1e-3, 1e3)
 def _neighbour_pairs(dims: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     """The pairs of unit neighbours (offsets ``+-e_k``) whose squared distance is 2."""
     neighbours = [tuple(sign * int(axis == k) for axis in range(dims)) for k in range(dims) for sign in (1, -1)]
-    return [(a, b) for a, b in itertools.combinations(neighbours, 2)
-            if sum((x - y) ** 2 for x, y in zip(a, b)) == 2]
+    return [(a, b) for a, b in itertools.combinations(neighbours, 2) if sum((x - y) ** 2 for x, y in zip(a, b)) == 2]
 
 
 def mind_pairs(dims: int) -> int:
@@ -63,8 +63,13 @@ def mind_ssc(image: torch.Tensor, radius: int = 2, dilation: int = 2) -> torch.T
     shape = tuple(image.shape[2:])
     image = image.float()
     padded = F.pad(image, [dilation] * (2 * dims), mode="replicate")
-    distances = torch.cat([(_shifted(padded, a, dilation, shape) - _shifted(padded, b, dilation, shape)) ** 2
-                           for a, b in _neighbour_pairs(dims)], dim=1)  # [B, C * P, *S], pairs inner per channel
+    distances = torch.cat(
+        [
+            (_shifted(padded, a, dilation, shape) - _shifted(padded, b, dilation, shape)) ** 2
+            for a, b in _neighbour_pairs(dims)
+        ],
+        dim=1,
+    )  # [B, C * P, *S], pairs inner per channel
     distances = _box_mean(distances, radius).unflatten(1, (image.shape[1], mind_pairs(dims)))  # [B, C, P, *S]
     numerator = distances - distances.amin(2, keepdim=True)
     variance = numerator.mean(2, keepdim=True)

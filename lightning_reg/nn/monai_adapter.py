@@ -6,6 +6,7 @@ where a level asks for another channel count. The network is named (a class of
 ``monai.networks.nets``), not given as a class path, so a checkpoint that names it imports nothing
 else (``training/checkpoints.py``).
 """
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,9 @@ def monai_network(name: str) -> type[nn.Module]:
         raise ImportError("MonaiFeatures needs MONAI: pip install 'lightning_reg[monai]'") from None
     network = getattr(nets, name, None)
     if not (isinstance(network, type) and issubclass(network, nn.Module)):
-        raise ValueError(f"{name!r} is not a network of monai.networks.nets (e.g. BasicUNet, UNet, AttentionUnet, "
-                         f"SegResNet)")
+        raise ValueError(
+            f"{name!r} is not a network of monai.networks.nets (e.g. BasicUNet, UNet, AttentionUnet, SegResNet)"
+        )
     return network
 
 
@@ -45,9 +47,16 @@ class MonaiFeatures(FeatureNetwork):
             (16 for four halvings).
     """
 
-    def __init__(self, dims: int = 2, in_channels: int = 1, out_channels: int | Sequence[int] = 16,
-                 scales: Sequence[int] = (4, 2, 1), network: str = "BasicUNet", network_options: dict | None = None,
-                 size_multiple: int = 16) -> None:
+    def __init__(
+        self,
+        dims: int = 2,
+        in_channels: int = 1,
+        out_channels: int | Sequence[int] = 16,
+        scales: Sequence[int] = (4, 2, 1),
+        network: str = "BasicUNet",
+        network_options: dict | None = None,
+        size_multiple: int = 16,
+    ) -> None:
         super().__init__(dims, in_channels, out_channels, scales)
         if size_multiple < 1:
             raise ValueError(f"size_multiple must be >= 1, got {size_multiple}")
@@ -55,29 +64,38 @@ class MonaiFeatures(FeatureNetwork):
         self.network_name = network
         width = max(self.out_channels)
         try:
-            self.body = monai_network(network)(spatial_dims=dims, in_channels=in_channels, out_channels=width,
-                                               **dict(network_options or {}))
+            self.body = monai_network(network)(
+                spatial_dims=dims, in_channels=in_channels, out_channels=width, **dict(network_options or {})
+            )
         except TypeError as error:
             raise ValueError(f"MONAI's {network} does not take these options: {error}") from None
         conv = nn.Conv2d if dims == 2 else nn.Conv3d
-        self.heads = nn.ModuleList([nn.Identity() if channels == width else conv(width, channels, 1)
-                                    for channels in self.out_channels])
+        self.heads = nn.ModuleList(
+            [nn.Identity() if channels == width else conv(width, channels, 1) for channels in self.out_channels]
+        )
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
         """Pyramid coarse to fine: ``[B, out_channels[k], *ceil(S / scales[k])]``."""
         self.check_input(image)
         shape = image.shape[2:]
         padding = [math.ceil(n / self.size_multiple) * self.size_multiple - n for n in shape]
-        padded = F.pad(image, [p for amount in reversed(padding) for p in (0, amount)], mode="replicate") \
-            if any(padding) else image
+        padded = (
+            F.pad(image, [p for amount in reversed(padding) for p in (0, amount)], mode="replicate")
+            if any(padding)
+            else image
+        )
         features = self.body(padded)
         if isinstance(features, (list, tuple)):  # deep supervision: the first output is the full-resolution one
             features = features[0]
         if not isinstance(features, torch.Tensor) or features.shape[2:] != padded.shape[2:]:
             got = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
-            raise ValueError(f"MONAI's {self.network_name} returned {got} for an input of {tuple(padded.shape)}: "
-                             f"MonaiFeatures needs a network with one output at the input's size")
+            raise ValueError(
+                f"MONAI's {self.network_name} returned {got} for an input of {tuple(padded.shape)}: "
+                f"MonaiFeatures needs a network with one output at the input's size"
+            )
         features = features[(slice(None), slice(None), *(slice(0, n) for n in shape))]
         pool = F.adaptive_avg_pool2d if self.dims == 2 else F.adaptive_avg_pool3d
-        return [head(features if scale == 1 else pool(features, level_shape))
-                for head, scale, level_shape in zip(self.heads, self.scales, self.output_shapes(shape))]
+        return [
+            head(features if scale == 1 else pool(features, level_shape))
+            for head, scale, level_shape in zip(self.heads, self.scales, self.output_shapes(shape))
+        ]

@@ -3,6 +3,7 @@ descriptors) plus a learned correction whose output convolution starts at zero (
 its input back at each scale and zero-initialises its output convolutions), so an untrained model
 registers exactly as the classical solver with the same settings (on the image, or on its MIND-SSC),
 and training can only move away from it where the loss says so."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -34,9 +35,16 @@ class ResidualFeatures(FeatureNetwork):
         norm: ``instance``, ``group`` or ``none``.
     """
 
-    def __init__(self, dims: int = 2, in_channels: int = 1, base: str = "image",
-                 widths: Sequence[int] = (16, 32, 32, 64), norm: str = "instance", mind_radius: int = 2,
-                 mind_dilation: int = 2) -> None:
+    def __init__(
+        self,
+        dims: int = 2,
+        in_channels: int = 1,
+        base: str = "image",
+        widths: Sequence[int] = (16, 32, 32, 64),
+        norm: str = "instance",
+        mind_radius: int = 2,
+        mind_dilation: int = 2,
+    ) -> None:
         if base not in BASES:
             raise ValueError(f"unknown base {base!r}; choose one of {', '.join(BASES)}")
         channels = in_channels if base == "image" else in_channels * mind_pairs(dims)

@@ -1,4 +1,5 @@
 """Registration as optimization: a batched, multi-scale, differentiable solver (torch only)."""
+
 from .defaults import CLASSICAL, FAST, LEARNED, PRESETS, Defaults
 from .frames import Frames, field_of_view_overlap, make_frames
 from .implicit import BackwardSettings, ImplicitSolution, SingularHessianWarning
@@ -13,9 +14,36 @@ from .similarity import SIMILARITIES, Similarity, make_similarity
 from .transforms import LINEAR, TRANSFORMS, Transform, make_transform, stages
 
 __all__ = [
-    "Adam", "BackwardSettings", "CLASSICAL", "Defaults", "FAST", "Frames", "ImplicitSolution", "LEARNED", "LINEAR",
-    "Masks", "OPTIMIZERS", "PRESETS", "Objective", "Prompt", "QuasiNewton", "RegistrationLayer", "RegistrationResult",
-    "SIMILARITIES", "Similarity", "SingularHessianWarning", "TRANSFORMS", "Transform", "downsample",
-    "field_of_view_overlap", "label_prompt", "make_frames", "make_similarity", "make_transform",
-    "normalize_intensities", "register", "solve_scale", "stages",
+    "Adam",
+    "BackwardSettings",
+    "CLASSICAL",
+    "Defaults",
+    "FAST",
+    "Frames",
+    "ImplicitSolution",
+    "LEARNED",
+    "LINEAR",
+    "Masks",
+    "OPTIMIZERS",
+    "PRESETS",
+    "Objective",
+    "Prompt",
+    "QuasiNewton",
+    "RegistrationLayer",
+    "RegistrationResult",
+    "SIMILARITIES",
+    "Similarity",
+    "SingularHessianWarning",
+    "TRANSFORMS",
+    "Transform",
+    "downsample",
+    "field_of_view_overlap",
+    "label_prompt",
+    "make_frames",
+    "make_similarity",
+    "make_transform",
+    "normalize_intensities",
+    "register",
+    "solve_scale",
+    "stages",
 ]

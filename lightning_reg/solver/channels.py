@@ -1,4 +1,5 @@
 """Fewer feature channels for the solver: a pair's features projected on their principal components."""
+
 from __future__ import annotations
 
 import torch

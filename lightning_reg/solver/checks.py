@@ -1,5 +1,6 @@
 """The solver's rules for its inputs and settings, each written once and called wherever the rule
 applies (the solver, the layer, the solver settings of the module, the command line)."""
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,9 @@ def level_iterations(iterations: int | Sequence[int], levels: int) -> list[int]:
     given = [iterations] if isinstance(iterations, (int, float)) else list(iterations)
     counts = given * levels if len(given) == 1 else given
     if len(counts) != levels or any(int(count) != count or count < 0 for count in counts):
-        raise ValueError(f"give one iteration count (>= 0) per level, or one for all: {levels} level(s), "
-                         f"got iterations {given}")
+        raise ValueError(
+            f"give one iteration count (>= 0) per level, or one for all: {levels} level(s), got iterations {given}"
+        )
     return [int(count) for count in counts]
 
 
@@ -55,31 +57,42 @@ def check_pyramids(fixed: Sequence[torch.Tensor], moving: Sequence[torch.Tensor]
     same in every level, finite, not empty; fixed and moving alike in levels, batch and channels
     (not in spatial size)."""
     if len(fixed) != len(moving):
-        raise ValueError(f"fixed has {len(fixed)} levels but moving has {len(moving)}; give one tensor per "
-                         f"scale in both")
+        raise ValueError(
+            f"fixed has {len(fixed)} levels but moving has {len(moving)}; give one tensor per scale in both"
+        )
     for name, pyramid in (("fixed", fixed), ("moving", moving)):
         for index in range(len(pyramid)):
             _check_level(pyramid, index, name if len(pyramid) == 1 else f"{name} level {index}")
     for index, (fixed_level, moving_level) in enumerate(zip(fixed, moving)):
         where = "" if len(fixed) == 1 else f"level {index}: "
         if fixed_level.dim() != moving_level.dim():
-            raise ValueError(f"{where}fixed is {fixed_level.dim() - 2}D but moving is {moving_level.dim() - 2}D "
-                             f"(they need the same dimensionality)")
+            raise ValueError(
+                f"{where}fixed is {fixed_level.dim() - 2}D but moving is {moving_level.dim() - 2}D "
+                f"(they need the same dimensionality)"
+            )
         if fixed_level.shape[:2] != moving_level.shape[:2]:
-            raise ValueError(f"{where}fixed and moving need the same batch size and channels, got "
-                             f"{tuple(fixed_level.shape[:2])} and {tuple(moving_level.shape[:2])}")
+            raise ValueError(
+                f"{where}fixed and moving need the same batch size and channels, got "
+                f"{tuple(fixed_level.shape[:2])} and {tuple(moving_level.shape[:2])}"
+            )
 
 
 def _check_level(pyramid: Sequence[torch.Tensor], index: int, label: str) -> None:
     level = pyramid[index]
     if level.dim() not in (4, 5) or level.dim() != pyramid[0].dim():
-        raise ValueError(f"{label} has shape {tuple(level.shape)}; it must be [B, C, H, W] (2D) or "
-                         f"[B, C, D, H, W] (3D), the same in every level")
+        raise ValueError(
+            f"{label} has shape {tuple(level.shape)}; it must be [B, C, H, W] (2D) or "
+            f"[B, C, D, H, W] (3D), the same in every level"
+        )
     if level.numel() == 0:
         raise ValueError(f"{label} is empty: shape {tuple(level.shape)}")
     if not torch.isfinite(level).all():
-        raise ValueError(f"{label} contains NaN or infinite values (features: check the network's inputs and "
-                         f"its training, e.g. the learning rate)")
+        raise ValueError(
+            f"{label} contains NaN or infinite values (features: check the network's inputs and "
+            f"its training, e.g. the learning rate)"
+        )
     if index and any(n < p for n, p in zip(level.shape[2:], pyramid[index - 1].shape[2:])):
-        raise ValueError(f"{label} {tuple(level.shape[2:])} is coarser than level {index - 1} "
-                         f"{tuple(pyramid[index - 1].shape[2:])}: give the pyramid coarse to fine")
+        raise ValueError(
+            f"{label} {tuple(level.shape[2:])} is coarser than level {index - 1} "
+            f"{tuple(pyramid[index - 1].shape[2:])}: give the pyramid coarse to fine"
+        )

@@ -2,6 +2,7 @@
 ``lightning-reg register``) and the learned layer (``RegistrationLayer``, ``SolverSettings``,
 ``lightning-reg fit``). An option of one transform or similarity (its step size, smoothing, the
 lncc window) is the default of that class's constructor."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -26,8 +27,7 @@ class Defaults:
 
 
 #: raw intensities, as ANTs' SyN: greedy diffeomorphic, local NCC, three levels
-CLASSICAL = Defaults(transform="greedy", similarity="lncc", iterations=(200, 100, 50), scales=(4, 2, 1),
-                     tolerance=1e-6)
+CLASSICAL = Defaults(transform="greedy", similarity="lncc", iterations=(200, 100, 50), scales=(4, 2, 1), tolerance=1e-6)
 #: ``lightning-reg register --preset fast``: the classical defaults with fewer iterations, chosen on
 #: the validation pairs (``benchmarks/pareto.py --pairs-from validation``, 6 pairs, 1 thread, 3D 2 mm):
 #: mean Dice 0.526 at 5.2 s/pair against the defaults' 0.536 at 15.5 s (100/50/10: 0.529 at 5.8 s;

@@ -1,4 +1,5 @@
 """Separable filters on ``[B, C, *S]`` tensors: Gaussian smoothing and box (window) means."""
+
 from __future__ import annotations
 
 import functools

@@ -4,6 +4,7 @@ Linear transforms act in a centred, isotropic physical frame ``y = (X - c) / r``
 millimetres, ``c`` the centre of the fixed image, ``r`` half its largest extent. So a rotation is a
 true rotation whatever the voxel spacing, and translations are of order one.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,8 +19,8 @@ from .spatial import default_affines, normalized_to_voxel, voxel_to_normalized
 class Frames:
     """Homogeneous matrices ``[B, d+1, d+1]`` (float64) between the frames of one registration."""
 
-    fixed_affine: torch.Tensor     # fixed voxel -> world mm
-    moving_affine: torch.Tensor    # moving voxel -> world mm
+    fixed_affine: torch.Tensor  # fixed voxel -> world mm
+    moving_affine: torch.Tensor  # moving voxel -> world mm
     fixed_to_centred: torch.Tensor  # fixed normalized -> y
     centred_to_moving: torch.Tensor  # y -> moving normalized
 
@@ -33,9 +34,14 @@ class Frames:
         return self.centred_to_moving @ transform.to(torch.float64) @ self.fixed_to_centred
 
 
-def make_frames(fixed_shape: Sequence[int], moving_shape: Sequence[int], batch: int,
-                fixed_affine: torch.Tensor | None = None,
-                moving_affine: torch.Tensor | None = None, device=None) -> Frames:
+def make_frames(
+    fixed_shape: Sequence[int],
+    moving_shape: Sequence[int],
+    batch: int,
+    fixed_affine: torch.Tensor | None = None,
+    moving_affine: torch.Tensor | None = None,
+    device=None,
+) -> Frames:
     """Frames for images of spatial shapes ``fixed_shape``/``moving_shape`` and optional affines.
 
     Without affines the fields of view coincide (see :func:`spatial.default_affines`).
@@ -52,13 +58,21 @@ def make_frames(fixed_shape: Sequence[int], moving_shape: Sequence[int], batch: 
     to_centred[:, :dims, dims] = -centre / radius.view(-1, 1)
     from_centred = torch.linalg.inv(to_centred)
     world_to_moving = voxel_to_normalized(moving_shape, device) @ torch.linalg.inv(moving_affine)
-    return Frames(fixed_affine=fixed_affine, moving_affine=moving_affine,
-                  fixed_to_centred=to_centred @ normalized_to_world,
-                  centred_to_moving=world_to_moving @ from_centred)
+    return Frames(
+        fixed_affine=fixed_affine,
+        moving_affine=moving_affine,
+        fixed_to_centred=to_centred @ normalized_to_world,
+        centred_to_moving=world_to_moving @ from_centred,
+    )
 
 
-def field_of_view_overlap(fixed_shape: Sequence[int], fixed_affine: torch.Tensor, moving_shape: Sequence[int],
-                          moving_affine: torch.Tensor, points: int = 9) -> float:
+def field_of_view_overlap(
+    fixed_shape: Sequence[int],
+    fixed_affine: torch.Tensor,
+    moving_shape: Sequence[int],
+    moving_affine: torch.Tensor,
+    points: int = 9,
+) -> float:
     """The share (0 to 1) of the fixed image's field of view that its header places inside the moving
     image's, from a lattice of ``points`` voxels an axis; affines ``[d+1, d+1]`` voxel -> world mm."""
     dims = len(fixed_shape)

@@ -22,6 +22,7 @@ A backward that would return an all-zero gradient for a non-zero upstream one ra
 
 The third mode, ``unroll``, needs no function: the layer keeps the graph of every iteration.
 """
+
 from __future__ import annotations
 
 import collections
@@ -108,10 +109,13 @@ class SingularHessianWarning(UserWarning):
 
 
 def warn_singular(detail: str) -> None:
-    warnings.warn(f"implicit backward (ift): the Hessian of the energy at the solution is singular or not positive "
-                  f"definite ({detail}); the gradient along the directions it does not constrain depends on "
-                  f"damping. Add a regularizer (regularizer_weight > 0) or solve to a minimum (optimizer lbfgs).",
-                  SingularHessianWarning, stacklevel=3)
+    warnings.warn(
+        f"implicit backward (ift): the Hessian of the energy at the solution is singular or not positive "
+        f"definite ({detail}); the gradient along the directions it does not constrain depends on "
+        f"damping. Add a regularizer (regularizer_weight > 0) or solve to a minimum (optimizer lbfgs).",
+        SingularHessianWarning,
+        stacklevel=3,
+    )
 
 
 @dataclass
@@ -124,16 +128,16 @@ class ScaleProblem:
     optimizer: Any
     settings: BackwardSettings
 
-    def gradient(self, parameters: list[torch.Tensor], fixed: torch.Tensor,
-                 moving: torch.Tensor) -> list[torch.Tensor]:
+    def gradient(self, parameters: list[torch.Tensor], fixed: torch.Tensor, moving: torch.Tensor) -> list[torch.Tensor]:
         """``dE/dtheta`` at ``parameters``, with the graph kept (for second derivatives)."""
         self.transform.set_parameters(parameters)
         energy = self.objective(self.transform, fixed, moving).sum()
         return list(torch.autograd.grad(energy, parameters, create_graph=True))
 
 
-def conjugate_gradient(hessian_product, rhs: list[torch.Tensor], damping: float, iterations: int,
-                       tolerance: float) -> list[torch.Tensor]:
+def conjugate_gradient(
+    hessian_product, rhs: list[torch.Tensor], damping: float, iterations: int, tolerance: float
+) -> list[torch.Tensor]:
     """Solve ``(H + lambda I) w = rhs`` for every pair by conjugate gradient.
 
     ``hessian_product(p)`` returns ``H p``. ``lambda = damping * rhs'H rhs / rhs'rhs`` per pair,
@@ -174,7 +178,7 @@ def conjugate_gradient(hessian_product, rhs: list[torch.Tensor], damping: float,
         solution = [x + per_pair(alpha, x) * p for x, p in zip(solution, direction)]
         residual = [r - per_pair(alpha, r) * h for r, h in zip(residual, product)]
         new_norm2 = pair_dot(residual, residual)
-        active = active & (new_norm2 > tolerance ** 2 * rhs_norm2)
+        active = active & (new_norm2 > tolerance**2 * rhs_norm2)
         if not bool(active.any()):
             break
         beta = torch.where(active, new_norm2 / residual_norm2.clamp_min(tiny), torch.zeros_like(rhs_norm2))
@@ -182,9 +186,13 @@ def conjugate_gradient(hessian_product, rhs: list[torch.Tensor], damping: float,
         residual_norm2 = new_norm2
     reached = float((new_norm2 / rhs_norm2.clamp_min(tiny)).sqrt().max())
     if run == iterations and reached > CG_WARN_FACTOR * tolerance:
-        warnings.warn(f"implicit backward (ift): conjugate gradient stopped at its cap of {iterations} "
-                      f"iterations with relative residual {reached:.2g} (tolerance {tolerance:.2g}), so the "
-                      f"gradient is approximate; raise cg_iterations", ConjugateGradientWarning, stacklevel=3)
+        warnings.warn(
+            f"implicit backward (ift): conjugate gradient stopped at its cap of {iterations} "
+            f"iterations with relative residual {reached:.2g} (tolerance {tolerance:.2g}), so the "
+            f"gradient is approximate; raise cg_iterations",
+            ConjugateGradientWarning,
+            stacklevel=3,
+        )
     _REPORTS.append(ConjugateGradientReport(reached, run, iterations))
     return solution
 
@@ -210,23 +218,30 @@ def exact_solve(hessian_product, rhs: list[torch.Tensor], damping: float) -> lis
     eye = torch.eye(hessian.shape[1], dtype=hessian.dtype, device=hessian.device)
     eigenvalues = torch.linalg.eigvalsh(hessian)
     if bool((eigenvalues[:, 0] <= 1e-10 * eigenvalues[:, -1].abs().clamp_min(1e-300)).any()):
-        warn_singular(f"smallest eigenvalue {float(eigenvalues[:, 0].min()):.3g}, largest "
-                      f"{float(eigenvalues[:, -1].max()):.3g}")
+        warn_singular(
+            f"smallest eigenvalue {float(eigenvalues[:, 0].min()):.3g}, largest {float(eigenvalues[:, -1].max()):.3g}"
+        )
     damped = hessian + (damping * curvature.abs()).view(-1, 1, 1) * eye
     flat_solution = (torch.linalg.pinv(damped, hermitian=True) @ flat_rhs.unsqueeze(2)).squeeze(2)
     return [piece.reshape(r.shape).to(r.dtype) for piece, r in zip(flat_solution.split(sizes, dim=1), rhs)]
 
 
-def ift_vector(problem: ScaleProblem, parameters: list[torch.Tensor], fixed: torch.Tensor,
-               moving: torch.Tensor, upstream: list[torch.Tensor]) -> list[torch.Tensor]:
+def ift_vector(
+    problem: ScaleProblem,
+    parameters: list[torch.Tensor],
+    fixed: torch.Tensor,
+    moving: torch.Tensor,
+    upstream: list[torch.Tensor],
+) -> list[torch.Tensor]:
     """``-(dg/dF)^T (H + lambda)^-1 upstream`` for ``F`` = ``fixed`` and ``moving`` (leaves)."""
     gradient = problem.gradient(parameters, fixed, moving)
 
     settings = problem.settings
 
     def hessian_product(vector: list[torch.Tensor]) -> list[torch.Tensor]:
-        return list(torch.autograd.grad(gradient, parameters, grad_outputs=vector, retain_graph=True,
-                                        materialize_grads=True))
+        return list(
+            torch.autograd.grad(gradient, parameters, grad_outputs=vector, retain_graph=True, materialize_grads=True)
+        )
 
     cap = cg_cap(parameters, settings.cg_iterations)
     if sum(p[0].numel() for p in parameters) <= max(EXACT_HESSIAN_SIZE, cap):
@@ -237,8 +252,13 @@ def ift_vector(problem: ScaleProblem, parameters: list[torch.Tensor], fixed: tor
     return [-g for g in grads]
 
 
-def jfb_vector(problem: ScaleProblem, parameters: list[torch.Tensor], fixed: torch.Tensor,
-               moving: torch.Tensor, upstream: list[torch.Tensor]) -> list[torch.Tensor]:
+def jfb_vector(
+    problem: ScaleProblem,
+    parameters: list[torch.Tensor],
+    fixed: torch.Tensor,
+    moving: torch.Tensor,
+    upstream: list[torch.Tensor],
+) -> list[torch.Tensor]:
     """``(d theta_k / dF)^T upstream`` through ``k`` solver steps from the detached solution."""
     current = parameters
     for _ in range(problem.settings.jfb_steps):
@@ -251,7 +271,7 @@ def jfb_vector(problem: ScaleProblem, parameters: list[torch.Tensor], fixed: tor
 _ZERO_CAUSE = {
     "jfb": "the solver's step at the solution is zero (a collapsed step size?); use optimizer lbfgs or backward ift",
     "ift": "the energy has no curvature along the loss's direction at the solution (no regularizer, flat "
-           "features); add a regularizer (regularizer_weight > 0) or use backward jfb",
+    "features); add a regularizer (regularizer_weight > 0) or use backward jfb",
 }
 
 
@@ -281,9 +301,14 @@ class ImplicitSolution(torch.autograd.Function):
             grad_fixed, grad_moving = vector(problem, parameters, fixed, moving, upstream)
         # NaN counts as non-zero, and an optimizer whose state overflowed has diverged: the training
         # loop reports those
-        if problem.optimizer.finite() and any(bool((u != 0).any()) for u in upstream) \
-                and not bool((grad_fixed != 0).any() or (grad_moving != 0).any()):
+        if (
+            problem.optimizer.finite()
+            and any(bool((u != 0).any()) for u in upstream)
+            and not bool((grad_fixed != 0).any() or (grad_moving != 0).any())
+        ):
             mode = problem.settings.mode
-            raise RuntimeError(f"the implicit backward ({mode}) returned an all-zero gradient for the features "
-                               f"although the loss depends on the warp: {_ZERO_CAUSE[mode]}")
+            raise RuntimeError(
+                f"the implicit backward ({mode}) returned an all-zero gradient for the features "
+                f"although the loss depends on the warp: {_ZERO_CAUSE[mode]}"
+            )
         return (None, grad_fixed, grad_moving) + (None,) * len(parameters)

@@ -5,6 +5,7 @@ The implicit layer differentiates the solver's gradient (double backward through
 ``grid_sample`` supports that on the CPU build; where a device's build does not, ``spatial.sample``
 falls back to :func:`linear_sample`, which is built from indexing and arithmetic only.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -23,7 +24,7 @@ def cubic_bspline(t: torch.Tensor) -> torch.Tensor:
     """Uniform cubic B-spline basis at ``t`` (in knot units), support ``[-2, 2]``, twice continuously
     differentiable."""
     t = t.abs()
-    inner = (4.0 - 6.0 * t ** 2 + 3.0 * t ** 3) / 6.0
+    inner = (4.0 - 6.0 * t**2 + 3.0 * t**3) / 6.0
     outer = (2.0 - t).clamp_min(0) ** 3 / 6.0
     return torch.where(t < 1, inner, outer)
 
@@ -39,8 +40,9 @@ _KERNELS = {"linear": ((0, 1), _linear_weights), "cubic": ((-1, 0, 1, 2), _cubic
 SAMPLE_MODES = {"linear": "bilinear", "cubic": "cubic"}
 
 
-def tap_sample(image: torch.Tensor, grid: torch.Tensor, padding_mode: str = "border",
-               kind: str = "linear") -> torch.Tensor:
+def tap_sample(
+    image: torch.Tensor, grid: torch.Tensor, padding_mode: str = "border", kind: str = "linear"
+) -> torch.Tensor:
     """``grid_sample`` (``align_corners=True``) of ``image [B, C, *S_in]`` at ``grid [B, *S_out, d]``
     from the voxels around each point; ``padding_mode`` ``border`` or ``zeros``. Returns
     ``[B, C, *S_out]``.
@@ -67,8 +69,9 @@ def tap_sample(image: torch.Tensor, grid: torch.Tensor, padding_mode: str = "bor
     lower = lower.long()
     count = len(offsets)
     # every tap of the last d-1 axes at once, one loop over the taps of the first axis (memory B*C*N*k^(d-1))
-    rest = torch.tensor(list(itertools.product(range(count), repeat=dims - 1)), dtype=torch.long,
-                        device=grid.device).reshape(-1, dims - 1)
+    rest = torch.tensor(
+        list(itertools.product(range(count), repeat=dims - 1)), dtype=torch.long, device=grid.device
+    ).reshape(-1, dims - 1)
     shift = torch.tensor(offsets, device=grid.device)
     axis_weights = [torch.stack(weights_of(fraction[..., axis]), dim=-1) for axis in range(dims)]  # [B, N, k]
     rest_weight = torch.ones_like(fraction[..., :1])
@@ -78,7 +81,7 @@ def tap_sample(image: torch.Tensor, grid: torch.Tensor, padding_mode: str = "bor
         coordinate = lower[..., axis, None] + shift[rest[:, axis - 1]]  # [B, N, T]
         rest_weight = rest_weight * axis_weights[axis][..., rest[:, axis - 1]]
         rest_inside = rest_inside & (coordinate >= 0) & (coordinate < sizes[axis])
-        stride = int(torch.tensor(sizes[axis + 1:]).prod())
+        stride = int(torch.tensor(sizes[axis + 1 :]).prod())
         rest_index = rest_index + coordinate.clamp(0, sizes[axis] - 1) * stride
     flat = image.reshape(batch, channels, -1)
     first_stride = int(torch.tensor(sizes[1:]).prod())

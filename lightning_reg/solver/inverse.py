@@ -13,6 +13,7 @@ the inverse displacement on the fixed grid (``y + v(y)`` undoes ``x + u(x)``):
 - greedy, freeform, bspline, or a field from elsewhere: the fixed point of ``v(y) = -u(y + v(y))``
   (``inversion.py``), with its residual.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,8 +58,13 @@ def dense_part(grid: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     return grid_to_field(points - identity_grid(grid.shape[1:-1], grid.device, grid.dtype))
 
 
-def inverse_field(grid: torch.Tensor, matrix: torch.Tensor, transform: Transform | None,
-                  iterations: int = INVERSE_ITERATIONS, tolerance: float = INVERSE_TOLERANCE) -> InverseField:
+def inverse_field(
+    grid: torch.Tensor,
+    matrix: torch.Tensor,
+    transform: Transform | None,
+    iterations: int = INVERSE_ITERATIONS,
+    tolerance: float = INVERSE_TOLERANCE,
+) -> InverseField:
     """The inverse of the dense part of a map (``grid``, ``matrix`` as :func:`dense_part`) that
     ``transform`` made (``None``: a field from elsewhere); see the module docstring."""
     shape, batch = tuple(grid.shape[1:-1]), len(grid)
@@ -87,15 +93,16 @@ def inverse_grid(matrix: torch.Tensor, field: InverseField, moving_shape: tuple[
     return points + field_to_grid(sample(displacement, points, padding_mode="border"))
 
 
-def consistency_mm(forward_grid: torch.Tensor, backward_grid: torch.Tensor,
-                   fixed_affine: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def consistency_mm(
+    forward_grid: torch.Tensor, backward_grid: torch.Tensor, fixed_affine: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """How far the backward map after the forward one lands from each fixed voxel (mm): mean and
     95th percentile ``[B]`` over the fixed voxels that the forward map sends inside the moving
     image; ``fixed_affine`` ``[B, d+1, d+1]`` voxel -> world."""
     shape = tuple(forward_grid.shape[1:-1])
     landed = sample(grid_to_field(backward_grid), forward_grid, padding_mode="border")  # fixed normalized
     to_world = fixed_affine.to(torch.float64) @ normalized_to_voxel(shape, forward_grid.device)
-    linear = to_world[:, :len(shape), :len(shape)].to(landed.dtype)
+    linear = to_world[:, : len(shape), : len(shape)].to(landed.dtype)
     offset = landed - grid_to_field(identity_grid(shape, forward_grid.device, forward_grid.dtype))
     error = torch.einsum("bij,bj...->bi...", linear, offset).norm(dim=1).flatten(1)
     inside = (forward_grid.abs() <= 1).all(-1).flatten(1)
@@ -103,5 +110,5 @@ def consistency_mm(forward_grid: torch.Tensor, backward_grid: torch.Tensor,
     for values, keep in zip(error, inside):
         kept = values[keep] if bool(keep.any()) else values
         means.append(kept.mean())
-        tails.append(torch.quantile(kept.float()[:2**24], 0.95))  # quantile takes at most 2^24 values
+        tails.append(torch.quantile(kept.float()[: 2**24], 0.95))  # quantile takes at most 2^24 values
     return torch.stack(means), torch.stack(tails)

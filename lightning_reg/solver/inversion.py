@@ -6,6 +6,7 @@ converged (a folding field has no inverse there, and says so through its residua
 
 Tensor-only: ``transforms.py`` (SyN's halves) and ``inverse.py`` (results) both use it.
 """
+
 from __future__ import annotations
 
 import torch
@@ -38,8 +39,9 @@ def _residual(inverse: torch.Tensor, forward: torch.Tensor, identity: torch.Tens
     return inverse + sample(forward, identity + field_to_grid(inverse), padding_mode="border")
 
 
-def invert_displacement(forward: torch.Tensor, iterations: int = INVERSE_ITERATIONS,
-                        tolerance: float = INVERSE_TOLERANCE) -> tuple[torch.Tensor, torch.Tensor, int]:
+def invert_displacement(
+    forward: torch.Tensor, iterations: int = INVERSE_ITERATIONS, tolerance: float = INVERSE_TOLERANCE
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """The inverse ``v`` of a displacement ``u`` ``[B, d, *S]`` (normalized units, one grid), without
     gradients; returns ``v``, the largest residual per pair ``[B]`` in voxels, and the iterations run."""
     forward = forward.detach()
@@ -77,6 +79,8 @@ def _sampled_jacobian(field: torch.Tensor, points: torch.Tensor) -> torch.Tensor
     with torch.enable_grad():
         points = points.detach().requires_grad_(True)
         sampled = sample(field, points, padding_mode="border")
-        rows = [torch.autograd.grad(sampled[:, component].sum(), points, retain_graph=True)[0]
-                for component in range(field.shape[1])]
+        rows = [
+            torch.autograd.grad(sampled[:, component].sum(), points, retain_graph=True)[0]
+            for component in range(field.shape[1])
+        ]
     return torch.stack(rows, dim=-2)

@@ -1,4 +1,5 @@
 """Integer label maps as indices into their sorted values and as one-hot channels."""
+
 from __future__ import annotations
 
 import torch
@@ -41,9 +42,9 @@ def vote_labels(indices: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     low = position.floor()
     fraction, low = position - low, low.long()
     high = torch.minimum(low + 1, (sizes - 1).long())
-    strides = [int(torch.tensor(shape[axis + 1:]).prod()) for axis in range(dims)]
+    strides = [int(torch.tensor(shape[axis + 1 :]).prod()) for axis in range(dims)]
     labels, weights = [], []
-    for corner in range(2 ** dims):
+    for corner in range(2**dims):
         bits = [(corner >> (dims - 1 - axis)) & 1 for axis in range(dims)]
         offset = sum((high if bit else low)[..., axis] * strides[axis] for axis, bit in enumerate(bits))
         weight = torch.ones_like(fraction[..., 0])

@@ -1,5 +1,6 @@
 """``RegistrationLayer``: the multi-scale solver as a differentiable layer on feature pyramids; the
 one loop over scales, which ``register`` (``register.py``) runs on images."""
+
 from __future__ import annotations
 
 import copy
@@ -67,16 +68,26 @@ class RegistrationLayer(torch.nn.Module):
             (0 runs every iteration).
     """
 
-    def __init__(self, transform: str | Transform = LEARNED.transform,
-                 similarity: str | Similarity = LEARNED.similarity, scales: Sequence[float] | None = LEARNED.scales,
-                 iterations: int | Sequence[int] = LEARNED.iterations, backward: str = BackwardSettings.mode,
-                 jfb_steps: int = BackwardSettings.jfb_steps,
-                 cg_iterations: int | None = BackwardSettings.cg_iterations,
-                 cg_tolerance: float = BackwardSettings.cg_tolerance, damping: float = BackwardSettings.damping,
-                 regularizer: str | None = None, regularizer_weight: float = 0.0, optimizer: str = LEARNED.optimizer,
-                 interpolation: str | None = LEARNED.interpolation, tolerance: float = LEARNED.tolerance,
-                 patience: int = LEARNED.patience,
-                 transform_options: dict | None = None, similarity_options: dict | None = None) -> None:
+    def __init__(
+        self,
+        transform: str | Transform = LEARNED.transform,
+        similarity: str | Similarity = LEARNED.similarity,
+        scales: Sequence[float] | None = LEARNED.scales,
+        iterations: int | Sequence[int] = LEARNED.iterations,
+        backward: str = BackwardSettings.mode,
+        jfb_steps: int = BackwardSettings.jfb_steps,
+        cg_iterations: int | None = BackwardSettings.cg_iterations,
+        cg_tolerance: float = BackwardSettings.cg_tolerance,
+        damping: float = BackwardSettings.damping,
+        regularizer: str | None = None,
+        regularizer_weight: float = 0.0,
+        optimizer: str = LEARNED.optimizer,
+        interpolation: str | None = LEARNED.interpolation,
+        tolerance: float = LEARNED.tolerance,
+        patience: int = LEARNED.patience,
+        transform_options: dict | None = None,
+        similarity_options: dict | None = None,
+    ) -> None:
         super().__init__()
         if backward not in BACKWARD_MODES:
             raise ValueError(f"unknown backward mode {backward!r}; choose one of {', '.join(BACKWARD_MODES)}")
@@ -90,8 +101,9 @@ class RegistrationLayer(torch.nn.Module):
         if interpolation is not None and interpolation not in SAMPLE_MODES:
             raise ValueError(f"unknown interpolation {interpolation!r}; choose one of {', '.join(SAMPLE_MODES)}")
         self.interpolation = interpolation_for(optimizer, interpolation)
-        self.linear_name, self.transform_name = (None, transform) if isinstance(transform, Transform) else \
-            stages(transform)
+        self.linear_name, self.transform_name = (
+            (None, transform) if isinstance(transform, Transform) else stages(transform)
+        )
         self.transform_options = dict(transform_options or {})
         make_transform(self.transform_name, **self.transform_options)  # unknown names and options fail here
         self.similarity = make_similarity(similarity, **(similarity_options or {}))
@@ -109,35 +121,51 @@ class RegistrationLayer(torch.nn.Module):
 
     def extra_repr(self) -> str:
         plan = self.transform_name if self.linear_name is None else f"{self.linear_name}+{self.transform_name}"
-        return (f"transform={plan!r}, similarity={self.similarity.name!r}, "
-                f"scales={self.scales}, iterations={self.iterations}, backward={self.settings.mode!r}, "
-                f"optimizer={self.optimizer!r}, interpolation={self.interpolation!r}")
+        return (
+            f"transform={plan!r}, similarity={self.similarity.name!r}, "
+            f"scales={self.scales}, iterations={self.iterations}, backward={self.settings.mode!r}, "
+            f"optimizer={self.optimizer!r}, interpolation={self.interpolation!r}"
+        )
 
     def describe(self) -> dict:
         """Every setting this layer solves with, the defaults of its transforms and similarity filled
         in (what a result file records): plain JSON values."""
-        described = {"transform": self.transform_name if self.linear_name is None else
-                     f"{self.linear_name}+{self.transform_name}",
-                     "transform_options": _constructor_settings(make_transform(self.transform_name,
-                                                                               **self.transform_options)),
-                     "similarity": self.similarity.name, "similarity_options": _constructor_settings(self.similarity),
-                     "regularizer": self.regularizer_name, "regularizer_weight": self.regularizer_weight,
-                     "optimizer": self.optimizer, "interpolation": self.interpolation,
-                     "scales": None if self.scales is None else list(self.scales),
-                     "iterations": self.iterations if isinstance(self.iterations, (int, float)) else
-                     list(self.iterations), "tolerance": self.tolerance, "patience": self.patience,
-                     "backward": dict(vars(self.settings))}
+        described = {
+            "transform": self.transform_name
+            if self.linear_name is None
+            else f"{self.linear_name}+{self.transform_name}",
+            "transform_options": _constructor_settings(make_transform(self.transform_name, **self.transform_options)),
+            "similarity": self.similarity.name,
+            "similarity_options": _constructor_settings(self.similarity),
+            "regularizer": self.regularizer_name,
+            "regularizer_weight": self.regularizer_weight,
+            "optimizer": self.optimizer,
+            "interpolation": self.interpolation,
+            "scales": None if self.scales is None else list(self.scales),
+            "iterations": self.iterations if isinstance(self.iterations, (int, float)) else list(self.iterations),
+            "tolerance": self.tolerance,
+            "patience": self.patience,
+            "backward": dict(vars(self.settings)),
+        }
         if self.linear_name is not None:
             described["init_options"] = _constructor_settings(make_transform(self.linear_name))
         return described
 
     @outside_inference_mode
-    def forward(self, fixed_features: Sequence[torch.Tensor], moving_features: Sequence[torch.Tensor], *,
-                feature_scales: Sequence[float] | None = None, levels: int | None = None,
-                fixed_affine: torch.Tensor | None = None, moving_affine: torch.Tensor | None = None,
-                prompts: Sequence[Prompt] = (), masks: Masks | None = None,
-                init: RegistrationResult | torch.Tensor | None = None,
-                callback: Callback | None = None) -> list[RegistrationResult]:
+    def forward(
+        self,
+        fixed_features: Sequence[torch.Tensor],
+        moving_features: Sequence[torch.Tensor],
+        *,
+        feature_scales: Sequence[float] | None = None,
+        levels: int | None = None,
+        fixed_affine: torch.Tensor | None = None,
+        moving_affine: torch.Tensor | None = None,
+        prompts: Sequence[Prompt] = (),
+        masks: Masks | None = None,
+        init: RegistrationResult | torch.Tensor | None = None,
+        callback: Callback | None = None,
+    ) -> list[RegistrationResult]:
         """Register ``B`` pairs; one :class:`RegistrationResult` per solver level, coarse to fine.
 
         Args:
@@ -163,52 +191,84 @@ class RegistrationLayer(torch.nn.Module):
         fixed_given, moving_given = as_pyramid(fixed_features, "fixed"), as_pyramid(moving_features, "moving")
         check_pyramids(fixed_given, moving_given)
         if not self.similarity.multichannel and fixed_given[0].shape[1] != 1:
-            raise ValueError(f"similarity {self.similarity.name!r} needs one channel, the features have "
-                             f"{fixed_given[0].shape[1]}")
+            raise ValueError(
+                f"similarity {self.similarity.name!r} needs one channel, the features have {fixed_given[0].shape[1]}"
+            )
         pairs = self._solver_levels(fixed_given, moving_given, feature_scales)
         iterations = level_iterations(self.iterations, len(pairs))[:levels]
         pairs = pairs[:levels]
         batch, dims = fixed_given[-1].shape[0], fixed_given[-1].dim() - 2
         reference, moving_shape = fixed_given[-1].shape[2:], moving_given[-1].shape[2:]
         device = fixed_given[-1].device
-        frames = make_frames(reference, moving_shape, batch, _affine(fixed_affine, batch, dims, device),
-                             _affine(moving_affine, batch, dims, device), device=device)
+        frames = make_frames(
+            reference,
+            moving_shape,
+            batch,
+            _affine(fixed_affine, batch, dims, device),
+            _affine(moving_affine, batch, dims, device),
+            device=device,
+        )
         _check_prompts(prompts, batch, dims)
         _check_masks(masks, batch, dims)
-        objective = Objective(self.similarity, self.regularizer, self.regularizer_weight, list(prompts),
-                              self.interpolation, masks)
+        objective = Objective(
+            self.similarity, self.regularizer, self.regularizer_weight, list(prompts), self.interpolation, masks
+        )
         start = time.perf_counter()
         if init is None and self.linear_name is not None:
             with torch.no_grad():  # the deformable stage starts from its matrix as a constant
                 linear = make_transform(self.linear_name)
-                init = self._solve(linear, pairs, iterations, frames, reference, moving_shape,
-                                   Objective(self.similarity, prompts=list(prompts), interpolation=self.interpolation,
-                                             masks=masks),
-                                   None, callback, start)[-1]
+                init = self._solve(
+                    linear,
+                    pairs,
+                    iterations,
+                    frames,
+                    reference,
+                    moving_shape,
+                    Objective(self.similarity, prompts=list(prompts), interpolation=self.interpolation, masks=masks),
+                    None,
+                    callback,
+                    start,
+                )[-1]
         transform = make_transform(self.transform_name, **self.transform_options)
-        return self._solve(transform, pairs, iterations, frames, reference, moving_shape, objective, init, callback,
-                           start)
+        return self._solve(
+            transform, pairs, iterations, frames, reference, moving_shape, objective, init, callback, start
+        )
 
-    def _solver_levels(self, fixed: list[torch.Tensor], moving: list[torch.Tensor],
-                       feature_scales: Sequence[float] | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _solver_levels(
+        self, fixed: list[torch.Tensor], moving: list[torch.Tensor], feature_scales: Sequence[float] | None
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """``(fixed, moving)`` of every solver level, coarse to fine."""
         if self.scales is None:
             return list(zip(fixed, moving))
         if feature_scales is None:
             if len(fixed) not in (1, len(self.scales)):
-                raise ValueError(f"the pyramids have {len(fixed)} levels but scales has {len(self.scales)}: give "
-                                 f"one level per scale, one full-resolution level to downsample, or feature_scales")
+                raise ValueError(
+                    f"the pyramids have {len(fixed)} levels but scales has {len(self.scales)}: give "
+                    f"one level per scale, one full-resolution level to downsample, or feature_scales"
+                )
             feature_scales = self.scales if len(fixed) == len(self.scales) else [1.0]
         if len(feature_scales) != len(fixed):
-            raise ValueError(f"feature_scales {list(feature_scales)} name {len(feature_scales)} levels but the "
-                             f"pyramids have {len(fixed)}")
-        return list(zip(solver_levels(fixed, feature_scales, self.scales),
-                        solver_levels(moving, feature_scales, self.scales)))
+            raise ValueError(
+                f"feature_scales {list(feature_scales)} name {len(feature_scales)} levels but the "
+                f"pyramids have {len(fixed)}"
+            )
+        return list(
+            zip(solver_levels(fixed, feature_scales, self.scales), solver_levels(moving, feature_scales, self.scales))
+        )
 
-    def _solve(self, transform: Transform, pairs: list[tuple[torch.Tensor, torch.Tensor]], iterations: list[int],
-               frames: Frames, reference: Sequence[int], moving_shape: Sequence[int], objective: Objective,
-               init: RegistrationResult | torch.Tensor | None, callback: Callback | None,
-               start: float) -> list[RegistrationResult]:
+    def _solve(
+        self,
+        transform: Transform,
+        pairs: list[tuple[torch.Tensor, torch.Tensor]],
+        iterations: list[int],
+        frames: Frames,
+        reference: Sequence[int],
+        moving_shape: Sequence[int],
+        objective: Objective,
+        init: RegistrationResult | torch.Tensor | None,
+        callback: Callback | None,
+        start: float,
+    ) -> list[RegistrationResult]:
         """Solve ``transform`` at every level in turn, each starting from the one before; ``frames``
         belong to the fixed grid of shape ``reference``."""
         init_matrix = init.matrix if isinstance(init, RegistrationResult) else init
@@ -218,20 +278,35 @@ class RegistrationLayer(torch.nn.Module):
         for index, ((fixed, moving), count) in enumerate(zip(pairs, iterations)):
             transform.start_scale(fixed.shape[2:])
             level_objective = objective.at_shapes(fixed.shape[2:], moving.shape[2:])
-            trace, solved, initial = self._solve_level(transform, fixed, moving, level_objective, count, index,
-                                                       callback)
+            trace, solved, initial = self._solve_level(
+                transform, fixed, moving, level_objective, count, index, callback
+            )
             final = gradient_norm(transform, fixed, moving, level_objective)
             initial = final if initial is None else initial  # no iteration ran: nothing moved
-            results.append(RegistrationResult(
-                grid=solved.grid(), matrix=solved.matrix().detach(),
-                frames=_level_frames(frames, reference, fixed.shape[2:]), moving_shape=tuple(moving_shape),
-                transform=solved, loss_trace=[trace], seconds=time.perf_counter() - start,
-                stationarity=torch.where(initial > 0, final / initial.clamp_min(1e-300), 0.0)))
+            results.append(
+                RegistrationResult(
+                    grid=solved.grid(),
+                    matrix=solved.matrix().detach(),
+                    frames=_level_frames(frames, reference, fixed.shape[2:]),
+                    moving_shape=tuple(moving_shape),
+                    transform=solved,
+                    loss_trace=[trace],
+                    seconds=time.perf_counter() - start,
+                    stationarity=torch.where(initial > 0, final / initial.clamp_min(1e-300), 0.0),
+                )
+            )
         return results
 
-    def _solve_level(self, transform: Transform, fixed: torch.Tensor, moving: torch.Tensor, objective: Objective,
-                     iterations: int, index: int,
-                     callback: Callback | None) -> tuple[torch.Tensor, Transform, torch.Tensor | None]:
+    def _solve_level(
+        self,
+        transform: Transform,
+        fixed: torch.Tensor,
+        moving: torch.Tensor,
+        objective: Objective,
+        iterations: int,
+        index: int,
+        callback: Callback | None,
+    ) -> tuple[torch.Tensor, Transform, torch.Tensor | None]:
         """Solve one level; returns the energy trace, a snapshot of the transform whose parameters
         carry the gradient path chosen by the backward mode, and the gradient norm per pair where
         the solver started (None when it ran no iteration)."""
@@ -241,8 +316,19 @@ class RegistrationLayer(torch.nn.Module):
             fixed_input, moving_input = fixed, moving
             fixed, moving = fixed.detach(), moving.detach()
         optimizer = OPTIMIZERS[self.optimizer]()
-        trace = solve_scale(transform, fixed, moving, objective, iterations, self.tolerance, self.patience,
-                            callback=callback, scale_index=index, optimizer=optimizer, differentiable=unroll)
+        trace = solve_scale(
+            transform,
+            fixed,
+            moving,
+            objective,
+            iterations,
+            self.tolerance,
+            self.patience,
+            callback=callback,
+            scale_index=index,
+            optimizer=optimizer,
+            differentiable=unroll,
+        )
         solved = copy.copy(transform)
         if attached and not unroll and (optimizer.count > 0 or self.settings.mode == "ift"):
             problem = ScaleProblem(copy.copy(transform), objective, optimizer, self.settings)
@@ -258,8 +344,10 @@ def _check_prompts(prompts: Sequence[Prompt], batch: int, dims: int) -> None:
         if not isinstance(prompt, Prompt):
             raise TypeError(f"prompts[{index}] must be a Prompt (see solver.label_prompt), got {type(prompt).__name__}")
         if prompt.fixed.dim() != dims + 2 or prompt.fixed.shape[0] not in (1, batch):
-            raise ValueError(f"prompts[{index}] masks {tuple(prompt.fixed.shape)} do not fit {batch} pair(s) of "
-                             f"{dims}D features: give [B, K, *S] masks")
+            raise ValueError(
+                f"prompts[{index}] masks {tuple(prompt.fixed.shape)} do not fit {batch} pair(s) of "
+                f"{dims}D features: give [B, K, *S] masks"
+            )
 
 
 def _check_masks(masks: Masks | None, batch: int, dims: int) -> None:
@@ -269,8 +357,9 @@ def _check_masks(masks: Masks | None, batch: int, dims: int) -> None:
         raise TypeError(f"masks must be solver.Masks, got {type(masks).__name__}")
     for name, mask in (("fixed", masks.fixed), ("moving", masks.moving)):
         if mask is not None and (mask.dim() != dims + 2 or mask.shape[1] != 1 or mask.shape[0] not in (1, batch)):
-            raise ValueError(f"the {name} mask {tuple(mask.shape)} does not fit {batch} pair(s) of {dims}D images: "
-                             f"give [B, 1, *S]")
+            raise ValueError(
+                f"the {name} mask {tuple(mask.shape)} does not fit {batch} pair(s) of {dims}D images: give [B, 1, *S]"
+            )
         if mask is not None and not bool(mask.float().amax() > 0):
             raise ValueError(f"the {name} mask is empty (no voxel inside it): nothing would be compared")
 
@@ -288,5 +377,8 @@ def _level_frames(frames: Frames, reference: Sequence[int], level_shape: Sequenc
 def _constructor_settings(instance) -> dict:
     """The arguments of ``instance``'s constructor as the instance holds them (its defaults included)."""
     parameters = inspect.signature(type(instance).__init__).parameters.values()
-    return {parameter.name: getattr(instance, parameter.name, parameter.default) for parameter in parameters
-            if parameter.name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)}
+    return {
+        parameter.name: getattr(instance, parameter.name, parameter.default)
+        for parameter in parameters
+        if parameter.name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+    }

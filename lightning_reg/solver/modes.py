@@ -6,6 +6,7 @@ test) is not, because inference tensors cannot be saved for backward. :func:`lea
 gives normal copies of the inputs so the solver can run in ``inference_mode(False)``;
 :func:`outside_inference_mode` wraps a function so that it does this itself.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,8 +26,7 @@ def leave_inference_mode(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: leave_inference_mode(item) for key, item in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {f.name: leave_inference_mode(getattr(value, f.name)) for f in dataclasses.fields(value)
-                   if f.init}
+        changes = {f.name: leave_inference_mode(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
         return dataclasses.replace(value, **changes)
     return value
 

@@ -6,6 +6,7 @@
 Every term is one value per pair, ``[B]``, so a batch's energy is their sum. For syn the fixed
 side is deformed too (``F_fixed o psi_f``, its masks likewise): ``Transform.energy_grids``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -36,14 +37,19 @@ class Prompt:
 
     def __post_init__(self) -> None:
         if self.fixed.dim() != self.moving.dim() or self.fixed.shape[:2] != self.moving.shape[:2]:
-            raise ValueError(f"prompt masks must be [B, K, *S] with the same B and K for fixed and moving, "
-                             f"got {tuple(self.fixed.shape)} and {tuple(self.moving.shape)}")
+            raise ValueError(
+                f"prompt masks must be [B, K, *S] with the same B and K for fixed and moving, "
+                f"got {tuple(self.fixed.shape)} and {tuple(self.moving.shape)}"
+            )
         self.weight = check_number("prompt weight", self.weight, 0)
 
     def at_shapes(self, fixed_shape: Sequence[int], moving_shape: Sequence[int]) -> "Prompt":
         """The masks resampled (anti-aliased) to the spatial shapes of one scale."""
-        return replace(self, fixed=antialiased_resize(self.fixed.float(), fixed_shape),
-                       moving=antialiased_resize(self.moving.float(), moving_shape))
+        return replace(
+            self,
+            fixed=antialiased_resize(self.fixed.float(), fixed_shape),
+            moving=antialiased_resize(self.moving.float(), moving_shape),
+        )
 
     def __call__(self, grid: torch.Tensor, fixed_grid: torch.Tensor | None = None) -> torch.Tensor:
         """Weighted mismatch ``[B]`` of the moving masks sampled at ``grid`` with the fixed masks
@@ -55,8 +61,9 @@ class Prompt:
         return self.weight * (mismatch / (2.0 * volume)).sum(1)
 
 
-def label_prompt(fixed_labels: torch.Tensor, moving_labels: torch.Tensor, labels: Sequence[int],
-                 weight: float = 1.0) -> Prompt:
+def label_prompt(
+    fixed_labels: torch.Tensor, moving_labels: torch.Tensor, labels: Sequence[int], weight: float = 1.0
+) -> Prompt:
     """A :class:`Prompt` from integer label maps ``[B, 1, *S]`` and the label values to match."""
     if not labels:
         raise ValueError("give at least one label value to prompt with")
@@ -65,8 +72,9 @@ def label_prompt(fixed_labels: torch.Tensor, moving_labels: torch.Tensor, labels
         present = set(torch.unique(label_map).tolist())
         missing = [label for label in labels if label not in present]
         if missing:
-            raise ValueError(f"prompt label(s) {missing} do not occur in the {name} label map "
-                             f"(its labels: {sorted(present)[:20]})")
+            raise ValueError(
+                f"prompt label(s) {missing} do not occur in the {name} label map (its labels: {sorted(present)[:20]})"
+            )
         masks.append(torch.cat([(label_map == label).float() for label in labels], dim=1))
     return Prompt(masks[0], masks[1], weight)
 
@@ -83,8 +91,10 @@ class Masks:
 
     def at_shapes(self, fixed_shape: Sequence[int], moving_shape: Sequence[int]) -> "Masks":
         """The masks resampled (anti-aliased) to the spatial shapes of one scale."""
-        return Masks(None if self.fixed is None else antialiased_resize(self.fixed.float(), fixed_shape),
-                     None if self.moving is None else antialiased_resize(self.moving.float(), moving_shape))
+        return Masks(
+            None if self.fixed is None else antialiased_resize(self.fixed.float(), fixed_shape),
+            None if self.moving is None else antialiased_resize(self.moving.float(), moving_shape),
+        )
 
     def weights(self, grid: torch.Tensor, fixed_grid: torch.Tensor | None = None) -> torch.Tensor:
         """Per-voxel weights ``[B, 1, *S_fixed]`` of the similarity at the map ``grid`` (and, where
@@ -115,8 +125,11 @@ class Objective:
         """This objective with its prompts and masks resampled to one scale."""
         if not self.prompts and self.masks is None:
             return self
-        return replace(self, prompts=[prompt.at_shapes(fixed_shape, moving_shape) for prompt in self.prompts],
-                       masks=None if self.masks is None else self.masks.at_shapes(fixed_shape, moving_shape))
+        return replace(
+            self,
+            prompts=[prompt.at_shapes(fixed_shape, moving_shape) for prompt in self.prompts],
+            masks=None if self.masks is None else self.masks.at_shapes(fixed_shape, moving_shape),
+        )
 
     def __call__(self, transform: Transform, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
         """Per-pair energy ``[B]`` of ``transform``'s current parameters."""

@@ -12,6 +12,7 @@ norm at the scale's start) is at most ``tolerance``; or its energy averaged over
 falling on average: Adam circling the minimum at its step size, a line search at rounding level).
 A single rise, which Adam's oscillation makes, never stops a pair.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,9 +35,14 @@ ARMIJO = 1e-4
 HALVINGS = 30
 
 
-def energy_and_gradients(transform: Transform, parameters: list[torch.Tensor], fixed: torch.Tensor,
-                         moving: torch.Tensor, objective: Objective,
-                         differentiable: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def energy_and_gradients(
+    transform: Transform,
+    parameters: list[torch.Tensor],
+    fixed: torch.Tensor,
+    moving: torch.Tensor,
+    objective: Objective,
+    differentiable: bool = False,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Energies ``[B]`` and their gradients with respect to ``parameters`` (set on the transform).
 
     ``differentiable`` keeps the graph of the gradients (for the unrolled backward mode).
@@ -51,8 +57,9 @@ def energy_and_gradients(transform: Transform, parameters: list[torch.Tensor], f
     return (values if differentiable else values.detach()), list(gradients)
 
 
-def gradient_norm(transform: Transform, fixed: torch.Tensor, moving: torch.Tensor,
-                  objective: Objective) -> torch.Tensor:
+def gradient_norm(
+    transform: Transform, fixed: torch.Tensor, moving: torch.Tensor, objective: Objective
+) -> torch.Tensor:
     """Per pair ``[B]``: the norm of the energy's gradient with respect to the transform's parameters
     where they are now (all parameter tensors together; before any smoothing or preconditioning).
     Evaluated on a detached snapshot, so neither the optimizer nor any graph is touched."""
@@ -64,21 +71,31 @@ def gradient_norm(transform: Transform, fixed: torch.Tensor, moving: torch.Tenso
     return pair_norm(gradients)
 
 
-def keeps_going(trace: list[torch.Tensor], gradients: list[torch.Tensor], initial: torch.Tensor,
-                tolerance: float, patience: int) -> torch.Tensor:
+def keeps_going(
+    trace: list[torch.Tensor], gradients: list[torch.Tensor], initial: torch.Tensor, tolerance: float, patience: int
+) -> torch.Tensor:
     """Per pair ``[B]`` bool: not yet stationary to ``tolerance`` and still falling on average."""
     going = pair_norm(gradients) > tolerance * initial
     if len(trace) >= 2 * patience:
         recent = torch.stack(trace[-patience:]).mean(0)
-        before = torch.stack(trace[-2 * patience:-patience]).mean(0)
+        before = torch.stack(trace[-2 * patience : -patience]).mean(0)
         going = going & (recent < before)
     return going
 
 
-def solve_scale(transform: Transform, fixed: torch.Tensor, moving: torch.Tensor, objective: Objective,
-                iterations: int, tolerance: float, patience: int,
-                callback: Callback | None = None, scale_index: int = 0,
-                optimizer: Adam | QuasiNewton | None = None, differentiable: bool = False) -> torch.Tensor:
+def solve_scale(
+    transform: Transform,
+    fixed: torch.Tensor,
+    moving: torch.Tensor,
+    objective: Objective,
+    iterations: int,
+    tolerance: float,
+    patience: int,
+    callback: Callback | None = None,
+    scale_index: int = 0,
+    optimizer: Adam | QuasiNewton | None = None,
+    differentiable: bool = False,
+) -> torch.Tensor:
     """Run up to ``iterations`` steps at one scale, each pair stopping on its own (module docstring).
     Returns the energies ``[n, B]`` at the start of every iteration run.
 
@@ -87,8 +104,19 @@ def solve_scale(transform: Transform, fixed: torch.Tensor, moving: torch.Tensor,
     """
     optimizer = Adam() if optimizer is None else optimizer
     loop = _descend if optimizer.line_search else _adam
-    trace = loop(transform, fixed, moving, objective, iterations, tolerance, patience, callback, scale_index,
-                 optimizer, differentiable)
+    trace = loop(
+        transform,
+        fixed,
+        moving,
+        objective,
+        iterations,
+        tolerance,
+        patience,
+        callback,
+        scale_index,
+        optimizer,
+        differentiable,
+    )
     if not trace:
         return torch.zeros(0, fixed.shape[0], device=fixed.device)
     # sampling cleans non-finite coordinates (spatial.bounded_grid), so a diverged pair's energies
@@ -97,14 +125,26 @@ def solve_scale(transform: Transform, fixed: torch.Tensor, moving: torch.Tensor,
     return torch.stack(trace)
 
 
-def _adam(transform, fixed, moving, objective, iterations, tolerance, patience, callback, scale_index,
-          optimizer: Adam, differentiable) -> list[torch.Tensor]:
+def _adam(
+    transform,
+    fixed,
+    moving,
+    objective,
+    iterations,
+    tolerance,
+    patience,
+    callback,
+    scale_index,
+    optimizer: Adam,
+    differentiable,
+) -> list[torch.Tensor]:
     active = torch.ones(fixed.shape[0], dtype=torch.bool, device=fixed.device)
     trace: list[torch.Tensor] = []
     initial = None
     for iteration in range(iterations):
-        values, gradients = energy_and_gradients(transform, transform.parameters(), fixed, moving, objective,
-                                                 differentiable)
+        values, gradients = energy_and_gradients(
+            transform, transform.parameters(), fixed, moving, objective, differentiable
+        )
         trace.append(values.detach())
         if initial is None:
             initial = optimizer.initial_norm = pair_norm(gradients)
@@ -124,8 +164,19 @@ def _adam(transform, fixed, moving, objective, iterations, tolerance, patience, 
     return trace
 
 
-def _descend(transform, fixed, moving, objective, iterations, tolerance, patience, callback, scale_index,
-             optimizer: QuasiNewton, differentiable) -> list[torch.Tensor]:
+def _descend(
+    transform,
+    fixed,
+    moving,
+    objective,
+    iterations,
+    tolerance,
+    patience,
+    callback,
+    scale_index,
+    optimizer: QuasiNewton,
+    differentiable,
+) -> list[torch.Tensor]:
     active = torch.ones(fixed.shape[0], dtype=torch.bool, device=fixed.device)
     trace: list[torch.Tensor] = []
     parameters = transform.parameters()
@@ -154,16 +205,29 @@ def _descend(transform, fixed, moving, objective, iterations, tolerance, patienc
             directions = optimizer.direction(gradients if differentiable else detached)
             slope = pair_dot(detached, [d.detach() for d in directions])
         accepted, (new_parameters, new_values, new_gradients) = _line_search(
-            transform, fixed, moving, objective, parameters, values, gradients, directions, slope, active,
-            differentiable)
+            transform,
+            fixed,
+            moving,
+            objective,
+            parameters,
+            values,
+            gradients,
+            directions,
+            slope,
+            active,
+            differentiable,
+        )
         failed = active & ~accepted
         if bool(failed.any()):  # no decrease along this direction: retry steepest, or stop if it was
             stuck = failed & optimizer.fresh()
             active = active & ~stuck
             optimizer.forget(failed)
-        optimizer.remember([n.detach() - p.detach() for n, p in zip(new_parameters, parameters)],
-                           [n.detach() - g.detach() for n, g in zip(new_gradients, gradients)], accepted,
-                           [p.detach() for p in parameters])
+        optimizer.remember(
+            [n.detach() - p.detach() for n, p in zip(new_parameters, parameters)],
+            [n.detach() - g.detach() for n, g in zip(new_gradients, gradients)],
+            accepted,
+            [p.detach() for p in parameters],
+        )
         # a decrease at rounding level: the energy is as low as this precision can tell
         rounding = 8 * torch.finfo(values.dtype).eps * values.detach().abs()
         active = active & ~(accepted & (values.detach() - new_values.detach() <= rounding))
@@ -172,8 +236,9 @@ def _descend(transform, fixed, moving, objective, iterations, tolerance, patienc
     return trace
 
 
-def _line_search(transform, fixed, moving, objective, parameters, values, gradients, directions, slope, active,
-                 differentiable):
+def _line_search(
+    transform, fixed, moving, objective, parameters, values, gradients, directions, slope, active, differentiable
+):
     """Backtracking from the full step: per pair, the first step length ``1, 1/2, 1/4, ...`` with
     ``E(theta + t d) <= E(theta) + ARMIJO t <g, d>``. Returns which pairs found one and the
     parameters, energies and gradients (the old ones for pairs that did not)."""
@@ -184,12 +249,15 @@ def _line_search(transform, fixed, moving, objective, parameters, values, gradie
     accepted = torch.zeros_like(active)
     best = (list(parameters), values, list(gradients))
     for _ in range(HALVINGS):
-        trial = [p + per_pair(torch.where(pending, length, 0.0).to(p.dtype), p) * d
-                 for p, d in zip(parameters, directions)]
-        trial_values, trial_gradients = energy_and_gradients(transform, trial, fixed, moving, objective,
-                                                             differentiable)
-        good = pending & torch.isfinite(trial_values) & \
-            (trial_values.detach() <= values.detach() + ARMIJO * length * slope)
+        trial = [
+            p + per_pair(torch.where(pending, length, 0.0).to(p.dtype), p) * d for p, d in zip(parameters, directions)
+        ]
+        trial_values, trial_gradients = energy_and_gradients(transform, trial, fixed, moving, objective, differentiable)
+        good = (
+            pending
+            & torch.isfinite(trial_values)
+            & (trial_values.detach() <= values.detach() + ARMIJO * length * slope)
+        )
         best = tuple(_where(good, new, old) for new, old in zip((trial, trial_values, trial_gradients), best))
         accepted = accepted | good
         pending = pending & ~good

@@ -1,6 +1,7 @@
 """Step directions for the solver: scaled Adam (steps of bounded length, as FireANTs') and the
 quasi-Newton family (``lbfgs``; ``gd`` is its memory-less member), whose steps a line search makes
 decrease the energy. Each also gives the frozen step Jacobian-free backprop differentiates."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -46,7 +47,7 @@ class Adam:
             for first, second, gradient in zip(self.first, self.second, gradients):
                 first.mul_(beta1).add_(gradient, alpha=1 - beta1)
                 second.mul_(beta2).addcmul_(gradient, gradient, value=1 - beta2)
-        return [m / (1 - beta1 ** self.count) / self._root(v) for m, v in zip(self.first, self.second)]
+        return [m / (1 - beta1**self.count) / self._root(v) for m, v in zip(self.first, self.second)]
 
     def _root(self, second: torch.Tensor) -> torch.Tensor:
         # the clamp keeps sqrt's derivative finite where a gradient is exactly zero
@@ -57,15 +58,18 @@ class Adam:
         the preconditioner of a step taken with the moments held fixed (Jacobian-free backprop)."""
         if not self.second:
             raise RuntimeError("Adam has taken no step yet")
-        return [(pair_rms(second.detach().sqrt()) + self.eps).reciprocal()
-                * (1 - self.betas[1] ** self.count) ** 0.5 for second in self.second]
+        return [
+            (pair_rms(second.detach().sqrt()) + self.eps).reciprocal() * (1 - self.betas[1] ** self.count) ** 0.5
+            for second in self.second
+        ]
 
     def finite(self) -> bool:
         """Whether the moments are finite (they overflow when the features diverge)."""
         return all(bool(torch.isfinite(v).all()) for v in self.second)
 
-    def frozen_step(self, transform: "Transform", parameters: list[torch.Tensor],
-                    gradients: list[torch.Tensor]) -> list[torch.Tensor]:
+    def frozen_step(
+        self, transform: "Transform", parameters: list[torch.Tensor], gradients: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
         """The transform's step from ``parameters`` (set on it) with the moments and the step's
         normalization held fixed (for ``jfb``)."""
         prepared = transform.prepare_gradients(gradients)
@@ -121,8 +125,13 @@ class QuasiNewton:
             result = [r + per_pair(alpha - beta, r) * s for r, s in zip(result, steps)]
         return [-r for r in result]
 
-    def remember(self, steps: list[torch.Tensor], changes: list[torch.Tensor], accepted: torch.Tensor,
-                 parameters: list[torch.Tensor]) -> None:
+    def remember(
+        self,
+        steps: list[torch.Tensor],
+        changes: list[torch.Tensor],
+        accepted: torch.Tensor,
+        parameters: list[torch.Tensor],
+    ) -> None:
         """Add the update ``s = theta_new - theta``, ``y = g_new - g`` of the ``accepted`` pairs, unless
         it is at rounding level (``|s| <= sqrt(eps) (1 + |theta|)``: its ``y`` is noise) or not convex."""
         self.count += 1
@@ -139,7 +148,7 @@ class QuasiNewton:
             return
         rho = torch.where(keep, 1.0 / curvature.where(keep, 1.0), 0.0)  # rho 0: no update for this pair
         self.history.append(([s.detach() for s in steps], [y.detach() for y in changes], rho.detach()))
-        del self.history[:-self.memory]
+        del self.history[: -self.memory]
 
     def scaled(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
         """``D t`` for each tensor (the diagonal of ``H0``; the identity without ``scaling``)."""
@@ -164,8 +173,9 @@ class QuasiNewton:
             fresh = fresh & (rho == 0)
         return fresh
 
-    def frozen_step(self, transform: "Transform", parameters: list[torch.Tensor],
-                    gradients: list[torch.Tensor]) -> list[torch.Tensor]:
+    def frozen_step(
+        self, transform: "Transform", parameters: list[torch.Tensor], gradients: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
         """One full quasi-Newton step from ``parameters`` with the memory held fixed (for ``jfb``)."""
         return [p + d for p, d in zip(parameters, self.direction(gradients))]
 

@@ -1,4 +1,5 @@
 """Per-pair reductions of batched tensors ``[B, ...]``: every pair of a batch is its own problem."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """The solver's pyramid: its levels at the chosen scales, from an image or from a network's levels."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -30,15 +31,20 @@ def source_levels(scales: Sequence[float], level_scales: Sequence[float]) -> lis
     for scale in scales:
         usable = [index for index, own in enumerate(level_scales) if own <= scale]
         if not usable:
-            raise ValueError(f"scales {list(scales)}: each must be >= the finest level's scale {min(level_scales)} "
-                             f"(the levels given are at scales {list(level_scales)})")
+            raise ValueError(
+                f"scales {list(scales)}: each must be >= the finest level's scale {min(level_scales)} "
+                f"(the levels given are at scales {list(level_scales)})"
+            )
         sources.append(min(usable, key=lambda index: scale - level_scales[index]))
     return sources
 
 
-def solver_levels(levels: Sequence[torch.Tensor], level_scales: Sequence[float],
-                  scales: Sequence[float]) -> list[torch.Tensor]:
+def solver_levels(
+    levels: Sequence[torch.Tensor], level_scales: Sequence[float], scales: Sequence[float]
+) -> list[torch.Tensor]:
     """The solver's levels at ``scales`` from ``levels`` at ``level_scales``: each from its source
     level (:func:`source_levels`), smoothed down further where the source is finer."""
-    return [downsample(levels[index], scale / level_scales[index])
-            for scale, index in zip(scales, source_levels(scales, level_scales))]
+    return [
+        downsample(levels[index], scale / level_scales[index])
+        for scale, index in zip(scales, source_levels(scales, level_scales))
+    ]

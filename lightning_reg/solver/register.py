@@ -1,5 +1,6 @@
 """``register``: classical registration of images, a thin face over :class:`RegistrationLayer`
 (normalize, solve the one-level pyramid without gradients, evaluate the answer at full resolution)."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -22,26 +23,38 @@ def normalize_intensities(image: torch.Tensor, low: float = 0.005, high: float =
     """Map each pair's channel from its ``[low, high]`` quantiles to ``[0, 1]`` (clipped)."""
     flat = image.flatten(2)
     stride = max(flat.shape[-1] // 2**20, 1)
-    quantiles = torch.quantile(flat[..., ::stride].float(), torch.tensor([low, high], device=image.device),
-                               dim=-1)
+    quantiles = torch.quantile(flat[..., ::stride].float(), torch.tensor([low, high], device=image.device), dim=-1)
     shape = image.shape[:2] + (1,) * (image.dim() - 2)
     lower, upper = quantiles[0].view(shape), quantiles[1].view(shape)
     return ((image - lower) / (upper - lower).clamp_min(1e-8)).clamp(0, 1)
 
 
 @outside_inference_mode
-def register(fixed: torch.Tensor, moving: torch.Tensor, transform: str | Transform = CLASSICAL.transform,
-             similarity: str | Similarity = CLASSICAL.similarity, scales: Sequence[float] = CLASSICAL.scales,
-             iterations: int | Sequence[int] = CLASSICAL.iterations, *,
-             fixed_affine: torch.Tensor | None = None, moving_affine: torch.Tensor | None = None,
-             init: RegistrationResult | torch.Tensor | None = None,
-             regularizer: str | None = None, regularizer_weight: float = 0.0,
-             prompts: Sequence[Prompt] = (), fixed_mask: torch.Tensor | None = None,
-             moving_mask: torch.Tensor | None = None, tolerance: float = CLASSICAL.tolerance,
-             patience: int = CLASSICAL.patience, optimizer: str = CLASSICAL.optimizer,
-             interpolation: str | None = CLASSICAL.interpolation, normalize: bool = True,
-             transform_options: dict | None = None,
-             similarity_options: dict | None = None, callback: Callback | None = None) -> RegistrationResult:
+def register(
+    fixed: torch.Tensor,
+    moving: torch.Tensor,
+    transform: str | Transform = CLASSICAL.transform,
+    similarity: str | Similarity = CLASSICAL.similarity,
+    scales: Sequence[float] = CLASSICAL.scales,
+    iterations: int | Sequence[int] = CLASSICAL.iterations,
+    *,
+    fixed_affine: torch.Tensor | None = None,
+    moving_affine: torch.Tensor | None = None,
+    init: RegistrationResult | torch.Tensor | None = None,
+    regularizer: str | None = None,
+    regularizer_weight: float = 0.0,
+    prompts: Sequence[Prompt] = (),
+    fixed_mask: torch.Tensor | None = None,
+    moving_mask: torch.Tensor | None = None,
+    tolerance: float = CLASSICAL.tolerance,
+    patience: int = CLASSICAL.patience,
+    optimizer: str = CLASSICAL.optimizer,
+    interpolation: str | None = CLASSICAL.interpolation,
+    normalize: bool = True,
+    transform_options: dict | None = None,
+    similarity_options: dict | None = None,
+    callback: Callback | None = None,
+) -> RegistrationResult:
     """Register ``B`` pairs of images, each independently.
 
     Args:
@@ -71,10 +84,20 @@ def register(fixed: torch.Tensor, moving: torch.Tensor, transform: str | Transfo
     Returns the final result on the fixed image's full-resolution grid (the transform evaluated
     there, not the finest level's warp interpolated) with the energies of every scale in ``loss_trace``.
     """
-    layer = RegistrationLayer(transform, similarity, scales, iterations, regularizer=regularizer,
-                              regularizer_weight=regularizer_weight, tolerance=tolerance, patience=patience,
-                              optimizer=optimizer, interpolation=interpolation,
-                              transform_options=transform_options, similarity_options=similarity_options)
+    layer = RegistrationLayer(
+        transform,
+        similarity,
+        scales,
+        iterations,
+        regularizer=regularizer,
+        regularizer_weight=regularizer_weight,
+        tolerance=tolerance,
+        patience=patience,
+        optimizer=optimizer,
+        interpolation=interpolation,
+        transform_options=transform_options,
+        similarity_options=similarity_options,
+    )
     # before normalization, which would hide NaNs and fail on empty images
     check_pyramids(as_pyramid([fixed], "fixed"), as_pyramid([moving], "moving"))
     fixed, moving = fixed.float(), moving.float()
@@ -82,7 +105,15 @@ def register(fixed: torch.Tensor, moving: torch.Tensor, transform: str | Transfo
         fixed, moving = normalize_intensities(fixed), normalize_intensities(moving)
     with torch.no_grad():
         masks = None if fixed_mask is None and moving_mask is None else Masks(fixed_mask, moving_mask)
-        results = layer([fixed], [moving], fixed_affine=fixed_affine, moving_affine=moving_affine, prompts=prompts,
-                        masks=masks, init=init, callback=callback)
+        results = layer(
+            [fixed],
+            [moving],
+            fixed_affine=fixed_affine,
+            moving_affine=moving_affine,
+            prompts=prompts,
+            masks=masks,
+            init=init,
+            callback=callback,
+        )
     final = results[-1].evaluated_at(fixed.shape[2:])
     return replace(final, loss_trace=[trace for result in results for trace in result.loss_trace])

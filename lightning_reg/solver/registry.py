@@ -1,4 +1,5 @@
 """Building components by name, with errors that list the valid names."""
+
 from __future__ import annotations
 
 from typing import Any, Mapping

@@ -1,4 +1,5 @@
 """Explicit smoothness penalties on a displacement field ``[B, d, *S]`` in voxel units; ``[B]`` out."""
+
 from __future__ import annotations
 
 import torch
@@ -32,6 +33,8 @@ def get_regularizer(name: str | None, weight: float = 0.0):
     if name not in REGULARIZERS:
         raise ValueError(f"unknown regularizer {name!r}; choose one of none, {', '.join(REGULARIZERS)}")
     if weight == 0:
-        raise ValueError(f"regularizer {name!r} has weight 0, so it would change nothing: give its weight "
-                         f"(regularizer_weight, e.g. 0.1), or no regularizer")
+        raise ValueError(
+            f"regularizer {name!r} has weight 0, so it would change nothing: give its weight "
+            f"(regularizer_weight, e.g. 0.1), or no regularizer"
+        )
     return REGULARIZERS[name]

@@ -1,6 +1,7 @@
 """A moving image put on the fixed image's grid, for a method that takes both images on one grid
 (a fixed-grid network such as VoxelMorph's), and that resampling composed into the method's map, so
 labels and Jacobians are taken through one transform from the moving image's own grid."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -12,17 +13,23 @@ from .result import RegistrationResult
 from .spatial import apply_matrix
 
 
-def onto_fixed_grid(fixed: torch.Tensor, moving: torch.Tensor, fixed_affine: torch.Tensor | None = None,
-                    moving_affine: torch.Tensor | None = None) -> tuple[RegistrationResult | None, torch.Tensor]:
+def onto_fixed_grid(
+    fixed: torch.Tensor,
+    moving: torch.Tensor,
+    fixed_affine: torch.Tensor | None = None,
+    moving_affine: torch.Tensor | None = None,
+) -> tuple[RegistrationResult | None, torch.Tensor]:
     """``(header map, moving image on the fixed grid)``: the world-coordinate map from the fixed grid
     to the moving grid (affines ``[B, d+1, d+1]``, mm) and ``moving`` ``[B, C, *S_moving]`` resampled
     through it onto ``fixed``'s grid (linear, border); ``(None, moving)`` when both share one grid."""
     if moving.shape == fixed.shape and (
-            fixed_affine is None or moving_affine is None or torch.equal(fixed_affine, moving_affine)):
+        fixed_affine is None or moving_affine is None or torch.equal(fixed_affine, moving_affine)
+    ):
         return None, moving
     with torch.no_grad():
-        header = register(fixed, moving, transform="greedy", iterations=0, fixed_affine=fixed_affine,
-                          moving_affine=moving_affine)
+        header = register(
+            fixed, moving, transform="greedy", iterations=0, fixed_affine=fixed_affine, moving_affine=moving_affine
+        )
     return header, header.warp(moving, padding_mode="border")
 
 

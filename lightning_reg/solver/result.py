@@ -1,4 +1,5 @@
 """What a registration returns: the warp in every unit the edges of the system need, and its uses."""
+
 from __future__ import annotations
 
 import copy
@@ -61,8 +62,13 @@ class RegistrationResult:
         normalized = (displacement * scale.view(1, dims, *([1] * dims))).flip(1)  # grid_sample order: x first
         grid = identity_grid(shape, displacement.device, displacement.dtype) + field_to_grid(normalized)
         matrix = torch.eye(dims + 1, dtype=torch.float64, device=displacement.device).expand(batch, -1, -1)
-        return cls(grid=grid, matrix=matrix, frames=make_frames(shape, shape, batch, device=displacement.device),
-                   moving_shape=shape, transform=None)
+        return cls(
+            grid=grid,
+            matrix=matrix,
+            frames=make_frames(shape, shape, batch, device=displacement.device),
+            moving_shape=shape,
+            transform=None,
+        )
 
     @property
     def dims(self) -> int:
@@ -126,7 +132,8 @@ class RegistrationResult:
         fixed grid by its edge values (landmarks, for the target registration error)."""
         dims = self.dims
         to_normalized = voxel_to_normalized(self.fixed_shape, points.device) @ torch.linalg.inv(
-            self.frames.fixed_affine.to(points.device, torch.float64))
+            self.frames.fixed_affine.to(points.device, torch.float64)
+        )
         where = apply_matrix(to_normalized.to(torch.float32), points.float())  # [B, N, d]
         at = sample(grid_to_field(self.grid), where.reshape(len(where), -1, *([1] * (dims - 1)), dims))
         moving = at.reshape(len(where), dims, -1).transpose(1, 2)  # moving normalized, [B, N, d]
@@ -139,7 +146,7 @@ class RegistrationResult:
 
     def _mm_to_fixed_voxels(self) -> torch.Tensor:
         """Linear map ``[B, d, d]`` from world millimetres to fixed-voxel steps."""
-        linear = self.frames.fixed_affine[:, :self.dims, :self.dims]
+        linear = self.frames.fixed_affine[:, : self.dims, : self.dims]
         return torch.linalg.inv(linear).to(self.grid.device, torch.float32)
 
     def displacement_voxels(self) -> torch.Tensor:
@@ -163,11 +170,21 @@ class RegistrationResult:
         """The map of the moving grid back onto the fixed image: its ``warp`` takes a fixed-space
         image onto the moving grid. ``field``: :meth:`inverse_field`, if already computed."""
         field = self.inverse_field() if field is None else field
-        frames = make_frames(self.moving_shape, self.fixed_shape, len(self.grid), self.frames.moving_affine,
-                             self.frames.fixed_affine, device=self.grid.device)
-        return RegistrationResult(grid=inverse_grid(self.matrix, field, self.moving_shape),
-                                  matrix=torch.linalg.inv(self.matrix.to(torch.float64)), frames=frames,
-                                  moving_shape=self.fixed_shape, transform=None)
+        frames = make_frames(
+            self.moving_shape,
+            self.fixed_shape,
+            len(self.grid),
+            self.frames.moving_affine,
+            self.frames.fixed_affine,
+            device=self.grid.device,
+        )
+        return RegistrationResult(
+            grid=inverse_grid(self.matrix, field, self.moving_shape),
+            matrix=torch.linalg.inv(self.matrix.to(torch.float64)),
+            frames=frames,
+            moving_shape=self.fixed_shape,
+            transform=None,
+        )
 
     def inverse_consistency_mm(self, backward: "RegistrationResult") -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and 95th percentile ``[B]`` (mm) of how far ``backward`` (:meth:`inverse`) after this
@@ -191,7 +208,8 @@ class RegistrationResult:
         values = label_values(labels)
         if mode == "nearest":  # outside the moving image: background, index of 0
             background = int(label_index(values.new_zeros(1), values))
-            warped = sample(label_index(labels, values).float() - background, self.grid, mode="nearest",
-                            padding_mode="zeros")
+            warped = sample(
+                label_index(labels, values).float() - background, self.grid, mode="nearest", padding_mode="zeros"
+            )
             return values[warped.round().long() + background].to(labels.dtype)
         return values[vote_labels(label_index(labels, values), self.grid)].to(labels.dtype)

@@ -5,6 +5,7 @@ of a batch is their sum and each pair is optimized independently of the others. 
 ``[B, 1, *S]`` (in [0, 1]; cost-function masking) restrict the value to the voxels they weigh:
 a weighted mean over voxels, weighted moments (ncc) or a weighted histogram (mi).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -89,8 +90,9 @@ class LNCC(Similarity):
         return {**self.__dict__, "_fixed_cache": None}  # a weak reference does not pickle
 
 
-def _local_moments(fixed: torch.Tensor, warped: torch.Tensor, window: int,
-                   weights: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+def _local_moments(
+    fixed: torch.Tensor, warped: torch.Tensor, window: int, weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, ...]:
     """Box means of ``fixed`` and ``warped``, their local covariance and variances (before the
     clamp at 0 that rounding needs); with ``weights``, over each window's weighted voxels only, so
     voxels outside a mask (a lesion) enter no window's statistics."""
@@ -105,8 +107,9 @@ def _local_moments(fixed: torch.Tensor, warped: torch.Tensor, window: int,
     return mean_f, mean_w, cross, mean_ff - mean_f * mean_f, mean_ww - mean_w * mean_w
 
 
-def _lncc(fixed: torch.Tensor, warped: torch.Tensor, window: int, eps: float,
-          weights: torch.Tensor | None = None) -> torch.Tensor:
+def _lncc(
+    fixed: torch.Tensor, warped: torch.Tensor, window: int, eps: float, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     _, _, cross, var_f, var_w = _local_moments(fixed, warped, window, weights)
     var_f, var_w = var_f.clamp_min(0), var_w.clamp_min(0)
     correlation = (cross * cross + eps) / (var_f * var_w + eps)
@@ -143,30 +146,36 @@ class _FirstOrderLNCC(torch.autograd.Function):
     @staticmethod
     def forward(ctx, fixed, warped, window, eps, mean_f, raw_f):
         channels = fixed.shape[1]
-        mean_w, mean_ww, mean_fw = box_mean(torch.cat([warped, warped * warped, fixed * warped], dim=1),
-                                            window).split(channels, dim=1)
+        mean_w, mean_ww, mean_fw = box_mean(torch.cat([warped, warped * warped, fixed * warped], dim=1), window).split(
+            channels, dim=1
+        )
         cross, raw_w = mean_fw - mean_f * mean_w, mean_ww - mean_w * mean_w
         var_f, var_w = raw_f.clamp_min(0), raw_w.clamp_min(0)
         denominator = var_f * var_w + eps
         numerator = cross * cross + eps
-        ctx.save_for_backward(fixed, warped, mean_f, mean_w, cross, var_f, var_w, raw_f >= 0, raw_w >= 0,
-                              denominator, numerator)
+        ctx.save_for_backward(
+            fixed, warped, mean_f, mean_w, cross, var_f, var_w, raw_f >= 0, raw_w >= 0, denominator, numerator
+        )
         ctx.window = window
         return 1.0 - (numerator / denominator).flatten(1).mean(1)
 
     @staticmethod
     def backward(ctx, upstream):
         if torch.is_grad_enabled():
-            raise RuntimeError("the first-order LNCC gradient cannot be differentiated again; "
-                               "evaluate the energy outside similarity.first_order()")
+            raise RuntimeError(
+                "the first-order LNCC gradient cannot be differentiated again; "
+                "evaluate the energy outside similarity.first_order()"
+            )
         fixed, warped, mean_f, mean_w, cross, var_f, var_w, kept_f, kept_w, denominator, numerator = ctx.saved_tensors
         count = fixed[0].numel()
         scale = upstream.view(-1, *([1] * (fixed.dim() - 1))) / count
         d_cross = -2.0 * scale * cross / denominator
         d_var = scale * numerator / (denominator * denominator)
         grads = []
-        for needed, (this, other, mean_this, mean_other, var_other, kept) in zip(ctx.needs_input_grad[:2], (
-                (fixed, warped, mean_f, mean_w, var_w, kept_f), (warped, fixed, mean_w, mean_f, var_f, kept_w))):
+        for needed, (this, other, mean_this, mean_other, var_other, kept) in zip(
+            ctx.needs_input_grad[:2],
+            ((fixed, warped, mean_f, mean_w, var_w, kept_f), (warped, fixed, mean_w, mean_f, var_f, kept_w)),
+        ):
             if not needed:
                 grads.append(None)
                 continue
@@ -236,8 +245,10 @@ class MutualInformation(Similarity):
 
     def __call__(self, fixed: torch.Tensor, warped: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         if fixed.shape[1] != 1:
-            raise ValueError(f"mi is for single-channel intensities, got {fixed.shape[1]} channels; "
-                             "use mse, lncc, ncc or cosine for features")
+            raise ValueError(
+                f"mi is for single-channel intensities, got {fixed.shape[1]} channels; "
+                "use mse, lncc, ncc or cosine for features"
+            )
         fixed = fixed.flatten(1)
         warped = warped.flatten(1)
         stride = max(fixed.shape[1] // self.max_voxels, 1)
@@ -251,9 +262,7 @@ class MutualInformation(Similarity):
         return -(joint * torch.log(ratio + self.eps)).flatten(1).sum(1)
 
 
-SIMILARITIES: dict[str, type[Similarity]] = {
-    cls.name: cls for cls in (MSE, LNCC, NCC, Cosine, MutualInformation)
-}
+SIMILARITIES: dict[str, type[Similarity]] = {cls.name: cls for cls in (MSE, LNCC, NCC, Cosine, MutualInformation)}
 
 
 def make_similarity(name: str | Similarity, **options) -> Similarity:

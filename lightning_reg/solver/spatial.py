@@ -8,6 +8,7 @@ Conventions (see DESIGN.md):
   ``grid_sample`` order, so ``grid = identity + field.movedim(1, -1)``.
 - Voxel and millimetre vectors at the edges of the system are in array order.
 """
+
 from __future__ import annotations
 
 import functools
@@ -51,8 +52,9 @@ def grid_to_field(grid: torch.Tensor) -> torch.Tensor:
     return grid.movedim(-1, 1)
 
 
-def sample(image: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear",
-           padding_mode: str = "border") -> torch.Tensor:
+def sample(
+    image: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear", padding_mode: str = "border"
+) -> torch.Tensor:
     """Sample ``image [B, C, *S_in]`` at ``grid [B, *S_out, d]``; returns ``[B, C, *S_out]``.
 
     ``mode`` is ``bilinear`` (linear in 2D and 3D), ``nearest`` or ``cubic`` (the cubic B-spline,
@@ -67,8 +69,11 @@ def sample(image: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear",
     grid = bounded_grid(grid.to(image.dtype))
     if mode == "cubic":
         return tap_sample(image, grid, padding_mode, "cubic")
-    if mode == "bilinear" and padding_mode in ("border", "zeros") \
-            and not grid_sample_twice_differentiable(image.device):
+    if (
+        mode == "bilinear"
+        and padding_mode in ("border", "zeros")
+        and not grid_sample_twice_differentiable(image.device)
+    ):
         return linear_sample(image, grid, padding_mode)
     return F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
 
@@ -125,8 +130,9 @@ def voxel_size_normalized(shape: Sequence[int], device=None) -> torch.Tensor:
     return torch.tensor(sizes, device=device, dtype=torch.float32)
 
 
-def default_affines(fixed_shape: Sequence[int], moving_shape: Sequence[int], batch: int,
-                    device=None) -> tuple[torch.Tensor, torch.Tensor]:
+def default_affines(
+    fixed_shape: Sequence[int], moving_shape: Sequence[int], batch: int, device=None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Voxel-to-world affines used when none are given.
 
     The fixed image gets the identity (1 mm voxels); the moving image is scaled so that both
@@ -148,8 +154,7 @@ def batch_affine(affine: torch.Tensor | None, batch: int, dims: int) -> torch.Te
     if affine.dim() == 2:
         affine = affine.unsqueeze(0)
     if affine.shape[-2:] != (dims + 1, dims + 1):
-        raise ValueError(f"an affine for {dims}D images must be {dims + 1}x{dims + 1}, "
-                         f"got {tuple(affine.shape[-2:])}")
+        raise ValueError(f"an affine for {dims}D images must be {dims + 1}x{dims + 1}, got {tuple(affine.shape[-2:])}")
     if affine.shape[0] not in (1, batch):
         raise ValueError(f"affine batch size {affine.shape[0]} does not match image batch {batch}")
     return affine.expand(batch, -1, -1)
@@ -195,7 +200,7 @@ def voxel_spacing(affine: torch.Tensor) -> torch.Tensor:
 def exponentiate(velocity: torch.Tensor, steps: int = 7, mode: str = "bilinear") -> torch.Tensor:
     """Displacement ``[B, d, *S]`` of ``exp(velocity)`` by scaling and squaring (a diffeomorphism);
     same units as ``velocity`` (normalized, ``grid_sample`` component order); ``mode`` of :func:`sample`."""
-    displacement = velocity / 2 ** steps
+    displacement = velocity / 2**steps
     for _ in range(steps):
         displacement = compose(displacement, displacement, mode)
     return displacement

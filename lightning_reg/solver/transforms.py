@@ -17,6 +17,7 @@ Linear transforms act in the centred physical frame of ``frames.py``; deformable
 displacement (or velocity, or control points) in fixed normalized coordinates, composed after an
 initial linear map (the headers', or an affine registration's), as ANTs does: affine then warp.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,8 +57,7 @@ class Transform:
         self.shape: tuple[int, ...] = ()
         self.frames: Frames | None = None
 
-    def setup(self, frames: Frames, batch: int, shape: Sequence[int],
-              init_matrix: torch.Tensor | None = None) -> None:
+    def setup(self, frames: Frames, batch: int, shape: Sequence[int], init_matrix: torch.Tensor | None = None) -> None:
         raise NotImplementedError
 
     def start_scale(self, shape: Sequence[int]) -> None:
@@ -99,8 +99,9 @@ class Transform:
     def prepare_gradients(self, gradients: list[torch.Tensor]) -> list[torch.Tensor]:
         return gradients
 
-    def stepped(self, directions: list[torch.Tensor], active: torch.Tensor | None = None,
-                frozen_scale: bool = False) -> list[torch.Tensor]:
+    def stepped(
+        self, directions: list[torch.Tensor], active: torch.Tensor | None = None, frozen_scale: bool = False
+    ) -> list[torch.Tensor]:
         """Parameters after one step along ``directions`` (pairs not ``active`` keep theirs).
 
         Differentiable; ``frozen_scale`` treats a step's normalization as a constant.
@@ -144,8 +145,10 @@ class LinearTransform(Transform):
         return apply_matrix(self.matrix().to(identity.dtype), identity)
 
     def stepped(self, directions, active=None, frozen_scale=False):
-        return [_masked(active, parameter - self.learning_rate * direction, parameter)
-                for parameter, direction in zip(self._parameters, directions)]
+        return [
+            _masked(active, parameter - self.learning_rate * direction, parameter)
+            for parameter, direction in zip(self._parameters, directions)
+        ]
 
     @staticmethod
     def _homogeneous(linear: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
@@ -167,8 +170,10 @@ class Rigid(LinearTransform):
         dims = len(shape)
         device = frames.fixed_affine.device
         angles = 1 if dims == 2 else 3
-        self._parameters = [torch.zeros(batch, angles, device=device, requires_grad=True),
-                            torch.zeros(batch, dims, device=device, requires_grad=True)]
+        self._parameters = [
+            torch.zeros(batch, angles, device=device, requires_grad=True),
+            torch.zeros(batch, dims, device=device, requires_grad=True),
+        ]
 
     def rotation(self) -> torch.Tensor:
         """Rotation matrices ``[B, d, d]``."""
@@ -198,8 +203,11 @@ class Affine(LinearTransform):
         linear = torch.zeros(batch, dims, dims, device=device)
         translation = torch.zeros(batch, dims, device=device)
         if init_matrix is not None:
-            centred = torch.linalg.inv(frames.centred_to_moving) @ init_matrix.to(torch.float64) \
+            centred = (
+                torch.linalg.inv(frames.centred_to_moving)
+                @ init_matrix.to(torch.float64)
                 @ torch.linalg.inv(frames.fixed_to_centred)
+            )
             linear = (centred[:, :dims, :dims] - torch.eye(dims, dtype=torch.float64, device=device)).float()
             translation = centred[:, :dims, dims].float()
         self._parameters = [linear.requires_grad_(), translation.requires_grad_()]
@@ -220,8 +228,9 @@ class DenseTransform(Transform):
 
     deformable = True
 
-    def __init__(self, learning_rate: float = 0.25, smooth_grad_sigma: float = 1.0,
-                 smooth_warp_sigma: float = 0.5) -> None:
+    def __init__(
+        self, learning_rate: float = 0.25, smooth_grad_sigma: float = 1.0, smooth_warp_sigma: float = 0.5
+    ) -> None:
         super().__init__(learning_rate)
         self.smooth_grad_sigma = check_number("smooth_grad_sigma", smooth_grad_sigma, 0)
         self.smooth_warp_sigma = check_number("smooth_warp_sigma", smooth_warp_sigma, 0)
@@ -231,7 +240,7 @@ class DenseTransform(Transform):
     def setup(self, frames, batch, shape, init_matrix=None) -> None:
         self.frames = frames
         self.batch = batch
-        self.initial = (frames.header if init_matrix is None else init_matrix.to(torch.float64))
+        self.initial = frames.header if init_matrix is None else init_matrix.to(torch.float64)
         eye = torch.eye(len(shape) + 1, dtype=torch.float64, device=self.initial.device)
         self.initial_is_identity = bool(torch.allclose(self.initial, eye.expand_as(self.initial), atol=1e-10))
         self.field = None
@@ -297,9 +306,14 @@ class DenseTransform(Transform):
 
     def stepped(self, directions, active=None, frozen_scale=False):
         """Each field (syn has two) after its own bounded step, smoothed."""
-        return [_masked(active, gaussian_smooth(self.apply_step(field, self.step(direction, frozen_scale)),
-                                                self.smooth_warp_sigma), field)
-                for field, direction in zip(self.parameters(), directions)]
+        return [
+            _masked(
+                active,
+                gaussian_smooth(self.apply_step(field, self.step(direction, frozen_scale)), self.smooth_warp_sigma),
+                field,
+            )
+            for field, direction in zip(self.parameters(), directions)
+        ]
 
 
 class FreeForm(DenseTransform):
@@ -322,8 +336,13 @@ class SVF(DenseTransform):
 
     name = "svf"
 
-    def __init__(self, learning_rate: float = 0.25, smooth_grad_sigma: float = 1.0,
-                 smooth_warp_sigma: float = 0.5, squaring_steps: int = 7) -> None:
+    def __init__(
+        self,
+        learning_rate: float = 0.25,
+        smooth_grad_sigma: float = 1.0,
+        smooth_warp_sigma: float = 0.5,
+        squaring_steps: int = 7,
+    ) -> None:
         super().__init__(learning_rate, smooth_grad_sigma, smooth_warp_sigma)
         if squaring_steps < 0:
             raise ValueError(f"squaring_steps must be >= 0, got {squaring_steps}")
@@ -342,8 +361,13 @@ class BSpline(DenseTransform):
 
     name = "bspline"
 
-    def __init__(self, learning_rate: float = 0.25, control_spacing: float = 5.0,
-                 smooth_grad_sigma: float = 0.0, smooth_warp_sigma: float = 0.0) -> None:
+    def __init__(
+        self,
+        learning_rate: float = 0.25,
+        control_spacing: float = 5.0,
+        smooth_grad_sigma: float = 0.0,
+        smooth_warp_sigma: float = 0.0,
+    ) -> None:
         super().__init__(learning_rate, smooth_grad_sigma, smooth_warp_sigma)
         if control_spacing <= 0:
             raise ValueError(f"control_spacing must be positive, got {control_spacing}")
@@ -404,8 +428,9 @@ class SyN(Greedy):
 
     name = "syn"
 
-    def __init__(self, learning_rate: float = 0.125, smooth_grad_sigma: float = 1.0,
-                 smooth_warp_sigma: float = 0.5) -> None:
+    def __init__(
+        self, learning_rate: float = 0.125, smooth_grad_sigma: float = 1.0, smooth_warp_sigma: float = 0.5
+    ) -> None:
         super().__init__(learning_rate, smooth_grad_sigma, smooth_warp_sigma)
 
     def setup(self, frames, batch, shape, init_matrix=None) -> None:
@@ -442,9 +467,7 @@ class SyN(Greedy):
         return torch.cat([self._in_voxels(self.field), self._in_voxels(self.fixed_field)], dim=1)
 
 
-TRANSFORMS: dict[str, type[Transform]] = {
-    cls.name: cls for cls in (Rigid, Affine, FreeForm, Greedy, SVF, BSpline, SyN)
-}
+TRANSFORMS: dict[str, type[Transform]] = {cls.name: cls for cls in (Rigid, Affine, FreeForm, Greedy, SVF, BSpline, SyN)}
 
 
 LINEAR = tuple(name for name, cls in TRANSFORMS.items() if not cls.deformable)
@@ -457,8 +480,10 @@ def stages(transform: str) -> tuple[str | None, str]:
     if len(parts) == 1:
         return None, parts[0]
     if len(parts) != 2 or parts[0] not in LINEAR or parts[1] in LINEAR:
-        raise ValueError(f"transform {transform!r}: combine one linear transform ({', '.join(LINEAR)}) with one "
-                         f"deformable one, e.g. affine+svf")
+        raise ValueError(
+            f"transform {transform!r}: combine one linear transform ({', '.join(LINEAR)}) with one "
+            f"deformable one, e.g. affine+svf"
+        )
     return parts[0], parts[1]
 
 

@@ -1,6 +1,7 @@
 """W&B sweep files run without a W&B server: parameters chosen by W&B's own engine (the ``sweeps``
 package behind ``wandb[sweeps]``, as W&B's local controller uses it), commands built as ``wandb
 agent`` builds them, each run logged offline (``wandb sync`` later)."""
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,9 @@ def load_sweep(path: Path) -> dict:
 
 def _check_local(config: dict, path: Path) -> None:
     if config.get("method") not in LOCAL_METHODS:
-        raise InputError(f"{path}: method {config.get('method')!r} cannot run without W&B; use one of "
-                         f"{', '.join(LOCAL_METHODS)}")
+        raise InputError(
+            f"{path}: method {config.get('method')!r} cannot run without W&B; use one of {', '.join(LOCAL_METHODS)}"
+        )
     if not (config.get("metric") or {}).get("name"):
         raise InputError(f"{path}: metric.name is missing: name the logged value to compare, e.g. val/dice")
     command = config.get("command")
@@ -73,22 +75,33 @@ def _check_local(config: dict, path: Path) -> None:
         raise InputError(f"{path}: command must be a list that contains ${{args}}, where W&B puts the parameters")
     for part in map(str, command):
         if part.startswith("${") and part not in ARGUMENT_MACROS + OTHER_MACROS and not ENVIRONMENT_MACRO.search(part):
-            raise InputError(f"{path}: command has {part}, which lightning-reg sweep does not know; use "
-                             f"{', '.join(ARGUMENT_MACROS + OTHER_MACROS)} or ${{envvar:NAME}}")
+            raise InputError(
+                f"{path}: command has {part}, which lightning-reg sweep does not know; use "
+                f"{', '.join(ARGUMENT_MACROS + OTHER_MACROS)} or ${{envvar:NAME}}"
+            )
     if "${program}" in command and not config.get("program"):
         raise InputError(f"{path}: command uses ${{program}} but the file has no program")
-    missing = sorted({name for part in map(str, command) for name in ENVIRONMENT_MACRO.findall(part)
-                      if name not in os.environ})
+    missing = sorted(
+        {name for part in map(str, command) for name in ENVIRONMENT_MACRO.findall(part) if name not in os.environ}
+    )
     if missing:
-        raise InputError(f"{path}: the command needs the environment variable(s) {', '.join(missing)}; set them, "
-                         f"e.g. {missing[0]}=... lightning-reg sweep {path}")
+        raise InputError(
+            f"{path}: the command needs the environment variable(s) {', '.join(missing)}; set them, "
+            f"e.g. {missing[0]}=... lightning-reg sweep {path}"
+        )
 
 
 def next_parameters(config: dict, runs: list[SweepRun]) -> dict | None:
     """The parameters of the next run, as W&B's controller would choose them (``None``: a grid is done)."""
-    done = [sweeps.SweepRun(name=run.run_id, config={k: {"value": v} for k, v in run.parameters.items()},
-                            state=sweeps.RunState.finished if run.finished else sweeps.RunState.failed,
-                            summary_metrics=run.metrics) for run in runs]
+    done = [
+        sweeps.SweepRun(
+            name=run.run_id,
+            config={k: {"value": v} for k, v in run.parameters.items()},
+            state=sweeps.RunState.finished if run.finished else sweeps.RunState.failed,
+            summary_metrics=run.metrics,
+        )
+        for run in runs
+    ]
     with warnings.catch_warnings():  # scikit-learn's GP warns on tiny bayes histories
         warnings.simplefilter("ignore")
         proposal = sweeps.next_run(config, done)
@@ -116,8 +129,11 @@ def build_command(config: dict, parameters: dict, extra: list[str]) -> list[str]
             command += variables.get(part[2:-1], [])
         else:
             command.append(part)
-    return [arg for part in command for arg in
-            ([sys.executable, "-m", "lightning_reg.cli"] if part == "lightning-reg" else [part])]
+    return [
+        arg
+        for part in command
+        for arg in ([sys.executable, "-m", "lightning_reg.cli"] if part == "lightning-reg" else [part])
+    ]
 
 
 def execute(config: dict, parameters: dict, extra: list[str], folder: Path, group: str) -> SweepRun:
@@ -126,8 +142,14 @@ def execute(config: dict, parameters: dict, extra: list[str], folder: Path, grou
     metrics_path = folder / "metrics" / f"{run.run_id}.json"
     log_path = folder / "logs" / f"{run.run_id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    environment = dict(os.environ, WANDB_MODE="offline", WANDB_RUN_ID=run.run_id, WANDB_RUN_GROUP=group,
-                       WANDB_SILENT="true", **{METRICS_FILE_VARIABLE: str(metrics_path)})
+    environment = dict(
+        os.environ,
+        WANDB_MODE="offline",
+        WANDB_RUN_ID=run.run_id,
+        WANDB_RUN_GROUP=group,
+        WANDB_SILENT="true",
+        **{METRICS_FILE_VARIABLE: str(metrics_path)},
+    )
     command = build_command(config, parameters, extra)
     start = time.perf_counter()
     with open(log_path, "w") as log:

@@ -1,5 +1,6 @@
 """The summary of a sweep: a CSV and a markdown table of every run's parameters and metric, best
 first, and a plot of the metric across runs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,9 +25,16 @@ def write_summary(runs: list[SweepRun], config: dict, folder: Path) -> dict[str,
     metric, goal = config["metric"]["name"], config["metric"].get("goal", "maximize")
     names = list(dict.fromkeys(name for run in runs for name in run.parameters))
     order = ranked(runs, metric, goal)
-    rows = [{"run": run.run_id, **run.parameters, metric: run.metrics.get(metric, ""),
-             "state": "finished" if run.finished else f"failed ({run.returncode})", "seconds": round(run.seconds, 1)}
-            for run in order]
+    rows = [
+        {
+            "run": run.run_id,
+            **run.parameters,
+            metric: run.metrics.get(metric, ""),
+            "state": "finished" if run.finished else f"failed ({run.returncode})",
+            "seconds": round(run.seconds, 1),
+        }
+        for run in order
+    ]
     paths = {"csv": folder / "summary.csv", "markdown": folder / "summary.md", "plot": folder / "summary.png"}
     write_rows(paths["csv"], rows)
     write_text(paths["markdown"], markdown(rows, ["run", *names, metric, "state", "seconds"]) + "\n")
@@ -36,8 +44,10 @@ def write_summary(runs: list[SweepRun], config: dict, folder: Path) -> dict[str,
 
 def markdown(rows: list[dict], columns: list[str]) -> str:
     """A markdown table of ``rows`` with ``columns``; numbers to 4 significant digits."""
+
     def cell(value) -> str:
         return f"{value:.4g}" if isinstance(value, float) else str(value)
+
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(column, "")) for column in columns) + " |" for row in rows]
     return "\n".join(lines)

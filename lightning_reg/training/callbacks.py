@@ -1,6 +1,7 @@
 """Lightning callbacks: the validation picture of one pair, saved as PNG and logged to W&B; the
 final metrics of a run as JSON; a checkpoint when training is interrupted (Ctrl-C); the NIfTI files
 of ``lightning-reg predict``; progress as plain lines for logs; how exact ``ift``'s backward was."""
+
 from __future__ import annotations
 
 import json
@@ -46,10 +47,15 @@ class RegistrationPanel(L.Callback):
             warped = result.warp(batch["moving"])
         pyramids = [[level[0] for level in fixed_features], [level[0] for level in moving_features]]
         title = f"{pair_id(batch, 0)}  epoch {trainer.current_epoch}  step {trainer.global_step}"
-        figure = registration_panel(batch["fixed"][0], batch["moving"][0], warped[0],
-                                    result.displacement_voxels()[0], pyramids, title=title)
-        path = save_figure(figure, run_directory(trainer) / "panels" /
-                           f"val_epoch{trainer.current_epoch:03d}_step{trainer.global_step:06d}.png")
+        figure = registration_panel(
+            batch["fixed"][0], batch["moving"][0], warped[0], result.displacement_voxels()[0], pyramids, title=title
+        )
+        path = save_figure(
+            figure,
+            run_directory(trainer)
+            / "panels"
+            / f"val_epoch{trainer.current_epoch:03d}_step{trainer.global_step:06d}.png",
+        )
         if isinstance(trainer.logger, WandbLogger):
             trainer.logger.log_image(key="val/panel", images=[str(path)], step=trainer.global_step)
 
@@ -66,8 +72,9 @@ class ConjugateGradientLog(L.Callback):
     def on_after_backward(self, trainer: L.Trainer, pl_module) -> None:
         reports = take_cg_reports()
         if reports:
-            pl_module.log("train/cg_relative_residual", max(report.relative_residual for report in reports),
-                          batch_size=1)
+            pl_module.log(
+                "train/cg_relative_residual", max(report.relative_residual for report in reports), batch_size=1
+            )
             pl_module.log("train/cg_iterations", float(sum(report.iterations for report in reports)), batch_size=1)
 
 
@@ -113,19 +120,25 @@ class InterruptCheckpoint(L.Callback):
         folders = [callback.dirpath for callback in trainer.checkpoint_callbacks if getattr(callback, "dirpath", None)]
         path = Path(folders[0] if folders else run_directory(trainer) / "checkpoints") / self.FILENAME
         trainer.save_checkpoint(path)
-        InterruptCheckpoint.interrupted = (f"the state at step {trainer.global_step} is in {path}; --ckpt_path last "
-                                           f"resumes from the last complete epoch")
+        InterruptCheckpoint.interrupted = (
+            f"the state at step {trainer.global_step} is in {path}; --ckpt_path last "
+            f"resumes from the last complete epoch"
+        )
 
 
 def fixed_reference(batch: dict, index: int) -> Volume:
     """The fixed image of pair ``index`` as the reference space of the outputs: its affine when the
     batch carries ``fixed_affine``, else 1 mm voxels at the origin."""
-    data = batch["fixed"][index:index + 1]
+    data = batch["fixed"][index : index + 1]
     dims = data.dim() - 2
-    affine = batch["fixed_affine"][index].double().cpu() if "fixed_affine" in batch else \
-        torch.eye(dims + 1, dtype=torch.float64)
-    return Volume(data=data, affine=affine, header=nib.Nifti1Header(), path=Path("fixed"),
-                  file_shape=tuple(data.shape[2:]))
+    affine = (
+        batch["fixed_affine"][index].double().cpu()
+        if "fixed_affine" in batch
+        else torch.eye(dims + 1, dtype=torch.float64)
+    )
+    return Volume(
+        data=data, affine=affine, header=nib.Nifti1Header(), path=Path("fixed"), file_shape=tuple(data.shape[2:])
+    )
 
 
 class NiftiPredictionWriter(BasePredictionWriter):
@@ -146,8 +159,9 @@ class NiftiPredictionWriter(BasePredictionWriter):
         self.output: OutputFolder | None = None
 
     def on_predict_start(self, trainer, pl_module) -> None:
-        self.output = OutputFolder(run_directory(trainer) / "predictions", self.overwrite,
-                                   flag="the predictions folder")
+        self.output = OutputFolder(
+            run_directory(trainer) / "predictions", self.overwrite, flag="the predictions folder"
+        )
         self.output.check()  # on every process, so that all of them stop alike
         staging = self.output.folder.with_name(self.STAGING)
         if trainer.is_global_zero:
@@ -166,8 +180,9 @@ class NiftiPredictionWriter(BasePredictionWriter):
             self.output.failed(self.staging, exception)  # removes the staging folder; Lightning re-raises
         self.staging = None
 
-    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
-                           dataloader_idx=0) -> None:
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         result = prediction
         warped = result.warp(batch["moving"])
         warped_seg = None
@@ -208,8 +223,9 @@ class LogLines(ProgressBar):
 
     def _metrics(self, trainer: L.Trainer, pl_module) -> str:
         shown = {key: value for key, value in self.get_metrics(trainer, pl_module).items() if key != "v_num"}
-        return ", ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
-                         for key, value in shown.items())
+        return ", ".join(
+            f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}" for key, value in shown.items()
+        )
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module) -> None:
         self._start = time.perf_counter()
@@ -217,12 +233,18 @@ class LogLines(ProgressBar):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         total = self.total_train_batches
         if (batch_idx + 1) % self.every == 0 and batch_idx + 1 != total:
-            self._say(trainer, f"epoch {trainer.current_epoch}: step {batch_idx + 1}/{total} "
-                               f"({time.perf_counter() - self._start:.0f} s): {self._metrics(trainer, pl_module)}")
+            self._say(
+                trainer,
+                f"epoch {trainer.current_epoch}: step {batch_idx + 1}/{total} "
+                f"({time.perf_counter() - self._start:.0f} s): {self._metrics(trainer, pl_module)}",
+            )
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
-        self._say(trainer, f"epoch {trainer.current_epoch}: {self.total_train_batches} steps "
-                           f"({time.perf_counter() - self._start:.0f} s): {self._metrics(trainer, pl_module)}")
+        self._say(
+            trainer,
+            f"epoch {trainer.current_epoch}: {self.total_train_batches} steps "
+            f"({time.perf_counter() - self._start:.0f} s): {self._metrics(trainer, pl_module)}",
+        )
 
     def _evaluation_start(self, trainer: L.Trainer, pl_module) -> None:
         self._evaluation_started = time.perf_counter()

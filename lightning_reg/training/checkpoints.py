@@ -5,6 +5,7 @@ them; LightningCLI and ``load_from_checkpoint`` import whatever module that name
 checkpoint may only name classes of ``lightning_reg`` and ``torch``, and of the packages the user
 lists in ``$LIGHTNING_REG_TRUSTED_MODULES``.
 """
+
 from __future__ import annotations
 
 import io
@@ -52,10 +53,12 @@ def check_trusted(hyperparameters: dict, source: str | Path, ignore: Iterable[st
     kept = {key: value for key, value in hyperparameters.items() if key not in set(ignore)}
     for path in class_paths(kept):
         if path.split(".")[0] not in trusted:
-            raise InputError(f"{source} names the class {path!r}, outside {', '.join(trusted)}; a checkpoint may only "
-                             f"name those, so that opening it runs no other code. If you trust it, set "
-                             f"{TRUSTED_MODULES_VARIABLE}={path.split('.')[0]}, or give the network yourself "
-                             f"(--model.network {path}, or --config <run>/config.yaml)")
+            raise InputError(
+                f"{source} names the class {path!r}, outside {', '.join(trusted)}; a checkpoint may only "
+                f"name those, so that opening it runs no other code. If you trust it, set "
+                f"{TRUSTED_MODULES_VARIABLE}={path.split('.')[0]}, or give the network yourself "
+                f"(--model.network {path}, or --config <run>/config.yaml)"
+            )
 
 
 def read_checkpoint(path: str | Path, data: bytes | None = None) -> dict:
@@ -68,8 +71,9 @@ def read_checkpoint(path: str | Path, data: bytes | None = None) -> dict:
         checkpoint = torch.load(io.BytesIO(data) if data is not None else path, weights_only=True, map_location="cpu")
     except Exception as error:  # torch raises many kinds for files that are not checkpoints or are cut short
         reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else ""
-        raise InputError(f"{path} is not a lightning-reg checkpoint, or is damaged ({type(error).__name__}: "
-                         f"{reason})") from None
+        raise InputError(
+            f"{path} is not a lightning-reg checkpoint, or is damaged ({type(error).__name__}: {reason})"
+        ) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise InputError(f"{path} is not a Lightning checkpoint (no state_dict)")
     return checkpoint
@@ -87,11 +91,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     copied over when that is another file system), and weights that are not finite are never saved."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
-        bad = [key for key, value in checkpoint.get("state_dict", {}).items()
-               if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
+        bad = [
+            key
+            for key, value in checkpoint.get("state_dict", {}).items()
+            if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all())
+        ]
         if bad:
-            raise InputError(f"refusing to save {path}: weights {bad[:3]} are not finite (training diverged; lower "
-                             f"--model.lr)")
+            raise InputError(
+                f"refusing to save {path}: weights {bad[:3]} are not finite (training diverged; lower --model.lr)"
+            )
         if storage_options is not None or not _is_local_file_protocol(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
         Path(path).parent.mkdir(parents=True, exist_ok=True)

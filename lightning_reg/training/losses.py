@@ -1,4 +1,5 @@
 """Training losses: image dissimilarity after warping and soft Dice of linearly warped labels."""
+
 from __future__ import annotations
 
 import torch

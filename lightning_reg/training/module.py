@@ -1,5 +1,6 @@
 """The LightningModule: a siamese feature network, the implicit registration layer, training losses,
 evaluation metrics and the per-pair test table."""
+
 from __future__ import annotations
 
 import io
@@ -59,10 +60,20 @@ class RegistrationModule(L.LightningModule):
             ``linear`` (one-hot, as ``lightning-reg register``) or ``nearest``.
     """
 
-    def __init__(self, network: FeatureNetwork | None = DEFAULT_NETWORK, train_solver: SolverSettings | None = None,
-                 eval_solver: EvalSolverSettings | None = None, image_loss: str = "lncc", image_weight: float = 1.0,
-                 dice_weight: float = 1.0, progressive_epochs: int = 0, lr: float = 1e-3,
-                 weight_decay: float = 1e-5, poly_power: float = 0.9, eval_label_mode: str = LABEL_MODE) -> None:
+    def __init__(
+        self,
+        network: FeatureNetwork | None = DEFAULT_NETWORK,
+        train_solver: SolverSettings | None = None,
+        eval_solver: EvalSolverSettings | None = None,
+        image_loss: str = "lncc",
+        image_weight: float = 1.0,
+        dice_weight: float = 1.0,
+        progressive_epochs: int = 0,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        poly_power: float = 0.9,
+        eval_label_mode: str = LABEL_MODE,
+    ) -> None:
         super().__init__()
         with warnings.catch_warnings():  # outside LightningCLI the module is dropped just below
             warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
@@ -74,12 +85,16 @@ class RegistrationModule(L.LightningModule):
             if is_dataclass(self.hparams.get(key)):
                 self.hparams[key] = asdict(self.hparams[key])
         self.network = UNet(dims=2) if network is None or network is DEFAULT_NETWORK else network  # never shared
-        self.train_solver = SolverSettings(**train_solver) if isinstance(train_solver, dict) else (
-            train_solver or SolverSettings())
+        self.train_solver = (
+            SolverSettings(**train_solver) if isinstance(train_solver, dict) else (train_solver or SolverSettings())
+        )
         if isinstance(eval_solver, dict):  # from a checkpoint's hyperparameters
             eval_solver = EvalSolverSettings(**eval_solver)
-        self.eval_solver = self.train_solver if eval_solver is None else (
-            eval_solver if isinstance(eval_solver, SolverSettings) else eval_solver.resolve(self.train_solver))
+        self.eval_solver = (
+            self.train_solver
+            if eval_solver is None
+            else (eval_solver if isinstance(eval_solver, SolverSettings) else eval_solver.resolve(self.train_solver))
+        )
         for name, settings in (("train_solver", self.train_solver), ("eval_solver", self.eval_solver)):
             try:  # unknown names and bad options fail now, not mid-training
                 settings.check_levels(self.network.scales)
@@ -92,8 +107,13 @@ class RegistrationModule(L.LightningModule):
             raise ValueError(f"eval_label_mode must be 'linear' or 'nearest', got {eval_label_mode!r}")
         self.eval_label_mode = eval_label_mode
         self.image_dissimilarity = ImageDissimilarity(image_loss)
-        for name, value in (("image_weight", image_weight), ("dice_weight", dice_weight), ("lr", lr),
-                            ("weight_decay", weight_decay), ("poly_power", poly_power)):
+        for name, value in (
+            ("image_weight", image_weight),
+            ("dice_weight", dice_weight),
+            ("lr", lr),
+            ("weight_decay", weight_decay),
+            ("poly_power", poly_power),
+        ):
             check_number(name, value, 0)
         if image_weight + dice_weight == 0:
             raise ValueError(f"image_weight and dice_weight must not both be 0, got {image_weight} and {dice_weight}")
@@ -101,34 +121,57 @@ class RegistrationModule(L.LightningModule):
         self.skip_reason: str | None = None  # why this training step must not update the weights
         self.skipped_steps: list[int] = []  # the steps skipped in a row, for the divergence message
         # NaN (e.g. HD95 of a label missing from a pair) counts as no value, as in ``evaluation.mean_rows``
-        self.summaries = torch.nn.ModuleDict({f"{stage}_{key}": MeanMetric(nan_strategy="ignore")
-                                              for stage in ("val", "test") for key in SUMMARY_KEYS})
+        self.summaries = torch.nn.ModuleDict(
+            {f"{stage}_{key}": MeanMetric(nan_strategy="ignore") for stage in ("val", "test") for key in SUMMARY_KEYS}
+        )
 
     # ----------------------------------------------------------------------------------- forward
     def features(self, fixed: torch.Tensor, moving: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Siamese feature pyramids of both images (one network call when their shapes agree)."""
         if fixed.shape == moving.shape:
             both = self.network(torch.cat([fixed, moving]))
-            return [level[:len(fixed)] for level in both], [level[len(fixed):] for level in both]
+            return [level[: len(fixed)] for level in both], [level[len(fixed) :] for level in both]
         return self.network(fixed), self.network(moving)
 
-    def register(self, batch: dict, settings: SolverSettings | None = None,
-                 levels: int | None = None) -> list[RegistrationResult]:
+    def register(
+        self, batch: dict, settings: SolverSettings | None = None, levels: int | None = None
+    ) -> list[RegistrationResult]:
         """Solve every level (or the first ``levels``) for the pairs of ``batch`` with ``settings``
         (default: the evaluation settings); results at the fixed image's resolution."""
         return self.solve(batch, self.features(batch["fixed"], batch["moving"]), settings or self.eval_solver, levels)
 
-    def solve(self, batch: dict, features: tuple[list[torch.Tensor], list[torch.Tensor]], settings: SolverSettings,
-              levels: int | None = None, callback: Callback | None = None) -> list[RegistrationResult]:
+    def solve(
+        self,
+        batch: dict,
+        features: tuple[list[torch.Tensor], list[torch.Tensor]],
+        settings: SolverSettings,
+        levels: int | None = None,
+        callback: Callback | None = None,
+    ) -> list[RegistrationResult]:
         """:meth:`register` on the feature pyramids of ``batch`` (from :meth:`features`); ``callback``:
         the solver's, after every iteration."""
         if settings.feature_channels is not None:
-            features = tuple(map(list, zip(*[principal_channels(fixed, moving, settings.feature_channels)
-                                             for fixed, moving in zip(*features)])))
-        results = self._layer(settings)(*features, feature_scales=self.network.scales, levels=levels,
-                                        fixed_affine=batch.get("fixed_affine"),
-                                        moving_affine=batch.get("moving_affine"), prompts=self.prompts(batch, settings),
-                                        masks=self.masks(batch), callback=callback)
+            features = tuple(
+                map(
+                    list,
+                    zip(
+                        *[
+                            principal_channels(fixed, moving, settings.feature_channels)
+                            for fixed, moving in zip(*features)
+                        ]
+                    ),
+                )
+            )
+        results = self._layer(settings)(
+            *features,
+            feature_scales=self.network.scales,
+            levels=levels,
+            fixed_affine=batch.get("fixed_affine"),
+            moving_affine=batch.get("moving_affine"),
+            prompts=self.prompts(batch, settings),
+            masks=self.masks(batch),
+            callback=callback,
+        )
         return [result.resized(batch["fixed"].shape[2:]) for result in results]
 
     def _layer(self, settings: SolverSettings) -> RegistrationLayer:
@@ -144,8 +187,9 @@ class RegistrationModule(L.LightningModule):
             return []
         if "fixed_seg" not in batch or "moving_seg" not in batch:
             raise ValueError("prompt_labels need label maps of both images: the batches have no fixed_seg/moving_seg")
-        return [label_prompt(batch["fixed_seg"], batch["moving_seg"], list(settings.prompt_labels),
-                             settings.prompt_weight)]
+        return [
+            label_prompt(batch["fixed_seg"], batch["moving_seg"], list(settings.prompt_labels), settings.prompt_weight)
+        ]
 
     @staticmethod
     def masks(batch: dict) -> Masks | None:
@@ -165,8 +209,16 @@ class RegistrationModule(L.LightningModule):
         with evaluation settings replaced field by field, e.g.
         ``model.with_eval_solver(transform="svf", prompt_labels=[2])``."""
         overrides = {**vars(self.eval_solver), **settings}
-        return type(self)(network=self.network, train_solver=self.train_solver, eval_solver=SolverSettings(**overrides),
-                          eval_label_mode=self.eval_label_mode).to(self.device).eval()
+        return (
+            type(self)(
+                network=self.network,
+                train_solver=self.train_solver,
+                eval_solver=SolverSettings(**overrides),
+                eval_label_mode=self.eval_label_mode,
+            )
+            .to(self.device)
+            .eval()
+        )
 
     def predict_step(self, batch: dict, batch_index: int) -> RegistrationResult:
         """The final warp of ``batch``; ``prediction.NiftiPredictionWriter`` writes it as NIfTI."""
@@ -192,11 +244,15 @@ class RegistrationModule(L.LightningModule):
             reasons.append(f"progressive_epochs={self.hparams.progressive_epochs} trains the coarse levels alone first")
         used = source_levels(self.train_solver.scales, self.network.scales) if self.train_solver.scales else []
         if self.train_solver.scales and len(set(used)) < len(self.network.scales):
-            reasons.append(f"train_solver.scales {list(self.train_solver.scales)} take only some of the "
-                           f"network's levels {list(self.network.scales)}")
+            reasons.append(
+                f"train_solver.scales {list(self.train_solver.scales)} take only some of the "
+                f"network's levels {list(self.network.scales)}"
+            )
         if reasons:
-            raise ValueError(f"{'; '.join(reasons)}, so some network weights get no gradient at some steps, which "
-                             f"DDP refuses: use --trainer.strategy ddp_find_unused_parameters_true")
+            raise ValueError(
+                f"{'; '.join(reasons)}, so some network weights get no gradient at some steps, which "
+                f"DDP refuses: use --trainer.strategy ddp_find_unused_parameters_true"
+            )
 
     def active_levels(self) -> int:
         levels = self.train_solver.level_count(self.network.scales)
@@ -207,8 +263,10 @@ class RegistrationModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         if self.hparams.dice_weight > 0 and ("fixed_seg" not in batch or "moving_seg" not in batch):
-            raise ValueError("dice_weight > 0 needs label maps: the batches have no fixed_seg/moving_seg. "
-                             "Give labels in the data, or set --model.dice_weight 0")
+            raise ValueError(
+                "dice_weight > 0 needs label maps: the batches have no fixed_seg/moving_seg. "
+                "Give labels in the data, or set --model.dice_weight 0"
+            )
         features = self.features(batch["fixed"], batch["moving"])
         if not all(bool(torch.isfinite(level).all()) for pyramid in features for level in pyramid):
             return self._skip_step("the network's features are not finite")
@@ -264,27 +322,36 @@ class RegistrationModule(L.LightningModule):
         self.log("train/skipped_steps", float(len(self.skipped_steps)), batch_size=1)
         cause = reason or "another process's step was not finite"
         if len(self.skipped_steps) < DIVERGENCE_PATIENCE:
-            warnings.warn(f"step {self.trainer.global_step} skipped: {cause}; the weights were not changed",
-                          stacklevel=2)
+            warnings.warn(
+                f"step {self.trainer.global_step} skipped: {cause}; the weights were not changed", stacklevel=2
+            )
             return
-        raise InputError(f"training diverged: {cause} at steps {self.skipped_steps} in a row. The learning rate is "
-                         f"likely too high (--model.lr {self.hparams.lr:g}; try {self.hparams.lr / 10:g}). "
-                         f"{_last_good_checkpoint(self.trainer)}")
+        raise InputError(
+            f"training diverged: {cause} at steps {self.skipped_steps} in a row. The learning rate is "
+            f"likely too high (--model.lr {self.hparams.lr:g}; try {self.hparams.lr / 10:g}). "
+            f"{_last_good_checkpoint(self.trainer)}"
+        )
 
     def configure_optimizers(self):
         parameters = [p for p in self.parameters() if p.requires_grad]
         if not parameters:
-            raise ValueError(f"{type(self.network).__name__} has no weights to train; evaluate it with "
-                             f"lightning-reg validate/test instead of fit")
+            raise ValueError(
+                f"{type(self.network).__name__} has no weights to train; evaluate it with "
+                f"lightning-reg validate/test instead of fit"
+            )
         optimizer = torch.optim.AdamW(parameters, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         total = self.trainer.estimated_stepping_batches
         if not math.isfinite(total):  # max_epochs -1 and no max_steps: until stopped, so no end to decay to
-            warnings.warn(f"training has no end (--trainer.max_epochs {self.trainer.max_epochs}, no max_steps), so "
-                          f"the learning rate stays at --model.lr {self.hparams.lr:g}; set --trainer.max_steps or "
-                          f"max_epochs for its polynomial decay", stacklevel=2)
+            warnings.warn(
+                f"training has no end (--trainer.max_epochs {self.trainer.max_epochs}, no max_steps), so "
+                f"the learning rate stays at --model.lr {self.hparams.lr:g}; set --trainer.max_steps or "
+                f"max_epochs for its polynomial decay",
+                stacklevel=2,
+            )
             return optimizer
-        schedule = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=max(int(total), 1),
-                                                         power=self.hparams.poly_power)
+        schedule = torch.optim.lr_scheduler.PolynomialLR(
+            optimizer, total_iters=max(int(total), 1), power=self.hparams.poly_power
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # -------------------------------------------------------------------------------- evaluation
@@ -295,8 +362,9 @@ class RegistrationModule(L.LightningModule):
         with torch.no_grad():
             result = self(batch)
         seconds = (time.perf_counter() - start) / len(batch["fixed"])
-        return pair_rows(batch, result, seconds, self.eval_label_mode,
-                         inverse=result.inverse_field() if inverse else None)
+        return pair_rows(
+            batch, result, seconds, self.eval_label_mode, inverse=result.inverse_field() if inverse else None
+        )
 
     def _log_rows(self, stage: str, rows: list[dict]) -> None:
         """Log the per-pair means of ``rows``; torchmetrics sums values and counts over processes at
@@ -326,8 +394,14 @@ class RegistrationModule(L.LightningModule):
             write_rows(run_directory(self.trainer) / "test_metrics.csv", rows)
 
     @classmethod
-    def load_from_checkpoint(cls, checkpoint_path: str | Path | io.BufferedIOBase, map_location=None,
-                             hparams_file=None, strict=None, **kwargs) -> "RegistrationModule":
+    def load_from_checkpoint(
+        cls,
+        checkpoint_path: str | Path | io.BufferedIOBase,
+        map_location=None,
+        hparams_file=None,
+        strict=None,
+        **kwargs,
+    ) -> "RegistrationModule":
         """Lightning's ``load_from_checkpoint``, but the file is read as data only and may name
         network classes only of ``lightning_reg``, ``torch`` and ``$LIGHTNING_REG_TRUSTED_MODULES``
         (``checkpoints.check_trusted``), so opening a checkpoint imports no module it names."""
@@ -339,8 +413,9 @@ class RegistrationModule(L.LightningModule):
             raise InputError(f"checkpoint not found: {checkpoint_path}")
         checkpoint = read_checkpoint(source, data)
         check_trusted(checkpoint.get("hyper_parameters", {}), source, ignore=kwargs)
-        return super().load_from_checkpoint(io.BytesIO(data), map_location=map_location, hparams_file=hparams_file,
-                                            strict=strict, **kwargs)
+        return super().load_from_checkpoint(
+            io.BytesIO(data), map_location=map_location, hparams_file=hparams_file, strict=strict, **kwargs
+        )
 
     @classmethod
     def pretrained(cls, name: str, map_location=None) -> "RegistrationModule":
@@ -354,16 +429,21 @@ class RegistrationModule(L.LightningModule):
         theirs = {k: tuple(v.shape) for k, v in checkpoint.get("state_dict", {}).items()}
         if mine != theirs:
             different = sorted(set(mine) ^ set(theirs)) or [k for k in mine if mine[k] != theirs.get(k)]
-            raise ValueError(f"the checkpoint was trained with another network than {type(self.network).__name__}"
-                             f"(dims={self.network.dims}, scales={self.network.scales}): parameters differ, e.g. "
-                             f"{different[:3]}. Use the training run's config (--config <run>/config.yaml) or "
-                             f"its network settings")
+            raise ValueError(
+                f"the checkpoint was trained with another network than {type(self.network).__name__}"
+                f"(dims={self.network.dims}, scales={self.network.scales}): parameters differ, e.g. "
+                f"{different[:3]}. Use the training run's config (--config <run>/config.yaml) or "
+                f"its network settings"
+            )
 
 
 def _last_good_checkpoint(trainer: L.Trainer) -> str:
     """Where the last checkpoint saved before a failure is, for the failure's message."""
-    paths = [callback.last_model_path or callback.best_model_path for callback in trainer.checkpoint_callbacks
-             if getattr(callback, "last_model_path", None) or getattr(callback, "best_model_path", None)]
+    paths = [
+        callback.last_model_path or callback.best_model_path
+        for callback in trainer.checkpoint_callbacks
+        if getattr(callback, "last_model_path", None) or getattr(callback, "best_model_path", None)
+    ]
     saved = [Path(path) for path in paths if Path(path).is_file()]
     if not saved:
         return "No checkpoint was saved before it."

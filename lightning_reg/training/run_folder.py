@@ -1,4 +1,5 @@
 """Where a run writes its files, and whether W&B can go online."""
+
 from __future__ import annotations
 
 import netrc

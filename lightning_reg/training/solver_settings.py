@@ -1,5 +1,6 @@
 """Solver settings as plain dataclasses, so LightningCLI exposes every field
 (``--model.train_solver.transform``, ``--model.eval_solver.transform affine+svf``)."""
+
 from __future__ import annotations
 
 import typing
@@ -70,11 +71,14 @@ class SolverSettings:
     def layer(self) -> RegistrationLayer:
         """The registration layer of these settings; building it validates them."""
         check_number("prompt_weight", self.prompt_weight, 0)
-        if self.feature_channels is not None and (isinstance(self.feature_channels, bool)
-                                                  or not isinstance(self.feature_channels, int)
-                                                  or self.feature_channels < 1):
-            raise ValueError(f"feature_channels must be a whole number >= 1 (or none: every channel), "
-                             f"got {self.feature_channels!r}")
+        if self.feature_channels is not None and (
+            isinstance(self.feature_channels, bool)
+            or not isinstance(self.feature_channels, int)
+            or self.feature_channels < 1
+        ):
+            raise ValueError(
+                f"feature_channels must be a whole number >= 1 (or none: every channel), got {self.feature_channels!r}"
+            )
         deformable = self.stages()[1] not in LINEAR
         options = dict(self.transform_options)
         steps = {"learning_rate": self.learning_rate if deformable else None}
@@ -83,12 +87,20 @@ class SolverSettings:
         for name, value in steps.items():
             if value is not None:
                 options.setdefault(name, value)
-        return RegistrationLayer(self.transform, self.similarity, scales=self.scales, iterations=self.iterations,
-                                 backward=self.backward, regularizer=self.regularizer if deformable else None,
-                                 regularizer_weight=self.regularizer_weight if deformable else 0.0,
-                                 tolerance=self.tolerance, optimizer=self.optimizer,
-                                 interpolation=self.interpolation, transform_options=options,
-                                 similarity_options=dict(self.similarity_options))
+        return RegistrationLayer(
+            self.transform,
+            self.similarity,
+            scales=self.scales,
+            iterations=self.iterations,
+            backward=self.backward,
+            regularizer=self.regularizer if deformable else None,
+            regularizer_weight=self.regularizer_weight if deformable else 0.0,
+            tolerance=self.tolerance,
+            optimizer=self.optimizer,
+            interpolation=self.interpolation,
+            transform_options=options,
+            similarity_options=dict(self.similarity_options),
+        )
 
     def level_count(self, network_scales: Sequence[float]) -> int:
         """How many levels the solver runs: one per scale (the network's scales by default)."""
@@ -108,14 +120,20 @@ def _optional_fields() -> list[tuple[str, object, object]]:
 
 def _resolve(self, train: SolverSettings) -> SolverSettings:
     """The training settings with every field given here (not ``None``) replaced."""
-    return replace(train, **{item.name: getattr(self, item.name) for item in fields(self)
-                             if getattr(self, item.name) is not None})
+    return replace(
+        train, **{item.name: getattr(self, item.name) for item in fields(self) if getattr(self, item.name) is not None}
+    )
 
 
 #: Evaluation settings: the fields of :class:`SolverSettings`, each ``None`` (= as in training) unless
 #: given, so ``--model.eval_solver.transform svf`` changes the transform and nothing else.
 EvalSolverSettings = make_dataclass(
-    "EvalSolverSettings", _optional_fields(),
-    namespace={"resolve": _resolve, "__module__": __name__,
-               "__doc__": "Evaluation overrides of the training solver settings: each field None (= as in "
-                          "training) unless given.\n" + SolverSettings.__doc__.split("\n", 1)[1]})
+    "EvalSolverSettings",
+    _optional_fields(),
+    namespace={
+        "resolve": _resolve,
+        "__module__": __name__,
+        "__doc__": "Evaluation overrides of the training solver settings: each field None (= as in "
+        "training) unless given.\n" + SolverSettings.__doc__.split("\n", 1)[1],
+    },
+)

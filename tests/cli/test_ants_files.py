@@ -2,6 +2,7 @@
 and reproduces warped.nii.gz (3D, oblique anisotropic headers; 2D), the inverse files map warped
 back onto moving, SimpleITK and nitransforms read them, ANTs' own affine files read back to the
 same map, and antsRegistration's outputs applied by lightning-reg apply give ANTs' own images."""
+
 from __future__ import annotations
 
 import json
@@ -25,9 +26,30 @@ def _register(folder, shape, fixed_affine, moving_affine, *options):
     for key, affine in (("fixed", fixed_affine), ("moving", moving_affine)):
         nib.save(nib.Nifti1Image(pair[key][0, 0].numpy(), affine), folder / f"{key}.nii.gz")
     out = folder / "out"
-    done = subprocess.run([sys.executable, "-m", "lightning_reg.cli", "register", "--fixed", folder / "fixed.nii.gz",
-                           "--moving", folder / "moving.nii.gz", "--scales", "2", "1", "--iterations", "60", "30",
-                           "--quiet", "--out", out, *options], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lightning_reg.cli",
+            "register",
+            "--fixed",
+            folder / "fixed.nii.gz",
+            "--moving",
+            folder / "moving.nii.gz",
+            "--scales",
+            "2",
+            "1",
+            "--iterations",
+            "60",
+            "30",
+            "--quiet",
+            "--out",
+            out,
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     return out
 
@@ -94,8 +116,9 @@ def test_an_affine_ants_wrote_reads_back_to_the_same_map(tmp_path):
     matrix = load_ants_affine(tmp_path / "ants.mat")
     point_lps = np.array([12.0, 7.0, -3.0])
     expected = np.array(transform.apply_to_point(tuple(point_lps))) * [-1, -1, 1]
-    assert np.allclose((matrix @ torch.tensor([*(point_lps * [-1, -1, 1]), 1.0], dtype=torch.float64))[:3],
-                       expected, atol=1e-6)
+    assert np.allclose(
+        (matrix @ torch.tensor([*(point_lps * [-1, -1, 1]), 1.0], dtype=torch.float64))[:3], expected, atol=1e-6
+    )
     save_ants_affine(matrix, tmp_path / "ours.mat")  # and ours reads in ANTs as the same map
     again = ants.read_transform(str(tmp_path / "ours.mat"))
     assert np.allclose(again.apply_to_point(tuple(point_lps)), transform.apply_to_point(tuple(point_lps)), atol=1e-6)
@@ -116,13 +139,28 @@ def test_antsregistration_outputs_applied_by_lightning_reg_apply_give_ants_own_i
         nib.save(nib.Nifti1Image(pair[key][0, 0].numpy(), fixed_affine), tmp_path / f"{key}.nii.gz")
     fixed, moving = (ants.image_read(str(tmp_path / f"{key}.nii.gz")) for key in ("fixed", "moving"))
     done = ants.registration(fixed, moving, "SyN", outprefix=str(tmp_path / "reg_"), reg_iterations=(20, 10, 0))
-    for direction, expected, reference, image in (("forward", done["warpedmovout"], "fixed", "moving"),
-                                                  ("inverse", done["warpedfixout"], "moving", "fixed")):
+    for direction, expected, reference, image in (
+        ("forward", done["warpedmovout"], "fixed", "moving"),
+        ("inverse", done["warpedfixout"], "moving", "fixed"),
+    ):
         out = tmp_path / f"{direction}.nii.gz"
-        command = [sys.executable, "-m", "lightning_reg.cli", "apply", "--reference", tmp_path / f"{reference}.nii.gz",
-                   "--input", tmp_path / f"{image}.nii.gz", "--transforms", tmp_path / "reg_", "--out", out]
-        ran = subprocess.run([*map(str, command), *(["--inverse"] if direction == "inverse" else [])],
-                             capture_output=True, text=True)
+        command = [
+            sys.executable,
+            "-m",
+            "lightning_reg.cli",
+            "apply",
+            "--reference",
+            tmp_path / f"{reference}.nii.gz",
+            "--input",
+            tmp_path / f"{image}.nii.gz",
+            "--transforms",
+            tmp_path / "reg_",
+            "--out",
+            out,
+        ]
+        ran = subprocess.run(
+            [*map(str, command), *(["--inverse"] if direction == "inverse" else [])], capture_output=True, text=True
+        )
         assert ran.returncode == 0, ran.stderr
         ours, theirs = nib.load(out).get_fdata(), expected.numpy()
         assert _correlation(ours, theirs, theirs != 0) >= 0.999, direction
@@ -136,8 +174,9 @@ def test_nitransforms_reads_our_files_as_the_same_map(tmp_path):
     out = _register(tmp_path, (40, 44, 36), fixed_affine, fixed_affine.copy(), "--init", "affine")
     affine = nitransforms.linear.load(str(out / "0GenericAffine.mat"), fmt="itk")
     assert np.allclose(affine.matrix, load_ants_affine(out / "0GenericAffine.mat").numpy(), atol=1e-9)
-    field = nitransforms.nonlinear.DenseFieldTransform(ITKDisplacementsField.from_filename(str(out / "1Warp.nii.gz")),
-                                                       reference=nib.load(tmp_path / "fixed.nii.gz"))
+    field = nitransforms.nonlinear.DenseFieldTransform(
+        ITKDisplacementsField.from_filename(str(out / "1Warp.nii.gz")), reference=nib.load(tmp_path / "fixed.nii.gz")
+    )
     warp_ras = nib.load(out / "1Warp.nii.gz").get_fdata()[:, :, :, 0, :] * [-1, -1, 1]
     voxel = np.array([20, 22, 18])
     point = fixed_affine[:3, :3] @ voxel + fixed_affine[:3, 3]

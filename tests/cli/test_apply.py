@@ -1,5 +1,6 @@
 """``lightning-reg apply``: register's own transforms reproduce its outputs, forward and inverse;
 labels keep their values; bad input is one line."""
+
 from __future__ import annotations
 
 import shutil
@@ -13,10 +14,31 @@ from helpers import lightning_reg
 @pytest.fixture(scope="module")
 def registered(nifti_pair, tmp_path_factory):
     folder = tmp_path_factory.mktemp("apply")
-    done = lightning_reg(["register", "--fixed", nifti_pair["fixed"], "--moving", nifti_pair["moving"],
-                          "--fixed-seg", nifti_pair["fixed_seg"], "--moving-seg", nifti_pair["moving_seg"],
-                          "--init", "affine", "--scales", "2", "1", "--iterations", "60", "30", "--quiet",
-                          "--out", folder / "out"], folder)
+    done = lightning_reg(
+        [
+            "register",
+            "--fixed",
+            nifti_pair["fixed"],
+            "--moving",
+            nifti_pair["moving"],
+            "--fixed-seg",
+            nifti_pair["fixed_seg"],
+            "--moving-seg",
+            nifti_pair["moving_seg"],
+            "--init",
+            "affine",
+            "--scales",
+            "2",
+            "1",
+            "--iterations",
+            "60",
+            "30",
+            "--quiet",
+            "--out",
+            folder / "out",
+        ],
+        folder,
+    )
     assert done.returncode == 0, done.stderr
     return folder
 
@@ -30,14 +52,34 @@ def _data(path) -> np.ndarray:
 
 
 def test_apply_reproduces_the_warped_image_and_labels(registered, nifti_pair):
-    done = _apply(registered, "--reference", nifti_pair["fixed"], "--input", nifti_pair["moving"],
-                  "--transforms", "out", "--out", "warped.nii.gz")
+    done = _apply(
+        registered,
+        "--reference",
+        nifti_pair["fixed"],
+        "--input",
+        nifti_pair["moving"],
+        "--transforms",
+        "out",
+        "--out",
+        "warped.nii.gz",
+    )
     assert done.returncode == 0, done.stderr
     ours, written = _data(registered / "warped.nii.gz"), _data(registered / "out" / "warped.nii.gz")
     assert np.abs(ours - written).max() < 1e-3 * np.abs(written).max()
     assert np.allclose(nib.load(registered / "warped.nii.gz").affine, nib.load(nifti_pair["fixed"]).affine)
-    done = _apply(registered, "--reference", nifti_pair["fixed"], "--input", nifti_pair["moving_seg"],
-                  "--transforms", "out", "--interpolation", "label", "--out", "warped_seg.nii.gz")
+    done = _apply(
+        registered,
+        "--reference",
+        nifti_pair["fixed"],
+        "--input",
+        nifti_pair["moving_seg"],
+        "--transforms",
+        "out",
+        "--interpolation",
+        "label",
+        "--out",
+        "warped_seg.nii.gz",
+    )
     assert done.returncode == 0, done.stderr
     labels = _data(registered / "warped_seg.nii.gz")
     assert np.issubdtype(labels.dtype, np.integer)
@@ -46,8 +88,18 @@ def test_apply_reproduces_the_warped_image_and_labels(registered, nifti_pair):
 
 
 def test_apply_inverse_maps_the_warped_image_back_onto_the_moving_grid(registered, nifti_pair):
-    done = _apply(registered, "--reference", nifti_pair["moving"], "--input", registered / "out" / "warped.nii.gz",
-                  "--transforms", "out", "--inverse", "--out", "back.nii.gz")
+    done = _apply(
+        registered,
+        "--reference",
+        nifti_pair["moving"],
+        "--input",
+        registered / "out" / "warped.nii.gz",
+        "--transforms",
+        "out",
+        "--inverse",
+        "--out",
+        "back.nii.gz",
+    )
     assert done.returncode == 0, done.stderr
     back, moving = _data(registered / "back.nii.gz"), _data(nifti_pair["moving"])
     warped = _data(registered / "out" / "warped.nii.gz")

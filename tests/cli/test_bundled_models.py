@@ -1,6 +1,7 @@
 """The models shipped in the package: found by name, from Python and from `lightning-reg register`,
 and better than no registration on brain-like pairs they never saw (the synthetic generator's
 ellipsoids of random labels with a known smooth warp, at the models' 2 mm)."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,9 @@ def brain_pair(tmp_path_factory):
     for key in ("fixed", "moving", "fixed_seg", "moving_seg"):
         array = pair[key][0, 0].numpy()
         paths[key] = out / f"{key}.nii.gz"
-        nib.save(nib.Nifti1Image(array.astype(np.int16) if "seg" in key else array, np.diag([2.0, 2.0, 2.0, 1])),
-                 paths[key])
+        nib.save(
+            nib.Nifti1Image(array.astype(np.int16) if "seg" in key else array, np.diag([2.0, 2.0, 2.0, 1])), paths[key]
+        )
     return paths
 
 
@@ -43,8 +45,11 @@ def test_brain2d_registers_an_unseen_brain_slice_better_than_no_registration():
     pair = warped_pair((96, 112), magnitude=2.0, num_labels=8, seed=5)
     model = RegistrationModule.pretrained("brain2d")
     affine = torch.diag(torch.tensor([2.0, 2.0, 1.0]))[None]
-    batch = {**{key: pair[key] for key in ("fixed", "moving", "fixed_seg", "moving_seg")},
-             "fixed_affine": affine, "moving_affine": affine}
+    batch = {
+        **{key: pair[key] for key in ("fixed", "moving", "fixed_seg", "moving_seg")},
+        "fixed_affine": affine,
+        "moving_affine": affine,
+    }
     with torch.no_grad():
         result = model.register(batch)[-1]
     before = mean_dice(batch["fixed_seg"], batch["moving_seg"])
@@ -53,20 +58,49 @@ def test_brain2d_registers_an_unseen_brain_slice_better_than_no_registration():
 
 
 def test_register_checkpoint_brain3d_from_the_command_line(tmp_path, brain_pair):
-    done = lightning_reg(["register", "--checkpoint", "brain3d", "--fixed", brain_pair["fixed"], "--moving",
-                          brain_pair["moving"], "--fixed-seg", brain_pair["fixed_seg"], "--moving-seg",
-                          brain_pair["moving_seg"], "--out", tmp_path / "out", "--quiet"], tmp_path)
+    done = lightning_reg(
+        [
+            "register",
+            "--checkpoint",
+            "brain3d",
+            "--fixed",
+            brain_pair["fixed"],
+            "--moving",
+            brain_pair["moving"],
+            "--fixed-seg",
+            brain_pair["fixed_seg"],
+            "--moving-seg",
+            brain_pair["moving_seg"],
+            "--out",
+            tmp_path / "out",
+            "--quiet",
+        ],
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert report["checkpoint"] == "brain3d"
-    before = mean_dice(torch.as_tensor(np.asarray(nib.load(brain_pair["fixed_seg"]).dataobj))[None, None],
-                       torch.as_tensor(np.asarray(nib.load(brain_pair["moving_seg"]).dataobj))[None, None])
+    before = mean_dice(
+        torch.as_tensor(np.asarray(nib.load(brain_pair["fixed_seg"]).dataobj))[None, None],
+        torch.as_tensor(np.asarray(nib.load(brain_pair["moving_seg"]).dataobj))[None, None],
+    )
     assert report["dice"] > before + 0.05, (before, report["dice"])
 
 
 def test_an_unknown_model_name_lists_the_bundled_ones(tmp_path, brain_pair, capsys):
-    code = main(["register", "--checkpoint", "brain4d", "--fixed", str(brain_pair["fixed"]), "--moving",
-                 str(brain_pair["moving"]), "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "register",
+            "--checkpoint",
+            "brain4d",
+            "--fixed",
+            str(brain_pair["fixed"]),
+            "--moving",
+            str(brain_pair["moving"]),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     error = capsys.readouterr().err
     assert code == 2 and "neither a checkpoint file nor a bundled model (brain2d, brain3d)" in error
     assert len(error.strip().splitlines()) == 1
@@ -82,8 +116,22 @@ def test_thick_slices_given_to_a_model_get_a_warning(tmp_path, capsys):
         full[np.ix_([0, 1, 3], [0, 1, 3])] = grid.numpy()
         paths[name] = tmp_path / f"{name}.nii.gz"
         nib.save(nib.Nifti1Image(array.numpy()[..., None], full), paths[name])
-    code = main(["register", "--checkpoint", "brain2d", "--fixed", str(paths["fixed"]), "--moving",
-                 str(paths["moving"]), "--out", str(tmp_path / "out"), "--iterations", "5", "--quiet"])
+    code = main(
+        [
+            "register",
+            "--checkpoint",
+            "brain2d",
+            "--fixed",
+            str(paths["fixed"]),
+            "--moving",
+            str(paths["moving"]),
+            "--out",
+            str(tmp_path / "out"),
+            "--iterations",
+            "5",
+            "--quiet",
+        ]
+    )
     error = capsys.readouterr().err
     assert code == 0 and "moving.nii.gz has voxels of 2 x 6 mm" in error and "resample it to isotropic" in error
     assert "fixed.nii.gz has voxels" not in error

@@ -4,6 +4,7 @@ lost, nothing is left half-written, and every failure is one line with exit code
 Each test names the row of issue 14 it covers. In-process runs (``main``) are used where nothing can
 crash the interpreter; a real subprocess where a crash (segmentation fault) is what is tested, or
 where the working folder on ``sys.path`` matters (``python -m``)."""
+
 from __future__ import annotations
 
 import errno
@@ -99,9 +100,17 @@ def test_a_sweep_name_is_never_used_as_a_path(tmp_path, capsys, monkeypatch):
     victim = tmp_path / "precious"
     victim.mkdir()
     (victim / "data.txt").write_text("keep")
-    (tmp_path / "evil.yaml").write_text(yaml.safe_dump({
-        "name": str(victim), "method": "grid", "metric": {"name": "val/dice"},
-        "parameters": {"model.lr": {"values": [0.1]}}, "command": ["lightning-reg", "validate", "${args}"]}))
+    (tmp_path / "evil.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": str(victim),
+                "method": "grid",
+                "metric": {"name": "val/dice"},
+                "parameters": {"model.lr": {"values": [0.1]}},
+                "command": ["lightning-reg", "validate", "${args}"],
+            }
+        )
+    )
     _one_line(main(["sweep", "evil.yaml", "--overwrite"]), capsys.readouterr().err, "must be a plain folder name")
     assert (victim / "data.txt").read_text() == "keep"
 
@@ -114,8 +123,9 @@ def test_a_failure_after_overwrite_leaves_the_old_results_as_they_were(tmp_path,
 
     broken = _with_affine(pair["fixed"], tmp_path / "broken.nii.gz", np.zeros((4, 4)))  # fails while loading
     capsys.readouterr()
-    code = main(["register", "--fixed", str(broken), "--moving", str(pair["moving"]), "--out", str(out), *FAST,
-                 "--overwrite"])
+    code = main(
+        ["register", "--fixed", str(broken), "--moving", str(pair["moving"]), "--out", str(out), *FAST, "--overwrite"]
+    )
     _one_line(code, capsys.readouterr().err, "damaged header")
     assert _snapshot(out) == before
 
@@ -128,8 +138,13 @@ def test_a_failure_after_overwrite_leaves_the_old_results_as_they_were(tmp_path,
         Path(path).write_bytes(b"partial")
 
     monkeypatch.setattr("lightning_reg.cli.register.save_volume", full_disk)
-    _one_line(*_register(capsys, pair, out, "--overwrite", "--fixed-seg", pair["fixed_seg"], "--moving-seg",
-                         pair["moving_seg"]), "disk is full", f"({out} was left as it was)")
+    _one_line(
+        *_register(
+            capsys, pair, out, "--overwrite", "--fixed-seg", pair["fixed_seg"], "--moving-seg", pair["moving_seg"]
+        ),
+        "disk is full",
+        f"({out} was left as it was)",
+    )
     assert _snapshot(out) == before
     assert sorted(path.name for path in tmp_path.iterdir()) == ["broken.nii.gz", "inputs", "notes.txt", "out"]
 
@@ -143,8 +158,17 @@ def test_a_checkpoint_cannot_run_code_from_the_working_folder(tmp_path, trained_
     for path in slice_pair.values():
         nib.save(nib.Nifti1Image(np.random.rand(32, 32, 1).astype(np.float32), np.eye(4)), path)
     runs = {
-        "register": ["register", "--fixed", slice_pair["fixed"], "--moving", slice_pair["moving"], "--checkpoint",
-                     "evil.ckpt", "--out", "o"],
+        "register": [
+            "register",
+            "--fixed",
+            slice_pair["fixed"],
+            "--moving",
+            slice_pair["moving"],
+            "--checkpoint",
+            "evil.ckpt",
+            "--out",
+            "o",
+        ],
         "test": ["test", "--ckpt_path", "evil.ckpt", "--data.shape", "[32,32]", "--data.test_pairs", "1"],
     }
     for arguments in runs.values():
@@ -160,16 +184,40 @@ def test_a_checkpoint_cannot_run_code_from_the_working_folder(tmp_path, trained_
 
 # ------------------------------------------------------------------------------- the other faults
 def test_a_damaged_header_is_named_and_ignore_header_registers_anyway(tmp_path, pair, capsys):
-    for name, affine in (("zeros", np.zeros((4, 4))), ("nan", np.full((4, 4), np.nan)),
-                         ("flat", np.diag([1.0, 1.0, 0.0, 1.0]))):
+    for name, affine in (
+        ("zeros", np.zeros((4, 4))),
+        ("nan", np.full((4, 4), np.nan)),
+        ("flat", np.diag([1.0, 1.0, 0.0, 1.0])),
+    ):
         _with_affine(pair["moving"], tmp_path / f"{name}.nii.gz", affine)
         capsys.readouterr()
-        code = main(["register", "--fixed", str(pair["fixed"]), "--moving", str(tmp_path / f"{name}.nii.gz"),
-                     "--out", str(tmp_path / name), *FAST])
+        code = main(
+            [
+                "register",
+                "--fixed",
+                str(pair["fixed"]),
+                "--moving",
+                str(tmp_path / f"{name}.nii.gz"),
+                "--out",
+                str(tmp_path / name),
+                *FAST,
+            ]
+        )
         _one_line(code, capsys.readouterr().err, "damaged header", "--ignore-header")
         assert not (tmp_path / name).exists()
-    code = main(["register", "--fixed", str(pair["fixed"]), "--moving", str(tmp_path / "zeros.nii.gz"),
-                 "--out", str(tmp_path / "ignored"), "--ignore-header", *FAST])
+    code = main(
+        [
+            "register",
+            "--fixed",
+            str(pair["fixed"]),
+            "--moving",
+            str(tmp_path / "zeros.nii.gz"),
+            "--out",
+            str(tmp_path / "ignored"),
+            "--ignore-header",
+            *FAST,
+        ]
+    )
     assert code == 0
     written = nib.load(tmp_path / "ignored" / "warped.nii.gz")
     assert np.allclose(np.abs(np.diag(written.affine))[:3], 1.5)
@@ -200,9 +248,25 @@ def test_a_write_error_of_the_disk_is_one_line_and_leaves_nothing_half_written(t
     """A real write failure: the process may write files of at most 20 kB (``ulimit -f``), less
     than its outputs; Python ignores SIGXFSZ, so the write fails with EFBIG."""
     environment = dict(os.environ, WANDB_MODE="offline")
-    done = subprocess.run([sys.executable, "-m", "lightning_reg.cli", "register", "--fixed", str(pair["fixed"]),
-                           "--moving", str(pair["moving"]), "--out", str(tmp_path / "out"), *FAST],
-                          capture_output=True, text=True, env=environment, preexec_fn=_limit_file_size)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lightning_reg.cli",
+            "register",
+            "--fixed",
+            str(pair["fixed"]),
+            "--moving",
+            str(pair["moving"]),
+            "--out",
+            str(tmp_path / "out"),
+            *FAST,
+        ],
+        capture_output=True,
+        text=True,
+        env=environment,
+        preexec_fn=_limit_file_size,
+    )
     _one_line(done.returncode, done.stderr, "File too large", "was not created")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["inputs", "notes.txt"]
 
@@ -221,19 +285,22 @@ def test_a_read_only_output_folder_is_one_line(tmp_path, pair, capsys, monkeypat
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("option, message", [
-    (["--device", "foo"], "'foo' is not a device"),
-    (["--learning-rate", "nan"], "must be a finite number"),
-    (["--learning-rate", "0"], "learning_rate must be > 0"),
-    (["--prompt-weight", "nan"], "must be a finite number"),
-    (["--regularizer-weight", "inf"], "must be a finite number"),
-    (["--tolerance", "nan"], "must be a finite number"),
-    (["--tolerance", "-1"], "tolerance must be >= 0"),
-    (["--threads", "0"], "--threads: must be >= 1"),
-    (["--iterations", "-3", "2"], "--iterations: must be >= 0"),
-    (["--regularizer", "diffusion"], "needs its weight: give --regularizer-weight"),
-    (["--regularizer", "bending", "--regularizer-weight", "0"], "has weight 0"),
-])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--device", "foo"], "'foo' is not a device"),
+        (["--learning-rate", "nan"], "must be a finite number"),
+        (["--learning-rate", "0"], "learning_rate must be > 0"),
+        (["--prompt-weight", "nan"], "must be a finite number"),
+        (["--regularizer-weight", "inf"], "must be a finite number"),
+        (["--tolerance", "nan"], "must be a finite number"),
+        (["--tolerance", "-1"], "tolerance must be >= 0"),
+        (["--threads", "0"], "--threads: must be >= 1"),
+        (["--iterations", "-3", "2"], "--iterations: must be >= 0"),
+        (["--regularizer", "diffusion"], "needs its weight: give --regularizer-weight"),
+        (["--regularizer", "bending", "--regularizer-weight", "0"], "has weight 0"),
+    ],
+)
 def test_bad_numbers_and_devices_are_refused_where_they_are_parsed(tmp_path, pair, capsys, option, message):
     _one_line(*_register(capsys, pair, tmp_path / "o", *option), message)
     assert not (tmp_path / "o").exists()
@@ -244,8 +311,17 @@ def test_label_values_beyond_32_bits_keep_their_values(tmp_path, pair, capsys):
         labels = np.asanyarray(nib.load(pair[key]).dataobj).astype(np.int64) * 1_000_000_007  # up to 8e9
         nib.save(nib.Nifti1Image(labels, nib.load(pair[key]).affine, dtype=np.int64), tmp_path / f"{key}.nii.gz")
     for mode in ("nearest", "linear"):
-        code, error = _register(capsys, pair, tmp_path / mode, "--fixed-seg", tmp_path / "fixed_seg.nii.gz",
-                                "--moving-seg", tmp_path / "moving_seg.nii.gz", "--label-mode", mode)
+        code, error = _register(
+            capsys,
+            pair,
+            tmp_path / mode,
+            "--fixed-seg",
+            tmp_path / "fixed_seg.nii.gz",
+            "--moving-seg",
+            tmp_path / "moving_seg.nii.gz",
+            "--label-mode",
+            mode,
+        )
         assert code == 0, error
         warped = np.asanyarray(nib.load(tmp_path / mode / "warped_seg.nii.gz").dataobj)
         original = set(np.unique(np.asanyarray(nib.load(tmp_path / "moving_seg.nii.gz").dataobj)).tolist())
@@ -258,8 +334,18 @@ def test_images_that_do_not_overlap_in_world_space_are_refused(tmp_path, pair, c
     far[:3, 3] = [500.0, 0.0, 0.0]
     nib.save(nib.Nifti1Image(np.asanyarray(nib.load(pair["moving"]).dataobj), far), tmp_path / "far.nii.gz")
     capsys.readouterr()
-    code = main(["register", "--fixed", str(pair["fixed"]), "--moving", str(tmp_path / "far.nii.gz"), "--out",
-                 str(tmp_path / "o"), *FAST])
+    code = main(
+        [
+            "register",
+            "--fixed",
+            str(pair["fixed"]),
+            "--moving",
+            str(tmp_path / "far.nii.gz"),
+            "--out",
+            str(tmp_path / "o"),
+            *FAST,
+        ]
+    )
     _one_line(code, capsys.readouterr().err, "do not overlap in world space", "--ignore-header")
     assert not (tmp_path / "o").exists()
 
@@ -268,13 +354,28 @@ def test_a_checkpoint_with_huge_weights_ends_in_one_line_not_a_crash(tmp_path, t
     checkpoint = torch.load(trained_run / "checkpoints" / "last.ckpt", weights_only=True)
     # the output heads (after the last normalization): features of order 1e30, finite in float32,
     # whose squares overflow inside the solver's energy
-    checkpoint["state_dict"] = {key: value * 1e30 if key.startswith("network.heads.") else value
-                                for key, value in checkpoint["state_dict"].items()}
+    checkpoint["state_dict"] = {
+        key: value * 1e30 if key.startswith("network.heads.") else value
+        for key, value in checkpoint["state_dict"].items()
+    }
     torch.save(checkpoint, tmp_path / "huge.ckpt")
     for key in ("fixed", "moving"):
         nib.save(nib.Nifti1Image(np.random.rand(32, 32, 1).astype(np.float32), np.eye(4)), tmp_path / f"{key}.nii.gz")
-    done = lightning_reg(["register", "--fixed", "fixed.nii.gz", "--moving", "moving.nii.gz", "--checkpoint",
-                          "huge.ckpt", "--out", "o", "--quiet"], tmp_path)
+    done = lightning_reg(
+        [
+            "register",
+            "--fixed",
+            "fixed.nii.gz",
+            "--moving",
+            "moving.nii.gz",
+            "--checkpoint",
+            "huge.ckpt",
+            "--out",
+            "o",
+            "--quiet",
+        ],
+        tmp_path,
+    )
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr  # not -11 (crash)
     assert "not finite" in done.stderr or "NaN or infinite" in done.stderr, done.stderr
     assert not (tmp_path / "o").exists()
@@ -283,15 +384,17 @@ def test_a_checkpoint_with_huge_weights_ends_in_one_line_not_a_crash(tmp_path, t
 def test_the_sampler_never_sees_a_coordinate_that_crashes_it():
     """NaN coordinates in grid_sample's 2D border backward crash the process (segmentation fault);
     huge ones index out of range. Run in a subprocess, so a crash fails this test only."""
-    code = ("import torch\nfrom lightning_reg.solver.spatial import sample\n"
-            "image = torch.rand(1, 16, 32, 32, requires_grad=True)\n"
-            "grid = torch.rand(1, 32, 32, 2) * 2 - 1\n"
-            "grid.view(-1)[::3] = float('nan'); grid.view(-1)[1::5] = 1e30; grid.view(-1)[2::7] = -float('inf')\n"
-            "grid.requires_grad_()\n"
-            "for mode in ('border', 'zeros'):\n"
-            "    out = sample(image, grid, padding_mode=mode)\n"
-            "    out.sum().backward()\n"
-            "print(bool(torch.isfinite(out).all()), bool(torch.isfinite(grid.grad).all()))\n")
+    code = (
+        "import torch\nfrom lightning_reg.solver.spatial import sample\n"
+        "image = torch.rand(1, 16, 32, 32, requires_grad=True)\n"
+        "grid = torch.rand(1, 32, 32, 2) * 2 - 1\n"
+        "grid.view(-1)[::3] = float('nan'); grid.view(-1)[1::5] = 1e30; grid.view(-1)[2::7] = -float('inf')\n"
+        "grid.requires_grad_()\n"
+        "for mode in ('border', 'zeros'):\n"
+        "    out = sample(image, grid, padding_mode=mode)\n"
+        "    out.sum().backward()\n"
+        "print(bool(torch.isfinite(out).all()), bool(torch.isfinite(grid.grad).all()))\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "True"]
@@ -305,8 +408,9 @@ def test_a_diverged_warp_stays_visibly_not_finite():
     images = warped_pair((24, 24), magnitude=2.0, seed=1)
     broken = torch.full((1, 3, 3), float("nan"))
     for transform in ("affine", "greedy"):
-        result = register(images["fixed"], images["moving"], transform=transform, iterations=(3,), scales=(1,),
-                          init=broken)
+        result = register(
+            images["fixed"], images["moving"], transform=transform, iterations=(3,), scales=(1,), init=broken
+        )
         assert not torch.isfinite(result.grid).any() and torch.isnan(result.warp(images["moving"])).all()
     affine = register(images["fixed"], images["moving"], transform="affine", iterations=(3,), scales=(1,), init=broken)
     assert torch.isnan(affine.loss_trace[-1][-1]).all()
@@ -375,10 +479,17 @@ def test_the_demo_writer_refuses_to_overwrite(tmp_path, monkeypatch, capsys):
 
 # ------------------------------------------------------------------------------------------ sweeps
 def test_sweep_parameters_never_reach_a_shell(tmp_path):
-    (tmp_path / "inject.yaml").write_text(yaml.safe_dump({
-        "name": "inject", "method": "grid", "metric": {"name": "val/dice"},
-        "parameters": {"model.eval_solver.transform": {"values": ["svf; touch PWNED", "$(touch PWNED2)"]}},
-        "command": ["lightning-reg", "validate", "${args}"]}))
+    (tmp_path / "inject.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "inject",
+                "method": "grid",
+                "metric": {"name": "val/dice"},
+                "parameters": {"model.eval_solver.transform": {"values": ["svf; touch PWNED", "$(touch PWNED2)"]}},
+                "command": ["lightning-reg", "validate", "${args}"],
+            }
+        )
+    )
     done = lightning_reg(["sweep", "inject.yaml"], tmp_path)
     assert done.returncode == 2 and "the first run was refused" in done.stderr, done.stderr[-2000:]
     assert "unknown transform 'svf; touch PWNED'" in done.stderr  # arrived as one argument, verbatim

@@ -1,6 +1,7 @@
 """Nothing of the user's lost, even in a race, a kill or a demo folder; every interruption one line;
 every result says how it was made (issue 30: one test per row of its table, on real processes where
 a race, a signal or a kill is the point)."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,20 @@ ENDLESS = ["--iterations", "100000", "--tolerance", "0", "--quiet"]
 
 
 def _arguments(pair: dict[str, Path], out: Path, *extra) -> list[str]:
-    return ["register", "--fixed", pair["fixed"], "--moving", pair["moving"], "--fixed-seg", pair["fixed_seg"],
-            "--moving-seg", pair["moving_seg"], "--out", out, *extra]
+    return [
+        "register",
+        "--fixed",
+        pair["fixed"],
+        "--moving",
+        pair["moving"],
+        "--fixed-seg",
+        pair["fixed_seg"],
+        "--moving-seg",
+        pair["moving_seg"],
+        "--out",
+        out,
+        *extra,
+    ]
 
 
 def _one_line(code: int, error: str, expected_code: int, *expected: str) -> None:
@@ -53,13 +66,25 @@ def test_overwrite_keeps_what_the_user_added_to_a_demo_or_results_folder(tmp_pat
     demo = tmp_path / "demo"
     done = subprocess.run([sys.executable, "-m", "lightning_reg.data.synthetic", demo], capture_output=True, text=True)
     assert done.returncode == 0 and done.stderr.strip().splitlines()[-1].endswith(f"wrote {demo}"), done.stderr
-    done = lightning_reg(["register", "--fixed", demo / "fixed.nii.gz", "--moving", demo / "moving.nii.gz",
-                          "--out", demo / "out", *FAST], tmp_path)
+    done = lightning_reg(
+        [
+            "register",
+            "--fixed",
+            demo / "fixed.nii.gz",
+            "--moving",
+            demo / "moving.nii.gz",
+            "--out",
+            demo / "out",
+            *FAST,
+        ],
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     (demo / "notes.txt").write_text("the user's notes")
     before = _snapshot(demo)
-    done = subprocess.run([sys.executable, "-m", "lightning_reg.data.synthetic", demo, "--overwrite"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "lightning_reg.data.synthetic", demo, "--overwrite"], capture_output=True, text=True
+    )
     _one_line(done.returncode, done.stderr, 2, "notes.txt, out/", "move those out")
     assert _snapshot(demo) == before
 
@@ -80,9 +105,15 @@ def test_two_runs_into_one_new_folder_the_first_wins_and_the_second_is_refused(t
     """Two real processes started together; both pass the check that the folder is new (both staging
     folders exist while neither has finished), so the refusal comes from the final rename."""
     out = tmp_path / "out"
-    processes = [start_lightning_reg(_arguments(pair, out, "--scales", "2", "1", "--iterations", "400",
-                                                str(200 + index), "--tolerance", "0", "--quiet"), tmp_path)
-                 for index in range(2)]
+    processes = [
+        start_lightning_reg(
+            _arguments(
+                pair, out, "--scales", "2", "1", "--iterations", "400", str(200 + index), "--tolerance", "0", "--quiet"
+            ),
+            tmp_path,
+        )
+        for index in range(2)
+    ]
     deadline = time.time() + 120
     while len(list(tmp_path.glob(".out.partial-*"))) < 2 and time.time() < deadline:
         assert not out.exists(), "the first run finished before the second began: give them more work"
@@ -112,11 +143,24 @@ def test_path_problems_of_out_are_found_before_the_work(tmp_path, pair):
 def test_an_input_that_is_a_loop_of_links_is_one_line(tmp_path, pair):
     loop = tmp_path / "loop.nii.gz"
     loop.symlink_to(loop)
-    done = lightning_reg(["register", "--fixed", loop, "--moving", pair["moving"], "--out", tmp_path / "out", *FAST],
-                         tmp_path)
+    done = lightning_reg(
+        ["register", "--fixed", loop, "--moving", pair["moving"], "--out", tmp_path / "out", *FAST], tmp_path
+    )
     _one_line(done.returncode, done.stderr, 2, "loop.nii.gz is a loop of symbolic links")
-    done = lightning_reg(["apply", "--reference", pair["fixed"], "--input", loop, "--transforms", tmp_path,
-                          "--out", tmp_path / "moved.nii.gz"], tmp_path)
+    done = lightning_reg(
+        [
+            "apply",
+            "--reference",
+            pair["fixed"],
+            "--input",
+            loop,
+            "--transforms",
+            tmp_path,
+            "--out",
+            tmp_path / "moved.nii.gz",
+        ],
+        tmp_path,
+    )
     _one_line(done.returncode, done.stderr, 2, "--input", "is a loop of symbolic links")
 
 
@@ -147,8 +191,19 @@ def test_a_staging_folder_left_by_a_killed_run_is_removed_by_the_next(tmp_path, 
 
 def test_an_inverse_that_did_not_converge_is_a_warning_a_field_and_can_be_left_out(tmp_path, pair):
     """Free-form steps of 4 voxels without smoothing fold the map: it has no inverse there."""
-    folding = ["--transform", "freeform", "--learning-rate", "4", "--scales", "1", "--iterations", "30",
-               "--tolerance", "0", "--quiet"]
+    folding = [
+        "--transform",
+        "freeform",
+        "--learning-rate",
+        "4",
+        "--scales",
+        "1",
+        "--iterations",
+        "30",
+        "--tolerance",
+        "0",
+        "--quiet",
+    ]
     reports = {}
     for choice in ("write", "converged", "skip"):
         out = tmp_path / choice
@@ -193,17 +248,37 @@ def test_metrics_say_how_the_result_was_made_and_results_are_byte_identical(tmp_
         if name != "metrics.json":
             assert first[name] == second[name], name
     timings = ("seconds", "seconds_per_phase", "command")
-    documents = [{key: value for key, value in json.loads(snapshot["metrics.json"]).items() if key not in timings}
-                 for snapshot in (first, second)]
+    documents = [
+        {key: value for key, value in json.loads(snapshot["metrics.json"]).items() if key not in timings}
+        for snapshot in (first, second)
+    ]
     assert documents[0] == documents[1]
 
 
 def test_fit_with_no_end_trains_until_stopped_at_a_constant_learning_rate(tmp_path):
     """``--trainer.max_epochs -1`` (Lightning: until stopped); stopped here by ``max_time``."""
-    done = lightning_reg(["fit", "--data.shape", "[32,32]", "--data.train_pairs", "2", "--data.val_pairs", "1",
-                          "--trainer.enable_progress_bar", "false", "--model.train_solver.iterations", "[3,3,3]",
-                          "--trainer.max_epochs", "-1", "--trainer.max_steps", "-1",
-                          "--trainer.max_time", "00:00:00:20"], tmp_path)
+    done = lightning_reg(
+        [
+            "fit",
+            "--data.shape",
+            "[32,32]",
+            "--data.train_pairs",
+            "2",
+            "--data.val_pairs",
+            "1",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--model.train_solver.iterations",
+            "[3,3,3]",
+            "--trainer.max_epochs",
+            "-1",
+            "--trainer.max_steps",
+            "-1",
+            "--trainer.max_time",
+            "00:00:00:20",
+        ],
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "learning rate stays at --model.lr" in done.stderr and "Traceback" not in done.stderr
     (run,) = (tmp_path / "runs" / "lightning-reg").iterdir()

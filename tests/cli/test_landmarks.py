@@ -1,5 +1,6 @@
 """Target registration error from landmark files: a known world translation is recovered (TRE
 before = the translation, after near 0); landmarks map like the grid does; bad files are one line."""
+
 from __future__ import annotations
 
 import json
@@ -35,9 +36,31 @@ def _pair(folder):
 
 def test_a_known_translation_is_recovered_in_the_tre(tmp_path):
     _pair(tmp_path)
-    done = lightning_reg(["register", "--fixed", "fixed.nii.gz", "--moving", "moving.nii.gz", "--transform", "rigid",
-                          "--scales", "2", "1", "--iterations", "100", "50", "--fixed-landmarks", "fixed.csv",
-                          "--moving-landmarks", "moving.csv", "--quiet", "--out", "out"], tmp_path)
+    done = lightning_reg(
+        [
+            "register",
+            "--fixed",
+            "fixed.nii.gz",
+            "--moving",
+            "moving.nii.gz",
+            "--transform",
+            "rigid",
+            "--scales",
+            "2",
+            "1",
+            "--iterations",
+            "100",
+            "50",
+            "--fixed-landmarks",
+            "fixed.csv",
+            "--moving-landmarks",
+            "moving.csv",
+            "--quiet",
+            "--out",
+            "out",
+        ],
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     tre = json.loads((tmp_path / "out" / "metrics.json").read_text())["tre_mm"]
     assert tre["before"]["count"] == 12 and abs(tre["before"]["mean"] - np.linalg.norm(SHIFT)) < 1e-6
@@ -47,8 +70,15 @@ def test_a_known_translation_is_recovered_in_the_tre(tmp_path):
 def test_landmarks_at_voxel_centres_map_as_the_grid_does():
     pair = warped_pair((24, 28, 20), magnitude=2.0, seed=2)
     affine = torch.as_tensor(oblique_affine(), dtype=torch.float64)
-    result = register(pair["fixed"], pair["moving"], transform="greedy", iterations=[20, 10], scales=[2, 1],
-                      fixed_affine=affine[None], moving_affine=affine[None])
+    result = register(
+        pair["fixed"],
+        pair["moving"],
+        transform="greedy",
+        iterations=[20, 10],
+        scales=[2, 1],
+        fixed_affine=affine[None],
+        moving_affine=affine[None],
+    )
     voxels = torch.tensor([[3, 5, 7], [12, 14, 10], [20, 2, 15]])
     points = (affine[:3, :3] @ voxels.double().T).T + affine[:3, 3]
     mapped = result.map_points_mm(points[None])[0]
@@ -61,12 +91,16 @@ def test_bad_landmark_files_are_one_line(tmp_path):
     (tmp_path / "short.csv").write_text("id,x,y,z\n0,1,2,3\n")
     (tmp_path / "nocolumn.csv").write_text("id,x,y\n0,1,2\n")
     (tmp_path / "text.csv").write_text("x,y,z\n1,two,3\n")
-    cases = {"must list corresponding landmarks": ["--fixed-landmarks", "fixed.csv", "--moving-landmarks", "short.csv"],
-             "missing z": ["--fixed-landmarks", "nocolumn.csv", "--moving-landmarks", "moving.csv"],
-             "must be numbers": ["--fixed-landmarks", "text.csv", "--moving-landmarks", "moving.csv"],
-             "or neither": ["--fixed-landmarks", "fixed.csv"]}
+    cases = {
+        "must list corresponding landmarks": ["--fixed-landmarks", "fixed.csv", "--moving-landmarks", "short.csv"],
+        "missing z": ["--fixed-landmarks", "nocolumn.csv", "--moving-landmarks", "moving.csv"],
+        "must be numbers": ["--fixed-landmarks", "text.csv", "--moving-landmarks", "moving.csv"],
+        "or neither": ["--fixed-landmarks", "fixed.csv"],
+    }
     for expected, options in cases.items():
-        done = lightning_reg(["register", "--fixed", "fixed.nii.gz", "--moving", "moving.nii.gz", *options,
-                              "--quiet", "--out", "out"], tmp_path)
+        done = lightning_reg(
+            ["register", "--fixed", "fixed.nii.gz", "--moving", "moving.nii.gz", *options, "--quiet", "--out", "out"],
+            tmp_path,
+        )
         assert done.returncode == 2 and expected in done.stderr and "Traceback" not in done.stderr, done.stderr
         assert not (tmp_path / "out").exists()

@@ -1,5 +1,6 @@
 """`lightning-reg fit` and `test` as a user runs them (subprocess): checkpoint, offline W&B run,
 validation panel, config; then the per-pair test table from the checkpoint; and bad arguments."""
+
 import csv
 import json
 import os
@@ -14,15 +15,37 @@ from lightning_reg.cli import main
 from lightning_reg.cli.main import share_cores
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["--data.train_pairs", "2", "--data.val_pairs", "1", "--data.test_pairs", "3", "--trainer.max_epochs", "1",
-        "--trainer.enable_progress_bar", "false", "--model.train_solver.iterations", "[5,5,5]"]
+TINY = [
+    "--data.train_pairs",
+    "2",
+    "--data.val_pairs",
+    "1",
+    "--data.test_pairs",
+    "3",
+    "--trainer.max_epochs",
+    "1",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--model.train_solver.iterations",
+    "[5,5,5]",
+]
 
 
-@pytest.mark.parametrize("extra", [
-    ["--data.shape", "[32,32]"],
-    ["--config", str(ROOT / "configs" / "synthetic3d.yaml"),
-     "--trainer", str(ROOT / "configs" / "trainer" / "cpu.yaml"), "--data.shape", "[16,16,16]"],
-], ids=["2d", "3d"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--data.shape", "[32,32]"],
+        [
+            "--config",
+            str(ROOT / "configs" / "synthetic3d.yaml"),
+            "--trainer",
+            str(ROOT / "configs" / "trainer" / "cpu.yaml"),
+            "--data.shape",
+            "[16,16,16]",
+        ],
+    ],
+    ids=["2d", "3d"],
+)
 def test_fit_then_test_from_the_checkpoint(tmp_path, extra):
     done = lightning_reg(["fit", *extra, *TINY], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -60,7 +83,7 @@ def test_fit_then_test_from_the_checkpoint(tmp_path, extra):
     shape = warped.shape
     assert len(shape) == len(extra[-1].strip("[]").split(",")) and np.isfinite(warped.get_fdata()).all()
     assert labels.shape == shape and set(np.unique(labels)) <= set(range(13))
-    assert warp.shape[:len(shape)] == shape and warp.shape[-1] == len(shape)
+    assert warp.shape[: len(shape)] == shape and warp.shape[-1] == len(shape)
 
 
 def test_test_time_options_win_over_the_checkpoint(tmp_path, monkeypatch, capsys):
@@ -68,15 +91,28 @@ def test_test_time_options_win_over_the_checkpoint(tmp_path, monkeypatch, capsys
     fit = ["--data.shape", "[32,32]", "--model.network", "lightning_reg.nn.EncoderFeatures", *TINY]
     assert lightning_reg(["fit", *fit], tmp_path).returncode == 0
     checkpoint = next((tmp_path / "runs" / "lightning-reg").glob("*/checkpoints/last.ckpt"))
-    done = lightning_reg(["test", "--ckpt_path", str(checkpoint), "--data.shape", "[32,32]", *TINY[:-2],
-                          "--model.eval_solver.transform", "svf"], tmp_path)
+    done = lightning_reg(
+        [
+            "test",
+            "--ckpt_path",
+            str(checkpoint),
+            "--data.shape",
+            "[32,32]",
+            *TINY[:-2],
+            "--model.eval_solver.transform",
+            "svf",
+        ],
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     config = next((tmp_path / "runs" / "lightning-reg").glob("*/test_metrics.csv")).parent / "config.yaml"
     text = config.read_text()
     assert "lightning_reg.nn.EncoderFeatures" in text and "transform: svf" in text
     (tmp_path / "eval.yaml").write_text("model:\n  eval_solver:\n    transform: affine+greedy\n")
-    done = lightning_reg(["test", "--ckpt_path", str(checkpoint), "--config", "eval.yaml", "--data.shape", "[32,32]",
-                          *TINY[:-2]], tmp_path)  # an evaluation config file wins over the checkpoint too
+    done = lightning_reg(
+        ["test", "--ckpt_path", str(checkpoint), "--config", "eval.yaml", "--data.shape", "[32,32]", *TINY[:-2]],
+        tmp_path,
+    )  # an evaluation config file wins over the checkpoint too
     assert done.returncode == 0, done.stderr[-3000:]
     newest = max((tmp_path / "runs" / "lightning-reg").glob("*/config.yaml"), key=lambda path: path.stat().st_mtime)
     assert "transform: affine+greedy" in newest.read_text()
@@ -86,17 +122,30 @@ def test_test_time_options_win_over_the_checkpoint(tmp_path, monkeypatch, capsys
     assert "no such checkpoint file" in capsys.readouterr().err
     assert main(["test", "--ckpt_path", "notes.ckpt"]) == 2
     assert "is not a lightning-reg checkpoint, or is damaged" in capsys.readouterr().err
-    other = lightning_reg(["test", "--ckpt_path", str(checkpoint), "--model.network", "lightning_reg.nn.UNet",
-                           "--data.shape", "[32,32]", *TINY[:-2]], tmp_path)
+    other = lightning_reg(
+        [
+            "test",
+            "--ckpt_path",
+            str(checkpoint),
+            "--model.network",
+            "lightning_reg.nn.UNet",
+            "--data.shape",
+            "[32,32]",
+            *TINY[:-2],
+        ],
+        tmp_path,
+    )
     assert other.returncode == 2 and "trained with another network" in other.stderr
     assert "Traceback" not in other.stderr
 
 
 def test_unknown_options_and_commands_get_clear_errors(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # main() is what the console script runs; no process needed to fail
-    cases = {("fit", "--model.no_such_option", "1"): "no_such_option",
-             ("fit", "--model.train_solver.transform", "demons"): "unknown transform 'demons'",
-             ("fitt",): "unknown command 'fitt'"}
+    cases = {
+        ("fit", "--model.no_such_option", "1"): "no_such_option",
+        ("fit", "--model.train_solver.transform", "demons"): "unknown transform 'demons'",
+        ("fitt",): "unknown command 'fitt'",
+    }
     for arguments, message in cases.items():
         assert main(list(arguments)) == 2
         error = capsys.readouterr().err

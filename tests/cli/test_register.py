@@ -1,4 +1,5 @@
 """`lightning-reg register` on NIfTI files: outputs, ITK-convention warp, and bad input."""
+
 import json
 import subprocess
 import sys
@@ -14,24 +15,47 @@ from lightning_reg.solver.inversion import INVERSE_TOLERANCE
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "lightning_reg.cli", *map(str, args)],
-                          capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "lightning_reg.cli", *map(str, args)], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")
 def registered(nifti_pair, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "out"
-    done = _cli("register", "--fixed", nifti_pair["fixed"], "--moving", nifti_pair["moving"],
-                "--fixed-seg", nifti_pair["fixed_seg"], "--moving-seg", nifti_pair["moving_seg"],
-                "--scales", 2, 1, "--iterations", 80, 40, "--out", out)
+    done = _cli(
+        "register",
+        "--fixed",
+        nifti_pair["fixed"],
+        "--moving",
+        nifti_pair["moving"],
+        "--fixed-seg",
+        nifti_pair["fixed_seg"],
+        "--moving-seg",
+        nifti_pair["moving_seg"],
+        "--scales",
+        2,
+        1,
+        "--iterations",
+        80,
+        40,
+        "--out",
+        out,
+    )
     assert done.returncode == 0, done.stderr
     return out, done
 
 
 def test_register_writes_outputs_in_fixed_space(registered, nifti_pair):
     out, done = registered
-    assert {p.name for p in out.iterdir()} == {"warped.nii.gz", "warped_seg.nii.gz", "warp.nii.gz", "metrics.json",
-                                               "0GenericAffine.mat", "1Warp.nii.gz", "1InverseWarp.nii.gz", MARKER}
+    assert {p.name for p in out.iterdir()} == {
+        "warped.nii.gz",
+        "warped_seg.nii.gz",
+        "warp.nii.gz",
+        "metrics.json",
+        "0GenericAffine.mat",
+        "1Warp.nii.gz",
+        "1InverseWarp.nii.gz",
+        MARKER,
+    }
     assert not list(out.parent.glob(".*partial*"))  # the staging folder became the output
     fixed = nib.load(nifti_pair["fixed"])
     for name in ("warped.nii.gz", "warped_seg.nii.gz"):
@@ -78,8 +102,13 @@ def test_help_and_no_arguments():
 
 
 def _bad(tmp_path, nifti_pair, **changes):
-    args = {"--fixed": nifti_pair["fixed"], "--moving": nifti_pair["moving"], "--out": tmp_path / "o",
-            "--iterations": "1", "--scales": "1"}
+    args = {
+        "--fixed": nifti_pair["fixed"],
+        "--moving": nifti_pair["moving"],
+        "--out": tmp_path / "o",
+        "--iterations": "1",
+        "--scales": "1",
+    }
     args.update(changes)
     flat = []
     for key, value in args.items():
@@ -99,20 +128,23 @@ def bad_files(tmp_path_factory, nifti_pair):
     return folder
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"--moving": "missing.nii.gz"}, "file not found: missing.nii.gz"),
-    ({"--moving": "BAD/flat.nii.gz"}, "fixed image is 3D but moving image is 2D"),
-    ({"--fixed-seg": "BAD/small_seg.nii.gz", "--moving-seg": "MOVING_SEG"}, "fixed seg .* has shape"),
-    ({"--fixed-seg": "FIXED_SEG"}, "give both --fixed-seg and --moving-seg"),
-    ({"--transform": "elastic"}, "invalid choice: 'elastic'"),
-    ({"--moving": "BAD/nan.nii.gz"}, "NaN"),
-    ({"--out": "BAD/exists"}, "exists; pass --overwrite"),
-    ({"--scales": "2"}, None),
-    ({"--colour": "red"}, "unrecognized arguments: --colour"),
-    ({"--preset": "slow"}, "invalid choice: 'slow'"),
-    ({"--feature-channels": "4"}, "--feature-channels reduces a --checkpoint model's features"),
-    ({"--preset": "fast", "--checkpoint": "brain3d"}, "--preset fast sets the classical solver's iterations"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"--moving": "missing.nii.gz"}, "file not found: missing.nii.gz"),
+        ({"--moving": "BAD/flat.nii.gz"}, "fixed image is 3D but moving image is 2D"),
+        ({"--fixed-seg": "BAD/small_seg.nii.gz", "--moving-seg": "MOVING_SEG"}, "fixed seg .* has shape"),
+        ({"--fixed-seg": "FIXED_SEG"}, "give both --fixed-seg and --moving-seg"),
+        ({"--transform": "elastic"}, "invalid choice: 'elastic'"),
+        ({"--moving": "BAD/nan.nii.gz"}, "NaN"),
+        ({"--out": "BAD/exists"}, "exists; pass --overwrite"),
+        ({"--scales": "2"}, None),
+        ({"--colour": "red"}, "unrecognized arguments: --colour"),
+        ({"--preset": "slow"}, "invalid choice: 'slow'"),
+        ({"--feature-channels": "4"}, "--feature-channels reduces a --checkpoint model's features"),
+        ({"--preset": "fast", "--checkpoint": "brain3d"}, "--preset fast sets the classical solver's iterations"),
+    ],
+)
 def test_bad_input_gets_one_line_error_and_exit_code_2(tmp_path, nifti_pair, bad_files, change, message):
     resolved = {}
     for key, value in change.items():
@@ -122,8 +154,20 @@ def test_bad_input_gets_one_line_error_and_exit_code_2(tmp_path, nifti_pair, bad
         resolved[key] = value
     if "--scales" in change:
         resolved["--iterations"] = "1 1"
-        done = _cli("register", "--fixed", nifti_pair["fixed"], "--moving", nifti_pair["moving"],
-                    "--scales", "2", "--iterations", "1", "1", "--out", tmp_path / "o")
+        done = _cli(
+            "register",
+            "--fixed",
+            nifti_pair["fixed"],
+            "--moving",
+            nifti_pair["moving"],
+            "--scales",
+            "2",
+            "--iterations",
+            "1",
+            "1",
+            "--out",
+            tmp_path / "o",
+        )
         message = r"one iteration count \(>= 0\) per level, or one for all: 1 level\(s\), got iterations \[1, 1\]"
     else:
         done = _bad(tmp_path, nifti_pair, **resolved)
@@ -136,10 +180,23 @@ def test_bad_input_gets_one_line_error_and_exit_code_2(tmp_path, nifti_pair, bad
 
 def test_the_fast_preset_sets_its_iterations_and_explicit_options_override_it(tmp_path, nifti_pair):
     from lightning_reg.solver import FAST
+
     for extra, expected in (([], list(FAST.iterations)), (["--iterations", "3"], [3])):
         out = tmp_path / f"o{len(extra)}"
-        done = _cli("register", "--fixed", nifti_pair["fixed"], "--moving", nifti_pair["moving"], "--preset", "fast",
-                    "--inverse-warp", "skip", "--out", out, *extra)
+        done = _cli(
+            "register",
+            "--fixed",
+            nifti_pair["fixed"],
+            "--moving",
+            nifti_pair["moving"],
+            "--preset",
+            "fast",
+            "--inverse-warp",
+            "skip",
+            "--out",
+            out,
+            *extra,
+        )
         assert done.returncode == 0, done.stderr
         report = json.loads((out / "metrics.json").read_text())
         assert report["iterations"] == expected and report["solver"]["iterations"] == expected
@@ -154,8 +211,21 @@ def test_two_d_slices_stored_as_x_y_1(tmp_path):
     for key in ("fixed", "moving"):
         nib.save(nib.Nifti1Image(pair[key][0, 0].numpy()[:, :, None], affine), tmp_path / f"{key}.nii.gz")
     out = tmp_path / "out"
-    done = _cli("register", "--fixed", tmp_path / "fixed.nii.gz", "--moving", tmp_path / "moving.nii.gz",
-                "--scales", 2, 1, "--iterations", 50, 50, "--out", out)
+    done = _cli(
+        "register",
+        "--fixed",
+        tmp_path / "fixed.nii.gz",
+        "--moving",
+        tmp_path / "moving.nii.gz",
+        "--scales",
+        2,
+        1,
+        "--iterations",
+        50,
+        50,
+        "--out",
+        out,
+    )
     assert done.returncode == 0, done.stderr
     assert nib.load(out / "warped.nii.gz").shape == (64, 56, 1)  # stored as the user stored it
     fixed = sitk.ReadImage(str(tmp_path / "fixed.nii.gz"), sitk.sitkFloat64)[:, :, 0]
@@ -168,15 +238,35 @@ def test_two_d_slices_stored_as_x_y_1(tmp_path):
 
 
 def test_quickstart_demo_pair_registers(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "lightning_reg.data.synthetic", str(tmp_path / "demo")],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "lightning_reg.data.synthetic", str(tmp_path / "demo")], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     demo = tmp_path / "demo"
     assert nib.load(demo / "fixed.nii.gz").header.get_zooms() == pytest.approx((1.2, 1.0, 1.5))
     out = tmp_path / "out"
-    done = _cli("register", "--fixed", demo / "fixed.nii.gz", "--moving", demo / "moving.nii.gz",
-                "--fixed-seg", demo / "fixed_seg.nii.gz", "--moving-seg", demo / "moving_seg.nii.gz",
-                "--scales", 2, 1, "--iterations", 40, 20, "--init", "rigid", "--quiet", "--out", out)
+    done = _cli(
+        "register",
+        "--fixed",
+        demo / "fixed.nii.gz",
+        "--moving",
+        demo / "moving.nii.gz",
+        "--fixed-seg",
+        demo / "fixed_seg.nii.gz",
+        "--moving-seg",
+        demo / "moving_seg.nii.gz",
+        "--scales",
+        2,
+        1,
+        "--iterations",
+        40,
+        20,
+        "--init",
+        "rigid",
+        "--quiet",
+        "--out",
+        out,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     before = _dice(nib.load(demo / "fixed_seg.nii.gz").get_fdata(), nib.load(demo / "moving_seg.nii.gz").get_fdata())

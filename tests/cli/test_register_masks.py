@@ -1,4 +1,5 @@
 """``register --moving-mask``: a lesion masked out does not pull the map; bad masks are one line."""
+
 from __future__ import annotations
 
 import json
@@ -15,15 +16,36 @@ def _write(folder):
     rows, columns = np.meshgrid(np.arange(64.0), np.arange(64.0), indexing="ij")
     distance = np.hypot(rows - 40, columns - 24)
     moving = np.where(distance <= 6, fixed.max(), fixed)
-    for name, array in (("fixed", fixed), ("moving", moving), ("mask", (distance > 9).astype(np.uint8)),
-                        ("empty", np.zeros((64, 64), np.uint8)), ("small", np.ones((32, 32), np.uint8))):
+    for name, array in (
+        ("fixed", fixed),
+        ("moving", moving),
+        ("mask", (distance > 9).astype(np.uint8)),
+        ("empty", np.zeros((64, 64), np.uint8)),
+        ("small", np.ones((32, 32), np.uint8)),
+    ):
         nib.save(nib.Nifti1Image(array, np.eye(4)), folder / f"{name}.nii.gz")
     return distance <= 12
 
 
 def _register(folder, out, *options):
-    return lightning_reg(["register", "--fixed", "fixed.nii.gz", "--moving", "moving.nii.gz", "--iterations", "100",
-                          "50", "25", "--quiet", "--out", out, *options], folder)
+    return lightning_reg(
+        [
+            "register",
+            "--fixed",
+            "fixed.nii.gz",
+            "--moving",
+            "moving.nii.gz",
+            "--iterations",
+            "100",
+            "50",
+            "25",
+            "--quiet",
+            "--out",
+            out,
+            *options,
+        ],
+        folder,
+    )
 
 
 def test_a_masked_lesion_does_not_pull_the_map(tmp_path):
@@ -41,9 +63,11 @@ def test_a_masked_lesion_does_not_pull_the_map(tmp_path):
 
 def test_bad_masks_are_one_line(tmp_path):
     _write(tmp_path)
-    for options, expected in ((["--moving-mask", "empty.nii.gz"], "is empty"),
-                              (["--fixed-mask", "small.nii.gz"], "has shape"),
-                              (["--fixed-mask", "missing.nii.gz"], "file not found")):
+    for options, expected in (
+        (["--moving-mask", "empty.nii.gz"], "is empty"),
+        (["--fixed-mask", "small.nii.gz"], "has shape"),
+        (["--fixed-mask", "missing.nii.gz"], "file not found"),
+    ):
         done = _register(tmp_path, "out", *options)
         assert done.returncode == 2 and expected in done.stderr and "Traceback" not in done.stderr, done.stderr
         assert not (tmp_path / "out").exists()

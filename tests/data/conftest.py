@@ -1,4 +1,5 @@
 """Fixtures: tiny dataset trees in each layout (see trees.py)."""
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,17 @@ def learn2reg_tree(tmp_path) -> Path:
         write_scan(root / "imagesTr" / name, root / "labelsTr" / name, seed=number)
         write_scan(root / "masksTr" / name, None, seed=number)
         training.append({"image": f"./imagesTr/{name}", "label": f"./labelsTr/{name}", "mask": f"./masksTr/{name}"})
-    pairs = [{"fixed": "./imagesTr/OASIS_0004_0000.nii.gz", "moving": "./imagesTr/OASIS_0005_0000.nii.gz"},
-             {"fixed": "./imagesTr/OASIS_0003_0000.nii.gz", "moving": "./imagesTr/OASIS_0004_0000.nii.gz"}]
-    description = {"name": "OASIS", "tensorImageSize": {"0": "3D"}, "numTraining": 5, "training": training,
-                   "registration_val": pairs}
+    pairs = [
+        {"fixed": "./imagesTr/OASIS_0004_0000.nii.gz", "moving": "./imagesTr/OASIS_0005_0000.nii.gz"},
+        {"fixed": "./imagesTr/OASIS_0003_0000.nii.gz", "moving": "./imagesTr/OASIS_0004_0000.nii.gz"},
+    ]
+    description = {
+        "name": "OASIS",
+        "tensorImageSize": {"0": "3D"},
+        "numTraining": 5,
+        "training": training,
+        "registration_val": pairs,
+    }
     (root / "OASIS_dataset.json").write_text(json.dumps(description, indent=1))
     return root
 
@@ -36,8 +44,9 @@ def neurite_tree(tmp_path) -> Path:
     for seed, name in enumerate(names):
         folder = root / name
         write_scan(folder / "aligned_norm.nii.gz", folder / "aligned_seg35.nii.gz", seed=seed)
-        write_scan(folder / "slice_norm.nii.gz", folder / "slice_seg24.nii.gz", seed=seed,
-                   shape=(SHAPE[0], SHAPE[1], 1))
+        write_scan(
+            folder / "slice_norm.nii.gz", folder / "slice_seg24.nii.gz", seed=seed, shape=(SHAPE[0], SHAPE[1], 1)
+        )
     (root / "subjects.txt").write_text("\n".join(names) + "\n")
     return root
 
@@ -65,12 +74,13 @@ def manifest_file(tmp_path) -> Path:
     """``pairs.csv`` with relative paths, label maps and a split column (2 train, 1 val, 1 test)."""
     folder = tmp_path / "mine"
     for number in range(5):
-        write_scan(folder / "images" / f"scan{number}.nii.gz", folder / "labels" / f"scan{number}.nii.gz",
-                   seed=number)
+        write_scan(folder / "images" / f"scan{number}.nii.gz", folder / "labels" / f"scan{number}.nii.gz", seed=number)
     rows = ["fixed,moving,fixed_seg,moving_seg,split"]
     for fixed, moving, split in ((0, 1, "train"), (1, 2, "train"), (2, 3, "val"), (3, 4, "test")):
-        rows.append(f"images/scan{fixed}.nii.gz,images/scan{moving}.nii.gz,labels/scan{fixed}.nii.gz,"
-                    f"labels/scan{moving}.nii.gz,{split}")
+        rows.append(
+            f"images/scan{fixed}.nii.gz,images/scan{moving}.nii.gz,labels/scan{fixed}.nii.gz,"
+            f"labels/scan{moving}.nii.gz,{split}"
+        )
     path = folder / "pairs.csv"
     path.write_text("\n".join(rows) + "\n")
     return path

@@ -1,4 +1,5 @@
 """`lightning-reg fit` and `test` on files in the neurite-oasis layout, and `test --data.shift`."""
+
 from __future__ import annotations
 
 import csv
@@ -19,11 +20,30 @@ test_rows.__test__ = False
 
 
 def test_fit_and_test_on_oasis_files_then_test_under_a_shift(tmp_path, neurite_tree):
-    data = ["--data", "lightning_reg.data.OASISDataModule", "--data.root", str(neurite_tree), "--data.dims", "2",
-            "--data.val_subjects", "2", "--data.test_subjects", "3", "--data.train_pairs", "3",
-            "--data.augmentation", "full"]
-    tiny = ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
-            "--model.train_solver.iterations", "[5,5,5]"]
+    data = [
+        "--data",
+        "lightning_reg.data.OASISDataModule",
+        "--data.root",
+        str(neurite_tree),
+        "--data.dims",
+        "2",
+        "--data.val_subjects",
+        "2",
+        "--data.test_subjects",
+        "3",
+        "--data.train_pairs",
+        "3",
+        "--data.augmentation",
+        "full",
+    ]
+    tiny = [
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--model.train_solver.iterations",
+        "[5,5,5]",
+    ]
     done = lightning_reg(["fit", *data, *tiny], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     checkpoint = next((tmp_path / "runs" / "lightning-reg").glob("*/checkpoints/last.ckpt"))
@@ -49,17 +69,51 @@ def test_fit_and_test_on_oasis_files_then_test_under_a_shift(tmp_path, neurite_t
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("config, tree, extra", [
-    ("oasis3d.yaml", "learn2reg_tree", []),
-    ("oasis2d.yaml", "neurite_tree", ["--data.val_subjects", "2", "--data.test_subjects", "2"]),
-    ("abcd.yaml", "bids_tree", ["--data.image_glob", "sub-*/**/anat/*_T1w.nii.gz", "--data.derivatives",
-                                "derivatives/fmriprep", "--data.seg_glob", "*_desc-aseg_dseg.nii.gz",
-                                "--data.size", "[24,24,24]", "--data.val_subjects", "2", "--data.test_subjects", "2"]),
-])
+@pytest.mark.parametrize(
+    "config, tree, extra",
+    [
+        ("oasis3d.yaml", "learn2reg_tree", []),
+        ("oasis2d.yaml", "neurite_tree", ["--data.val_subjects", "2", "--data.test_subjects", "2"]),
+        (
+            "abcd.yaml",
+            "bids_tree",
+            [
+                "--data.image_glob",
+                "sub-*/**/anat/*_T1w.nii.gz",
+                "--data.derivatives",
+                "derivatives/fmriprep",
+                "--data.seg_glob",
+                "*_desc-aseg_dseg.nii.gz",
+                "--data.size",
+                "[24,24,24]",
+                "--data.val_subjects",
+                "2",
+                "--data.test_subjects",
+                "2",
+            ],
+        ),
+    ],
+)
 def test_shipped_configs_validate_on_their_layouts(tmp_path, request, config, tree, extra):
     root = request.getfixturevalue(tree)
-    done = lightning_reg(["validate", "--config", str(ROOT / "configs" / config), "--data.root", str(root),
-                          "--data.num_workers", "0", "--data.max_val_pairs", "1", "--trainer.enable_progress_bar",
-                          "false", "--model.eval_solver.iterations", "[3,3,3]", *extra], tmp_path)
+    done = lightning_reg(
+        [
+            "validate",
+            "--config",
+            str(ROOT / "configs" / config),
+            "--data.root",
+            str(root),
+            "--data.num_workers",
+            "0",
+            "--data.max_val_pairs",
+            "1",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--model.eval_solver.iterations",
+            "[3,3,3]",
+            *extra,
+        ],
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "val/dice" in done.stdout

@@ -1,4 +1,5 @@
 """A training file damaged after the data module checked it (a real `lightning-reg fit` process)."""
+
 from __future__ import annotations
 
 from helpers import lightning_reg
@@ -13,11 +14,29 @@ def test_a_training_image_damaged_after_the_module_was_built_is_skipped(tmp_path
     short is then skipped with a warning naming it, and above the set fraction training stops."""
     damaged = neurite_tree / "OASIS_OAS1_0002_MR1" / "slice_norm.nii.gz"
     content = damaged.read_bytes()
-    damaged.write_bytes(content[:len(content) // 2])  # truncated gzip: the header still reads
-    data = ["--data", "lightning_reg.data.OASISDataModule", "--data.root", neurite_tree, "--data.dims", "2",
-            "--data.val_subjects", "2", "--data.test_subjects", "2", "--data.train_pairs", "6"]
-    tiny = ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
-            "--model.train_solver.iterations", "[3,3,3]"]
+    damaged.write_bytes(content[: len(content) // 2])  # truncated gzip: the header still reads
+    data = [
+        "--data",
+        "lightning_reg.data.OASISDataModule",
+        "--data.root",
+        neurite_tree,
+        "--data.dims",
+        "2",
+        "--data.val_subjects",
+        "2",
+        "--data.test_subjects",
+        "2",
+        "--data.train_pairs",
+        "6",
+    ]
+    tiny = [
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--model.train_solver.iterations",
+        "[3,3,3]",
+    ]
     (tmp_path / "a").mkdir()
     done = lightning_reg(["fit", *data, *tiny, "--data.max_unreadable_fraction", "0.9"], tmp_path / "a")
     assert done.returncode == 0, done.stderr[-3000:]

@@ -1,5 +1,6 @@
 """The NIfTI data modules read the real layouts (Learn2Reg OASIS, neurite-oasis, BIDS, a CSV
 manifest) through torchio, and broken trees get clear errors."""
+
 from __future__ import annotations
 
 import json
@@ -131,8 +132,12 @@ def test_resampling_and_pad_crop_set_the_grid(learn2reg_tree):
 
 
 def test_pairs_of_different_sizes_in_one_batch_are_a_clear_error(learn2reg_tree):
-    write_scan(learn2reg_tree / "imagesTr" / "OASIS_0003_0000.nii.gz",
-               learn2reg_tree / "labelsTr" / "OASIS_0003_0000.nii.gz", seed=3, shape=(22, 24, 18))
+    write_scan(
+        learn2reg_tree / "imagesTr" / "OASIS_0003_0000.nii.gz",
+        learn2reg_tree / "labelsTr" / "OASIS_0003_0000.nii.gz",
+        seed=3,
+        shape=(22, 24, 18),
+    )
     data = OASISDataModule(learn2reg_tree, batch_size=2)
     data.setup("test")
     with pytest.raises(ValueError, match="different shapes.*--data.size"):
@@ -161,18 +166,24 @@ def _nan_image(root):
     nib.save(nib.Nifti1Image(data, image.affine), folder / "aligned_norm.nii.gz")
 
 
-@pytest.mark.parametrize("break_tree, options, message", [
-    (_drop_label, {}, "OASIS_OAS1_0002_MR1 has no aligned_seg35.nii.gz"),
-    (_mismatched_label, {}, "has shape .* must share one voxel grid"),
-    (_empty, {}, "holds neither OASIS_dataset.json"),
-    (lambda root: None, {"layout": "unknown"}, "unknown OASIS layout"),
-    (lambda root: None, {"val_subjects": 4, "test_subjects": 3}, "too few"),
-    (lambda root: None, {"image_file": "slice_norm.nii.gz", "seg_file": "slice_seg24.nii.gz"},
-     "is a 2D slice .* set --data.dims 2"),
-    (lambda root: None, {"dims": 2, "image_file": "aligned_norm.nii.gz"}, "not a 2D slice; set --data.dims 3"),
-    (lambda root: None, {"shift": "blur9"}, "unknown shift 'blur9'"),
-    (lambda root: None, {"augmentation": "strong"}, "unknown augmentation 'strong'"),
-])
+@pytest.mark.parametrize(
+    "break_tree, options, message",
+    [
+        (_drop_label, {}, "OASIS_OAS1_0002_MR1 has no aligned_seg35.nii.gz"),
+        (_mismatched_label, {}, "has shape .* must share one voxel grid"),
+        (_empty, {}, "holds neither OASIS_dataset.json"),
+        (lambda root: None, {"layout": "unknown"}, "unknown OASIS layout"),
+        (lambda root: None, {"val_subjects": 4, "test_subjects": 3}, "too few"),
+        (
+            lambda root: None,
+            {"image_file": "slice_norm.nii.gz", "seg_file": "slice_seg24.nii.gz"},
+            "is a 2D slice .* set --data.dims 2",
+        ),
+        (lambda root: None, {"dims": 2, "image_file": "aligned_norm.nii.gz"}, "not a 2D slice; set --data.dims 3"),
+        (lambda root: None, {"shift": "blur9"}, "unknown shift 'blur9'"),
+        (lambda root: None, {"augmentation": "strong"}, "unknown augmentation 'strong'"),
+    ],
+)
 def test_broken_neurite_trees_and_bad_options_get_clear_errors(neurite_tree, break_tree, options, message):
     break_tree(neurite_tree)
     with pytest.raises(ValueError, match=message):
@@ -203,15 +214,20 @@ def test_learn2reg_json_referring_to_absent_files_or_without_pairs_is_a_clear_er
         OASISDataModule(learn2reg_tree).setup("fit")
 
 
-@pytest.mark.parametrize("content, message", [
-    ("fixed,image\na,b\n", "needs the columns fixed,moving"),
-    ("fixed,moving,fixed_seg\na,b,c\n", "only one of fixed_seg/moving_seg"),
-    ("fixed,moving,fixed_seg,moving_seg\nimages/scan0.nii.gz,images/scan1.nii.gz,labels/scan0.nii.gz,\n",
-     "line 2: no file in column moving_seg"),
-    ("fixed,moving,split\nimages/scan0.nii.gz,images/scan1.nii.gz,training\n", "split 'training' is not one of"),
-    ("fixed,moving\nimages/scan0.nii.gz,images/absent.nii.gz\n", "image not found: .*absent.nii.gz"),
-    ("fixed,moving\n", "lists no pairs"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("fixed,image\na,b\n", "needs the columns fixed,moving"),
+        ("fixed,moving,fixed_seg\na,b,c\n", "only one of fixed_seg/moving_seg"),
+        (
+            "fixed,moving,fixed_seg,moving_seg\nimages/scan0.nii.gz,images/scan1.nii.gz,labels/scan0.nii.gz,\n",
+            "line 2: no file in column moving_seg",
+        ),
+        ("fixed,moving,split\nimages/scan0.nii.gz,images/scan1.nii.gz,training\n", "split 'training' is not one of"),
+        ("fixed,moving\nimages/scan0.nii.gz,images/absent.nii.gz\n", "image not found: .*absent.nii.gz"),
+        ("fixed,moving\n", "lists no pairs"),
+    ],
+)
 def test_bad_manifests_get_clear_errors(manifest_file, content, message):
     bad = manifest_file.with_name("bad.csv")
     bad.write_text(content)
@@ -219,8 +235,10 @@ def test_bad_manifests_get_clear_errors(manifest_file, content, message):
         PairsDataModule(bad).setup("test")
 
 
-@pytest.mark.parametrize("module, flag", [(OASISDataModule, "--data.root"), (ABCDDataModule, "--data.root"),
-                                          (PairsDataModule, "--data.manifest")])
+@pytest.mark.parametrize(
+    "module, flag",
+    [(OASISDataModule, "--data.root"), (ABCDDataModule, "--data.root"), (PairsDataModule, "--data.manifest")],
+)
 def test_a_module_without_its_folder_or_file_says_which_flag_to_set(module, flag):
     with pytest.raises(ValueError, match=flag):
         module()

@@ -1,6 +1,7 @@
 """Cost-function masks and landmarks listed in a CSV manifest: read with the images (masks resampled
 with them), carried in batches, used by the solver, and the target registration error, the
 inverse consistency and NDV reported by ``test``."""
+
 from __future__ import annotations
 
 import lightning as L
@@ -35,14 +36,18 @@ def manifest(tmp_path):
         _mask(image, folder / f"mask{number}.nii.gz")
     centre = nib.load(str(folder / "scan0.nii.gz")).affine @ np.array([10.0, 12.0, 9.0, 1.0])
     points = np.array([centre[:3], centre[:3] + [2.0, -1.0, 1.0]])
-    (folder / "fixed_points.csv").write_text("id,x,y,z\n" + "".join(f"{i},{p[0]},{p[1]},{p[2]}\n"
-                                                                     for i, p in enumerate(points)))
-    (folder / "moving_points.csv").write_text("x,y,z\n" + "".join(f"{p[0] + SHIFT_MM[0]},{p[1] + SHIFT_MM[1]},"
-                                                                  f"{p[2] + SHIFT_MM[2]}\n" for p in points))
+    (folder / "fixed_points.csv").write_text(
+        "id,x,y,z\n" + "".join(f"{i},{p[0]},{p[1]},{p[2]}\n" for i, p in enumerate(points))
+    )
+    (folder / "moving_points.csv").write_text(
+        "x,y,z\n" + "".join(f"{p[0] + SHIFT_MM[0]},{p[1] + SHIFT_MM[1]},{p[2] + SHIFT_MM[2]}\n" for p in points)
+    )
     rows = ["fixed,moving,fixed_seg,moving_seg,fixed_mask,moving_mask,fixed_landmarks,moving_landmarks,split"]
     for fixed, moving, split in ((0, 1, "train"), (1, 2, "val"), (0, 2, "test")):
-        rows.append(f"scan{fixed}.nii.gz,scan{moving}.nii.gz,seg{fixed}.nii.gz,seg{moving}.nii.gz,mask{fixed}.nii.gz,"
-                    f"mask{moving}.nii.gz,fixed_points.csv,moving_points.csv,{split}")
+        rows.append(
+            f"scan{fixed}.nii.gz,scan{moving}.nii.gz,seg{fixed}.nii.gz,seg{moving}.nii.gz,mask{fixed}.nii.gz,"
+            f"mask{moving}.nii.gz,fixed_points.csv,moving_points.csv,{split}"
+        )
     path = folder / "pairs.csv"
     path.write_text("\n".join(rows) + "\n")
     return path
@@ -75,8 +80,13 @@ def test_training_pairs_carry_masks_but_no_landmarks(manifest):
 def test_the_test_loop_reports_tre_inverse_consistency_and_ndv(manifest, tmp_path):
     solver = SolverSettings(transform="greedy", similarity="lncc", iterations=[10, 5], scales=[2, 1])
     model = RegistrationModule(network=IdentityFeatures(dims=3), train_solver=solver)
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     metrics = trainer.test(model, PairsDataModule(manifest), verbose=False)[0]
     (row,) = model.test_rows
     assert row["tre_before_mm"] == pytest.approx(5.0, abs=1e-4)  # the landmark files' own distance
@@ -88,12 +98,15 @@ def test_the_test_loop_reports_tre_inverse_consistency_and_ndv(manifest, tmp_pat
         assert metrics[f"test/{key}"] == pytest.approx(row[key], rel=1e-6, abs=1e-9)
 
 
-@pytest.mark.parametrize("change, message", [
-    ("empty", "mask of .* is empty"),
-    ("shape", "mask .* has shape .* but its image"),
-    ("landmarks", "needs a header row with the columns x, y, z"),
-    ("column", "may have fixed_seg"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("empty", "mask of .* is empty"),
+        ("shape", "mask .* has shape .* but its image"),
+        ("landmarks", "needs a header row with the columns x, y, z"),
+        ("column", "may have fixed_seg"),
+    ],
+)
 def test_bad_masks_and_landmarks_get_clear_errors(manifest, change, message):
     folder = manifest.parent
     if change == "empty":

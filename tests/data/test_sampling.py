@@ -1,4 +1,5 @@
 """Which pairs each process reads: seeded training draws split over processes, evaluation pairs once."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -67,8 +68,9 @@ def test_the_synthetic_module_under_two_processes():
         loader = data.train_dataloader()
         assert isinstance(loader.sampler, DistributedSampler)  # so Lightning keeps it
         ids.append([batch["id"][0] for batch in loader])
-        assert [batch["id"][0] for batch in data.test_dataloader()] == [f"test-{2_000_000 + i}"
-                                                                        for i in range(rank, 3, 2)]
+        assert [batch["id"][0] for batch in data.test_dataloader()] == [
+            f"test-{2_000_000 + i}" for i in range(rank, 3, 2)
+        ]
     assert len(ids[0]) == len(ids[1]) == 3 and not set(ids[0]) & set(ids[1])
 
 

@@ -1,4 +1,5 @@
 """Preprocessing, training augmentation and the domain-shift presets do what they say."""
+
 from __future__ import annotations
 
 import pytest
@@ -107,8 +108,10 @@ def test_synthetic_test_pairs_under_a_shift_differ_only_in_their_images():
     assert torch.equal(shifted["fixed_seg"], clean["fixed_seg"])
     assert shifted["fixed"].shape == clean["fixed"].shape
     assert (shifted["fixed"] - clean["fixed"]).abs().mean() > 0.02
-    assert torch.equal(next(iter(data.train_dataloader()))["fixed"],
-                       next(iter(SyntheticDataModule(shape=(32, 32)).train_dataloader()))["fixed"])
+    assert torch.equal(
+        next(iter(data.train_dataloader()))["fixed"],
+        next(iter(SyntheticDataModule(shape=(32, 32)).train_dataloader()))["fixed"],
+    )
 
 
 def test_label_lookup_maps_codes_and_sends_the_rest_to_background(tmp_path):

@@ -1,5 +1,6 @@
 """Tiny dataset trees in the real layouts (real file names, NIfTI headers with oblique affines and
 anisotropic spacing), written by the tests: Learn2Reg OASIS, neurite-oasis, BIDS, a CSV manifest."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,9 @@ SHAPE = (20, 24, 18)
 ASEG_CODES = (0, 2, 41, 17, 1035)
 
 
-def write_scan(image_path: Path, seg_path: Path | None, seed: int, shape=SHAPE, affine=None, codes=None,
-               seg_shape=None) -> None:
+def write_scan(
+    image_path: Path, seg_path: Path | None, seed: int, shape=SHAPE, affine=None, codes=None, seg_shape=None
+) -> None:
     """A label map of 4 regions and its intensity image (scanner-like scale), same header."""
     generator = torch.Generator().manual_seed(seed)
     plane = tuple(n for n in shape if n > 1)  # a slice (X, Y, 1) is drawn in 2D

@@ -1,6 +1,7 @@
 """MIND-SSC (``nn/mind.py``): values computed by hand, invariance to contrast, and the shapes and
 errors of 2D and 3D. (In 3D it matched ``convexadam`` 0.2.0's ``MINDSSC`` channel for channel to
 1.5e-7 on a random smoothed volume, in a one-off check with that package, which is not a dependency.)"""
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,9 @@ def test_a_ramp_gives_the_values_computed_by_hand():
 
 
 def test_it_does_not_change_with_contrast_and_is_one_where_there_is_none():
-    image = torch.nn.functional.avg_pool3d(torch.rand(2, 1, 12, 14, 10, generator=torch.Generator().manual_seed(0)),
-                                           3, 1, 1)
+    image = torch.nn.functional.avg_pool3d(
+        torch.rand(2, 1, 12, 14, 10, generator=torch.Generator().manual_seed(0)), 3, 1, 1
+    )
     assert torch.allclose(mind_ssc(2.0 - 3.0 * image), mind_ssc(image), atol=1e-5)  # inverted, rescaled
     assert torch.equal(mind_ssc(torch.full((1, 1, 8, 9), 0.3)), torch.ones(1, 4, 8, 9))
 

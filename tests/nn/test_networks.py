@@ -1,5 +1,6 @@
 """Feature networks: pyramid shapes for any input size in 2D and 3D, every weight trained, identity
 pyramid by hand, bad input."""
+
 import pytest
 import torch
 
@@ -47,25 +48,31 @@ def test_same_weights_give_the_same_features_for_the_same_image():
     assert all(torch.allclose(level[0], level[1], atol=1e-6) for level in batch)
 
 
-@pytest.mark.parametrize("image, message", [
-    (torch.rand(1, 1, 8, 8, 8), "2D network"),
-    (torch.rand(1, 3, 16, 16), "input channel"),
-    (torch.rand(1, 1, 0, 16), "empty"),
-])
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        (torch.rand(1, 1, 8, 8, 8), "2D network"),
+        (torch.rand(1, 3, 16, 16), "input channel"),
+        (torch.rand(1, 1, 0, 16), "empty"),
+    ],
+)
 def test_bad_images_get_clear_errors(image, message):
     with pytest.raises(ValueError, match=message):
         UNet(dims=2)(image)
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(scales=(3, 1)), "powers of two"),
-    (dict(scales=(1, 2)), "coarse to fine"),
-    (dict(out_channels=[16, 8]), "one per scale"),
-    (dict(norm="batch"), "unknown norm"),
-    (dict(block="transformer"), "unknown block"),
-    (dict(widths=[8, 16]), "coarsest scale"),
-    (dict(dims=4), "dims must be 2 or 3"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(scales=(3, 1)), "powers of two"),
+        (dict(scales=(1, 2)), "coarse to fine"),
+        (dict(out_channels=[16, 8]), "one per scale"),
+        (dict(norm="batch"), "unknown norm"),
+        (dict(block="transformer"), "unknown block"),
+        (dict(widths=[8, 16]), "coarsest scale"),
+        (dict(dims=4), "dims must be 2 or 3"),
+    ],
+)
 def test_bad_settings_get_clear_errors(options, message):
     with pytest.raises(ValueError, match=message):
         UNet(**options)

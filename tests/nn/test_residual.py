@@ -1,5 +1,6 @@
 """ResidualFeatures (issue 31, first step): untrained, the model registers exactly as the classical
 solver with the same settings; its correction is trainable, so training can move away from it."""
+
 from __future__ import annotations
 
 import json
@@ -20,14 +21,24 @@ from lightning_reg.training.solver_settings import SolverSettings
 def test_an_untrained_model_registers_as_the_classical_solver(shape):
     pair = warped_pair(shape, magnitude=2.0, seed=1)
     fixed, moving = normalize_intensities(pair["fixed"]), normalize_intensities(pair["moving"])
-    settings = SolverSettings(transform="greedy", similarity="lncc", scales=[4, 2, 1], iterations=[20, 10, 5],
-                              tolerance=1e-6)
-    model = RegistrationModule(network=ResidualFeatures(dims=len(shape)), train_solver=settings,
-                               eval_solver=settings).eval()
+    settings = SolverSettings(
+        transform="greedy", similarity="lncc", scales=[4, 2, 1], iterations=[20, 10, 5], tolerance=1e-6
+    )
+    model = RegistrationModule(
+        network=ResidualFeatures(dims=len(shape)), train_solver=settings, eval_solver=settings
+    ).eval()
     with torch.no_grad():
         learned = model.register({"fixed": fixed, "moving": moving}, settings)[-1]
-    classical = register(fixed, moving, transform="greedy", similarity="lncc", scales=(4, 2, 1),
-                         iterations=(20, 10, 5), tolerance=1e-6, normalize=False)
+    classical = register(
+        fixed,
+        moving,
+        transform="greedy",
+        similarity="lncc",
+        scales=(4, 2, 1),
+        iterations=(20, 10, 5),
+        tolerance=1e-6,
+        normalize=False,
+    )
     assert float((classical.grid - learned.grid).abs().max()) <= 1e-5
     assert float((learned.displacement_voxels()).abs().max()) > 0.5  # it did register
 

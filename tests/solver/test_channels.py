@@ -1,4 +1,5 @@
 """Principal components of a pair's features: an orthogonal projection shared by both images."""
+
 import pytest
 import torch
 
@@ -10,8 +11,13 @@ def _pair(generator, dims_used: int, channels: int = 6):
     affine subspace of the channel space (plus an offset), different for each pair of the batch."""
     mixing = torch.randn(2, channels, dims_used, generator=generator, dtype=torch.float64)
     offset = torch.randn(2, channels, 1, 1, 1, generator=generator, dtype=torch.float64)
-    maps = [torch.einsum("bcd,bd...->bc...", mixing, torch.randn(2, dims_used, 9, 8, 7, generator=generator,
-                                                                   dtype=torch.float64)) + offset for _ in range(2)]
+    maps = [
+        torch.einsum(
+            "bcd,bd...->bc...", mixing, torch.randn(2, dims_used, 9, 8, 7, generator=generator, dtype=torch.float64)
+        )
+        + offset
+        for _ in range(2)
+    ]
     return maps
 
 

@@ -1,4 +1,5 @@
 """Deformable transforms recover known warps; diffeomorphic ones do not fold; batching is exact."""
+
 import pytest
 import torch
 from helpers import mean_dice
@@ -36,8 +37,7 @@ def test_diffeomorphic_transforms_do_not_fold_where_freeform_does():
     large = warped_pair(SHAPE, magnitude=5.0, seed=0, smoothness=6.0)
     folding = {}
     for transform in ("freeform", "greedy", "svf", "syn"):
-        result = register(large["fixed"], large["moving"], transform=transform, scales=(2, 1),
-                          iterations=(100, 100))
+        result = register(large["fixed"], large["moving"], transform=transform, scales=(2, 1), iterations=(100, 100))
         folding[transform] = int((result.jacobian_determinant() <= 0).sum())
     assert folding["freeform"] > 0
     assert folding["greedy"] == 0

@@ -2,6 +2,7 @@
 problems (2D 16x16, 3D 8x8x8), ``ift``'s directional derivatives equal central finite differences
 of the solver's own output for every transform and for MSE and LNCC, ``jfb`` points the same way
 as ``ift``, and the returned solution is stationary to the tolerance."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -21,8 +22,12 @@ STEP = 1e-4
 #: 2D (regularizer weight 0.1: 200 iterations 25 % off the finite differences, 1000: 1.5 %; weight 1:
 #: 1-2 %); 3D syn is left out: with LNCC (weight 0.1) it was still 13 % off after 2000 iterations
 #: (3.4 min), which says how ill-conditioned ift is for syn.
-CASES = [(transform, shape) for transform in TRANSFORMS for shape in ((16, 16), (8, 8, 8))
-         if not (transform in ("bspline", "greedy", "syn") and len(shape) == 3)]
+CASES = [
+    (transform, shape)
+    for transform in TRANSFORMS
+    for shape in ((16, 16), (8, 8, 8))
+    if not (transform in ("bspline", "greedy", "syn") and len(shape) == 3)
+]
 
 
 @pytest.fixture
@@ -52,13 +57,25 @@ def _layer(transform, similarity, backward, backward_defaults=False):
     # the lattice's outer knots barely reach the image: bspline needs a firmer regularizer to be well-posed;
     # so does syn's free midpoint (with 0.1 the finite differences moved 7 % with the first step's size)
     weight = 1.0 if transform in ("bspline", "syn") else 0.1
-    conjugate_gradient = {} if backward_defaults else {
-        "damping": 1e-9, "cg_iterations": 1000 if transform == "syn" else 200, "cg_tolerance": 1e-11}
-    return RegistrationLayer(transform, similarity, iterations=[3000], backward=backward, optimizer="lbfgs",
-                             interpolation="cubic", tolerance=TOLERANCE, **conjugate_gradient,
-                             regularizer="diffusion" if deformable else None,
-                             regularizer_weight=weight if deformable else 0.0, transform_options=options,
-                             similarity_options={"window": 5} if similarity == "lncc" else None)
+    conjugate_gradient = (
+        {}
+        if backward_defaults
+        else {"damping": 1e-9, "cg_iterations": 1000 if transform == "syn" else 200, "cg_tolerance": 1e-11}
+    )
+    return RegistrationLayer(
+        transform,
+        similarity,
+        iterations=[3000],
+        backward=backward,
+        optimizer="lbfgs",
+        interpolation="cubic",
+        tolerance=TOLERANCE,
+        **conjugate_gradient,
+        regularizer="diffusion" if deformable else None,
+        regularizer_weight=weight if deformable else 0.0,
+        transform_options=options,
+        similarity_options={"window": 5} if similarity == "lncc" else None,
+    )
 
 
 def _gradients(layer, fixed, moving, weights):
@@ -70,14 +87,15 @@ def _gradients(layer, fixed, moving, weights):
     gradients = {}
     for mode in ("ift", "jfb"):
         layer.settings.mode = mode
-        gradients[mode] = torch.cat([g.flatten() for g in torch.autograd.grad(loss, [fixed, moving],
-                                                                              retain_graph=True)])
+        gradients[mode] = torch.cat(
+            [g.flatten() for g in torch.autograd.grad(loss, [fixed, moving], retain_graph=True)]
+        )
     return gradients, result
 
 
 def _central_difference(layer, fixed, moving, weights, direction) -> float:
     """``d sum(weights * grid) / d(features)`` along ``direction``, by central differences."""
-    along_fixed, along_moving = direction[:fixed.numel()].view_as(fixed), direction[fixed.numel():].view_as(moving)
+    along_fixed, along_moving = direction[: fixed.numel()].view_as(fixed), direction[fixed.numel() :].view_as(moving)
     with torch.no_grad():  # both sides as one batch of two pairs: each pair is solved on its own
         sides = torch.tensor([STEP, -STEP]).view(2, *([1] * (fixed.dim() - 1)))
         grid = layer([fixed + sides * along_fixed], [moving + sides * along_moving])[-1].grid

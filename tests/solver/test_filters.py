@@ -1,4 +1,5 @@
 """Separable filters against their definitions: a Gaussian's moments, the box mean as a sum."""
+
 import math
 
 import pytest
@@ -13,8 +14,8 @@ def test_gaussian_weights_have_unit_sum_and_the_asked_variance(sigma):
     offsets = torch.arange(len(weights), dtype=torch.float64) - len(weights) // 2
     assert float(weights.sum()) == pytest.approx(1.0, abs=1e-15)
     # truncation at 3 sigma and sampling shrink the variance a little; from sigma 1 on by < 3 %
-    variance = float((weights * offsets ** 2).sum())
-    assert variance == pytest.approx(sigma ** 2, rel=0.03 if sigma >= 1 else 0.3)
+    variance = float((weights * offsets**2).sum())
+    assert variance == pytest.approx(sigma**2, rel=0.03 if sigma >= 1 else 0.3)
 
 
 def test_smoothing_an_impulse_in_3d_gives_the_separable_kernel_and_keeps_the_mass():
@@ -34,7 +35,7 @@ def test_box_mean_is_the_mean_over_the_window_with_zero_padding():
     values = torch.randn(1, 1, 9, 11, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     window = 3
     padded = torch.nn.functional.pad(values, (1, 1, 1, 1))
-    expected = sum(padded[..., i:i + 9, j:j + 11] for i in range(window) for j in range(window)) / window ** 2
+    expected = sum(padded[..., i : i + 9, j : j + 11] for i in range(window) for j in range(window)) / window**2
     assert torch.allclose(box_mean(values, window), expected, atol=1e-12)
     assert math.isclose(float(box_mean(torch.ones(1, 1, 5, 5), 5)[0, 0, 2, 2]), 1.0, rel_tol=1e-6)
 
@@ -45,6 +46,13 @@ def test_box_mean_matches_the_sum_definition_for_any_window_and_short_axes(windo
     values = torch.randn(1, 2, 6, 3, 9, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     before, after = window // 2, window - window // 2 - 1
     padded = torch.nn.functional.pad(values, (before, after) * 3)
-    expected = sum(padded[..., i:i + 6, j:j + 3, k:k + 9]
-                   for i in range(window) for j in range(window) for k in range(window)) / window ** 3
+    expected = (
+        sum(
+            padded[..., i : i + 6, j : j + 3, k : k + 9]
+            for i in range(window)
+            for j in range(window)
+            for k in range(window)
+        )
+        / window**3
+    )
     assert torch.allclose(box_mean(values, window), expected, atol=1e-12)

@@ -1,4 +1,5 @@
 """Different shapes, anisotropic spacing and world affines; Jacobians and exported displacements."""
+
 import torch
 import torch.nn.functional as F
 from helpers import mean_dice
@@ -25,10 +26,17 @@ def test_anisotropic_moving_of_other_shape_with_world_offset():
     fixed_affine = torch.eye(4, dtype=torch.float64)
     fixed_affine[:3, 3] = torch.tensor([5.0, -3.0, 2.0])
     moving_affine[:3, 3] = torch.tensor([5.0, -3.0, 2.0])  # same world placement, other grid
-    headers_only = register(pair["fixed"], moving, scales=(1,), iterations=(0,),
-                            fixed_affine=fixed_affine, moving_affine=moving_affine)
-    solved = register(pair["fixed"], moving, scales=(2, 1), iterations=(80, 40),
-                      fixed_affine=fixed_affine, moving_affine=moving_affine)
+    headers_only = register(
+        pair["fixed"], moving, scales=(1,), iterations=(0,), fixed_affine=fixed_affine, moving_affine=moving_affine
+    )
+    solved = register(
+        pair["fixed"],
+        moving,
+        scales=(2, 1),
+        iterations=(80, 40),
+        fixed_affine=fixed_affine,
+        moving_affine=moving_affine,
+    )
     assert solved.grid.shape == (1, 32, 36, 28, 3)
     dice_identity = mean_dice(pair["fixed_seg"], pair["moving_seg"])
     dice_headers = mean_dice(pair["fixed_seg"], headers_only.warp_labels(moving_seg))
@@ -42,12 +50,21 @@ def test_world_translation_in_headers_is_the_initial_alignment():
     fixed_affine = torch.eye(3, dtype=torch.float64)
     moving_affine = torch.eye(3, dtype=torch.float64)
     moving_affine[:2, 2] = torch.tensor([4.0, 0.0])  # moving voxel i lies at world i + 4
-    result = register(pair["fixed"], pair["moving"], scales=(1,), iterations=(0,),
-                      fixed_affine=fixed_affine, moving_affine=moving_affine)
+    result = register(
+        pair["fixed"],
+        pair["moving"],
+        scales=(1,),
+        iterations=(0,),
+        fixed_affine=fixed_affine,
+        moving_affine=moving_affine,
+    )
     displacement_voxels = result.displacement_voxels()
     assert torch.allclose(displacement_voxels, torch.zeros_like(displacement_voxels), atol=1e-4)
-    moving_voxel = torch.einsum("ij,bj...->bi...", torch.linalg.inv(moving_affine)[:2, :2].float(),
-                                result.moving_points_mm() - moving_affine[:2, 2].float().view(1, 2, 1, 1))
+    moving_voxel = torch.einsum(
+        "ij,bj...->bi...",
+        torch.linalg.inv(moving_affine)[:2, :2].float(),
+        result.moving_points_mm() - moving_affine[:2, 2].float().view(1, 2, 1, 1),
+    )
     assert torch.allclose(moving_voxel[0, 0, 10, 5], torch.tensor(6.0), atol=1e-4)  # world 10 = moving 6
 
 

@@ -1,5 +1,6 @@
 """The implicit layer: gradients of the solver's optimum against the unrolled reference and finite
 differences, every transform in every backward mode, learning through the layer, bad input."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -37,12 +38,20 @@ def _convex_problem(shape):
 
 
 def _layer(transform="freeform", backward="ift", iterations=600, **options):
-    settings = dict(optimizer="gd", tolerance=0, damping=1e-6, cg_iterations=300, cg_tolerance=1e-7,
-                    regularizer="diffusion", regularizer_weight=0.2)
+    settings = dict(
+        optimizer="gd",
+        tolerance=0,
+        damping=1e-6,
+        cg_iterations=300,
+        cg_tolerance=1e-7,
+        regularizer="diffusion",
+        regularizer_weight=0.2,
+    )
     settings.update(options)
     transform_options = DENSE if transform in ("freeform", "greedy", "svf") else {}
-    return RegistrationLayer(transform, "mse", iterations=[iterations], backward=backward,
-                             transform_options=transform_options, **settings)
+    return RegistrationLayer(
+        transform, "mse", iterations=[iterations], backward=backward, transform_options=transform_options, **settings
+    )
 
 
 @pytest.mark.parametrize("shape", [(16, 16), (8, 8, 8)])
@@ -71,8 +80,9 @@ def test_ift_matches_central_finite_differences_of_the_total_derivative():
         matrix[:2, 2] = 0.05
         fixed = sample(moving, apply_matrix(matrix[None], identity_grid(shape, dtype=torch.float64)))
         weights = torch.randn(1, *shape, 2, generator=generator)
-        layer = RegistrationLayer("affine", "mse", iterations=[500], backward="ift", optimizer="gd",
-                                  tolerance=0, damping=0.0)
+        layer = RegistrationLayer(
+            "affine", "mse", iterations=[500], backward="ift", optimizer="gd", tolerance=0, damping=0.0
+        )
 
         def loss(fixed_features, moving_features):
             return (layer([fixed_features], [moving_features])[-1].grid * weights).sum()
@@ -81,11 +91,13 @@ def test_ift_matches_central_finite_differences_of_the_total_derivative():
         step = 1e-4
         for _ in range(2):
             direction = torch.randn(analytic.shape, generator=generator)
-            along_fixed = direction[:fixed.numel()].view_as(fixed)
-            along_moving = direction[fixed.numel():].view_as(moving)
+            along_fixed = direction[: fixed.numel()].view_as(fixed)
+            along_moving = direction[fixed.numel() :].view_as(moving)
             with torch.no_grad():
-                difference = (loss(fixed + step * along_fixed, moving + step * along_moving)
-                              - loss(fixed - step * along_fixed, moving - step * along_moving)) / (2 * step)
+                difference = (
+                    loss(fixed + step * along_fixed, moving + step * along_moving)
+                    - loss(fixed - step * along_fixed, moving - step * along_moving)
+                ) / (2 * step)
             assert float(analytic @ direction) == pytest.approx(float(difference), rel=0.02)
     finally:
         torch.set_default_dtype(torch.float32)
@@ -170,8 +182,9 @@ def test_a_feature_network_learns_through_the_layer():
         noisy = [pair[key] + 0.5 * torch.randn(pair[key].shape, generator=generator) for key in ("fixed", "moving")]
         one_hot = [F.one_hot(pair[key][:, 0], 5).movedim(-1, 1).float() for key in ("fixed_seg", "moving_seg")]
         pairs.append((*noisy, *one_hot))
-    network = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.Tanh(),
-                                  torch.nn.Conv2d(4, 4, 3, padding=1))
+    network = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.Tanh(), torch.nn.Conv2d(4, 4, 3, padding=1)
+    )
     layer = RegistrationLayer("freeform", "mse", iterations=[40], backward="jfb", tolerance=0)
 
     def label_loss(fixed, moving, fixed_seg, moving_seg):
@@ -193,15 +206,21 @@ def test_a_feature_network_learns_through_the_layer():
     assert mean_loss() < frozen - 0.02
 
 
-@pytest.mark.parametrize("fixed, moving, message", [
-    ([torch.rand(1, 2, 8, 8), torch.rand(1, 2, 16, 16)], [torch.rand(1, 2, 16, 16)], "levels"),
-    ([torch.rand(1, 2, 8, 8)], [torch.rand(1, 3, 8, 8)], "channels"),
-    ([torch.rand(1, 2, 16, 16), torch.rand(1, 2, 8, 8)], [torch.rand(1, 2, 16, 16), torch.rand(1, 2, 8, 8)],
-     "coarse to fine"),
-    ([torch.full((1, 2, 8, 8), float("nan"))], [torch.rand(1, 2, 8, 8)], "NaN"),
-    ([torch.rand(1, 2, 8, 8)], [torch.rand(1, 2, 8, 8, 8)], "dimensionality"),
-    (torch.rand(1, 2, 8, 8), [torch.rand(1, 2, 8, 8)], "list of tensors"),
-])
+@pytest.mark.parametrize(
+    "fixed, moving, message",
+    [
+        ([torch.rand(1, 2, 8, 8), torch.rand(1, 2, 16, 16)], [torch.rand(1, 2, 16, 16)], "levels"),
+        ([torch.rand(1, 2, 8, 8)], [torch.rand(1, 3, 8, 8)], "channels"),
+        (
+            [torch.rand(1, 2, 16, 16), torch.rand(1, 2, 8, 8)],
+            [torch.rand(1, 2, 16, 16), torch.rand(1, 2, 8, 8)],
+            "coarse to fine",
+        ),
+        ([torch.full((1, 2, 8, 8), float("nan"))], [torch.rand(1, 2, 8, 8)], "NaN"),
+        ([torch.rand(1, 2, 8, 8)], [torch.rand(1, 2, 8, 8, 8)], "dimensionality"),
+        (torch.rand(1, 2, 8, 8), [torch.rand(1, 2, 8, 8)], "list of tensors"),
+    ],
+)
 def test_bad_pyramids_get_clear_errors(fixed, moving, message):
     layer = RegistrationLayer("greedy", "mse", iterations=5)
     with pytest.raises((ValueError, TypeError), match=message):
@@ -226,8 +245,9 @@ def test_bad_settings_get_clear_errors():
 def test_own_sampler_matches_grid_sample_and_is_twice_differentiable(shape, padding):
     generator = torch.Generator().manual_seed(0)
     image = torch.randn(2, 3, *shape, dtype=torch.float64, generator=generator)
-    grid = torch.rand(2, 4, 3, *([2] * (len(shape) - 2)), len(shape), dtype=torch.float64,
-                      generator=generator) * 2.6 - 1.3  # some points outside the image
+    grid = (
+        torch.rand(2, 4, 3, *([2] * (len(shape) - 2)), len(shape), dtype=torch.float64, generator=generator) * 2.6 - 1.3
+    )  # some points outside the image
     expected = F.grid_sample(image, grid, padding_mode=padding, align_corners=True)
     assert torch.allclose(linear_sample(image, grid, padding), expected, atol=1e-12)
     inputs = (image[:1, :1].clone().requires_grad_(), (grid[:1] * 0.6).requires_grad_())

@@ -1,5 +1,6 @@
 """Inverse transforms: exact for linear and svf, a fixed-point inversion with its residual for the
 other fields; forward then inverse lands where it started."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,9 +16,17 @@ def pair():
     return warped_pair((48, 52), magnitude=3.0, seed=3)
 
 
-@pytest.mark.parametrize("transform, method, mean_voxels", [
-    ("affine", "exact", 1e-4), ("svf", "exact", 0.1), ("greedy", "fixed-point", 0.15),
-    ("affine+greedy", "fixed-point", 0.2), ("bspline", "fixed-point", 0.25), ("syn", "symmetric", 0.1)])
+@pytest.mark.parametrize(
+    "transform, method, mean_voxels",
+    [
+        ("affine", "exact", 1e-4),
+        ("svf", "exact", 0.1),
+        ("greedy", "fixed-point", 0.15),
+        ("affine+greedy", "fixed-point", 0.2),
+        ("bspline", "fixed-point", 0.25),
+        ("syn", "symmetric", 0.1),
+    ],
+)
 def test_forward_then_inverse_lands_where_it_started(pair, transform, method, mean_voxels):
     result = register(pair["fixed"], pair["moving"], transform=transform, iterations=[60, 30, 15])
     field = result.inverse_field()
@@ -50,8 +59,9 @@ def test_the_inverse_of_an_anisotropic_moving_grid_lives_on_that_grid():
     moving = torch.nn.functional.interpolate(pair["moving"], size=(12, 28, 20), mode="trilinear", align_corners=True)
     moving_affine = torch.eye(4, dtype=torch.float64)
     moving_affine[0, 0] = 23 / 11
-    result = register(pair["fixed"], moving, transform="svf", iterations=[30, 15], scales=[2, 1],
-                      moving_affine=moving_affine[None])
+    result = register(
+        pair["fixed"], moving, transform="svf", iterations=[30, 15], scales=[2, 1], moving_affine=moving_affine[None]
+    )
     backward = result.inverse()
     assert backward.fixed_shape == (12, 28, 20) and backward.moving_shape == (24, 28, 20)
     assert torch.allclose(backward.frames.fixed_affine[0], moving_affine)

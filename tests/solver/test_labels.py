@@ -1,5 +1,6 @@
 """Linear label warping by a vote of the 2^d neighbours against its definition: the one-hot maps
 warped with grid_sample (border padding) and the most likely label, ties to the smaller index."""
+
 import pytest
 import torch
 

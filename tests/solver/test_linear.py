@@ -1,4 +1,5 @@
 """Rigid and affine registration recover the parameters of a known linear transform."""
+
 import math
 
 import torch
@@ -28,8 +29,7 @@ def test_rigid_recovers_rotation_and_translation_2d():
     truth[:2, :2] = torch.tensor([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     truth[:2, 2] = shift
     fixed = _apply_centred(moving, truth.unsqueeze(0))
-    result = register(fixed, moving, transform="rigid", similarity="mse", scales=(2, 1),
-                      iterations=(200, 100))
+    result = register(fixed, moving, transform="rigid", similarity="mse", scales=(2, 1), iterations=(200, 100))
     found = result.transform.centred_matrix()[0].detach().double()
     found_angle = math.atan2(found[1, 0], found[0, 0])
     assert abs(found_angle - angle) < 0.01
@@ -42,8 +42,7 @@ def test_affine_recovers_matrix_3d():
     truth[:3, :3] = torch.tensor([[1.06, 0.04, 0.0], [-0.03, 0.95, 0.02], [0.0, 0.03, 1.04]])
     truth[:3, 3] = torch.tensor([0.05, -0.03, 0.04])
     fixed = _apply_centred(moving, truth.unsqueeze(0))
-    result = register(fixed, moving, transform="affine", similarity="mse", scales=(2, 1),
-                      iterations=(200, 100))
+    result = register(fixed, moving, transform="affine", similarity="mse", scales=(2, 1), iterations=(200, 100))
     found = result.transform.centred_matrix()[0].detach().double()
     assert (found[:3, :4] - truth[:3, :4]).abs().max() < 0.03
     before = (fixed - moving).pow(2).mean()

@@ -1,5 +1,6 @@
 """Cost-function masks: a synthetic lesion in the moving image pulls an unmasked registration, and
 a masked one ignores it; the masked similarities weigh only the voxels inside the masks."""
+
 from __future__ import annotations
 
 import pytest

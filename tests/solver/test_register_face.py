@@ -1,5 +1,6 @@
 """``register`` is a face over ``RegistrationLayer``: a plan runs both stages in the solver, the final
 warp is the transform evaluated at full resolution, and the headers place every level."""
+
 import pytest
 import torch
 
@@ -47,8 +48,9 @@ def test_headers_place_every_level_even_when_the_finest_scale_is_coarse():
     rows, columns = torch.meshgrid(*(torch.arange(n, dtype=torch.float32) for n in SHAPE), indexing="ij")
     inside = (slice(4, -4), slice(4, -4))
     for scales in [(4, 2, 1), (4, 2)]:
-        result = register(image, image, scales=scales, iterations=0, fixed_affine=fixed_affine,
-                          moving_affine=moving_affine)
+        result = register(
+            image, image, scales=scales, iterations=0, fixed_affine=fixed_affine, moving_affine=moving_affine
+        )
         sampled_rows = result.warp(rows[None, None])[0, 0]
         sampled_columns = result.warp(columns[None, None])[0, 0]
         assert torch.allclose(sampled_rows[inside], rows[inside] - 2, atol=1e-3), scales
@@ -57,7 +59,15 @@ def test_headers_place_every_level_even_when_the_finest_scale_is_coarse():
 
 def test_defaults_live_once():
     layer = RegistrationLayer()
-    assert (layer.transform_name, layer.similarity.name, layer.iterations, layer.tolerance) == \
-        (LEARNED.transform, LEARNED.similarity, LEARNED.iterations, LEARNED.tolerance)
-    assert register.__wrapped__.__defaults__[:4] == (CLASSICAL.transform, CLASSICAL.similarity, CLASSICAL.scales,
-                                                     CLASSICAL.iterations)
+    assert (layer.transform_name, layer.similarity.name, layer.iterations, layer.tolerance) == (
+        LEARNED.transform,
+        LEARNED.similarity,
+        LEARNED.iterations,
+        LEARNED.tolerance,
+    )
+    assert register.__wrapped__.__defaults__[:4] == (
+        CLASSICAL.transform,
+        CLASSICAL.similarity,
+        CLASSICAL.scales,
+        CLASSICAL.iterations,
+    )

@@ -1,4 +1,5 @@
 """Similarities: minimal at alignment, gradients correct, MI registers across contrasts."""
+
 import pytest
 import torch
 from helpers import mean_dice
@@ -66,8 +67,7 @@ def test_first_order_lncc_gradient_equals_autograds_and_finite_differences(shape
     assert torch.allclose(value, lncc(fixed, warped), atol=1e-14)
     for a, b in zip(got, expected):  # flat windows: eps / eps ratios amplify rounding to ~1e-9 there
         assert float((a - b).abs().max()) <= 1e-6 * float(b.abs().max())
-    smooth = [torch.randn(1, 2, 6, 7, generator=generator, dtype=torch.float64).requires_grad_(True)
-              for _ in range(2)]
+    smooth = [torch.randn(1, 2, 6, 7, generator=generator, dtype=torch.float64).requires_grad_(True) for _ in range(2)]
     with first_order():
         assert torch.autograd.gradcheck(lambda f, w: make_similarity("lncc", window=3)(f, w), smooth)
 

@@ -1,5 +1,6 @@
 """Every result says how close the solver came to a minimum: ``stationarity``, the gradient norm at
 the returned parameters over its norm where the scale started."""
+
 import pytest
 import torch
 
@@ -10,8 +11,12 @@ from lightning_reg.solver.regularizers import get_regularizer
 from lightning_reg.solver.similarity import make_similarity
 
 PAIR = warped_pair((24, 24), magnitude=1.5, seed=3)
-PROBLEM = dict(similarity="mse", regularizer="diffusion", regularizer_weight=0.1,
-               transform_options=dict(smooth_grad_sigma=0, smooth_warp_sigma=0))
+PROBLEM = dict(
+    similarity="mse",
+    regularizer="diffusion",
+    regularizer_weight=0.1,
+    transform_options=dict(smooth_grad_sigma=0, smooth_warp_sigma=0),
+)
 
 
 def _solve(iterations, optimizer="gd", batch=1):  # gd: cubic interpolation by default

@@ -1,6 +1,7 @@
 """When the solver stops: a line search that only goes downhill, per-pair stops on stationarity,
 no stop while the energy still falls on average, a warning where the Hessian is singular and an
 error instead of a silently zero gradient."""
+
 import warnings
 
 import pytest
@@ -21,8 +22,9 @@ PROBLEM = dict(similarity="mse", regularizer="diffusion", regularizer_weight=0.1
 
 
 def _solve(optimizer, iterations=100, tolerance=0.0, fixed=PAIR["fixed"], moving=PAIR["moving"], **options):
-    layer = RegistrationLayer("freeform", iterations=iterations, optimizer=optimizer, tolerance=tolerance,
-                              **PROBLEM, **options)
+    layer = RegistrationLayer(
+        "freeform", iterations=iterations, optimizer=optimizer, tolerance=tolerance, **PROBLEM, **options
+    )
     with torch.no_grad():
         return layer([fixed], [moving])[-1]
 
@@ -48,10 +50,11 @@ def test_pairs_stop_on_their_own_and_a_batch_gives_each_pair_its_own_answer():
     other = warped_pair((32, 32), magnitude=0.5, seed=5)
     fixed, moving = torch.cat([PAIR["fixed"], other["fixed"]]), torch.cat([PAIR["moving"], other["moving"]])
     batched = _solve("lbfgs", 200, tolerance=1e-3, fixed=fixed, moving=moving)
-    for index, (one_fixed, one_moving) in enumerate([(PAIR["fixed"], PAIR["moving"]),
-                                                      (other["fixed"], other["moving"])]):
+    for index, (one_fixed, one_moving) in enumerate(
+        [(PAIR["fixed"], PAIR["moving"]), (other["fixed"], other["moving"])]
+    ):
         alone = _solve("lbfgs", 200, tolerance=1e-3, fixed=one_fixed, moving=one_moving)
-        assert torch.allclose(batched.grid[index:index + 1], alone.grid, atol=1e-4)
+        assert torch.allclose(batched.grid[index : index + 1], alone.grid, atol=1e-4)
         assert float(batched.stationarity[index]) <= 1e-3
 
 
@@ -99,8 +102,17 @@ def test_an_all_zero_implicit_gradient_is_an_error(monkeypatch):
 
 def test_register_takes_the_line_search_optimizers_under_inference_mode():
     with torch.inference_mode():
-        result = register(PAIR["fixed"], PAIR["moving"], transform="svf", similarity="mse", scales=(2, 1),
-                          iterations=(30, 20), optimizer="lbfgs", regularizer="diffusion", regularizer_weight=0.1)
+        result = register(
+            PAIR["fixed"],
+            PAIR["moving"],
+            transform="svf",
+            similarity="mse",
+            scales=(2, 1),
+            iterations=(30, 20),
+            optimizer="lbfgs",
+            regularizer="diffusion",
+            regularizer_weight=0.1,
+        )
     before = float((PAIR["fixed"] - PAIR["moving"]).pow(2).mean())
     after = float((PAIR["fixed"] - result.warp(PAIR["moving"])).pow(2).mean())
     assert after < 0.5 * before and 0 < float(result.stationarity) < 1
@@ -111,10 +123,8 @@ def test_conjugate_gradient_on_negative_curvature_returns_the_scaled_gradient_st
     matrix = torch.tensor([[-3.0, 1.0], [1.0, 1.0]])
     rhs = [torch.tensor([[1.0, 0.0]])]
     with pytest.warns(SingularHessianWarning):
-        (solution,) = conjugate_gradient(lambda v: [v[0] @ matrix], rhs, damping=0.0, iterations=10,
-                                         tolerance=1e-8)
+        (solution,) = conjugate_gradient(lambda v: [v[0] @ matrix], rhs, damping=0.0, iterations=10, tolerance=1e-8)
     assert torch.allclose(solution, torch.tensor([[1 / 3, 0.0]]))
-
 
 
 def test_conjugate_gradient_warns_when_its_cap_ends_it_far_from_the_tolerance():

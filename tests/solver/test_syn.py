@@ -1,5 +1,6 @@
 """SyN: both images deformed toward a midpoint, so swapping them swaps the halves exactly and the
 swapped registration is the inverse of the first; the inverse comes from the same solve."""
+
 import pytest
 import torch
 from helpers import mean_dice
@@ -18,9 +19,13 @@ def pair():
 
 @pytest.fixture(scope="module")
 def both_ways(pair):
-    return {transform: (register(pair["fixed"], pair["moving"], transform=transform, iterations=ITERATIONS),
-                        register(pair["moving"], pair["fixed"], transform=transform, iterations=ITERATIONS))
-            for transform in ("greedy", "syn")}
+    return {
+        transform: (
+            register(pair["fixed"], pair["moving"], transform=transform, iterations=ITERATIONS),
+            register(pair["moving"], pair["fixed"], transform=transform, iterations=ITERATIONS),
+        )
+        for transform in ("greedy", "syn")
+    }
 
 
 def test_swapping_the_images_swaps_the_halves_and_inverts_the_map(both_ways):

@@ -1,6 +1,7 @@
 """`lightning-reg sweep`: the shipped sweep files are valid W&B sweeps whose parameters are
 LightningCLI options; a tiny grid sweep runs offline through the CLI and writes its summary; bad
 sweep files are refused naming the bad key."""
+
 import csv
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def test_shipped_sweeps_are_valid_and_their_parameters_are_cli_options(name, tra
     assert set(parameters) == set(config["parameters"])
     command = build_command(config, parameters, [])
     subcommand = command.index(SHIPPED[name])
-    assert command[subcommand - 2:subcommand] == ["-m", "lightning_reg.cli"]
+    assert command[subcommand - 2 : subcommand] == ["-m", "lightning_reg.cli"]
     assert all(f"--{key}={value}" in command for key, value in parameters.items())
     done = lightning_reg([*command[subcommand:], "--print_config"], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -47,8 +48,21 @@ def test_a_tiny_grid_sweep_runs_offline_and_writes_its_summary(tmp_path, trained
     sweep = yaml.safe_load((SWEEPS / "transforms.yaml").read_text())
     sweep["parameters"]["model.eval_solver.transform"]["values"] = ["affine", "greedy"]
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(sweep))
-    done = lightning_reg(["sweep", "tiny.yaml", "--out", "summary", "--", "--data.test_pairs", "2",
-                          "--model.eval_solver.iterations", "[5,5,5]"], tmp_path, LIGHTNING_REG_RUN=str(trained_run))
+    done = lightning_reg(
+        [
+            "sweep",
+            "tiny.yaml",
+            "--out",
+            "summary",
+            "--",
+            "--data.test_pairs",
+            "2",
+            "--model.eval_solver.iterations",
+            "[5,5,5]",
+        ],
+        tmp_path,
+        LIGHTNING_REG_RUN=str(trained_run),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     with open(tmp_path / "summary" / "summary.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -66,19 +80,36 @@ def test_a_tiny_grid_sweep_runs_offline_and_writes_its_summary(tmp_path, trained
 
 
 BAD = {
-    "method: grdi": ("'grdi' is not one of", "method: grdi\nmetric: {name: val/dice}\nparameters:\n"
-                     "  model.lr: {values: [0.1]}\ncommand: [lightning-reg, fit, '${args}']\n"),
-    "valus": ("invalid hyperparameter configuration: model.lr", "method: grid\nmetric: {name: val/dice}\n"
-              "parameters:\n  model.lr: {valus: [0.1]}\ncommand: [lightning-reg, fit, '${args}']\n"),
-    "no args": ("command must be a list that contains ${args}", "method: grid\nmetric: {name: val/dice}\n"
-                "parameters:\n  model.lr: {values: [0.1]}\ncommand: [lightning-reg, fit]\n"),
-    "no metric": ("metric.name is missing", "method: grid\nparameters:\n  model.lr: {values: [0.1]}\n"
-                  "command: [lightning-reg, fit, '${args}']\n"),
-    "env": ("needs the environment variable(s) NO_SUCH_VARIABLE", "method: grid\nmetric: {name: val/dice}\n"
-            "parameters:\n  model.lr: {values: [0.1]}\ncommand: [lightning-reg, fit, '${envvar:NO_SUCH_VARIABLE}', "
-            "'${args}']\n"),
-    "count": ("a random sweep does not end by itself: give --count N", "method: random\nmetric: {name: val/dice}\n"
-              "parameters:\n  model.lr: {values: [0.1]}\ncommand: [lightning-reg, fit, '${args}']\n"),
+    "method: grdi": (
+        "'grdi' is not one of",
+        "method: grdi\nmetric: {name: val/dice}\nparameters:\n"
+        "  model.lr: {values: [0.1]}\ncommand: [lightning-reg, fit, '${args}']\n",
+    ),
+    "valus": (
+        "invalid hyperparameter configuration: model.lr",
+        "method: grid\nmetric: {name: val/dice}\n"
+        "parameters:\n  model.lr: {valus: [0.1]}\ncommand: [lightning-reg, fit, '${args}']\n",
+    ),
+    "no args": (
+        "command must be a list that contains ${args}",
+        "method: grid\nmetric: {name: val/dice}\n"
+        "parameters:\n  model.lr: {values: [0.1]}\ncommand: [lightning-reg, fit]\n",
+    ),
+    "no metric": (
+        "metric.name is missing",
+        "method: grid\nparameters:\n  model.lr: {values: [0.1]}\ncommand: [lightning-reg, fit, '${args}']\n",
+    ),
+    "env": (
+        "needs the environment variable(s) NO_SUCH_VARIABLE",
+        "method: grid\nmetric: {name: val/dice}\n"
+        "parameters:\n  model.lr: {values: [0.1]}\ncommand: [lightning-reg, fit, '${envvar:NO_SUCH_VARIABLE}', "
+        "'${args}']\n",
+    ),
+    "count": (
+        "a random sweep does not end by itself: give --count N",
+        "method: random\nmetric: {name: val/dice}\n"
+        "parameters:\n  model.lr: {values: [0.1]}\ncommand: [lightning-reg, fit, '${args}']\n",
+    ),
     "yaml": ("is not valid YAML", "method: [grid\n"),
 }
 
@@ -95,9 +126,11 @@ def test_invalid_sweep_files_get_one_line_naming_the_problem(case, tmp_path, cap
 
 
 def test_a_parameter_that_is_not_an_option_stops_the_sweep_at_the_first_run(tmp_path):
-    (tmp_path / "bad.yaml").write_text("method: grid\nmetric: {name: val/dice}\nparameters:\n"
-                                       "  model.no_such_option: {values: [1, 2]}\n"
-                                       "command: [lightning-reg, validate, '${args}']\n")
+    (tmp_path / "bad.yaml").write_text(
+        "method: grid\nmetric: {name: val/dice}\nparameters:\n"
+        "  model.no_such_option: {values: [1, 2]}\n"
+        "command: [lightning-reg, validate, '${args}']\n"
+    )
     done = lightning_reg(["sweep", "bad.yaml"], tmp_path)
     assert done.returncode == 2 and "the first run was refused" in done.stderr and "no_such_option" in done.stderr
     assert "Traceback" not in done.stderr

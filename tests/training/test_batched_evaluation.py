@@ -1,4 +1,5 @@
 """A batch of pairs gives each pair the result it gets alone."""
+
 from __future__ import annotations
 
 import lightning as L
@@ -18,8 +19,13 @@ def test_a_batched_test_loop_gives_the_metrics_of_one_pair_at_a_time(trained_run
     results = {}
     for batch_size in (1, 4):
         data = SyntheticDataModule(shape=(32, 32), test_pairs=6, batch_size=batch_size)  # batches of 4 and 2
-        trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False, default_root_dir=tmp_path)
+        trainer = L.Trainer(
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=tmp_path,
+        )
         metrics = trainer.test(model, data, verbose=False)[0]
         results[batch_size] = metrics, {row["id"]: row for row in model.test_rows}
     (alone, alone_rows), (batched, batched_rows) = results[1], results[4]

@@ -1,5 +1,6 @@
 """Training with the ``ift`` backward logs how far its conjugate gradient got, so a user sees an
 inexact gradient in W&B instead of trusting it; ``jfb`` logs nothing of the kind."""
+
 import lightning as L
 import pytest
 import torch
@@ -17,8 +18,15 @@ QUIET = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False
 def _train(backward: str) -> dict:
     L.seed_everything(0)
     data = SyntheticDataModule(shape=(16, 16), num_labels=3, train_pairs=4, val_pairs=1)
-    settings = SolverSettings(transform="freeform", similarity="mse", optimizer="lbfgs", iterations=[30],
-                              scales=[1], regularizer_weight=0.1, backward=backward)
+    settings = SolverSettings(
+        transform="freeform",
+        similarity="mse",
+        optimizer="lbfgs",
+        iterations=[30],
+        scales=[1],
+        regularizer_weight=0.1,
+        backward=backward,
+    )
     model = RegistrationModule(network=UNet(dims=2, out_channels=2, scales=[1], widths=[4, 4]), train_solver=settings)
     trainer = L.Trainer(max_steps=2, limit_val_batches=0, callbacks=[ConjugateGradientLog()], **QUIET)
     trainer.fit(model, data)
@@ -42,6 +50,7 @@ def test_jfb_training_logs_no_conjugate_gradient():
 
 def test_conjugate_gradient_reports_the_residual_it_reached_capped_or_converged():
     from lightning_reg.solver.implicit import conjugate_gradient
+
     take_cg_reports()
     matrix = torch.diag(torch.linspace(1.0, 100.0, 40, dtype=torch.float64))[None]
     rhs = [torch.ones(1, 40, dtype=torch.float64)]

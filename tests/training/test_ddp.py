@@ -1,5 +1,6 @@
 """DDP through the command line on two CPU processes (gloo): fit, resume, and test on two processes
 and on one, with and without batches of pairs."""
+
 from __future__ import annotations
 
 import csv
@@ -12,9 +13,22 @@ import yaml
 from helpers import lightning_reg, written_folder
 
 #: tiny synthetic runs; 5 test pairs split 3 + 2 over two processes
-TINY = ["--data.shape", "[32,32]", "--data.train_pairs", "4", "--data.val_pairs", "2", "--data.test_pairs", "5",
-        "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
-        "--model.train_solver.iterations", "[5,5,5]"]
+TINY = [
+    "--data.shape",
+    "[32,32]",
+    "--data.train_pairs",
+    "4",
+    "--data.val_pairs",
+    "2",
+    "--data.test_pairs",
+    "5",
+    "--trainer.max_epochs",
+    "1",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--model.train_solver.iterations",
+    "[5,5,5]",
+]
 DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
 ONE = ["--trainer.devices", "1", "--trainer.strategy", "auto"]
 SCORES = ("dice", "hd95", "folding_percent", "sdlogj")
@@ -79,8 +93,19 @@ def test_testing_on_two_processes_equals_one_process(ddp_run):
 
 def test_training_resumes_from_a_checkpoint_on_two_processes(ddp_run):
     folder = ddp_run.parent.parent.parent
-    resumed = command(["fit", "--config", ddp_run / "config.yaml", "--ckpt_path", ddp_run / "checkpoints" / "last.ckpt",
-                       "--trainer.max_epochs", "2"], folder, folder / "resumed.json")
+    resumed = command(
+        [
+            "fit",
+            "--config",
+            ddp_run / "config.yaml",
+            "--ckpt_path",
+            ddp_run / "checkpoints" / "last.ckpt",
+            "--trainer.max_epochs",
+            "2",
+        ],
+        folder,
+        folder / "resumed.json",
+    )
     checkpoint = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
     assert (checkpoint["epoch"], checkpoint["global_step"]) == (1, 4)
     assert "val/dice" in json.loads((folder / "resumed.json").read_text())

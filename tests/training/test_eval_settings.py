@@ -1,5 +1,6 @@
 """Test-time solver settings of a trained model: field-by-field overrides, linear then deformable
 transforms, other scales, and label prompts on held-out synthetic pairs."""
+
 from dataclasses import replace
 
 import lightning as L
@@ -47,8 +48,11 @@ def _mean(rows, key):
 
 def test_evaluation_settings_change_only_the_fields_given():
     train = replace(TRAIN, similarity="ncc")  # not the dataclass default, so inheriting it shows
-    model = RegistrationModule(network=IdentityFeatures(dims=2), train_solver=train,
-                               eval_solver=EvalSolverSettings(transform="svf", iterations=[5, 5, 5]))
+    model = RegistrationModule(
+        network=IdentityFeatures(dims=2),
+        train_solver=train,
+        eval_solver=EvalSolverSettings(transform="svf", iterations=[5, 5, 5]),
+    )
     assert model.eval_solver.transform == "svf" and model.eval_solver.iterations == [5, 5, 5]
     assert model.eval_solver.similarity == "ncc"  # from training, not the dataclass default
     assert model.train_solver.transform == "greedy"
@@ -82,8 +86,10 @@ def test_test_time_scales_build_the_pyramid_from_the_network_levels():
 def test_other_test_time_scales_still_register(same_contrast_batches):
     none = _mean(_rows(_model(EvalSolverSettings(iterations=[0, 0, 0])), same_contrast_batches), "dice")
     three = _mean(_rows(_model(), same_contrast_batches), "dice")
-    four = _mean(_rows(_model(EvalSolverSettings(scales=[8, 4, 2, 1], iterations=[30, 30, 20, 10])),
-                       same_contrast_batches), "dice")
+    four = _mean(
+        _rows(_model(EvalSolverSettings(scales=[8, 4, 2, 1], iterations=[30, 30, 20, 10])), same_contrast_batches),
+        "dice",
+    )
     finest = _mean(_rows(_model(EvalSolverSettings(scales=[1], iterations=[60])), same_contrast_batches), "dice")
     assert three > none + 0.2
     assert four != three and four > none + 0.2

@@ -1,5 +1,6 @@
 """The LightningModule: learning beats the classical solver on raw intensities, losses by hand,
 progressive levels, and clear errors for missing labels, wrong dimensionality, another network."""
+
 from types import SimpleNamespace
 
 import lightning as L
@@ -18,16 +19,20 @@ QUIET = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False
 
 def test_training_raises_validation_dice_above_the_classical_solver_on_raw_intensities():
     L.seed_everything(0)
-    data = SyntheticDataModule(shape=(32, 32), num_labels=4, label_smoothness=4.0, warp_magnitude=1.5,
-                               train_pairs=64, val_pairs=6)
-    baseline = RegistrationModule(network=IdentityFeatures(dims=2),
-                                  train_solver=SolverSettings(similarity="lncc", iterations=[40, 20, 10]))
+    data = SyntheticDataModule(
+        shape=(32, 32), num_labels=4, label_smoothness=4.0, warp_magnitude=1.5, train_pairs=64, val_pairs=6
+    )
+    baseline = RegistrationModule(
+        network=IdentityFeatures(dims=2), train_solver=SolverSettings(similarity="lncc", iterations=[40, 20, 10])
+    )
     classical = L.Trainer(**QUIET).validate(baseline, data, verbose=False)[0]["val/dice"]
-    unregistered_model = RegistrationModule(network=IdentityFeatures(dims=2),
-                                            train_solver=SolverSettings(iterations=[0, 0, 0]))
+    unregistered_model = RegistrationModule(
+        network=IdentityFeatures(dims=2), train_solver=SolverSettings(iterations=[0, 0, 0])
+    )
     unregistered = L.Trainer(**QUIET).validate(unregistered_model, data, verbose=False)[0]["val/dice"]
-    model = RegistrationModule(network=UNet(dims=2, widths=[8, 16, 16, 16]),
-                               train_solver=SolverSettings(iterations=[40, 20, 10]), lr=3e-3)
+    model = RegistrationModule(
+        network=UNet(dims=2, widths=[8, 16, 16, 16]), train_solver=SolverSettings(iterations=[40, 20, 10]), lr=3e-3
+    )
     untrained = L.Trainer(**QUIET).validate(model, data, verbose=False)[0]["val/dice"]
     trainer = L.Trainer(max_steps=100, limit_val_batches=0, **QUIET)
     trainer.fit(model, data)
@@ -101,8 +106,10 @@ def test_bad_solver_settings_fail_when_the_module_is_built():
 
 
 def test_the_model_shows_optimization_as_a_layer_and_keeps_only_network_weights():
-    model = RegistrationModule(train_solver=SolverSettings(transform="greedy"),
-                               eval_solver=SolverSettings(transform="affine+svf", iterations=[5]))
+    model = RegistrationModule(
+        train_solver=SolverSettings(transform="greedy"),
+        eval_solver=SolverSettings(transform="affine+svf", iterations=[5]),
+    )
     summary = repr(model)
     assert "(train_layer): RegistrationLayer(transform='greedy'" in summary
     assert "(eval_layer): RegistrationLayer(transform='affine+svf'" in summary
@@ -123,10 +130,13 @@ def test_the_evaluation_label_mode_is_the_one_the_metrics_use():
         rows = model.evaluate(batch)
         result = model(batch)
         for index, row in enumerate(rows):
-            warped = result.pair(index).warp_labels(batch["moving_seg"][index:index + 1], mode=mode)
+            warped = result.pair(index).warp_labels(batch["moving_seg"][index : index + 1], mode=mode)
             labels = [key for key in row if key.startswith("dice_")]
-            assert labels and all(row[key] == pytest.approx(dice_per_label(batch["fixed_seg"][index:index + 1], warped)
-                                                            [int(key[5:])], abs=1e-6) for key in labels)
+            assert labels and all(
+                row[key]
+                == pytest.approx(dice_per_label(batch["fixed_seg"][index : index + 1], warped)[int(key[5:])], abs=1e-6)
+                for key in labels
+            )
         scores[mode] = [row["dice"] for row in rows]
     assert scores["linear"] != scores["nearest"]  # the option reaches the metrics
     assert RegistrationModule(network=IdentityFeatures(dims=2)).eval_label_mode == "linear"

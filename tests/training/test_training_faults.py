@@ -3,6 +3,7 @@ the last epoch, a killed run resumes from `--ckpt_path last` exactly, divergence
 and finite checkpoints, Ctrl-C saves and closes W&B, runs started together get their own folders,
 and predictions are not overwritten without asking (a file damaged mid-training:
 ``tests/data/test_damaged_files.py``)."""
+
 from __future__ import annotations
 
 import signal
@@ -14,8 +15,18 @@ import torch
 import yaml
 from helpers import lightning_reg, start_lightning_reg, wandb_exit_code
 
-TINY = ["--data.shape", "[32,32]", "--data.val_pairs", "1", "--data.test_pairs", "2",
-        "--trainer.enable_progress_bar", "false", "--model.train_solver.iterations", "[5,5,5]"]
+TINY = [
+    "--data.shape",
+    "[32,32]",
+    "--data.val_pairs",
+    "1",
+    "--data.test_pairs",
+    "2",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--model.train_solver.iterations",
+    "[5,5,5]",
+]
 
 
 def _runs(folder: Path) -> list[Path]:
@@ -70,16 +81,19 @@ def test_ckpt_path_last_without_any_run_is_one_line(tmp_path, monkeypatch, capsy
     monkeypatch.chdir(tmp_path)
     assert main(["test", "--ckpt_path", "last", *TINY]) == 2
     error = capsys.readouterr().err
-    assert error.strip() == ("lightning-reg test: error: --ckpt_path last: no run under runs has a "
-                             "checkpoints/last.ckpt; give a checkpoint's path")
+    assert error.strip() == (
+        "lightning-reg test: error: --ckpt_path last: no run under runs has a "
+        "checkpoints/last.ckpt; give a checkpoint's path"
+    )
 
 
 @pytest.mark.parametrize("lr, cause", [(1e9, "not finite"), (1e17, "not finite")], ids=["nan", "huge"])
 def test_divergence_stops_with_one_line_and_keeps_finite_checkpoints(tmp_path, lr, cause):
     """1e9 makes the features NaN within a few steps; 1e17 makes them huge but finite first (which
     crashed the process inside grid_sample's backward before the sampler's coordinates were bounded)."""
-    done = lightning_reg(["fit", *TINY, "--data.train_pairs", "4", "--trainer.max_epochs", "3",
-                          "--model.lr", str(lr)], tmp_path)
+    done = lightning_reg(
+        ["fit", *TINY, "--data.train_pairs", "4", "--trainer.max_epochs", "3", "--model.lr", str(lr)], tmp_path
+    )
     assert done.returncode == 2, done.stderr[-3000:]  # not -11: no crash
     last = _last_line(done)
     assert last.startswith("lightning-reg fit: error: training diverged") and cause in last, last
@@ -122,8 +136,14 @@ def test_runs_started_together_in_one_folder_get_their_own_run_folders(tmp_path)
 
 
 def test_predict_refuses_to_overwrite_earlier_predictions(tmp_path, trained_run):
-    predict = ["predict", "--ckpt_path", trained_run / "checkpoints" / "last.ckpt", *TINY,
-               "--trainer.logger", "false"]  # no logger: every predict writes to runs/predictions
+    predict = [
+        "predict",
+        "--ckpt_path",
+        trained_run / "checkpoints" / "last.ckpt",
+        *TINY,
+        "--trainer.logger",
+        "false",
+    ]  # no logger: every predict writes to runs/predictions
     done = lightning_reg(predict, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     folder = tmp_path / "runs" / "predictions"

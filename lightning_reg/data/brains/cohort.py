@@ -1,4 +1,5 @@
 """Who is who: the six Allen Human Brain Atlas donors and fsaverage, and the held-out rule."""
+
 from __future__ import annotations
 
 from itertools import permutations
@@ -22,9 +23,11 @@ def refuse_held_out(subjects: Iterable[str], split: str) -> None:
     found = sorted(set(subjects) & {*HELD_OUT, *TEMPLATES})
     if found:
         held_out = ", ".join((*HELD_OUT, *TEMPLATES))
-        raise InputError(f"{', '.join(found)} are held-out test subjects and may not enter the {split} split "
-                         f"(held out: {held_out}); train on {', '.join(TRAIN_DONORS)} and tune on "
-                         f"{', '.join(VAL_DONORS)}")
+        raise InputError(
+            f"{', '.join(found)} are held-out test subjects and may not enter the {split} split "
+            f"(held out: {held_out}); train on {', '.join(TRAIN_DONORS)} and tune on "
+            f"{', '.join(VAL_DONORS)}"
+        )
 
 
 def held_out_pairs() -> list[tuple[str, str]]:

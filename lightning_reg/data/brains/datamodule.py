@@ -2,6 +2,7 @@
 velocity field and affine jitter) of training donors' label maps, each rendered with random contrast,
 blur, bias and noise. Validation renders the validation donor the same way (fixed seeds); the test
 split is the held-out pairs the builder wrote. Held-out subjects are refused in training and validation."""
+
 from __future__ import annotations
 
 import math
@@ -46,8 +47,9 @@ def slice_affine(dims: int) -> torch.Tensor:
     return torch.as_tensor(affine, dtype=torch.float32)
 
 
-def random_affine_grid(grid: torch.Tensor, generator: torch.Generator, rotation: float, scaling: float,
-                       shift: float) -> torch.Tensor:
+def random_affine_grid(
+    grid: torch.Tensor, generator: torch.Generator, rotation: float, scaling: float, shift: float
+) -> torch.Tensor:
     """``grid`` ``[1, *S, d]`` (normalized) moved by a random rigid-plus-scale map about the centre:
     rotations up to ``rotation`` degrees about each axis, scales within ``1 +- scaling``, shifts up to
     ``shift`` voxels; built in voxel units so it is a true rotation on a non-cubic grid."""
@@ -99,10 +101,22 @@ class BrainPairs(Dataset):
             pairs); the others render each image with its own (SynthMorph's cross-contrast pairs).
     """
 
-    def __init__(self, maps: dict[str, torch.Tensor], dims: int, settings: SynthSettings, count: int,
-                 first_seed: int, split: str, shapes: float = 0.0, rotation: float = 6.0, scaling: float = 0.06,
-                 shift: float = 3.0, crop: Sequence[int] | None = None, anisotropy: float = 0.0,
-                 same_contrast: float = 0.0) -> None:
+    def __init__(
+        self,
+        maps: dict[str, torch.Tensor],
+        dims: int,
+        settings: SynthSettings,
+        count: int,
+        first_seed: int,
+        split: str,
+        shapes: float = 0.0,
+        rotation: float = 6.0,
+        scaling: float = 0.06,
+        shift: float = 3.0,
+        crop: Sequence[int] | None = None,
+        anisotropy: float = 0.0,
+        same_contrast: float = 0.0,
+    ) -> None:
         self.maps, self.dims, self.settings, self.count = maps, dims, settings, count
         self.first_seed, self.split, self.shapes = first_seed, split, shapes
         self.jitter = (rotation, scaling, shift)
@@ -116,8 +130,11 @@ class BrainPairs(Dataset):
     def _labels(self, generator: torch.Generator) -> tuple[str, str, torch.Tensor, torch.Tensor]:
         subjects = sorted(self.maps)
         first = subjects[int(torch.randint(len(subjects), (1,), generator=generator))]
-        second = first if float(torch.rand(1, generator=generator)) < 0.5 else \
-            subjects[int(torch.randint(len(subjects), (1,), generator=generator))]
+        second = (
+            first
+            if float(torch.rand(1, generator=generator)) < 0.5
+            else subjects[int(torch.randint(len(subjects), (1,), generator=generator))]
+        )
         maps = [self.maps[first], self.maps[second]]
         if float(torch.rand(1, generator=generator)) < self.shapes:
             first = second = "shapes"
@@ -165,7 +182,8 @@ class BrainPairs(Dataset):
             axis = int(torch.randint(self.dims, (1,), generator=generator))
             factor = int(torch.randint(2, 5, (1,), generator=generator))
             item["moving"], item["moving_seg"], item["moving_affine"] = thicken(
-                item["moving"], item["moving_seg"], item["moving_affine"], axis, factor)
+                item["moving"], item["moving_seg"], item["moving_affine"], axis, factor
+            )
         return item
 
 
@@ -205,8 +223,10 @@ class HeldOutPairs(Dataset):
         paths = self._paths(subject)
         for path in paths:
             if not path.is_file():
-                raise InputError(f"{path} not found: build the folder first (python -m lightning_reg.data.brains "
-                                 f"{self.root}; with --overwrite for a folder an earlier version built)")
+                raise InputError(
+                    f"{path} not found: build the folder first (python -m lightning_reg.data.brains "
+                    f"{self.root}; with --overwrite for a folder an earlier version built)"
+                )
         image, labels = (torch.as_tensor(np.asarray(nib.load(path).dataobj))[None] for path in paths)
         image, labels = image.float(), labels.long()
         if self.dims == 2:
@@ -216,8 +236,15 @@ class HeldOutPairs(Dataset):
     def __getitem__(self, index: int) -> dict:
         fixed, moving = self.pairs[index]
         (fixed_image, fixed_seg), (moving_image, moving_seg) = self._read(fixed), self._read(moving)
-        return {"id": f"{fixed}-{moving}", "fixed": fixed_image, "moving": moving_image, "fixed_seg": fixed_seg,
-                "moving_seg": moving_seg, "fixed_affine": self.affine, "moving_affine": self.affine}
+        return {
+            "id": f"{fixed}-{moving}",
+            "fixed": fixed_image,
+            "moving": moving_image,
+            "fixed_seg": fixed_seg,
+            "moving_seg": moving_seg,
+            "fixed_affine": self.affine,
+            "moving_affine": self.affine,
+        }
 
 
 class BrainDataModule(L.LightningDataModule):
@@ -242,13 +269,31 @@ class BrainDataModule(L.LightningDataModule):
         seed, batch_size, num_workers: as in :class:`SyntheticDataModule`.
     """
 
-    def __init__(self, root: str | Path = "brains", dims: int = 3, train_subjects: Sequence[str] = TRAIN_DONORS,
-                 val_subjects: Sequence[str] = VAL_DONORS, train_pairs: int = 512, val_pairs: int = 4,
-                 shapes: float = 0.1, warp_magnitude: float = 2.5, warp_smoothness: float = 12.0,
-                 rotation: float = 6.0, scaling: float = 0.06, shift: float = 3.0, blur: float = 1.0,
-                 noise: float = 0.05, bias: float = 0.2, crop: Sequence[int] | None = None, anisotropy: float = 0.0,
-                 same_contrast: float = 0.0, test_recipe: str = "t1like", seed: int = 0,
-                 batch_size: int = 1, num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        root: str | Path = "brains",
+        dims: int = 3,
+        train_subjects: Sequence[str] = TRAIN_DONORS,
+        val_subjects: Sequence[str] = VAL_DONORS,
+        train_pairs: int = 512,
+        val_pairs: int = 4,
+        shapes: float = 0.1,
+        warp_magnitude: float = 2.5,
+        warp_smoothness: float = 12.0,
+        rotation: float = 6.0,
+        scaling: float = 0.06,
+        shift: float = 3.0,
+        blur: float = 1.0,
+        noise: float = 0.05,
+        bias: float = 0.2,
+        crop: Sequence[int] | None = None,
+        anisotropy: float = 0.0,
+        same_contrast: float = 0.0,
+        test_recipe: str = "t1like",
+        seed: int = 0,
+        batch_size: int = 1,
+        num_workers: int = 0,
+    ) -> None:
         super().__init__()
         if dims not in (2, 3):
             raise ValueError(f"dims must be 2 or 3, got {dims}")
@@ -271,21 +316,44 @@ class BrainDataModule(L.LightningDataModule):
 
     def _settings(self) -> SynthSettings:
         h = self.hparams  # the shape is unused: rendering and warps take the label map's own
-        return SynthSettings((8, 8), TISSUE, warp_magnitude=h.warp_magnitude, warp_smoothness=h.warp_smoothness,
-                             blur=h.blur, noise=h.noise, bias=h.bias)
+        return SynthSettings(
+            (8, 8),
+            TISSUE,
+            warp_magnitude=h.warp_magnitude,
+            warp_smoothness=h.warp_smoothness,
+            blur=h.blur,
+            noise=h.noise,
+            bias=h.bias,
+        )
 
     def _pairs(self, split: str) -> BrainPairs:
         h = self.hparams
         subjects = h.train_subjects if split == "train" else h.val_subjects
         count = h.train_pairs if split == "train" else h.val_pairs
-        return BrainPairs({s: self.maps[s] for s in subjects}, h.dims, self._settings(), count,
-                          h.seed + OFFSETS[split], split, h.shapes if split == "train" else 0.0, h.rotation,
-                          h.scaling, h.shift, h.crop if split == "train" else None,
-                          h.anisotropy if split == "train" else 0.0, h.same_contrast)
+        return BrainPairs(
+            {s: self.maps[s] for s in subjects},
+            h.dims,
+            self._settings(),
+            count,
+            h.seed + OFFSETS[split],
+            split,
+            h.shapes if split == "train" else 0.0,
+            h.rotation,
+            h.scaling,
+            h.shift,
+            h.crop if split == "train" else None,
+            h.anisotropy if split == "train" else 0.0,
+            h.same_contrast,
+        )
 
     def _loader(self, dataset: Dataset, sampler) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=sampler,
-                          num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0)
+        return DataLoader(
+            dataset,
+            batch_size=self.hparams.batch_size,
+            sampler=sampler,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         pairs = self._pairs("train")

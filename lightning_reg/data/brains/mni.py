@@ -13,6 +13,7 @@ The settings of the affine (MSE, scales 4/2, 100/50 iterations) were chosen on t
 validation donors' renderings (overlap of their brain masks with the template's), not on the
 held-out subjects.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -36,8 +37,10 @@ AFFINE = {"transform": "affine", "similarity": "mse", "scales": [4, 2], "iterati
 def mni_template(nilearn: Path) -> np.ndarray:
     """The ICBM152 2009a T1 on the common grid in MNI coordinates (no centring), in [0, 1], zero
     outside its brain (grey + white matter, closed and filled: :func:`brain_mask`)."""
-    images = {name: nib.Nifti1Image.from_bytes(gzip.decompress(read_member(nilearn, ICBM152.format(name=name))))
-              for name in ("t1", "gm", "wm")}
+    images = {
+        name: nib.Nifti1Image.from_bytes(gzip.decompress(read_member(nilearn, ICBM152.format(name=name))))
+        for name in ("t1", "gm", "wm")
+    }
     grey, white = (np.asanyarray(images[name].dataobj).astype(np.float32) / 255 for name in ("gm", "wm"))
     tissue = nib.Nifti1Image(probable_tissue(grey, white), images["gm"].affine)
     mask = brain_mask(labels_on_grid(tissue, np.eye(4)) > 0)
@@ -58,8 +61,13 @@ def to_template(template: np.ndarray, image: np.ndarray, arrays: dict[str, np.nd
     moving_affine = fixed_affine.clone()
     moving_affine[:3, 3] += torch.as_tensor(_world_centroid(template > 0), dtype=torch.float32)
     as_batch = lambda array: torch.as_tensor(np.ascontiguousarray(array))[None, None]  # noqa: E731
-    result = register(as_batch(template).float(), as_batch(image).float(), **AFFINE,
-                      fixed_affine=fixed_affine[None], moving_affine=moving_affine[None])
+    result = register(
+        as_batch(template).float(),
+        as_batch(image).float(),
+        **AFFINE,
+        fixed_affine=fixed_affine[None],
+        moving_affine=moving_affine[None],
+    )
     out = {}
     for name, array in arrays.items():
         if name.endswith("labels"):

