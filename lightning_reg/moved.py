@@ -4,6 +4,8 @@ so that configs, sweep files and run folders written before keep working
 
 Python has no alias for a module path; a finder on ``sys.meta_path`` that hands out the new module
 for the old name is the smallest thing that does it (the module is the same object, not a copy).
+Each old path warns once per process (``DeprecationWarning``) with its new path and the release that
+removes it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
+import warnings
 
+#: the release without the old paths (they keep working through 0.3, one minor version after the move)
+REMOVED_IN = "0.4"
 #: old module path (relative to the package) -> where it lives now
 MOVED = {
     "module": "training.module",
@@ -45,7 +50,13 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return importlib.util.spec_from_loader(fullname, self)
 
     def create_module(self, spec):
-        return importlib.import_module(self.targets[spec.name])
+        new = self.targets[spec.name]
+        warnings.warn(
+            f"{spec.name} moved to {new} in 0.2; import it from there (the old path is removed in {REMOVED_IN})",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return importlib.import_module(new)
 
     def exec_module(self, module) -> None:
         """The new module is already executed."""

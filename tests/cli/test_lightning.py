@@ -4,6 +4,7 @@ validation panel, config; then the per-pair test table from the checkpoint; and 
 import csv
 import json
 import os
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -170,9 +171,15 @@ def test_a_config_written_before_the_package_was_regrouped_still_runs(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     (metrics,) = (tmp_path / "runs" / "lightning-reg").glob("*/metrics.json")
     assert 0.0 <= json.loads(metrics.read_text())["val/dice"] <= 1.0
-    from lightning_reg.module import RegistrationModule
     from lightning_reg.training import module
 
+    sys.modules.pop("lightning_reg.module", None)  # an earlier import here would not warn again
+    with pytest.warns(
+        DeprecationWarning,
+        match=r"lightning_reg.module moved to lightning_reg.training.module in "
+        r"0.2; .* removed in 0.4",
+    ):
+        from lightning_reg.module import RegistrationModule
     assert RegistrationModule is module.RegistrationModule
 
 
