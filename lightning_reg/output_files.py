@@ -128,9 +128,12 @@ def _lock_marker(staging: Path) -> int | None:
 
 
 def _abandoned(staging: Path) -> bool:
-    """True for a staging folder whose writer is gone: its marker is there and no process holds its lock."""
-    if fcntl is None or not (staging / MARKER).is_file():
+    """True for a staging folder whose writer is gone: no process holds its marker's lock, or (seen
+    under the parent folder's lock, where a live run makes, marks and locks it at once) it has no marker."""
+    if fcntl is None:
         return False
+    if not (staging / MARKER).is_file():
+        return True
     handle = os.open(staging / MARKER, os.O_RDONLY)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -246,13 +249,15 @@ class OutputFolder:
         self.check()
         staging = staging or self.folder.with_name(f".{self.folder.name}.partial-{secrets.token_hex(4)}")
         staging.parent.mkdir(parents=True, exist_ok=True)
+        # made, marked and locked under the parent's lock: a staging folder another run sees under that
+        # lock without a marker was left by a run killed in between, and is removed as abandoned
         with _locked_folder(staging.parent):
             self._clean_up(staging)
             staging.mkdir()
-        (staging / MARKER).write_text(
-            json.dumps({"written_by": "lightning-reg", "version": version("lightning_reg"), "what": what}) + "\n"
-        )
-        self._locks[staging] = _lock_marker(staging)
+            (staging / MARKER).write_text(
+                json.dumps({"written_by": "lightning-reg", "version": version("lightning_reg"), "what": what}) + "\n"
+            )
+            self._locks[staging] = _lock_marker(staging)
         return staging
 
     def _release(self, staging: Path) -> None:

@@ -466,6 +466,22 @@ def test_an_output_folder_is_replaced_only_when_complete(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["results"]
 
 
+def test_a_staging_folder_killed_before_its_marker_is_removed_and_a_live_one_kept(tmp_path):
+    """A run killed between making its staging folder and marking it leaves no marker: the next run
+    removes it (a live run makes, marks and locks its folder under the parent's lock at once)."""
+    from lightning_reg.output_files import OutputFolder
+
+    folder = tmp_path / "results"
+    (tmp_path / ".results.partial-dead").mkdir()
+    (tmp_path / ".results.partial-dead" / "warped.nii.gz").write_bytes(b"half a file")
+    live = OutputFolder(tmp_path / "results")
+    live_staging = live.begin()
+    with OutputFolder(folder, overwrite=True).staged() as staging:
+        (staging / "a.txt").write_text("done")
+    names = sorted(path.name for path in tmp_path.iterdir())
+    assert names == sorted([live_staging.name, "results"])  # the dead one gone, the live one kept
+
+
 def test_the_demo_writer_refuses_to_overwrite(tmp_path, monkeypatch, capsys):
     from lightning_reg.data.synthetic import main as demo
 
