@@ -1,5 +1,6 @@
 """Trained models shipped inside the package, usable by name (``--checkpoint brain3d``,
-``RegistrationModule.pretrained("brain2d")``); their cards are the ``.md`` files beside them."""
+``lightning_reg.models.pretrained("brain2d")``); their cards are the ``.md`` files beside them.
+Models depend on training (the module they load into), never the reverse (``tests/test_layout.py``)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,11 @@ def resolve_checkpoint(value: str | Path) -> Path:
     if not path.suffix and path.parent == Path("."):  # a bare word: meant as a name
         raise InputError(f"{value} is neither a checkpoint file nor a bundled model ({', '.join(BUNDLED)})")
     return path
+
+
+def pretrained(name: str, map_location=None):
+    """The bundled model ``name`` (:data:`BUNDLED`: ``brain2d``, ``brain3d``) as a
+    ``RegistrationModule`` in evaluation mode; its card is ``lightning_reg/models/<name>.md``."""
+    from ..training.module import RegistrationModule  # Lightning loads slowly: only when a model is asked for
+
+    return RegistrationModule.load_from_checkpoint(bundled_path(name), map_location=map_location).eval()

@@ -18,7 +18,6 @@ from torchmetrics import MeanMetric
 
 from ..errors import InputError
 from ..evaluation import SUMMARY_KEYS, gather_rows, pair_rows, write_rows
-from ..models import bundled_path
 from ..nn import FeatureNetwork, UNet
 from ..solver import Masks, Prompt, RegistrationLayer, RegistrationResult, label_prompt
 from ..solver.channels import principal_channels
@@ -419,9 +418,16 @@ class RegistrationModule(L.LightningModule):
 
     @classmethod
     def pretrained(cls, name: str, map_location=None) -> "RegistrationModule":
-        """A model shipped with the package (``lightning_reg.models.BUNDLED``: ``brain2d``, ``brain3d``),
-        in evaluation mode; its card is ``lightning_reg/models/<name>.md``."""
-        return cls.load_from_checkpoint(bundled_path(name), map_location=map_location).eval()
+        """Deprecated since 0.3, removed in 0.4: ``lightning_reg.models.pretrained(name)``."""
+        warnings.warn(
+            "RegistrationModule.pretrained moved to lightning_reg.models.pretrained in 0.3; call that (this "
+            "method is removed in 0.4)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from ..models import pretrained  # the one import of models from training, until 0.4 (test_layout.py)
+
+        return pretrained(name, map_location)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """A clear error when the checkpoint holds the weights of another network."""

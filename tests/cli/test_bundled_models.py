@@ -15,7 +15,7 @@ from helpers import lightning_reg, mean_dice
 from lightning_reg.cli import main
 from lightning_reg.data.brains.anisotropy import thicken
 from lightning_reg.data.synthetic import warped_pair
-from lightning_reg.models import BUNDLED, bundled_path, resolve_checkpoint
+from lightning_reg.models import BUNDLED, bundled_path, pretrained, resolve_checkpoint
 from lightning_reg.training.module import RegistrationModule
 
 
@@ -37,13 +37,19 @@ def brain_pair(tmp_path_factory):
 @pytest.mark.parametrize("name", sorted(BUNDLED))
 def test_each_bundled_model_loads_by_name(name):
     assert bundled_path(name).is_file() and resolve_checkpoint(name) == bundled_path(name)
-    model = RegistrationModule.pretrained(name)
-    assert model.network.dims == int(name[-2]) and not model.training
+    model = pretrained(name)
+    assert isinstance(model, RegistrationModule) and model.network.dims == int(name[-2]) and not model.training
+
+
+def test_the_old_pretrained_method_still_loads_and_says_where_it_moved():
+    with pytest.warns(DeprecationWarning, match=r"lightning_reg.models.pretrained in 0.3.*removed in 0.4"):
+        model = RegistrationModule.pretrained("brain2d")
+    assert model.network.dims == 2 and not model.training
 
 
 def test_brain2d_registers_an_unseen_brain_slice_better_than_no_registration():
     pair = warped_pair((96, 112), magnitude=2.0, num_labels=8, seed=5)
-    model = RegistrationModule.pretrained("brain2d")
+    model = pretrained("brain2d")
     affine = torch.diag(torch.tensor([2.0, 2.0, 1.0]))[None]
     batch = {
         **{key: pair[key] for key in ("fixed", "moving", "fixed_seg", "moving_seg")},
