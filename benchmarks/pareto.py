@@ -17,23 +17,29 @@ directions, the held-out images' T1-like recipe): presets and defaults are chose
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import os
 from itertools import permutations
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import torch
 from measure import machine
-from real_brains import _fireants, _ours, _picsl_greedy, label_groups, prompt_labels, run_convexadam, run_none, score
+from real_brains import (
+    _fireants,
+    _ours,
+    _picsl_greedy,
+    label_groups,
+    prompt_labels,
+    render_donor,
+    run_convexadam,
+    run_none,
+    score,
+)
 
-from lightning_reg.data.brains.anatomy import with_tissue
 from lightning_reg.data.brains.cohort import TRAIN_DONORS, VAL_DONORS
 from lightning_reg.data.brains.datamodule import HeldOutPairs, slice_affine
-from lightning_reg.data.brains.recipes import recipe_means, render_recipe
 
 #: iteration budgets per scale (4/2/1), coarse to fine; 100x50x10 is Greedy's brain quick start
 BUDGETS = ("25x12x5", "50x25x10", "100x50x10", "200x100x50")
@@ -49,25 +55,6 @@ LABELS = {
     "fireants": "FireANTs greedy",
     "convexadam": "ConvexAdam (defaults)",
 }
-
-
-def render_donor(brains: Path, donor: str, recipe: str = "t1like") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A training or validation donor's label map rendered as the held-out images are (tissue added,
-    the recipe's means, seeded by the donor's number): image, labels and affine."""
-    with open(brains / "dk_labels.csv") as handle:
-        table = [
-            {
-                "id": int(row["id"]),
-                "hemisphere": row["hemisphere"],
-                "structure": row["structure"],
-                "label": row.get("label", row["structure"]),
-            }
-            for row in csv.DictReader(handle)
-        ]
-    header = nib.load(brains / "labels" / f"{donor}.nii.gz")
-    labels = np.asarray(header.dataobj)
-    image = render_recipe(with_tissue(labels), recipe_means(table, recipe), seed=int(donor))
-    return np.asarray(image, dtype=np.float32), labels, header.affine
 
 
 def validation_pairs(brains: Path) -> list[dict]:

@@ -26,12 +26,15 @@ import time
 import warnings
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import torch
 from measure import machine
 
+from lightning_reg.data.brains.anatomy import with_tissue
 from lightning_reg.data.brains.anisotropy import thicken
 from lightning_reg.data.brains.datamodule import HeldOutPairs
+from lightning_reg.data.brains.recipes import recipe_means, render_recipe
 from lightning_reg.data.brains.tissue import TISSUE_LABELS
 from lightning_reg.errors import InputError
 from lightning_reg.metrics import dice_per_label, folding_percent, hd95, non_diffeomorphic_volume
@@ -43,6 +46,25 @@ SCALES, ITERATIONS, WINDOW = [4, 2, 1], [200, 100, 50], 7
 #: the label prompt: left and right hippocampus where both images show them, else the two largest
 #: subcortical structures the pair shares (a 2D slice may miss the hippocampi)
 PROMPT_LABELS = [40, 81]
+
+
+def render_donor(brains: Path, donor: str, recipe: str = "t1like") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A training or validation donor's label map rendered as the held-out images are (tissue added,
+    the recipe's means, seeded by the donor's number): image, labels and affine."""
+    with open(brains / "dk_labels.csv") as handle:
+        table = [
+            {
+                "id": int(row["id"]),
+                "hemisphere": row["hemisphere"],
+                "structure": row["structure"],
+                "label": row.get("label", row["structure"]),
+            }
+            for row in csv.DictReader(handle)
+        ]
+    header = nib.load(brains / "labels" / f"{donor}.nii.gz")
+    labels = np.asarray(header.dataobj)
+    image = render_recipe(with_tissue(labels), recipe_means(table, recipe), seed=int(donor))
+    return np.asarray(image, dtype=np.float32), labels, header.affine
 
 
 def prompt_labels(pair: dict, subcortical: list[int]) -> list[int]:

@@ -10,7 +10,6 @@ training donors' label maps (never the held-out subjects) rendered with the fixe
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -20,33 +19,19 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from measure import machine
-
-from lightning_reg.data.brains.anatomy import with_tissue
-from lightning_reg.data.brains.recipes import recipe_means, render_recipe
+from real_brains import render_donor
 
 DONORS = ("9861", "12876")  # training donors: fixed, moving
 
 
 def write_pair(brains: Path, folder: Path) -> dict[str, Path]:
     """The two donors rendered T1-like, with their label maps; paths by role."""
-    with open(brains / "dk_labels.csv") as handle:
-        table = [
-            {
-                "id": int(row["id"]),
-                "hemisphere": row["hemisphere"],
-                "structure": row["structure"],
-                "label": row.get("label", row["structure"]),
-            }
-            for row in csv.DictReader(handle)
-        ]
-    means = recipe_means(table, "t1like")
     paths = {}
     for role, donor in zip(("fixed", "moving"), DONORS):
-        image = nib.load(brains / "labels" / f"{donor}.nii.gz")
-        labels = np.asarray(image.dataobj)
+        image, labels, affine = render_donor(brains, donor)
         paths[role], paths[f"{role}_seg"] = folder / f"{donor}.nii.gz", folder / f"{donor}_seg.nii.gz"
-        nib.save(nib.Nifti1Image(render_recipe(with_tissue(labels), means, seed=int(donor)), image.affine), paths[role])
-        nib.save(nib.Nifti1Image(labels.astype(np.int16), image.affine), paths[f"{role}_seg"])
+        nib.save(nib.Nifti1Image(image, affine), paths[role])
+        nib.save(nib.Nifti1Image(labels.astype(np.int16), affine), paths[f"{role}_seg"])
     return paths
 
 

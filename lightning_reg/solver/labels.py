@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -42,7 +44,7 @@ def vote_labels(indices: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     low = position.floor()
     fraction, low = position - low, low.long()
     high = torch.minimum(low + 1, (sizes - 1).long())
-    strides = [int(torch.tensor(shape[axis + 1 :]).prod()) for axis in range(dims)]
+    strides = [math.prod(shape[axis + 1 :]) for axis in range(dims)]
     labels, weights = [], []
     for corner in range(2**dims):
         bits = [(corner >> (dims - 1 - axis)) & 1 for axis in range(dims)]
