@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from measure import machine, markdown_table
 
 import lightning_reg.solver.spatial as spatial
+from lightning_reg.evaluation.pictures import save_figure
 from lightning_reg.solver import RegistrationLayer
-from lightning_reg.viz import save_figure
 
 SETTINGS = [((64, 64), (100, 50, 20)), ((48, 48, 48), (50, 25, 10))]
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 import torch
 
 from lightning_reg.data.brains.datamodule import BrainDataModule
-from lightning_reg.evaluation import mean_rows, pair_rows
+from lightning_reg.evaluation.rows import mean_rows, pair_rows
 from lightning_reg.training.module import RegistrationModule
 
 

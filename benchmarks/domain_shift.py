@@ -25,7 +25,7 @@ from measure import fit_and_save, machine
 from voxelmorph_baseline import VoxelMorphBaseline
 
 from lightning_reg.data import SHIFTS, OASISDataModule, SyntheticDataModule
-from lightning_reg.evaluation import mean_rows
+from lightning_reg.evaluation.rows import mean_rows
 from lightning_reg.nn import IdentityFeatures, UNet
 from lightning_reg.training.module import RegistrationModule
 from lightning_reg.training.solver_settings import SolverSettings

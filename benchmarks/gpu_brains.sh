@@ -3,7 +3,7 @@
 # (no crop), thick-slice augmentation, as long as the budget allows; the best checkpoint by validation
 # Dice (donor 14380) slimmed to $OUT/brain3d.ckpt. The held-out pairs are not touched here; score the
 # result on the CPU afterwards (benchmarks/choose_test_time.py, then benchmarks/real_brains.py).
-# Needs the built folder at ./brains (python -m lightning_reg.data.brains brains; carry it to the GPU
+# Needs the built folder at ./brains (python -m lightning_reg.anatomy brains; carry it to the GPU
 # machine) and benchmarks/gpu_wheels.sh's wheels where there is no PyPI.
 #     MINUTES=8 bash benchmarks/gpu_brains.sh
 set -euo pipefail
@@ -15,7 +15,7 @@ if [ -d .whl ]; then
     python3 -m pip install -q --no-index --find-links .whl --no-deps --no-build-isolation .whl/* > "$out/install.log" 2>&1
 fi
 python3 -m pip install -q --no-build-isolation --no-deps -e . >> "$out/install.log" 2>&1
-test -f brains/test_pairs.csv || { echo "no ./brains folder: run python -m lightning_reg.data.brains brains first"; exit 2; }
+test -f brains/test_pairs.csv || { echo "no ./brains folder: run python -m lightning_reg.anatomy brains first"; exit 2; }
 lightning-reg fit --config configs/brain3d.yaml --trainer configs/trainer/gpu.yaml --data.root brains \
     --data.crop null --data.anisotropy 0.3 --data.train_pairs 400 --data.val_pairs 4 --data.num_workers 8 \
     --trainer.max_epochs 1000 --trainer.max_time "00:00:$(printf %02d "$minutes"):00" \

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from lightning_reg.data.brains.datamodule import HeldOutPairs
-from lightning_reg.metrics import dice_per_label
+from lightning_reg.evaluation.metrics import dice_per_label
 from lightning_reg.models import resolve_checkpoint
 from lightning_reg.training.module import RegistrationModule
 

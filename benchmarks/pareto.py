@@ -8,7 +8,7 @@ the plot.
 directions, the held-out images' T1-like recipe): presets and defaults are chosen there.
 ``--pairs-from test`` is the six held-out pairs: reported, never tuned on.
 
-    python -m lightning_reg.data.brains brains        # once
+    python -m lightning_reg.anatomy brains        # once
     pip install -e ".[bench]"
     python benchmarks/pareto.py --brains brains --pairs-from validation --threads 1
     python benchmarks/pareto.py --brains brains --pairs-from test --threads 1 [--methods ours picsl-greedy]
@@ -174,9 +174,7 @@ def write_outputs(out: Path, record: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--brains", type=Path, required=True, help="the folder python -m lightning_reg.data.brains wrote"
-    )
+    parser.add_argument("--brains", type=Path, required=True, help="the folder python -m lightning_reg.anatomy wrote")
     parser.add_argument("--pairs-from", choices=("validation", "test"), required=True)
     parser.add_argument(
         "--methods", nargs="+", choices=["none", *RUNNERS, "convexadam"], default=["none", *RUNNERS, "convexadam"]
@@ -195,9 +193,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if not (args.brains / "dk_labels.csv").is_file():
-        parser.error(
-            f"{args.brains} is not a built real-anatomy folder: python -m lightning_reg.data.brains {args.brains}"
-        )
+        parser.error(f"{args.brains} is not a built real-anatomy folder: python -m lightning_reg.anatomy {args.brains}")
     budgets = []
     for text in args.budgets:
         try:

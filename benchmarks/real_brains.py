@@ -5,7 +5,7 @@ labels (mean, cortical, subcortical), HD95, folding % and NDV % (one Jacobian an
 for every method: each method's whole map as a voxel displacement on the fixed grid), seconds per
 pair; JSON + markdown + plot.
 
-    python -m lightning_reg.data.brains brains                  # once: builds the folder
+    python -m lightning_reg.anatomy brains                  # once: builds the folder
     pip install -e ".[bench]"
     python benchmarks/real_brains.py --brains brains --dims 3 --threads 2 \
         [--methods none ours-greedy ours-svf learned-greedy ants-syn fireants-greedy picsl-greedy ...] \
@@ -31,13 +31,13 @@ import numpy as np
 import torch
 from measure import machine
 
-from lightning_reg.data.brains.anatomy import with_tissue
 from lightning_reg.data.brains.anisotropy import thicken
+from lightning_reg.data.brains.cohort import TISSUE_LABELS
 from lightning_reg.data.brains.datamodule import HeldOutPairs
+from lightning_reg.data.brains.grid import with_tissue
 from lightning_reg.data.brains.recipes import recipe_means, render_recipe
-from lightning_reg.data.brains.tissue import TISSUE_LABELS
 from lightning_reg.errors import InputError
-from lightning_reg.metrics import dice_per_label, folding_percent, hd95, non_diffeomorphic_volume
+from lightning_reg.evaluation.metrics import dice_per_label, folding_percent, hd95, non_diffeomorphic_volume
 from lightning_reg.solver import RegistrationResult, register
 from lightning_reg.solver.resample import onto_fixed_grid, through_header
 
@@ -491,9 +491,7 @@ def merged(out: Path, record: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--brains", type=Path, required=True, help="the folder python -m lightning_reg.data.brains wrote"
-    )
+    parser.add_argument("--brains", type=Path, required=True, help="the folder python -m lightning_reg.anatomy wrote")
     parser.add_argument("--dims", type=int, default=3, choices=(2, 3))
     parser.add_argument(
         "--methods", nargs="+", choices=list(METHODS), help="default: all (voxelmorph only with --voxelmorph)"
@@ -535,9 +533,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if not (args.brains / "dk_labels.csv").is_file():
-        parser.error(
-            f"{args.brains} is not a built real-anatomy folder: python -m lightning_reg.data.brains {args.brains}"
-        )
+        parser.error(f"{args.brains} is not a built real-anatomy folder: python -m lightning_reg.anatomy {args.brains}")
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", str(args.threads))
     logging.disable(logging.WARNING)
     torch.set_num_threads(args.threads)

@@ -3,7 +3,7 @@ registration seconds it reports, with ``seconds_per_phase`` from its ``metrics.j
 training donors' label maps (never the held-out subjects) rendered with the fixed T1-like recipe,
 96x112x96 at 2 mm, 82 labels, written as NIfTI beside the outputs.
 
-    python -m lightning_reg.data.brains brains        # once
+    python -m lightning_reg.anatomy brains        # once
     python benchmarks/register_phases.py --brains brains --threads 2
 """
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from lightning_reg.data.synthetic import warped_pair
-from lightning_reg.metrics import dice_per_label
+from lightning_reg.evaluation.metrics import dice_per_label
 from lightning_reg.solver import register
 from lightning_reg.solver.labels import label_values, one_hot
 

@@ -21,7 +21,7 @@ import torch
 from measure import machine, markdown_table
 
 from lightning_reg.data.brains.datamodule import BrainDataModule
-from lightning_reg.metrics import dice_per_label
+from lightning_reg.evaluation.metrics import dice_per_label
 from lightning_reg.nn import ResidualFeatures
 from lightning_reg.training.losses import one_hot_labels, soft_dice_loss
 from lightning_reg.training.module import RegistrationModule

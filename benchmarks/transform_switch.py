@@ -26,7 +26,7 @@ import torch
 from measure import fit_and_save, machine
 
 from lightning_reg.data import OASISDataModule, SyntheticDataModule
-from lightning_reg.evaluation import mean_rows
+from lightning_reg.evaluation.rows import mean_rows
 from lightning_reg.nn import UNet
 from lightning_reg.training.module import RegistrationModule
 from lightning_reg.training.solver_settings import SolverSettings

@@ -20,7 +20,7 @@ import neurite
 import torch
 import voxelmorph
 
-from lightning_reg.evaluation import pair_rows
+from lightning_reg.evaluation.rows import pair_rows
 from lightning_reg.solver import RegistrationResult
 from lightning_reg.solver.resample import onto_fixed_grid, through_header
 from lightning_reg.training.losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
@@ -98,9 +98,7 @@ def train_on_brains() -> None:
     from lightning_reg.data.brains.datamodule import BrainDataModule
 
     parser = argparse.ArgumentParser(description=train_on_brains.__doc__)
-    parser.add_argument(
-        "--brains", type=Path, required=True, help="the folder python -m lightning_reg.data.brains wrote"
-    )
+    parser.add_argument("--brains", type=Path, required=True, help="the folder python -m lightning_reg.anatomy wrote")
     parser.add_argument("--dims", type=int, default=2, choices=(2, 3))
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--train-pairs", type=int, default=400)

@@ -1,5 +1,5 @@
-"""Modules that moved when the package was regrouped (0.1 -> 0.2), importable under their old names
-so that configs, sweep files and run folders written before keep working
+"""Modules that moved when the package was regrouped (0.1 -> 0.2; files and evaluation in 0.3),
+importable under their old names so that configs, sweep files and run folders written before keep working
 (``lightning_reg.module.RegistrationModule``, ``lightning_reg.checkpoints.AtomicCheckpointIO``, ...).
 
 Python has no alias for a module path; a finder on ``sys.meta_path`` that hands out the new module
@@ -16,33 +16,55 @@ import importlib.util
 import sys
 import warnings
 
-#: the release without the old paths (they keep working through 0.3, one minor version after the move)
-REMOVED_IN = "0.4"
-#: old module path (relative to the package) -> where it lives now
+#: the release without the old paths (they keep working one minor version after their move)
+REMOVED_IN = {"0.2": "0.4", "0.3": "0.5"}
+#: old module path (relative to the package) -> (where it lives now, the release that moved it)
 MOVED = {
-    "module": "training.module",
-    "settings": "training.solver_settings",
-    "losses": "training.losses",
-    "callbacks": "training.callbacks",
-    "prediction": "training.callbacks",
-    "runs": "training.run_folder",
-    "demo": "training.demo",
-    "checkpoints": "training.checkpoints",
-    "distributed": "evaluation",
-    "trainer_cli": "cli.lightning",
-    "register_cli": "cli.register",
-    "learned": "cli.register_model",
-    "sweep_cli": "cli.sweep",
-    "sweep_summary": "sweep.summary",
-    "data.datamodule": "data.synthetic_datamodule",
-    "data.files": "data.file_datamodule",
-    "data.pairs": "data.datasets",
+    **{
+        old: (new, "0.2")
+        for old, new in {
+            "module": "training.module",
+            "settings": "training.solver_settings",
+            "losses": "training.losses",
+            "callbacks": "training.callbacks",
+            "prediction": "training.callbacks",
+            "runs": "training.run_folder",
+            "demo": "training.demo",
+            "checkpoints": "training.checkpoints",
+            "distributed": "evaluation.rows",
+            "trainer_cli": "cli.lightning",
+            "register_cli": "cli.register",
+            "learned": "cli.register_model",
+            "sweep_cli": "cli.sweep",
+            "sweep_summary": "sweep.summary",
+            "data.datamodule": "data.synthetic_datamodule",
+            "data.files": "data.file_datamodule",
+            "data.pairs": "data.datasets",
+        }.items()
+    },
+    **{
+        old: (new, "0.3")
+        for old, new in {
+            "io": "files.nifti",
+            "transform_files": "files.ants",
+            "landmarks": "files.landmarks",
+            "output_files": "files.output_folder",
+            "apply": "files.apply_transforms",
+            "metrics": "evaluation.metrics",
+            "viz": "evaluation.pictures",
+            "solver.inversion": "solver.invert_field",
+            "data.brains.build": "anatomy.build",
+            "data.brains.sources": "anatomy.sources",
+            "data.brains.tissue": "anatomy.tissue",
+            "data.brains.mni": "anatomy.mni",
+        }.items()
+    },
 }
 
 
 class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def __init__(self, package: str) -> None:
-        self.targets = {f"{package}.{old}": f"{package}.{new}" for old, new in MOVED.items()}
+        self.targets = {f"{package}.{old}": (f"{package}.{new}", moved) for old, (new, moved) in MOVED.items()}
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname not in self.targets:
@@ -50,9 +72,10 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return importlib.util.spec_from_loader(fullname, self)
 
     def create_module(self, spec):
-        new = self.targets[spec.name]
+        new, moved = self.targets[spec.name]
         warnings.warn(
-            f"{spec.name} moved to {new} in 0.2; import it from there (the old path is removed in {REMOVED_IN})",
+            f"{spec.name} moved to {new} in {moved}; import it from there "
+            f"(the old path is removed in {REMOVED_IN[moved]})",
             DeprecationWarning,
             stacklevel=2,
         )

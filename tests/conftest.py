@@ -49,11 +49,11 @@ def trained_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory):
-    """A real-brain folder (``python -m lightning_reg.data.brains``) built from tiny stand-in wheels:
+    """A real-brain folder (``python -m lightning_reg.anatomy``) built from tiny stand-in wheels:
     ``(folder, test_pairs.csv, sources)``, sources: the four stand-in wheels."""
     from fake_wheels import write_fake_templates, write_fake_wheels
 
-    from lightning_reg.data.brains.build import build
+    from lightning_reg.anatomy.build import build
 
     folder = tmp_path_factory.mktemp("brains")
     sources = write_fake_wheels(folder / "wheels")

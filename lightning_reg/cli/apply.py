@@ -7,10 +7,10 @@ import argparse
 import os
 from pathlib import Path
 
-from ..apply import INTERPOLATIONS, load_transforms, mapped_points, resample, stored_as_labels
 from ..errors import InputError, OneLineParser
-from ..io import default_max_voxels, load_volume, save_volume
-from ..output_files import resolve_path
+from ..files.apply_transforms import INTERPOLATIONS, load_transforms, mapped_points, resample, stored_as_labels
+from ..files.nifti import default_max_voxels, load_volume, save_volume
+from ..files.output_folder import resolve_path
 from .parsing import positive_int
 
 

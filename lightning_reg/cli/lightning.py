@@ -23,7 +23,7 @@ from ..data import (  # noqa: F401 (short names)
     SyntheticDataModule,
 )
 from ..errors import InputError
-from ..output_files import atomic_path
+from ..files.output_folder import atomic_path
 from ..training.callbacks import (
     ConjugateGradientLog,
     InterruptCheckpoint,

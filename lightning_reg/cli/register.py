@@ -16,12 +16,13 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError, OneLineParser
-from ..evaluation import pair_rows
-from ..io import Volume, default_max_voxels, load_volume, save_itk_displacement, save_volume
-from ..landmarks import read_landmark_pair
-from ..metrics import dice_per_label, hd95, target_registration_error
+from ..evaluation.metrics import dice_per_label, hd95, target_registration_error
+from ..evaluation.rows import pair_rows
+from ..files.ants import save_ants_transforms
+from ..files.landmarks import read_landmark_pair
+from ..files.nifti import Volume, default_max_voxels, load_volume, save_itk_displacement, save_volume
+from ..files.output_folder import OutputFolder, write_text
 from ..models import BUNDLED, resolve_checkpoint
-from ..output_files import OutputFolder, write_text
 from ..solver import (
     CLASSICAL,
     LINEAR,
@@ -43,7 +44,6 @@ from ..solver.regularizers import REGULARIZERS
 from ..solver.result import LABEL_MODE
 from ..solver.similarity import LNCC_WINDOW
 from ..solver.spatial import voxel_spacing
-from ..transform_files import save_ants_transforms
 from .parsing import count, device_option, finite_float, positive_int
 from .progress import Phases
 

@@ -11,7 +11,7 @@ import nibabel as nib
 import torch
 
 from ..errors import InputError
-from ..io import Volume
+from ..files.nifti import Volume
 from ..models import resolve_checkpoint
 from ..solver import normalize_intensities
 from ..solver.spatial import voxel_spacing

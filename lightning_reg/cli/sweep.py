@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import EXIT_BAD_INPUT, InputError, OneLineParser
-from ..output_files import OutputFolder, write_text
+from ..files.output_folder import OutputFolder, write_text
 from ..sweep.engine import SweepRun, execute, last_error, load_sweep, next_parameters
 from ..sweep.summary import ranked, write_summary
 

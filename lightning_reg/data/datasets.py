@@ -13,7 +13,7 @@ from nibabel.filebasedimages import ImageFileError
 from torch.utils.data import Dataset, default_collate
 
 from ..errors import InputError
-from ..landmarks import read_landmarks
+from ..files.landmarks import read_landmarks
 from .shifts import apply_seeded
 from .subjects import ImageRecord, load_subject, subject_tensors, tensor_subject
 

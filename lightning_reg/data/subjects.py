@@ -11,8 +11,8 @@ import numpy as np
 import torch
 import torchio as tio
 
-from ..io import affine_problem, check_size, drop_axis_affine
-from ..landmarks import read_landmarks
+from ..files.landmarks import read_landmarks
+from ..files.nifti import affine_problem, check_size, drop_axis_affine
 
 
 @dataclass(frozen=True)

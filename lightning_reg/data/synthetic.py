@@ -122,7 +122,7 @@ def write_demo_pair(
     import nibabel as nib
     import numpy as np
 
-    from ..output_files import OutputFolder
+    from ..files.output_folder import OutputFolder
 
     pair = warped_pair(shape, magnitude=magnitude, seed=seed)
     affine = oblique_affine()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..output_files import atomic_path
+from ..files.output_folder import atomic_path
 from ..training.checkpoints import read_checkpoint
 
 #: what loading a module needs from a Lightning checkpoint

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .inversion import INVERSE_ITERATIONS, INVERSE_TOLERANCE, invert_displacement
+from .invert_field import INVERSE_ITERATIONS, INVERSE_TOLERANCE, invert_displacement
 from .spatial import (
     apply_matrix,
     compose,

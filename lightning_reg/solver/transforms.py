@@ -29,7 +29,7 @@ from .checks import check_number
 from .filters import gaussian_smooth
 from .frames import Frames
 from .interpolation import cubic_bspline
-from .inversion import differentiable_inverse
+from .invert_field import differentiable_inverse
 from .registry import build_named
 from .spatial import (
     apply_matrix,

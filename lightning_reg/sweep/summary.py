@@ -7,9 +7,9 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from ..evaluation import write_rows
-from ..output_files import write_text
-from ..viz import save_figure
+from ..evaluation.pictures import save_figure
+from ..evaluation.rows import write_rows
+from ..files.output_folder import write_text
 from .engine import SweepRun
 
 

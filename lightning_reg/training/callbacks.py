@@ -17,11 +17,11 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
 from lightning.pytorch.loggers import WandbLogger
 
-from ..evaluation import pair_id
-from ..io import Volume, save_itk_displacement, save_volume
-from ..output_files import OutputFolder, write_text
+from ..evaluation.pictures import registration_panel, save_figure
+from ..evaluation.rows import pair_id
+from ..files.nifti import Volume, save_itk_displacement, save_volume
+from ..files.output_folder import OutputFolder, write_text
 from ..solver.implicit import take_cg_reports
-from ..viz import registration_panel, save_figure
 from .run_folder import run_directory
 
 

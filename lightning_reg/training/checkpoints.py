@@ -18,7 +18,7 @@ from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ..errors import InputError
-from ..output_files import atomic_path
+from ..files.output_folder import atomic_path
 
 #: names more top-level packages (comma-separated) whose classes a checkpoint may name
 TRUSTED_MODULES_VARIABLE = "LIGHTNING_REG_TRUSTED_MODULES"

@@ -17,7 +17,8 @@ from lightning.pytorch.strategies import DDPStrategy
 from torchmetrics import MeanMetric
 
 from ..errors import InputError
-from ..evaluation import SUMMARY_KEYS, gather_rows, pair_rows, write_rows
+from ..evaluation.rows import SUMMARY_KEYS, gather_rows, pair_rows, write_rows
+from ..moved import REMOVED_IN
 from ..nn import FeatureNetwork, UNet
 from ..solver import Masks, Prompt, RegistrationLayer, RegistrationResult, label_prompt
 from ..solver.channels import principal_channels
@@ -418,14 +419,14 @@ class RegistrationModule(L.LightningModule):
 
     @classmethod
     def pretrained(cls, name: str, map_location=None) -> "RegistrationModule":
-        """Deprecated since 0.3, removed in 0.4: ``lightning_reg.models.pretrained(name)``."""
+        """Deprecated since 0.3, removed in 0.5: ``lightning_reg.models.pretrained(name)``."""
         warnings.warn(
             "RegistrationModule.pretrained moved to lightning_reg.models.pretrained in 0.3; call that (this "
-            "method is removed in 0.4)",
+            f"method is removed in {REMOVED_IN['0.3']})",
             DeprecationWarning,
             stacklevel=2,
         )
-        from ..models import pretrained  # the one import of models from training, until 0.4 (test_layout.py)
+        from ..models import pretrained  # the one import of models from training, until 0.5 (test_layout.py)
 
         return pretrained(name, map_location)
 

@@ -16,7 +16,7 @@ import torch
 
 from lightning_reg.data.synthetic import oblique_affine, warped_pair
 from lightning_reg.errors import InputError
-from lightning_reg.transform_files import load_ants_affine, save_ants_affine
+from lightning_reg.files.ants import load_ants_affine, save_ants_affine
 
 ants = pytest.importorskip("ants", reason="antspyx (the dev extra) is not installed")
 

@@ -42,7 +42,7 @@ def test_each_bundled_model_loads_by_name(name):
 
 
 def test_the_old_pretrained_method_still_loads_and_says_where_it_moved():
-    with pytest.warns(DeprecationWarning, match=r"lightning_reg.models.pretrained in 0.3.*removed in 0.4"):
+    with pytest.warns(DeprecationWarning, match=r"lightning_reg.models.pretrained in 0.3.*removed in 0.5"):
         model = RegistrationModule.pretrained("brain2d")
     assert model.network.dims == 2 and not model.training
 

@@ -235,7 +235,7 @@ def test_images_larger_than_the_limit_are_refused_from_the_header(tmp_path, pair
     _one_line(code, capsys.readouterr().err, "8,000,000,000 voxels", "--max-voxels")
     _one_line(*_register(capsys, pair, tmp_path / "o", "--max-voxels", 1000), "more than the limit of 1,000")
     assert not (tmp_path / "o").exists()
-    from lightning_reg.io import default_max_voxels
+    from lightning_reg.files.nifti import default_max_voxels
 
     assert default_max_voxels() > 10**6
 
@@ -420,7 +420,7 @@ def test_a_diverged_warp_stays_visibly_not_finite():
 
 # ------------------------------------------------------------------------------------ atomic files
 def test_an_interrupted_write_leaves_the_old_file_and_no_partial_one(tmp_path):
-    from lightning_reg.output_files import atomic_path
+    from lightning_reg.files.output_folder import atomic_path
 
     target = tmp_path / "metrics.json"
     target.write_text("old")
@@ -453,7 +453,7 @@ def test_a_checkpoint_write_that_fails_leaves_the_old_checkpoint(tmp_path, monke
 
 
 def test_an_output_folder_is_replaced_only_when_complete(tmp_path):
-    from lightning_reg.output_files import OutputFolder
+    from lightning_reg.files.output_folder import OutputFolder
 
     folder = tmp_path / "results"
     with OutputFolder(folder).staged() as staging:
@@ -469,7 +469,7 @@ def test_an_output_folder_is_replaced_only_when_complete(tmp_path):
 def test_a_staging_folder_killed_before_its_marker_is_removed_and_a_live_one_kept(tmp_path):
     """A run killed between making its staging folder and marking it leaves no marker: the next run
     removes it (a live run makes, marks and locks its folder under the parent's lock at once)."""
-    from lightning_reg.output_files import OutputFolder
+    from lightning_reg.files.output_folder import OutputFolder
 
     folder = tmp_path / "results"
     (tmp_path / ".results.partial-dead").mkdir()

@@ -17,7 +17,7 @@ import torch
 from helpers import lightning_reg, start_lightning_reg
 
 from lightning_reg.cli.register import sha256
-from lightning_reg.output_files import MARKER
+from lightning_reg.files.output_folder import MARKER
 
 FAST = ["--scales", "2", "1", "--iterations", "4", "2", "--quiet"]
 #: a registration that would take minutes: a run to interrupt, or one whose refusal must come first

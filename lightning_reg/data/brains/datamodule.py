@@ -20,10 +20,9 @@ from ...solver.spatial import exponentiate, field_to_grid, identity_grid, sample
 from ..sampling import evaluation_sampler, training_sampler
 from ..synthetic import random_labels, random_velocity
 from ..synthmorph import SynthSettings, random_means, render
-from .anatomy import GRID_SHAPE, TISSUE, grid_affine, with_tissue
 from .anisotropy import thicken
-from .cohort import TRAIN_DONORS, VAL_DONORS, held_out_pairs, refuse_held_out
-from .tissue import tissue_pairs
+from .cohort import TRAIN_DONORS, VAL_DONORS, held_out_pairs, refuse_held_out, tissue_pairs
+from .grid import GRID_SHAPE, TISSUE, grid_affine, with_tissue
 
 #: the axial slice of a 2D pair: the grid's centre, +- this many slices in training
 SLICE_JITTER = 12
@@ -35,7 +34,7 @@ def read_labels(root: Path, subject: str) -> np.ndarray:
     """``root/labels/<subject>.nii.gz`` as int64, with a clear error when the builder has not run."""
     path = root / "labels" / f"{subject}.nii.gz"
     if not path.is_file():
-        raise InputError(f"{path} not found: build the folder first (python -m lightning_reg.data.brains {root})")
+        raise InputError(f"{path} not found: build the folder first (python -m lightning_reg.anatomy {root})")
     return np.asarray(nib.load(path).dataobj).astype(np.int64)
 
 
@@ -224,7 +223,7 @@ class HeldOutPairs(Dataset):
         for path in paths:
             if not path.is_file():
                 raise InputError(
-                    f"{path} not found: build the folder first (python -m lightning_reg.data.brains "
+                    f"{path} not found: build the folder first (python -m lightning_reg.anatomy "
                     f"{self.root}; with --overwrite for a folder an earlier version built)"
                 )
         image, labels = (torch.as_tensor(np.asarray(nib.load(path).dataobj))[None] for path in paths)
@@ -248,7 +247,7 @@ class HeldOutPairs(Dataset):
 
 
 class BrainDataModule(L.LightningDataModule):
-    """Real anatomy (the folder ``python -m lightning_reg.data.brains ROOT`` writes), 2D or 3D at 2 mm.
+    """Real anatomy (the folder ``python -m lightning_reg.anatomy ROOT`` writes), 2D or 3D at 2 mm.
 
     Args:
         root: the built folder.

@@ -9,7 +9,7 @@ import torch
 
 from ...solver.filters import gaussian_smooth
 from ..synthetic import smooth_noise
-from .anatomy import TISSUE
+from .grid import TISSUE
 
 #: mean intensity by structure, T1-weighted look (background 0, white matter 0.9)
 T1_LIKE = {

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_reg.data.brains.anatomy import TISSUE
 from lightning_reg.data.brains.anisotropy import thicken
 from lightning_reg.data.brains.cohort import HELD_OUT, TEMPLATES
 from lightning_reg.data.brains.datamodule import BrainDataModule, HeldOutPairs, random_affine_grid
+from lightning_reg.data.brains.grid import TISSUE
 from lightning_reg.errors import InputError
 from lightning_reg.solver.spatial import identity_grid
 
@@ -104,7 +104,7 @@ def test_mni_pairs_are_the_held_out_pairs_in_mni_space(dims, built):
 
 def test_a_folder_that_was_not_built_says_how_to_build_it(tmp_path):
     data = BrainDataModule(tmp_path)
-    with pytest.raises(InputError, match="python -m lightning_reg.data.brains"):
+    with pytest.raises(InputError, match="python -m lightning_reg.anatomy"):
         data.setup("fit")
 
 

@@ -23,7 +23,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from .errors import InputError, user_message
+from ..errors import InputError, user_message
 
 try:
     import fcntl

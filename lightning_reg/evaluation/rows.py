@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 import torch
 import torch.distributed as dist
 
+from ..files.output_folder import atomic_path
+from ..solver import RegistrationResult
+from ..solver.inverse import InverseField
+from ..solver.result import LABEL_MODE
+from ..solver.spatial import voxel_spacing
 from .metrics import dice_per_label, folding_percent, hd95, non_diffeomorphic_volume, sdlogj, target_registration_error
-from .output_files import atomic_path
-from .solver import RegistrationResult
-from .solver.inverse import InverseField
-from .solver.result import LABEL_MODE
-from .solver.spatial import voxel_spacing
 
 if TYPE_CHECKING:
     import lightning as L

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import InputError
+from ..errors import InputError
 
 AXES = ("x", "y", "z")
 

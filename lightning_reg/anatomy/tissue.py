@@ -17,19 +17,16 @@ Each subject is centred on the centroid of its tissue map, as the DK subjects on
 from __future__ import annotations
 
 import gzip
-from itertools import permutations
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-from .anatomy import centroid_shift, intensities_on_grid, labels_on_grid, write_pairs
-from .recipes import render_recipe, tissue_means
+from ..data.brains.cohort import REAL_T1, tissue_pairs
+from ..data.brains.recipes import render_recipe, tissue_means
+from .resampling import centroid_shift, intensities_on_grid, labels_on_grid, write_pairs
 from .sources import CAT12_T1, CAT12_TISSUE, FSAVERAGE, ICBM152, read_member
 
-#: the subjects of the real-T1 test, in pair order (fsaverage is held out; the templates are test-only)
-REAL_T1 = ("fsaverage", "icbm152", "cat12")
-TISSUE_LABELS = {1: "grey matter", 2: "white matter"}
 #: FreeSurfer aseg codes by tissue (cortex 1000-1035 / 2000-2035 and 3 / 42 with the grey matter)
 FREESURFER_GREY = (3, 42, 8, 47, 10, 11, 12, 13, 17, 18, 26, 49, 50, 51, 52, 53, 54, 58)
 FREESURFER_WHITE = (2, 41, 7, 46, 16, 28, 60, 77, 85, 251, 252, 253, 254, 255)
@@ -67,11 +64,6 @@ def read_real_t1(freesurfer: Path, nilearn: Path, deepmriprep: Path) -> dict[str
     labels = probable_tissue(probabilities[..., 0], probabilities[..., 1])
     subjects["cat12"] = (nib.Nifti1Image(labels, maps.affine), _image(read_member(deepmriprep, CAT12_T1)))
     return subjects
-
-
-def tissue_pairs() -> list[tuple[str, str]]:
-    """Every ordered pair of :data:`REAL_T1` ``(fixed, moving)``."""
-    return list(permutations(REAL_T1, 2))
 
 
 def build_tissue(out: Path, wheels: tuple[Path, Path, Path], save) -> dict[str, list[float]]:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lightning_reg.evaluation import mean_rows, pair_rows
+from lightning_reg.evaluation.rows import mean_rows, pair_rows
 from lightning_reg.solver import RegistrationResult
 
 

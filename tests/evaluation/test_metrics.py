@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from lightning_reg import metrics
+from lightning_reg.evaluation import metrics
 
 
 def test_dice_of_known_overlaps():

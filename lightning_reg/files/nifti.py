@@ -14,8 +14,8 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from .errors import InputError
-from .output_files import atomic_path, resolve_path
+from ..errors import InputError
+from .output_folder import atomic_path, resolve_path
 
 #: NIfTI intent code for a vector-valued image (what ITK reads as a displacement field).
 NIFTI_INTENT_VECTOR = 1007
