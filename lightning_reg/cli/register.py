@@ -25,22 +25,20 @@ from ..files.output_folder import OutputFolder, write_text
 from ..models import BUNDLED, resolve_checkpoint
 from ..solver import (
     CLASSICAL,
-    LINEAR,
-    OPTIMIZERS,
+    FAST,
     PRESETS,
-    SIMILARITIES,
-    TRANSFORMS,
     RegistrationLayer,
     RegistrationResult,
+    SolverOptions,
+    choices,
     field_of_view_overlap,
     label_prompt,
     register,
     stages,
 )
 from ..solver.checks import check_number, level_iterations
-from ..solver.interpolation import SAMPLE_MODES
 from ..solver.inverse import INVERSE_CONVERGED_VOXELS, InverseField
-from ..solver.regularizers import REGULARIZERS
+from ..solver.options import option_help
 from ..solver.result import LABEL_MODE
 from ..solver.similarity import LNCC_WINDOW
 from ..solver.spatial import voxel_spacing
@@ -89,21 +87,10 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
         type=Path,
         help=f"a model trained with lightning-reg fit (.ckpt), or a bundled model by name: {', '.join(BUNDLED)}",
     )
-    parser.add_argument("--transform", choices=list(TRANSFORMS), help=f"default {CLASSICAL.transform}")
-    parser.add_argument("--similarity", choices=list(SIMILARITIES), help=f"default {CLASSICAL.similarity}")
-    parser.add_argument(
-        "--scales",
-        type=finite_float,
-        nargs="+",
-        help=f"coarse to fine; default {' '.join(f'{s:g}' for s in CLASSICAL.scales)}",
-    )
-    parser.add_argument(
-        "--iterations",
-        type=count,
-        nargs="+",
-        help=f"one per scale, or one for all; default {' '.join(map(str, CLASSICAL.iterations))} "
-        f"(--preset fast: {' '.join(map(str, PRESETS['fast'].iterations))})",
-    )
+    _solver_flag(parser, "transform", choices=choices("transform"))
+    _solver_flag(parser, "similarity", choices=choices("similarity"))
+    _solver_flag(parser, "scales", type=finite_float, nargs="+")
+    _solver_flag(parser, "iterations", type=count, nargs="+", extra=f"--preset fast: {_shown(FAST.iterations)}")
     parser.add_argument(
         "--preset",
         choices=list(PRESETS),
@@ -113,8 +100,8 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
     )
     parser.add_argument(
         "--init",
-        choices=["none", *LINEAR],
-        help="run a linear registration first, then --transform from it (as ANTs); default none",
+        choices=["none", *choices("linear")],
+        help=f"{option_help('linear')} Default: none",
     )
     parser.add_argument(
         "--learning-rate",
@@ -129,24 +116,13 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
         "principal components of the model's features (fewer: a faster solve); default: the "
         "model's own setting (its card says which)",
     )
-    parser.add_argument("--regularizer", choices=["none", *REGULARIZERS], help="default none")
+    parser.add_argument(
+        "--regularizer", choices=["none", *choices("regularizer")], help=f"{option_help('regularizer')} Default: none"
+    )
     parser.add_argument("--regularizer-weight", type=finite_float, help="weight of --regularizer; needed with it")
-    parser.add_argument(
-        "--tolerance",
-        type=finite_float,
-        help=f"early stop of a pair: stationarity (gradient norm over its start), or its energy "
-        f"no longer falling on average; 0 runs every iteration; default {CLASSICAL.tolerance:g}",
-    )
-    parser.add_argument(
-        "--optimizer",
-        choices=list(OPTIMIZERS),
-        help=f"adam (bounded steps, as FireANTs), lbfgs (to a true minimum) or gd; default {CLASSICAL.optimizer}",
-    )
-    parser.add_argument(
-        "--interpolation",
-        choices=list(SAMPLE_MODES),
-        help="of the moving image inside the solver; default cubic with lbfgs and gd, else linear",
-    )
+    _solver_flag(parser, "tolerance", type=finite_float)
+    _solver_flag(parser, "optimizer", choices=choices("optimizer"))
+    _solver_flag(parser, "interpolation", choices=choices("interpolation"))
     parser.add_argument(
         "--prompt-labels",
         type=int,
@@ -200,6 +176,22 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
     )
     parser.add_argument("--quiet", action="store_true", help="no progress: only warnings, errors and the last line")
     return parser
+
+
+def _shown(value) -> str:
+    return (
+        " ".join(f"{item:g}" if isinstance(item, float) else str(item) for item in value)
+        if isinstance(value, tuple)
+        else str(value)
+    )
+
+
+def _solver_flag(parser: argparse.ArgumentParser, name: str, extra: str = "", **kwargs) -> None:
+    """``--name`` of a solver option: its help from ``SolverOptions``, the classical default shown."""
+    default = getattr(CLASSICAL, name)
+    shown = "the optimizer's (above)" if default is None else _shown(default)
+    text = f"{option_help(name)} Default: {shown}" + (f" ({extra})" if extra else "")
+    parser.add_argument(f"--{name.replace('_', '-')}", help=text.replace("%", "%%"), **kwargs)
 
 
 def _check_pair(image: Volume, seg: Volume | None, role: str) -> None:
@@ -259,8 +251,8 @@ def _output(args: argparse.Namespace) -> OutputFolder:
     )
 
 
-def _classical_options(args: argparse.Namespace) -> dict:
-    """The options of classical registration: the user's, else the solver's classical defaults."""
+def _classical_options(args: argparse.Namespace) -> SolverOptions:
+    """The options of classical registration: the user's, else the preset's."""
     given = {
         "transform": args.transform,
         "similarity": args.similarity,
@@ -270,18 +262,17 @@ def _classical_options(args: argparse.Namespace) -> dict:
         "optimizer": args.optimizer,
         "interpolation": args.interpolation,
     }
-    preset = PRESETS[args.preset]
-    options = {key: getattr(preset, key) if value is None else value for key, value in given.items()}
-    if args.init not in (None, "none"):
-        options["transform"] = f"{args.init}+{options['transform']}"
-    regularizer = None if args.regularizer in (None, "none") else args.regularizer
-    return {
-        **options,
-        "regularizer": regularizer,
-        "regularizer_weight": args.regularizer_weight or 0.0,
-        "transform_options": {} if args.learning_rate is None else {"learning_rate": args.learning_rate},
-        "similarity_options": {"window": args.window} if args.window and options["similarity"] == "lncc" else {},
-    }
+    changes = {key: value for key, value in given.items() if value is not None}
+    if args.init is not None:
+        changes["linear"] = None if args.init == "none" else args.init
+    similarity = changes.get("similarity", PRESETS[args.preset].similarity)
+    return PRESETS[args.preset].changed(
+        **changes,
+        regularizer=None if args.regularizer in (None, "none") else args.regularizer,
+        regularizer_weight=args.regularizer_weight or 0.0,
+        transform_options={} if args.learning_rate is None else {"learning_rate": args.learning_rate},
+        similarity_options={"window": args.window} if args.window and similarity == "lncc" else {},
+    )
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -300,8 +291,8 @@ def _check_options(args: argparse.Namespace) -> None:
         )
     if args.regularizer not in (None, "none") and args.regularizer_weight is None and not args.checkpoint:
         raise InputError(f"--regularizer {args.regularizer} needs its weight: give --regularizer-weight W (e.g. 0.1)")
-    if not args.checkpoint:  # the solver checks its own settings as it is built
-        RegistrationLayer(**_classical_options(args))
+    if not args.checkpoint:  # the solver checks its own settings as they are built
+        _classical_options(args)
 
 
 def _check_overlap(fixed: Volume, moving: Volume) -> None:
@@ -357,21 +348,20 @@ def _solve_classical(
         prompts = [
             label_prompt(fixed_seg.data.to(device), moving_seg.data.to(device), args.prompt_labels, args.prompt_weight)
         ]
-    linear, _ = stages(options["transform"])
-    iterations = level_iterations(options["iterations"], len(options["scales"]))
-    described = RegistrationLayer(**options).describe()
-    progress = phases.solver_progress(sum(iterations) * (2 if linear else 1))
+    iterations = level_iterations(options.iterations, len(options.scales))
+    described = RegistrationLayer(options).describe()
+    progress = phases.solver_progress(sum(iterations) * (2 if options.linear else 1))
     on_device = {name: None if mask is None else mask.to(device) for name, mask in masks.items()}
     with phases.phase("registration", "registered"):
         result = register(
             fixed.data.to(device),
             moving.data.to(device),
+            options,
             fixed_affine=fixed.affine,
             **on_device,
             moving_affine=moving.affine,
             prompts=prompts,
             callback=progress,
-            **options,
         )
         progress.close()
     return result, described
@@ -402,12 +392,10 @@ def _solve_learned(
     check_model_input(model, fixed)
     warn_thick_slices([fixed, moving])
     linear, transform = model.eval_solver.stages()
-    if args.init is not None:
-        linear = None if args.init == "none" else args.init
-    transform = args.transform or transform
     settings = settings_with(
         model,
-        transform=f"{linear}+{transform}" if linear else transform,
+        transform=args.transform or transform,
+        linear=args.init or linear or "none",
         similarity=args.similarity,
         scales=args.scales,
         iterations=args.iterations,

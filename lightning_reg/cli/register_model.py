@@ -37,8 +37,9 @@ def load_model(path: Path, device: torch.device) -> RegistrationModule:
 def settings_with(model: RegistrationModule, **overrides) -> SolverSettings:
     """The model's evaluation settings with the options the user gave (``None``: keep the model's)."""
     settings = replace(model.eval_solver, **{k: v for k, v in overrides.items() if v is not None})
-    if settings.regularizer == "none":
-        settings.regularizer = None
+    for name in ("regularizer", "linear"):  # "none" given on the command line
+        if getattr(settings, name) == "none":
+            setattr(settings, name, None)
     try:
         settings.check_levels(model.network.scales)
         settings.layer()

@@ -7,6 +7,7 @@ from .layer import RegistrationLayer
 from .objective import Masks, Objective, Prompt, label_prompt
 from .optimize import solve_scale
 from .optimizers import OPTIMIZERS, Adam, QuasiNewton
+from .options import SolverOptions, choices
 from .pyramid import downsample
 from .register import normalize_intensities, register
 from .result import RegistrationResult
@@ -34,8 +35,10 @@ __all__ = [
     "SIMILARITIES",
     "Similarity",
     "SingularHessianWarning",
+    "SolverOptions",
     "TRANSFORMS",
     "Transform",
+    "choices",
     "downsample",
     "field_of_view_overlap",
     "label_prompt",

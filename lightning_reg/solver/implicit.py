@@ -28,10 +28,11 @@ from __future__ import annotations
 import collections
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 
+from .checks import check_number
 from .objective import Objective
 from .pairs import pair_dot, per_pair
 from .transforms import Transform
@@ -41,22 +42,42 @@ from .transforms import Transform
 EXACT_HESSIAN_SIZE = 64
 
 
-@dataclass
-class BackwardSettings:
-    """How :class:`ImplicitSolution` differentiates (see the module docstring); these defaults are
-    the layer's and the solver settings'."""
+BackwardMode = Literal["jfb", "ift", "unroll"]
 
-    mode: str = "jfb"
+
+@dataclass(frozen=True)
+class BackwardSettings:
+    """How :class:`ImplicitSolution` differentiates (see the module docstring).
+
+    Args:
+        mode: ``jfb`` (default), ``ift`` or ``unroll`` (the layer keeps every iteration's graph).
+        jfb_steps: differentiable solver steps of ``jfb``.
+        cg_iterations: conjugate gradient's cap for ``ift``; ``None``: :func:`cg_cap` of the problem
+            (it warns when reached).
+        cg_tolerance: the relative residual at which conjugate gradient stops.
+        damping: added to the Hessian, relative to the curvature along the upstream gradient.
+    """
+
+    mode: BackwardMode = "jfb"
     jfb_steps: int = 1
-    #: conjugate gradient's cap; ``None``: :func:`cg_cap` of the problem
     cg_iterations: int | None = None
-    #: relative residual at which conjugate gradient stops (``tests/solver/test_exactness.py``: with
-    #: 1e-6, the default cap and the damping below, 3D ``ift`` is within 0.3 % of central finite
-    #: differences; the old 20 iterations and damping 1e-3 were 3-58 % off, silently)
+    #: ``tests/solver/test_exactness.py``: with 1e-6, the default cap and the damping below, 3D
+    #: ``ift`` is within 0.3 % of central finite differences; the old 20 iterations and damping 1e-3
+    #: were 3-58 % off, silently
     cg_tolerance: float = 1e-6
-    #: relative to the curvature along the upstream gradient: small enough not to bias a regular
-    #: Hessian's answer, large enough to keep a singular one's finite (it warns then)
+    #: small enough not to bias a regular Hessian's answer, large enough to keep a singular one's
+    #: finite (it warns then)
     damping: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.mode not in get_args(BackwardMode):
+            raise ValueError(f"unknown backward mode {self.mode!r}; choose one of {', '.join(get_args(BackwardMode))}")
+        for name in ("jfb_steps", "cg_iterations"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        check_number("cg_tolerance", self.cg_tolerance, 0)
+        check_number("damping", self.damping, 0)
 
 
 #: conjugate gradient's default cap is this many iterations per voxel of the grid's longest side

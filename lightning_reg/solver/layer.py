@@ -6,12 +6,12 @@ from __future__ import annotations
 import copy
 import inspect
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Sequence
 
 import torch
 
-from .checks import as_pyramid, check_number, check_pyramids, check_scales, level_iterations
+from .checks import as_pyramid, check_pyramids, level_iterations
 from .defaults import LEARNED, interpolation_for
 from .frames import Frames, make_frames
 from .implicit import BackwardSettings, ImplicitSolution, ScaleProblem
@@ -20,135 +20,72 @@ from .modes import outside_inference_mode
 from .objective import Masks, Objective, Prompt
 from .optimize import Callback, gradient_norm, solve_scale
 from .optimizers import OPTIMIZERS
+from .options import SolverOptions, solver_options
 from .pyramid import solver_levels
 from .regularizers import get_regularizer
 from .result import RegistrationResult
-from .similarity import Similarity, make_similarity
+from .similarity import make_similarity
 from .spatial import batch_affine, rescaled_affine
-from .transforms import Transform, make_transform, stages
-
-BACKWARD_MODES = ("jfb", "ift", "unroll")
+from .transforms import Transform, make_transform
 
 
 class RegistrationLayer(torch.nn.Module):
     """Features in, the solver's optimal warp out, gradients back to the features.
 
     Each pyramid level is its own problem: the solver minimizes the energy of ``objective.py`` on
-    that level's features, starting (as a constant) from the previous level's answer.
+    that level's features, starting (as a constant) from the previous level's answer. A linear
+    stage (``options.linear``) is solved first, without gradients, and the deformable transform
+    starts from it.
 
     Args:
-        transform, transform_options: representation (``rigid``, ``affine``, ``freeform``,
-            ``greedy``, ``svf``, ``bspline``) and its options (``learning_rate`` in voxels, ...); a
-            plan ``affine+svf`` solves the linear one first, without gradients, and starts the
-            deformable one from it (as ANTs); ``transform_options`` are the deformable one's.
-        similarity, similarity_options: ``mse``, ``lncc``, ``ncc``, ``cosine`` (``mi``: one channel).
-        scales: downsampling factor of each solver level, coarse to fine; the levels are made from
-            the given ones (see ``forward``). ``None``: one solver level per given level.
-        iterations: solver iterations per level (one number for all).
-        backward: ``jfb`` (default), ``ift`` or ``unroll``; see ``implicit.py``.
-        jfb_steps: differentiable solver steps of ``jfb``.
-        cg_iterations, cg_tolerance, damping: conjugate gradient of ``ift``: its cap (``None``: 20
-            x the grid's longest side, at least 50; it warns when reached), the relative residual
-            at which it stops, and the damping, relative to the curvature along the upstream
-            gradient (the defaults make ``ift`` exact where the Hessian is regular; ``implicit.py``).
-        regularizer, regularizer_weight: explicit penalty (``diffusion``, ``bending``) and its weight
-            (of the deformable transform).
-        optimizer: ``adam`` (the transform's bounded, smoothed steps, as FireANTs'), ``lbfgs``
-            (per-pair L-BFGS with a line search: converges to a minimum, where ``ift`` is exact) or
-            ``gd`` (steepest descent with the same line search). ``lbfgs`` and ``gd`` minimize the
-            energy as written, with additive steps: the step options of the dense transforms
-            (``smooth_grad_sigma``, ``smooth_warp_sigma``, greedy's composition) do not apply,
-            ``learning_rate`` bounds only the first step; regularize with ``regularizer``.
-        interpolation: of the moving features inside the energy: ``linear`` or ``cubic`` (cubic
-            B-spline; the energy becomes twice differentiable, which ``ift`` assumes and the
-            quasi-Newton optimizers need to reach a small stationarity; 16 taps in 2D, 64 in 3D);
-            ``None``: cubic with ``lbfgs`` and ``gd``, linear with ``adam``.
-        tolerance, patience: per-pair early stop (``optimize.py``): stationarity at most
-            ``tolerance``, or the energy averaged over ``patience`` iterations no longer falling
-            (0 runs every iteration).
+        options: every setting of the solver (:class:`SolverOptions`); default ``LEARNED``.
+        changes: options changed from those by name (``RegistrationLayer(transform="svf")``, or
+            ``backward="ift"``); the layer's leading positional arguments of 0.2 (transform,
+            similarity, scales, iterations) are still read.
     """
 
-    def __init__(
-        self,
-        transform: str | Transform = LEARNED.transform,
-        similarity: str | Similarity = LEARNED.similarity,
-        scales: Sequence[float] | None = LEARNED.scales,
-        iterations: int | Sequence[int] = LEARNED.iterations,
-        backward: str = BackwardSettings.mode,
-        jfb_steps: int = BackwardSettings.jfb_steps,
-        cg_iterations: int | None = BackwardSettings.cg_iterations,
-        cg_tolerance: float = BackwardSettings.cg_tolerance,
-        damping: float = BackwardSettings.damping,
-        regularizer: str | None = None,
-        regularizer_weight: float = 0.0,
-        optimizer: str = LEARNED.optimizer,
-        interpolation: str | None = LEARNED.interpolation,
-        tolerance: float = LEARNED.tolerance,
-        patience: int = LEARNED.patience,
-        transform_options: dict | None = None,
-        similarity_options: dict | None = None,
-    ) -> None:
+    def __init__(self, options: SolverOptions | str | Transform | None = None, *positional, **changes) -> None:
         super().__init__()
-        if backward not in BACKWARD_MODES:
-            raise ValueError(f"unknown backward mode {backward!r}; choose one of {', '.join(BACKWARD_MODES)}")
-        if jfb_steps < 1 or (cg_iterations is not None and cg_iterations < 1):
-            raise ValueError(f"jfb_steps and cg_iterations must be >= 1, got {jfb_steps} and {cg_iterations}")
-        check_number("damping", damping, 0)
-        check_number("tolerance", tolerance, 0)
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        self.optimizer = optimizer
-        if interpolation is not None and interpolation not in SAMPLE_MODES:
-            raise ValueError(f"unknown interpolation {interpolation!r}; choose one of {', '.join(SAMPLE_MODES)}")
-        self.interpolation = interpolation_for(optimizer, interpolation)
-        self.linear_name, self.transform_name = (
-            (None, transform) if isinstance(transform, Transform) else stages(transform)
-        )
-        self.transform_options = dict(transform_options or {})
-        make_transform(self.transform_name, **self.transform_options)  # unknown names and options fail here
-        self.similarity = make_similarity(similarity, **(similarity_options or {}))
-        self.regularizer = get_regularizer(regularizer, regularizer_weight)
-        self.regularizer_name = None if self.regularizer is None else regularizer
-        self.regularizer_weight = float(regularizer_weight)
-        self.scales = None if scales is None else check_scales(scales)
-        self.iterations = iterations
-        if not isinstance(iterations, (int, float)):
-            level_iterations(iterations, len(iterations) if self.scales is None else len(self.scales))
-        cap = None if cg_iterations is None else int(cg_iterations)
-        self.settings = BackwardSettings(backward, int(jfb_steps), cap, float(cg_tolerance), float(damping))
-        self.tolerance = float(tolerance)
-        self.patience = int(patience)
+        self.options = solver_options(LEARNED, options, positional, changes)
+        self.interpolation = interpolation_for(self.options.optimizer, self.options.interpolation)
+        # one instance for every call: LNCC keeps the fixed image's moments while it returns
+        self.similarity = make_similarity(self.options.similarity, **self.options.similarity_options)
+        self.regularizer = get_regularizer(self.options.regularizer, self.options.regularizer_weight)
+
+    @property
+    def settings(self) -> BackwardSettings:
+        """How gradients reach the features (``options.backward``)."""
+        return self.options.backward
 
     def extra_repr(self) -> str:
-        plan = self.transform_name if self.linear_name is None else f"{self.linear_name}+{self.transform_name}"
+        options = self.options
         return (
-            f"transform={plan!r}, similarity={self.similarity.name!r}, "
-            f"scales={self.scales}, iterations={self.iterations}, backward={self.settings.mode!r}, "
-            f"optimizer={self.optimizer!r}, interpolation={self.interpolation!r}"
+            f"transform={options.plan!r}, similarity={self.similarity.name!r}, "
+            f"scales={options.scales}, iterations={options.iterations}, backward={options.backward.mode!r}, "
+            f"optimizer={options.optimizer!r}, interpolation={self.interpolation!r}"
         )
 
     def describe(self) -> dict:
         """Every setting this layer solves with, the defaults of its transforms and similarity filled
         in (what a result file records): plain JSON values."""
+        options = self.options
         described = {
-            "transform": self.transform_name
-            if self.linear_name is None
-            else f"{self.linear_name}+{self.transform_name}",
-            "transform_options": _constructor_settings(make_transform(self.transform_name, **self.transform_options)),
+            "transform": options.plan,
+            "transform_options": _constructor_settings(options.make_transform()),
             "similarity": self.similarity.name,
             "similarity_options": _constructor_settings(self.similarity),
-            "regularizer": self.regularizer_name,
-            "regularizer_weight": self.regularizer_weight,
-            "optimizer": self.optimizer,
+            "regularizer": None if self.regularizer is None else options.regularizer,
+            "regularizer_weight": options.regularizer_weight,
+            "optimizer": options.optimizer,
             "interpolation": self.interpolation,
-            "scales": None if self.scales is None else list(self.scales),
-            "iterations": self.iterations if isinstance(self.iterations, (int, float)) else list(self.iterations),
-            "tolerance": self.tolerance,
-            "patience": self.patience,
-            "backward": dict(vars(self.settings)),
+            "scales": None if options.scales is None else list(options.scales),
+            "iterations": options.iterations if isinstance(options.iterations, int) else list(options.iterations),
+            "tolerance": options.tolerance,
+            "patience": options.patience,
+            "backward": asdict(options.backward),
         }
-        if self.linear_name is not None:
-            described["init_options"] = _constructor_settings(make_transform(self.linear_name))
+        if options.linear is not None:
+            described["init_options"] = _constructor_settings(make_transform(options.linear))
         return described
 
     @outside_inference_mode
@@ -195,7 +132,7 @@ class RegistrationLayer(torch.nn.Module):
                 f"similarity {self.similarity.name!r} needs one channel, the features have {fixed_given[0].shape[1]}"
             )
         pairs = self._solver_levels(fixed_given, moving_given, feature_scales)
-        iterations = level_iterations(self.iterations, len(pairs))[:levels]
+        iterations = level_iterations(self.options.iterations, len(pairs))[:levels]
         pairs = pairs[:levels]
         batch, dims = fixed_given[-1].shape[0], fixed_given[-1].dim() - 2
         reference, moving_shape = fixed_given[-1].shape[2:], moving_given[-1].shape[2:]
@@ -211,12 +148,12 @@ class RegistrationLayer(torch.nn.Module):
         _check_prompts(prompts, batch, dims)
         _check_masks(masks, batch, dims)
         objective = Objective(
-            self.similarity, self.regularizer, self.regularizer_weight, list(prompts), self.interpolation, masks
+            self.similarity, self.regularizer, self.options.regularizer_weight, list(prompts), self.interpolation, masks
         )
         start = time.perf_counter()
-        if init is None and self.linear_name is not None:
+        if init is None and self.options.linear is not None:
             with torch.no_grad():  # the deformable stage starts from its matrix as a constant
-                linear = make_transform(self.linear_name)
+                linear = make_transform(self.options.linear)
                 init = self._solve(
                     linear,
                     pairs,
@@ -229,7 +166,7 @@ class RegistrationLayer(torch.nn.Module):
                     callback,
                     start,
                 )[-1]
-        transform = make_transform(self.transform_name, **self.transform_options)
+        transform = self.options.make_transform()
         return self._solve(
             transform, pairs, iterations, frames, reference, moving_shape, objective, init, callback, start
         )
@@ -238,23 +175,22 @@ class RegistrationLayer(torch.nn.Module):
         self, fixed: list[torch.Tensor], moving: list[torch.Tensor], feature_scales: Sequence[float] | None
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """``(fixed, moving)`` of every solver level, coarse to fine."""
-        if self.scales is None:
+        scales = self.options.scales
+        if scales is None:
             return list(zip(fixed, moving))
         if feature_scales is None:
-            if len(fixed) not in (1, len(self.scales)):
+            if len(fixed) not in (1, len(scales)):
                 raise ValueError(
-                    f"the pyramids have {len(fixed)} levels but scales has {len(self.scales)}: give "
+                    f"the pyramids have {len(fixed)} levels but scales has {len(scales)}: give "
                     f"one level per scale, one full-resolution level to downsample, or feature_scales"
                 )
-            feature_scales = self.scales if len(fixed) == len(self.scales) else [1.0]
+            feature_scales = scales if len(fixed) == len(scales) else [1.0]
         if len(feature_scales) != len(fixed):
             raise ValueError(
                 f"feature_scales {list(feature_scales)} name {len(feature_scales)} levels but the "
                 f"pyramids have {len(fixed)}"
             )
-        return list(
-            zip(solver_levels(fixed, feature_scales, self.scales), solver_levels(moving, feature_scales, self.scales))
-        )
+        return list(zip(solver_levels(fixed, feature_scales, scales), solver_levels(moving, feature_scales, scales)))
 
     def _solve(
         self,
@@ -315,15 +251,15 @@ class RegistrationLayer(torch.nn.Module):
         if not unroll:
             fixed_input, moving_input = fixed, moving
             fixed, moving = fixed.detach(), moving.detach()
-        optimizer = OPTIMIZERS[self.optimizer]()
+        optimizer = OPTIMIZERS[self.options.optimizer]()
         trace = solve_scale(
             transform,
             fixed,
             moving,
             objective,
             iterations,
-            self.tolerance,
-            self.patience,
+            self.options.tolerance,
+            self.options.patience,
             callback=callback,
             scale_index=index,
             optimizer=optimizer,

@@ -144,7 +144,8 @@ def test_unknown_options_and_commands_get_clear_errors(tmp_path, monkeypatch, ca
     monkeypatch.chdir(tmp_path)  # main() is what the console script runs; no process needed to fail
     cases = {
         ("fit", "--model.no_such_option", "1"): "no_such_option",
-        ("fit", "--model.train_solver.transform", "demons"): "unknown transform 'demons'",
+        # the choices come from SolverOptions' Literal types (jsonargparse's own message lists them)
+        ("fit", "--model.train_solver.transform", "demons"): "'rigid', 'affine', 'freeform', 'greedy', 'svf'",
         ("fitt",): "unknown command 'fitt'",
     }
     for arguments, message in cases.items():

@@ -157,7 +157,7 @@ def test_register_errors_name_the_problem(tmp_path, trained_run, slice_pair, nif
         "give one iteration count (>= 0) per level, or one for all: 3 level(s)": _arguments(
             tmp_path, slice_pair, "--checkpoint", checkpoint, "--iterations", 3, 3
         ),
-        "combine one linear transform": _arguments(
+        "linear 'affine' is a stage before a deformable transform; 'rigid' is linear": _arguments(
             tmp_path, slice_pair, "--checkpoint", checkpoint, "--init", "affine", "--transform", "rigid"
         ),
         "--prompt-weight must be >= 0": _arguments(tmp_path, slice_pair, "--prompt-labels", 2, "--prompt-weight", -1),

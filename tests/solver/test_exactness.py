@@ -86,7 +86,8 @@ def _gradients(layer, fixed, moving, weights):
     loss = (result.grid * weights).sum()
     gradients = {}
     for mode in ("ift", "jfb"):
-        layer.settings.mode = mode
+        # both gradients of one solve: the backward reads the (frozen) settings when it runs, so flip them in place
+        object.__setattr__(layer.settings, "mode", mode)
         gradients[mode] = torch.cat(
             [g.flatten() for g in torch.autograd.grad(loss, [fixed, moving], retain_graph=True)]
         )

@@ -58,16 +58,9 @@ def test_headers_place_every_level_even_when_the_finest_scale_is_coarse():
 
 
 def test_defaults_live_once():
-    layer = RegistrationLayer()
-    assert (layer.transform_name, layer.similarity.name, layer.iterations, layer.tolerance) == (
-        LEARNED.transform,
-        LEARNED.similarity,
-        LEARNED.iterations,
-        LEARNED.tolerance,
-    )
-    assert register.__wrapped__.__defaults__[:4] == (
-        CLASSICAL.transform,
-        CLASSICAL.similarity,
-        CLASSICAL.scales,
-        CLASSICAL.iterations,
-    )
+    """The layer solves with ``LEARNED`` and ``register`` with ``CLASSICAL`` unless told otherwise."""
+    assert RegistrationLayer().options is LEARNED
+    pair = warped_pair(SHAPE, seed=3)
+    levels = []
+    register(pair["fixed"], pair["moving"], iterations=1, callback=lambda level, *_: levels.append(level))
+    assert levels == list(range(len(CLASSICAL.scales)))
