@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -52,9 +53,9 @@ def energy_and_gradients(
         parameters = [p if p.requires_grad else p.requires_grad_(True) for p in parameters]
         transform.set_parameters(parameters)
         values = objective(transform, fixed, moving)
-        gradients = torch.autograd.grad(values.sum(), parameters, create_graph=differentiable, allow_unused=True)
-    gradients = [torch.zeros_like(p) if g is None else g for g, p in zip(gradients, parameters)]
-    return (values if differentiable else values.detach()), list(gradients)
+        found = torch.autograd.grad(values.sum(), parameters, create_graph=differentiable, allow_unused=True)
+    gradients = [torch.zeros_like(p) if g is None else g for g, p in zip(found, parameters)]
+    return (values if differentiable else values.detach()), gradients
 
 
 def gradient_norm(
@@ -83,6 +84,33 @@ def keeps_going(
     return going
 
 
+@dataclass
+class ScaleRun:
+    """One scale's problem and how far to solve it: what both loops and the line search share."""
+
+    transform: Transform
+    fixed: torch.Tensor
+    moving: torch.Tensor
+    objective: Objective
+    iterations: int
+    tolerance: float
+    patience: int
+    callback: Callback | None
+    scale_index: int
+    differentiable: bool
+
+    def energy(self, parameters: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Energies ``[B]`` and gradients at ``parameters`` (:func:`energy_and_gradients`)."""
+        return energy_and_gradients(
+            self.transform, parameters, self.fixed, self.moving, self.objective, self.differentiable
+        )
+
+    def report(self, iteration: int, energies: torch.Tensor) -> None:
+        """Tell the callback, if any, where the run is."""
+        if self.callback is not None:
+            self.callback(self.scale_index, iteration, energies)
+
+
 def solve_scale(
     transform: Transform,
     fixed: torch.Tensor,
@@ -103,20 +131,10 @@ def solve_scale(
     parameters keep the graph of every step (memory grows with the iterations).
     """
     optimizer = Adam() if optimizer is None else optimizer
-    loop = _descend if optimizer.line_search else _adam
-    trace = loop(
-        transform,
-        fixed,
-        moving,
-        objective,
-        iterations,
-        tolerance,
-        patience,
-        callback,
-        scale_index,
-        optimizer,
-        differentiable,
+    run = ScaleRun(
+        transform, fixed, moving, objective, iterations, tolerance, patience, callback, scale_index, differentiable
     )
+    trace = _descend(run, optimizer) if isinstance(optimizer, QuasiNewton) else _adam(run, optimizer)
     if not trace:
         return torch.zeros(0, fixed.shape[0], device=fixed.device)
     # sampling cleans non-finite coordinates (spatial.bounded_grid), so a diverged pair's energies
@@ -125,37 +143,23 @@ def solve_scale(
     return torch.stack(trace)
 
 
-def _adam(
-    transform,
-    fixed,
-    moving,
-    objective,
-    iterations,
-    tolerance,
-    patience,
-    callback,
-    scale_index,
-    optimizer: Adam,
-    differentiable,
-) -> list[torch.Tensor]:
-    active = torch.ones(fixed.shape[0], dtype=torch.bool, device=fixed.device)
+def _adam(run: ScaleRun, optimizer: Adam) -> list[torch.Tensor]:
+    transform = run.transform
+    active = torch.ones(run.fixed.shape[0], dtype=torch.bool, device=run.fixed.device)
     trace: list[torch.Tensor] = []
     initial = None
-    for iteration in range(iterations):
-        values, gradients = energy_and_gradients(
-            transform, transform.parameters(), fixed, moving, objective, differentiable
-        )
+    for iteration in range(run.iterations):
+        values, gradients = run.energy(transform.parameters())
         trace.append(values.detach())
         if initial is None:
             initial = optimizer.initial_norm = pair_norm(gradients)
-        if callback is not None:
-            callback(scale_index, iteration, trace[-1])
-        if tolerance > 0:
-            active = active & keeps_going(trace, gradients, initial, tolerance, patience)
+        run.report(iteration, trace[-1])
+        if run.tolerance > 0:
+            active = active & keeps_going(trace, gradients, initial, run.tolerance, run.patience)
             if not bool(active.any()):
                 break
         directions = optimizer.direction(transform.prepare_gradients(gradients))
-        if differentiable:
+        if run.differentiable:
             transform.set_parameters(transform.stepped(directions, active))
         else:
             with torch.no_grad():
@@ -164,34 +168,22 @@ def _adam(
     return trace
 
 
-def _descend(
-    transform,
-    fixed,
-    moving,
-    objective,
-    iterations,
-    tolerance,
-    patience,
-    callback,
-    scale_index,
-    optimizer: QuasiNewton,
-    differentiable,
-) -> list[torch.Tensor]:
-    active = torch.ones(fixed.shape[0], dtype=torch.bool, device=fixed.device)
+def _descend(run: ScaleRun, optimizer: QuasiNewton) -> list[torch.Tensor]:
+    transform, differentiable = run.transform, run.differentiable
+    active = torch.ones(run.fixed.shape[0], dtype=torch.bool, device=run.fixed.device)
     trace: list[torch.Tensor] = []
     parameters = transform.parameters()
     if not parameters:
         return trace
-    values, gradients = energy_and_gradients(transform, parameters, fixed, moving, objective, differentiable)
+    values, gradients = run.energy(parameters)
     initial = optimizer.initial_norm = pair_norm(gradients)
     bound = transform.step_bound()
     optimizer.scaling = transform.preconditioner()
-    for iteration in range(iterations):
+    for iteration in range(run.iterations):
         trace.append(values.detach())
-        if callback is not None:
-            callback(scale_index, iteration, trace[-1])
-        if tolerance > 0:
-            active = active & keeps_going(trace, gradients, initial, tolerance, patience)
+        run.report(iteration, trace[-1])
+        if run.tolerance > 0:
+            active = active & keeps_going(trace, gradients, initial, run.tolerance, run.patience)
         active = active & (pair_max(gradients) > 0)
         if not bool(active.any()):
             break
@@ -205,17 +197,7 @@ def _descend(
             directions = optimizer.direction(gradients if differentiable else detached)
             slope = pair_dot(detached, [d.detach() for d in directions])
         accepted, (new_parameters, new_values, new_gradients) = _line_search(
-            transform,
-            fixed,
-            moving,
-            objective,
-            parameters,
-            values,
-            gradients,
-            directions,
-            slope,
-            active,
-            differentiable,
+            run, parameters, values, gradients, directions, slope, active
         )
         failed = active & ~accepted
         if bool(failed.any()):  # no decrease along this direction: retry steepest, or stop if it was
@@ -237,12 +219,18 @@ def _descend(
 
 
 def _line_search(
-    transform, fixed, moving, objective, parameters, values, gradients, directions, slope, active, differentiable
-):
+    run: ScaleRun,
+    parameters: list[torch.Tensor],
+    values: torch.Tensor,
+    gradients: list[torch.Tensor],
+    directions: list[torch.Tensor],
+    slope: torch.Tensor,
+    active: torch.Tensor,
+) -> tuple[torch.Tensor, tuple]:
     """Backtracking from the full step: per pair, the first step length ``1, 1/2, 1/4, ...`` with
     ``E(theta + t d) <= E(theta) + ARMIJO t <g, d>``. Returns which pairs found one and the
     parameters, energies and gradients (the old ones for pairs that did not)."""
-    if not differentiable:  # the trials are new leaves, not a graph growing over the iterations
+    if not run.differentiable:  # the trials are new leaves, not a graph growing over the iterations
         parameters, directions = [p.detach() for p in parameters], [d.detach() for d in directions]
     length = torch.ones_like(slope)
     pending = active.clone()
@@ -252,7 +240,7 @@ def _line_search(
         trial = [
             p + per_pair(torch.where(pending, length, 0.0).to(p.dtype), p) * d for p, d in zip(parameters, directions)
         ]
-        trial_values, trial_gradients = energy_and_gradients(transform, trial, fixed, moving, objective, differentiable)
+        trial_values, trial_gradients = run.energy(trial)
         good = (
             pending
             & torch.isfinite(trial_values)

@@ -4,7 +4,7 @@ decrease the energy. Each also gives the frozen step Jacobian-free backprop diff
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
@@ -21,8 +21,6 @@ class Adam:
     each transform scales the direction itself (to a fraction of a voxel, per pair). When the
     gradients carry a graph (unrolled backward mode) the moments are updated out of place.
     """
-
-    line_search = False
 
     def __init__(self, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
         self.betas = betas
@@ -88,8 +86,6 @@ class QuasiNewton:
     direction descends. Written here because ``torch.optim.LBFGS`` treats a
     batch as one problem (one line search, one memory) and cannot stop pairs on their own.
     """
-
-    line_search = True
 
     def __init__(self, memory: int = 10) -> None:
         if memory < 0:
@@ -166,6 +162,8 @@ class QuasiNewton:
 
     def fresh(self) -> torch.Tensor:
         """Per pair ``[B]`` bool: no curvature information (its next direction is the first-step one)."""
+        if self.fallback is None:
+            raise RuntimeError("fresh() before the first direction")
         fresh = torch.ones_like(self.fallback, dtype=torch.bool)
         if self.gamma is not None:
             fresh = fresh & (self.gamma <= 0)
@@ -190,4 +188,4 @@ def gradient_descent() -> QuasiNewton:
 
 #: ``adam``: scaled Adam steps of the transform (FireANTs'); ``lbfgs``, ``gd``: line-search descent
 #: on the energy as written (see ``optimize.py``)
-OPTIMIZERS = {"adam": Adam, "lbfgs": lbfgs, "gd": gradient_descent}
+OPTIMIZERS: dict[str, Callable[[], Adam | QuasiNewton]] = {"adam": Adam, "lbfgs": lbfgs, "gd": gradient_descent}
