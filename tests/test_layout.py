@@ -180,3 +180,18 @@ def test_the_graph_sees_the_imports_that_matter():
     assert "lightning_reg.cli.register" in GRAPH["lightning_reg.cli.main"]  # imported inside a function
     assert "lightning_reg.data.oasis" in GRAPH["lightning_reg.data"]  # by string, in the lazy table
     assert "lightning_reg.training.checkpoints" in GRAPH["lightning_reg.models.bundle"]  # models -> training
+
+
+@pytest.mark.parametrize("package", ["lightning_reg", "lightning_reg.data"])
+def test_type_checkers_see_every_lazily_imported_name(package):
+    """The names a package hands out on first use (``_WHERE``) are imported under ``TYPE_CHECKING``
+    too, from the same modules, so IDEs and mypy know them."""
+    path = PACKAGE.parent / Path(*package.split(".")) / "__init__.py"
+    tree = ast.parse(path.read_text())
+    (table,) = [node for node in tree.body if isinstance(node, ast.Assign) and node.targets[0].id == "_WHERE"]
+    lazy = ast.literal_eval(table.value)
+    (guard,) = [
+        node for node in tree.body if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+    ]
+    typed = {alias.name: node.module.lstrip(".") for node in guard.body for alias in node.names}
+    assert typed == lazy

@@ -1,5 +1,6 @@
 """The code keeps its style: ruff with the configuration in pyproject.toml (120 columns, pyflakes,
-pycodestyle, isort, bugbear) and ruff's formatter, so the one test command also lints."""
+pycodestyle, isort, bugbear), ruff's formatter and mypy on the torch-only rooms (``[tool.mypy]``),
+so the one test command also lints and type-checks."""
 
 import subprocess
 import sys
@@ -30,3 +31,15 @@ def test_ruff_format_would_change_nothing():
         check=False,
     )
     assert done.returncode == 0, "run `ruff format`:\n" + done.stdout[-4000:] + done.stderr[-2000:]
+
+
+def test_mypy_finds_nothing_in_the_solver_and_the_networks():
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", "--no-error-summary"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]

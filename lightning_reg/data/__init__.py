@@ -5,6 +5,20 @@ module without the package having imported it first.
 """
 
 from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what the lazy table below hands out, for type checkers and IDEs
+    from .abcd import ABCDDataModule as ABCDDataModule
+    from .brains.datamodule import BrainDataModule as BrainDataModule
+    from .file_datamodule import FileDataModule as FileDataModule
+    from .manifest import PairsDataModule as PairsDataModule
+    from .oasis import OASISDataModule as OASISDataModule
+    from .shifts import SHIFTS as SHIFTS
+    from .shifts import shift_transform as shift_transform
+    from .synthetic_datamodule import SyntheticDataModule as SyntheticDataModule
+    from .synthetic_datamodule import SynthPairs as SynthPairs
+    from .synthmorph import SynthSettings as SynthSettings
+    from .synthmorph import synth_pair as synth_pair
 
 _WHERE = {
     "SyntheticDataModule": "synthetic_datamodule",

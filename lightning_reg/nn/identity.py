@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from .base import FeatureNetwork
+from .layers import area_pool
 
 
 class IdentityFeatures(FeatureNetwork):
@@ -20,10 +20,6 @@ class IdentityFeatures(FeatureNetwork):
         """Pyramid coarse to fine: ``[B, C_in, *ceil(S / s)]`` per scale ``s``."""
         self.check_input(image)
         return [
-            image
-            if s == 1
-            else F.adaptive_avg_pool2d(image, shape)
-            if self.dims == 2
-            else F.adaptive_avg_pool3d(image, shape)
+            image if s == 1 else area_pool(image, shape)
             for s, shape in zip(self.scales, self.output_shapes(image.shape[2:]))
         ]

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any, Sequence, cast
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 NORMS = ("instance", "group", "none")
+
+
+def area_pool(features: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """``[B, C, *S]`` area-averaged to spatial ``shape`` (2D or 3D, from the tensor's dimensions)."""
+    pool = F.adaptive_avg_pool2d if features.dim() == 4 else F.adaptive_avg_pool3d
+    return pool(features, cast(Any, tuple(shape)))  # torch types a 2- or 3-tuple; either is one here
 
 
 def conv(dims: int, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1) -> nn.Module:

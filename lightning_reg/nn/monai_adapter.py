@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import FeatureNetwork
+from .layers import area_pool
 
 
 def monai_network(name: str) -> type[nn.Module]:
@@ -93,9 +94,8 @@ class MonaiFeatures(FeatureNetwork):
                 f"MONAI's {self.network_name} returned {got} for an input of {tuple(padded.shape)}: "
                 f"MonaiFeatures needs a network with one output at the input's size"
             )
-        features = features[(slice(None), slice(None), *(slice(0, n) for n in shape))]
-        pool = F.adaptive_avg_pool2d if self.dims == 2 else F.adaptive_avg_pool3d
+        features = features[(slice(None), slice(None)) + tuple(slice(0, n) for n in shape)]
         return [
-            head(features if scale == 1 else pool(features, level_shape))
+            head(features if scale == 1 else area_pool(features, level_shape))
             for head, scale, level_shape in zip(self.heads, self.scales, self.output_shapes(shape))
         ]

@@ -52,6 +52,7 @@ class ResidualFeatures(FeatureNetwork):
         self.base, self.mind_radius, self.mind_dilation = base, int(mind_radius), int(mind_dilation)
         self.correction = UNet(dims, in_channels, channels, scales=(1,), widths=widths, norm=norm)
         output = self.correction.heads[-1]
+        assert isinstance(output, (nn.Conv2d, nn.Conv3d)) and output.bias is not None  # UNet's heads are convolutions
         nn.init.zeros_(output.weight)
         nn.init.zeros_(output.bias)
 

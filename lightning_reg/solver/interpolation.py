@@ -85,7 +85,7 @@ def tap_sample(
         rest_index = rest_index + coordinate.clamp(0, sizes[axis] - 1) * stride
     flat = image.reshape(batch, channels, -1)
     first_stride = int(torch.tensor(sizes[1:]).prod())
-    result = 0
+    result = torch.zeros((), dtype=image.dtype, device=image.device)
     for tap, offset in enumerate(offsets):
         coordinate = lower[..., :1] + offset
         inside = rest_inside & (coordinate >= 0) & (coordinate < sizes[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +49,9 @@ def vote_labels(indices: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     labels, weights = [], []
     for corner in range(2**dims):
         bits = [(corner >> (dims - 1 - axis)) & 1 for axis in range(dims)]
-        offset = sum((high if bit else low)[..., axis] * strides[axis] for axis, bit in enumerate(bits))
+        offset = cast(
+            torch.Tensor, sum((high if bit else low)[..., axis] * strides[axis] for axis, bit in enumerate(bits))
+        )
         weight = torch.ones_like(fraction[..., 0])
         for axis, bit in enumerate(bits):
             weight = weight * (fraction[..., axis] if bit else 1 - fraction[..., axis])

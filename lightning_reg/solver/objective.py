@@ -96,9 +96,10 @@ class Masks:
             None if self.moving is None else antialiased_resize(self.moving.float(), moving_shape),
         )
 
-    def weights(self, grid: torch.Tensor, fixed_grid: torch.Tensor | None = None) -> torch.Tensor:
+    def weights(self, grid: torch.Tensor, fixed_grid: torch.Tensor | None = None) -> torch.Tensor | None:
         """Per-voxel weights ``[B, 1, *S_fixed]`` of the similarity at the map ``grid`` (and, where
-        the transform deforms the fixed image too, ``fixed_grid``; without a gradient, as ``moving``)."""
+        the transform deforms the fixed image too, ``fixed_grid``; without a gradient, as ``moving``);
+        ``None`` when neither mask is given."""
         weights = None if self.fixed is None else self.fixed.float()
         if weights is not None and fixed_grid is not None:
             weights = sample(weights, fixed_grid.detach(), padding_mode="zeros")

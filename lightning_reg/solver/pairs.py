@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 
@@ -12,12 +14,12 @@ def per_pair(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def pair_dot(first: list[torch.Tensor], second: list[torch.Tensor]) -> torch.Tensor:
     """Inner product per pair ``[B]`` of two lists of ``[B, ...]`` tensors."""
-    return sum((a * b).flatten(1).sum(1) for a, b in zip(first, second))
+    return cast(torch.Tensor, sum((a * b).flatten(1).sum(1) for a, b in zip(first, second)))
 
 
 def pair_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
     """Euclidean norm per pair ``[B]`` (float64) of a list of ``[B, ...]`` tensors taken together."""
-    return sum(t.detach().double().pow(2).flatten(1).sum(1) for t in tensors).sqrt()
+    return cast(torch.Tensor, sum(t.detach().double().pow(2).flatten(1).sum(1) for t in tensors)).sqrt()
 
 
 def pair_max(tensors: list[torch.Tensor]) -> torch.Tensor:

@@ -99,6 +99,8 @@ class RegistrationResult:
         full resolution: an SVF is integrated and a B-spline evaluated there, where :meth:`resized`
         interpolates the warp. Not differentiable; needs ``transform``."""
         shape = tuple(int(n) for n in shape)
+        if self.transform is None:
+            raise ValueError("evaluated_at needs the result's transform; this result has only its grid (use resized)")
         transform = copy.copy(self.transform)
         with torch.no_grad():
             transform.start_scale(shape)

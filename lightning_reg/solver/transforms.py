@@ -51,11 +51,12 @@ class Transform:
     #: how the transform samples fields inside the energy (svf's squarings): ``bilinear`` or
     #: ``cubic``; the layer sets it from its ``interpolation``
     interpolation = "bilinear"
+    #: the fixed and moving grids' frames (``setup``)
+    frames: Frames
 
     def __init__(self, learning_rate: float) -> None:
         self.learning_rate = check_number("learning_rate", learning_rate, 0, strict=True)
         self.shape: tuple[int, ...] = ()
-        self.frames: Frames | None = None
 
     def setup(self, frames: Frames, batch: int, shape: Sequence[int], init_matrix: torch.Tensor | None = None) -> None:
         raise NotImplementedError
@@ -234,8 +235,21 @@ class DenseTransform(Transform):
         super().__init__(learning_rate)
         self.smooth_grad_sigma = check_number("smooth_grad_sigma", smooth_grad_sigma, 0)
         self.smooth_warp_sigma = check_number("smooth_warp_sigma", smooth_warp_sigma, 0)
-        self.field: torch.Tensor | None = None
-        self.initial: torch.Tensor | None = None
+        self._field: torch.Tensor | None = None
+
+    #: the linear map the dense part starts from, fixed normalized -> moving normalized (``setup``)
+    initial: torch.Tensor
+
+    @property
+    def field(self) -> torch.Tensor:
+        """The parameters of the current scale ``[B, d, *S]`` (a displacement, velocity or lattice)."""
+        if self._field is None:
+            raise RuntimeError(f"{self.name}: call setup() and start_scale() first")
+        return self._field
+
+    @field.setter
+    def field(self, value: torch.Tensor) -> None:
+        self._field = value
 
     def setup(self, frames, batch, shape, init_matrix=None) -> None:
         self.frames = frames
@@ -243,11 +257,11 @@ class DenseTransform(Transform):
         self.initial = frames.header if init_matrix is None else init_matrix.to(torch.float64)
         eye = torch.eye(len(shape) + 1, dtype=torch.float64, device=self.initial.device)
         self.initial_is_identity = bool(torch.allclose(self.initial, eye.expand_as(self.initial), atol=1e-10))
-        self.field = None
+        self._field = None
 
     def start_scale(self, shape) -> None:
         shape = tuple(int(n) for n in shape)
-        self.field = self._at_scale(self.field, shape)
+        self.field = self._at_scale(self._field, shape)
         super().start_scale(shape)
 
     def _at_scale(self, field: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tensor:
@@ -257,7 +271,7 @@ class DenseTransform(Transform):
         return resize(field.detach(), shape)
 
     def parameters(self) -> list[torch.Tensor]:
-        return [] if self.field is None else [self.field]
+        return [] if self._field is None else [self.field]
 
     def set_parameters(self, values: list[torch.Tensor]) -> None:
         (self.field,) = values
@@ -435,19 +449,30 @@ class SyN(Greedy):
 
     def setup(self, frames, batch, shape, init_matrix=None) -> None:
         super().setup(frames, batch, shape, init_matrix)
-        self.fixed_field: torch.Tensor | None = None
+        self._fixed_field: torch.Tensor | None = None
         #: ``[B]`` voxels: how well the fixed half was inverted for the last ``grid()``
         self.inversion_residual = torch.zeros(batch, device=self.initial.device)
 
     def start_scale(self, shape) -> None:
-        self.fixed_field = self._at_scale(self.fixed_field, tuple(int(n) for n in shape))
+        self.fixed_field = self._at_scale(self._fixed_field, tuple(int(n) for n in shape))
         super().start_scale(shape)
 
     def parameters(self) -> list[torch.Tensor]:
-        return [] if self.field is None else [self.field, self.fixed_field]
+        return [] if self._field is None else [self.field, self.fixed_field]
 
     def set_parameters(self, values: list[torch.Tensor]) -> None:
         self.field, self.fixed_field = values
+
+    @property
+    def fixed_field(self) -> torch.Tensor:
+        """The fixed image's half ``[B, d, *S]`` of the current scale."""
+        if self._fixed_field is None:
+            raise RuntimeError("syn: call setup() and start_scale() first")
+        return self._fixed_field
+
+    @fixed_field.setter
+    def fixed_field(self, value: torch.Tensor) -> None:
+        self._fixed_field = value
 
     def _linear(self, points: torch.Tensor) -> torch.Tensor:
         return points if self.initial_is_identity else apply_matrix(self.initial.to(points.dtype), points)
