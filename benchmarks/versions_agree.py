@@ -1,5 +1,6 @@
 """Do two checkouts of lightning_reg give the same registrations? For refactors that must not change
-behaviour: classical ``register()`` on synthetic 2D and 3D pairs and, with ``--checkpoint``, a model's
+behaviour: classical ``register()`` on synthetic 2D and 3D pairs (greedy, svf, bspline, an affine+greedy
+plan, freeform by L-BFGS with its line search; 3D with oblique headers) and, with ``--checkpoint``, a model's
 evaluation, training levels, test-time scales and gradients; prints max |difference| and the time
 ratio (new / old: the fastest of ``--repeats`` calls in each of ``--rounds`` processes, the two
 versions' processes taking turns, so that neither always runs on a warmer machine).
@@ -27,18 +28,26 @@ from lightning_reg.solver import register
 from lightning_reg.data.synthetic import oblique_affine, warped_pair
 torch.set_num_threads(2)
 found = {}
-for shape, transform in [((48, 48), "greedy"), ((48, 48), "svf"), ((48, 48), "bspline"), ((32, 36, 28), "greedy")]:
+CLASSICAL_CASES = [
+    ((48, 48), "greedy", {}),
+    ((48, 48), "svf", {}),
+    ((48, 48), "bspline", {}),
+    ((48, 48), "affine+greedy", {}),
+    ((48, 48), "freeform", {"optimizer": "lbfgs", "regularizer": "diffusion", "regularizer_weight": 0.1}),
+    ((32, 36, 28), "greedy", {}),
+]
+for shape, transform, extra in CLASSICAL_CASES:
     pair = warped_pair(shape, magnitude=2.0, seed=3)
-    options = {}
+    options = dict(extra)
     if len(shape) == 3:
         affine = torch.tensor(oblique_affine(origin=(3.0, -2.0, 1.0)))
-        options = dict(fixed_affine=affine, moving_affine=affine)
+        options.update(fixed_affine=affine, moving_affine=affine)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         result = register(pair["fixed"], pair["moving"], transform=transform, **options)
         times.append(time.perf_counter() - start)
-    found[f"register {transform} {shape}"] = (result.grid, min(times))
+    found[f"register {transform} {extra.get('optimizer', '')} {shape}".replace("  ", " ")] = (result.grid, min(times))
 if checkpoint:
     from lightning_reg.data import SyntheticDataModule
     try:
