@@ -79,6 +79,21 @@ def read_checkpoint(path: str | Path, data: bytes | None = None) -> dict:
     return checkpoint
 
 
+def trusted_checkpoint(location: str | Path | io.BufferedIOBase, ignore: Iterable[str] = ()) -> io.BytesIO:
+    """The bytes of a checkpoint (a path, or an open file as Lightning allows) once they are known to
+    be a checkpoint read as data and to name network classes only of trusted packages
+    (:func:`check_trusted`; ``ignore``: hyperparameters the caller replaces)."""
+    if hasattr(location, "read"):
+        data, source = location.read(), str(getattr(location, "name", "the checkpoint"))
+    elif Path(location).is_file():
+        data, source = Path(location).read_bytes(), str(location)
+    else:
+        raise InputError(f"checkpoint not found: {location}")
+    checkpoint = read_checkpoint(source, data)
+    check_trusted(checkpoint.get("hyper_parameters", {}), source, ignore=ignore)
+    return io.BytesIO(data)
+
+
 def newest_last_checkpoint(roots: Iterable[str | Path]) -> Path | None:
     """The most recently written ``checkpoints/last.ckpt`` of any run under ``roots``."""
     found = [path for root in roots if Path(root).is_dir() for path in Path(root).glob("**/checkpoints/last.ckpt")]

@@ -16,7 +16,6 @@ from jsonargparse import lazy_instance
 from lightning.pytorch.strategies import DDPStrategy
 from torchmetrics import MeanMetric
 
-from ..errors import InputError
 from ..evaluation.rows import SUMMARY_KEYS, gather_rows, pair_rows, write_rows
 from ..moved import REMOVED_IN
 from ..nn import FeatureNetwork, UNet
@@ -26,7 +25,8 @@ from ..solver.checks import check_number
 from ..solver.optimize import Callback
 from ..solver.pyramid import source_levels
 from ..solver.result import LABEL_MODE
-from .checkpoints import check_trusted, read_checkpoint
+from .checkpoints import trusted_checkpoint
+from .divergence import SkipNonFiniteSteps
 from .losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
 from .run_folder import run_directory, share_run_directory
 from .solver_settings import EvalSolverSettings, SolverSettings
@@ -34,8 +34,6 @@ from .solver_settings import EvalSolverSettings, SolverSettings
 #: The default network as LightningCLI shows it (class path and arguments); in Python each module
 #: built with it gets a new UNet.
 DEFAULT_NETWORK = lazy_instance(UNet, dims=2)
-#: training stops when this many steps in a row had to be skipped (non-finite features, loss or gradients)
-DIVERGENCE_PATIENCE = 2
 
 
 class RegistrationModule(L.LightningModule):
@@ -119,7 +117,6 @@ class RegistrationModule(L.LightningModule):
             raise ValueError(f"image_weight and dice_weight must not both be 0, got {image_weight} and {dice_weight}")
         self.test_rows: list[dict] = []
         self.skip_reason: str | None = None  # why this training step must not update the weights
-        self.skipped_steps: list[int] = []  # the steps skipped in a row, for the divergence message
         # NaN (e.g. HD95 of a label missing from a pair) counts as no value, as in ``evaluation.mean_rows``
         self.summaries = torch.nn.ModuleDict(
             {f"{stage}_{key}": MeanMetric(nan_strategy="ignore") for stage in ("val", "test") for key in SUMMARY_KEYS}
@@ -296,41 +293,15 @@ class RegistrationModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         return loss
 
-    # ------------------------------------------------------------------------------- divergence
     def _skip_step(self, reason: str) -> torch.Tensor:
         """A zero loss that reaches every weight (so DDP's gradient exchange still happens on every
-        process) for a step that :meth:`on_before_optimizer_step` then skips."""
+        process) for a step that ``SkipNonFiniteSteps`` (``divergence.py``) then skips."""
         self.skip_reason = reason
         return sum((parameter * 0).sum() for parameter in self.parameters() if parameter.requires_grad)
 
-    def on_before_optimizer_step(self, optimizer) -> None:
-        """Skip the update when this step's features, loss or gradients are not finite on any process
-        (the weights stay as they were; never NaN weights); stop training with one line when
-        ``DIVERGENCE_PATIENCE`` steps in a row are skipped."""
-        parameters = [parameter for parameter in self.parameters() if parameter.grad is not None]
-        reason = self.skip_reason
-        if reason is None and not all(bool(torch.isfinite(parameter.grad).all()) for parameter in parameters):
-            reason = "the gradients are not finite"
-        self.skip_reason = None
-        skip = self.trainer.strategy.reduce_boolean_decision(reason is not None, all=False)
-        if not skip:
-            self.skipped_steps = []
-            return
-        for parameter in parameters:
-            parameter.grad = None
-        self.skipped_steps.append(self.trainer.global_step)
-        self.log("train/skipped_steps", float(len(self.skipped_steps)), batch_size=1)
-        cause = reason or "another process's step was not finite"
-        if len(self.skipped_steps) < DIVERGENCE_PATIENCE:
-            warnings.warn(
-                f"step {self.trainer.global_step} skipped: {cause}; the weights were not changed", stacklevel=2
-            )
-            return
-        raise InputError(
-            f"training diverged: {cause} at steps {self.skipped_steps} in a row. The learning rate is "
-            f"likely too high (--model.lr {self.hparams.lr:g}; try {self.hparams.lr / 10:g}). "
-            f"{_last_good_checkpoint(self.trainer)}"
-        )
+    def configure_callbacks(self) -> list[L.Callback]:
+        """The callback that skips non-finite steps and stops a diverging run, on every Trainer."""
+        return [SkipNonFiniteSteps()]
 
     def configure_optimizers(self):
         parameters = [p for p in self.parameters() if p.requires_grad]
@@ -402,19 +373,15 @@ class RegistrationModule(L.LightningModule):
         strict=None,
         **kwargs,
     ) -> "RegistrationModule":
-        """Lightning's ``load_from_checkpoint``, but the file is read as data only and may name
-        network classes only of ``lightning_reg``, ``torch`` and ``$LIGHTNING_REG_TRUSTED_MODULES``
-        (``checkpoints.check_trusted``), so opening a checkpoint imports no module it names."""
-        if hasattr(checkpoint_path, "read"):  # an open file, as Lightning allows
-            data, source = checkpoint_path.read(), str(getattr(checkpoint_path, "name", "the checkpoint"))
-        elif Path(checkpoint_path).is_file():
-            data, source = Path(checkpoint_path).read_bytes(), str(checkpoint_path)
-        else:
-            raise InputError(f"checkpoint not found: {checkpoint_path}")
-        checkpoint = read_checkpoint(source, data)
-        check_trusted(checkpoint.get("hyper_parameters", {}), source, ignore=kwargs)
+        """Lightning's ``load_from_checkpoint``, on a file first read as data only and naming network
+        classes only of trusted packages (``checkpoints.trusted_checkpoint``): opening a checkpoint
+        imports no module it names."""
         return super().load_from_checkpoint(
-            io.BytesIO(data), map_location=map_location, hparams_file=hparams_file, strict=strict, **kwargs
+            trusted_checkpoint(checkpoint_path, ignore=kwargs),
+            map_location=map_location,
+            hparams_file=hparams_file,
+            strict=strict,
+            **kwargs,
         )
 
     @classmethod
@@ -442,17 +409,3 @@ class RegistrationModule(L.LightningModule):
                 f"{different[:3]}. Use the training run's config (--config <run>/config.yaml) or "
                 f"its network settings"
             )
-
-
-def _last_good_checkpoint(trainer: L.Trainer) -> str:
-    """Where the last checkpoint saved before a failure is, for the failure's message."""
-    paths = [
-        callback.last_model_path or callback.best_model_path
-        for callback in trainer.checkpoint_callbacks
-        if getattr(callback, "last_model_path", None) or getattr(callback, "best_model_path", None)
-    ]
-    saved = [Path(path) for path in paths if Path(path).is_file()]
-    if not saved:
-        return "No checkpoint was saved before it."
-    newest = max(saved, key=lambda path: path.stat().st_mtime)
-    return f"The last checkpoint before it, {newest}, holds finite weights (resume or test from it)."
