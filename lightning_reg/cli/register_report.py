@@ -1,0 +1,102 @@
+"""``metrics.json`` of ``lightning-reg register``: what was solved with what, and how well, built
+from values alone (no file is read or written here, so it is tested on tensors)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import torch
+
+from ..evaluation.metrics import target_registration_error
+from ..solver import RegistrationResult, stages
+from ..solver.inverse import INVERSE_CONVERGED_VOXELS, InverseField
+from .register_request import RegisterRequest
+
+
+@dataclass
+class Measured:
+    """The numbers of one registered pair: its evaluation row (``evaluation.rows.pair_rows``), the
+    label maps' Dice and HD95 before registration, and the landmarks mapped (``None`` when absent)."""
+
+    row: dict
+    before: dict | None = None
+    landmarks: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # fixed, mapped, moving (mm)
+
+
+def inverse_report(inverse: InverseField, wanted: str) -> dict:
+    """The inverse's method, residual, and whether it converged and is written (``wanted``: the
+    ``--inverse-warp`` choice); a warning when it did not converge."""
+    residual = float(inverse.residual_voxels[0])
+    converged = residual <= INVERSE_CONVERGED_VOXELS
+    written = wanted == "write" or (wanted == "converged" and converged)
+    if not converged:
+        what = "written anyway (--inverse-warp converged or skip leaves it out)" if written else "not written"
+        print(
+            f"warning: the inverse warp did not converge: its largest residual is {residual:.2g} voxels (above "
+            f"{INVERSE_CONVERGED_VOXELS:g}) after {inverse.iterations} iterations, so 1InverseWarp.nii.gz maps some "
+            f"points wrongly (a folding or very large warp has no exact inverse there); {what}",
+            file=sys.stderr,
+        )
+    return {
+        "method": inverse.method,
+        "residual_voxels": residual,
+        "iterations": inverse.iterations,
+        "converged": converged,
+        "written": written,
+    }
+
+
+def build_report(
+    request: RegisterRequest,
+    described: dict,
+    result: RegistrationResult,
+    measured: Measured,
+    seconds: float,
+    inverse: InverseField | None,
+) -> dict:
+    """What ``metrics.json`` says of one registration (its provenance and phases are added by the
+    command): ``described`` is the solver's settings (``RegistrationLayer.describe``)."""
+    row = measured.row
+    linear, transform = stages(described["transform"])
+    report = {
+        "transform": transform,
+        "similarity": described["similarity"],
+        "init": linear or "none",
+        "scales": described["scales"],
+        "iterations": described["iterations"],
+        "checkpoint": str(request.checkpoint) if request.checkpoint else None,
+        "prompt_labels": list(request.prompt_labels),
+        "prompt_weight": request.prompt_weight,
+        "masks": {
+            "fixed": request.fixed_mask and str(request.fixed_mask),
+            "moving": request.moving_mask and str(request.moving_mask),
+        },
+        "folding_percent": row["folding_percent"],
+        "ndv_percent": row["ndv_percent"],
+        "sdlogj": row["sdlogj"],
+        "seconds": seconds,
+        "stationarity": float(result.stationarity[0]),
+        "label_mode": request.label_mode if measured.before is not None else None,
+    }
+    if inverse is not None:
+        report["inverse"] = inverse_report(inverse, request.inverse_warp)
+        report["inverse_consistency_mm"] = {
+            "mean": row["inverse_consistency_mm"],
+            "p95": row["inverse_consistency_p95_mm"],
+        }
+    if measured.landmarks is not None:
+        fixed_points, mapped, moving_points = measured.landmarks
+        report["tre_mm"] = {
+            "before": target_registration_error(fixed_points, moving_points),
+            "after": target_registration_error(mapped, moving_points),
+        }
+    if measured.before is not None:
+        report.update(
+            dice=row["dice"],
+            dice_before=measured.before["dice"],
+            hd95=row["hd95"],
+            hd95_before=measured.before["hd95"],
+            dice_per_label={key[len("dice_") :]: value for key, value in row.items() if key.startswith("dice_")},
+        )
+    return report
