@@ -165,10 +165,14 @@ def test_the_private_lightning_hooks_we_override_exist():
 
 def test_a_config_written_before_the_package_was_regrouped_still_runs(tmp_path):
     """``tests/fixtures/config_0.1.0.yaml`` is the ``config.yaml`` of a 0.1.0 ``fit`` run; it names
-    ``lightning_reg.checkpoints.AtomicCheckpointIO``, which now lives in ``training/``."""
+    ``lightning_reg.checkpoints.AtomicCheckpointIO``, which now lives in ``training/``;
+    ``eval_diffeomorphic_0.2.0.yaml`` is 0.2.0's ``configs/eval/diffeomorphic.yaml`` (``transform:
+    affine+greedy``, read since 0.3 as ``linear: affine``, ``transform: greedy``)."""
     old = ROOT / "tests" / "fixtures" / "config_0.1.0.yaml"
+    evaluation = ROOT / "tests" / "fixtures" / "eval_diffeomorphic_0.2.0.yaml"
     assert "lightning_reg.checkpoints.AtomicCheckpointIO" in old.read_text()
-    done = lightning_reg(["validate", "--config", old], tmp_path)
+    assert "transform: affine+greedy" in evaluation.read_text()
+    done = lightning_reg(["validate", "--config", old, "--config", evaluation], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     (metrics,) = (tmp_path / "runs" / "lightning-reg").glob("*/metrics.json")
     assert 0.0 <= json.loads(metrics.read_text())["val/dice"] <= 1.0
