@@ -18,6 +18,8 @@ import torch
 
 from ..errors import InputError, OneLineParser
 from ..evaluation.metrics import dice_per_label, hd95
+from ..evaluation.pictures import save_figure
+from ..evaluation.quality_control import quality_figure
 from ..evaluation.rows import pair_rows
 from ..files.ants import save_ants_transforms
 from ..files.landmarks import read_landmark_pair
@@ -176,6 +178,12 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
         "complete (never the working folder or a folder holding the inputs)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress: only warnings, errors and the last line")
+    parser.add_argument(
+        "--no-qc",
+        action="store_true",
+        help="do not draw qc.png (fixed, moving, warped, label outlines, checkerboard, deformed grid, "
+        "Jacobian determinant: three orthogonal slices of a 3D pair)",
+    )
     return parser
 
 
@@ -238,6 +246,8 @@ def register_files(request: RegisterRequest, phases: Phases, folder: Path) -> di
         warped_seg, measured = measure(request, loaded, result, seconds, inverse)
     report = build_report(request, described, result, measured, seconds, inverse)
     with phases.phase("writing", "wrote the results"):
+        if not request.no_qc:
+            write_quality_figure(folder / "qc.png", result, loaded, warped_seg, request.device)
         write_outputs(
             folder,
             result,
@@ -453,6 +463,23 @@ def write_outputs(
             tasks.append(pool.submit(save_volume, warped_seg[0], fixed, folder / "warped_seg.nii.gz", kind="label"))
         for task in tasks:
             task.result()  # a failed write raises here, as it would have in turn
+
+
+def write_quality_figure(
+    path: Path, result: RegistrationResult, loaded: Loaded, warped_seg: torch.Tensor | None, device
+) -> None:
+    """``qc.png``: the registration to check by eye (``evaluation/quality_control.py``)."""
+    figure = quality_figure(
+        loaded.fixed.data[0],
+        loaded.moving.data[0],
+        result.warp(loaded.moving.data.to(device))[0].cpu(),
+        result.displacement_voxels()[0].cpu(),
+        result.jacobian_determinant()[0, 0].cpu(),
+        None if warped_seg is None else warped_seg[0],
+        spacing=tuple(voxel_spacing(loaded.fixed.affine).tolist()),
+        title=f"{loaded.moving.path.name} -> {loaded.fixed.path.name}",
+    )
+    save_figure(figure, path)
 
 
 def sha256(path: Path) -> str:

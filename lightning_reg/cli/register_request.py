@@ -55,6 +55,7 @@ class RegisterRequest:
     ignore_header: bool = False
     overwrite: bool = False
     quiet: bool = False
+    no_qc: bool = False
     command_line: tuple[str, ...] = field(default=("lightning-reg", "register"))
 
     @classmethod
