@@ -194,7 +194,7 @@ def main() -> None:
     parser.add_argument("--load-ours", help="a checkpoint of ours instead of training")
     parser.add_argument("--load-voxelmorph", help="a checkpoint of the VoxelMorph baseline instead of training")
     parser.add_argument("--workdir", type=Path, default=Path("runs/domain_shift"), help="checkpoints go here")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "benchmarks" / "results")
     args = parser.parse_args()
     if args.data == "oasis" and args.root is None:
         parser.error("--data oasis needs --root")

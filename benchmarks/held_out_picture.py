@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--brains", type=Path, required=True)
     parser.add_argument("--checkpoint", default="brain2d")
     parser.add_argument("--pair", type=int, default=0, help="which of the 6 held-out pairs")
-    parser.add_argument("--out", type=Path, default=Path("docs"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
     model = RegistrationModule.load_from_checkpoint(str(resolve_checkpoint(args.checkpoint)), map_location="cpu").eval()
     pair = HeldOutPairs(args.brains, 2)[args.pair]

@@ -10,7 +10,7 @@ the stationarity the solver reached, and (per optimizer) the cosine between the 
 gradients.
 
     python benchmarks/implicit_fidelity.py --threads 2 [--shape 16 16] [--directions 3] [--out docs]
-    python benchmarks/implicit_fidelity.py --plot docs/implicit_fidelity.json   # redraw the figure only
+    python benchmarks/implicit_fidelity.py --plot benchmarks/results/implicit_fidelity.json   # redraw the figure only
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--optimizers", nargs="+", default=["adam", "lbfgs"])
     parser.add_argument("--backward", nargs="+", default=["jfb", "ift"])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("docs"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--plot", type=Path, help="only redraw the figure of this JSON written by an earlier run")
     args = parser.parse_args()
     if args.plot:

@@ -7,7 +7,7 @@ mode, and with the loss on the final level only or averaged over the levels (as 
 A trainable solver lowers the final level's loss and raises the hard Dice on the pair it is fitted
 to. Held-out subjects are never read. Writes JSON and a markdown table into --out.
 
-    python benchmarks/trainability.py --brains brains --threads 2 --out docs
+    python benchmarks/trainability.py --brains brains --threads 2 --out benchmarks/results
 """
 
 from __future__ import annotations

@@ -223,7 +223,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="data loader workers (OASIS)")
     parser.add_argument("--workdir", type=Path, default=Path("runs/transform_switch"), help="the checkpoint")
     parser.add_argument("--retrain", action="store_true", help="train even if --workdir has a checkpoint")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "benchmarks" / "results")
     args = parser.parse_args()
     if args.data == "oasis" and args.root is None:
         parser.error("--data oasis needs --root")

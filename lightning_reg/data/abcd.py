@@ -35,10 +35,11 @@ class ABCDDataModule(FileDataModule):
             (``derivatives/freesurfer``, ``derivatives/*``).
         seg_glob: the label map's file name in the pipeline's ``sub-*/[ses-*/]...`` folders, e.g.
             ``*_desc-aseg_dseg.nii.gz`` (fMRIPrep) or ``aseg.nii.gz`` (FreeSurfer, converted to NIfTI).
-        val_subjects, test_subjects: the last subjects (sorted by id) held out; consecutive held-out
-            subjects make the validation/test pairs (each subject's first scan).
-        label_lookup: e.g. ``aseg`` to map FreeSurfer codes to 35 contiguous labels (see FileDataModule).
-        **kwargs: preprocessing, augmentation, shift and loader options of :class:`FileDataModule`.
+        val_subjects: subjects held out for validation (before the test subjects, sorted by id);
+            consecutive ones make the pairs (each subject's first scan).
+        test_subjects: the last subjects (sorted by id), held out for the test pairs.
+        **kwargs: preprocessing, augmentation, shift and loader options of :class:`FileDataModule`
+            (``label_lookup="aseg"`` maps FreeSurfer codes to 35 contiguous labels).
 
     Scans with no label map are skipped, with one warning saying how many.
     """

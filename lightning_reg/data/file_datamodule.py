@@ -75,12 +75,15 @@ class FileDataModule(L.LightningDataModule):
             ``noise``, ``anisotropy4+intensity`` (see ``data/shifts.py``); None or ``clean``: none.
         train_pairs: random training pairs per epoch (seeded by ``seed`` and the epoch; the processes
             of a DDP run share them out).
-        max_val_pairs, max_test_pairs: at most this many of the fixed pairs (None: all).
+        max_val_pairs: at most this many of the fixed validation pairs (None: all).
+        max_test_pairs: at most this many of the fixed test pairs (None: all).
         max_unreadable_fraction: a training pair whose files cannot be read (damaged or changed after
             the module checked them) is replaced by the next one, with a warning naming the file;
             training stops when more than this fraction of the pairs drawn (at least one epoch's
             worth) could not be read. Validation and test pairs must all read.
-        seed, batch_size, num_workers: as usual.
+        seed: seeds the training pairs' draw (with the epoch).
+        batch_size: pairs per batch, per process under DDP.
+        num_workers: data loader workers per process.
     """
 
     def __init__(

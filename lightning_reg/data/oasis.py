@@ -33,10 +33,11 @@ class OASISDataModule(FileDataModule):
             ``auto`` (whichever ``root`` holds).
         subjects: neurite: a text file of subject folder names, one per line (default
             ``root/subjects.txt`` if present, else every ``OASIS_OAS1_*_MR1`` folder).
-        val_subjects, test_subjects: neurite: the last ``test_subjects`` subjects of the list are the
-            test set and the ``val_subjects`` before them the validation set; consecutive subjects
-            make the pairs (as in Learn2Reg).
-        image_file, seg_file: neurite: other file names in each subject folder (e.g. ``aligned_seg4.nii.gz``).
+        val_subjects: neurite: the ``val_subjects`` subjects before the test set are the validation
+            set; consecutive subjects make the pairs (as in Learn2Reg).
+        test_subjects: neurite: the last ``test_subjects`` subjects of the list are the test set.
+        image_file: neurite: another image file name in each subject folder.
+        seg_file: neurite: another label map file name in each subject folder (e.g. ``aligned_seg4.nii.gz``).
         **kwargs: preprocessing, augmentation, shift and loader options of :class:`FileDataModule`.
     """
 

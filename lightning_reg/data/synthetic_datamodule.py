@@ -47,14 +47,22 @@ class SyntheticDataModule(L.LightningDataModule):
 
     Args:
         shape: spatial shape, 2 numbers for 2D or 3 for 3D.
-        num_labels, label_smoothness, warp_magnitude, warp_smoothness, blur, noise, bias,
-            same_contrast: see :class:`SynthSettings`.
-        train_pairs, val_pairs, test_pairs: pairs per split; seed: shifts every split's seeds.
+        num_labels: labels of each random label map (:class:`SynthSettings`).
+        label_smoothness: smoothness of the label maps, voxels (:class:`SynthSettings`).
+        warp_magnitude: size of the random warps, voxels (:class:`SynthSettings`).
+        warp_smoothness: smoothness of the random warps, voxels (:class:`SynthSettings`).
+        blur: largest blur of a rendering (:class:`SynthSettings`).
+        noise: largest noise of a rendering (:class:`SynthSettings`).
+        bias: largest bias field of a rendering (:class:`SynthSettings`).
+        same_contrast: share of pairs whose two images share one contrast (:class:`SynthSettings`).
+        train_pairs: training pairs per epoch.
+        val_pairs: validation pairs (fixed seeds).
+        test_pairs: test pairs (fixed seeds).
+        seed: shifts every split's seeds; with the epoch, the order of the training pairs.
         shift: domain shift of the test (and predict) pairs, e.g. ``anisotropy4``, ``intensity``,
             ``noise``, ``anisotropy4+intensity`` (see ``data/shifts.py``); None or ``clean``: none.
-        batch_size, num_workers: of the data loaders (evaluation uses the same batch size), per
-            process under DDP. Each epoch draws the training pairs in a new order, seeded by ``seed``
-            and the epoch; the processes of a DDP run share them out.
+        batch_size: pairs per batch, per process under DDP (evaluation uses the same).
+        num_workers: data loader workers per process (the processes of a DDP run share the pairs out).
     """
 
     def __init__(

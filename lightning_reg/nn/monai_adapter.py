@@ -38,8 +38,10 @@ class MonaiFeatures(FeatureNetwork):
     """A MONAI network (``monai.networks.nets.<network>``) made into a feature pyramid.
 
     Args:
-        dims, in_channels, out_channels, scales: as every :class:`FeatureNetwork`; the MONAI network
-            gets ``spatial_dims=dims``, ``in_channels`` and the largest of ``out_channels``.
+        dims: 2 or 3; the MONAI network gets ``spatial_dims=dims``.
+        in_channels: image channels (the MONAI network's ``in_channels``).
+        out_channels: feature channels per scale (the MONAI network gets the largest).
+        scales: downsampling factor of each pyramid level, coarse to fine.
         network: the class name in ``monai.networks.nets`` (``BasicUNet``, ``UNet``, ...).
         network_options: its other arguments (``features`` of BasicUNet; ``channels`` and ``strides``
             of UNet, ...).

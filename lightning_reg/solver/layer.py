@@ -7,7 +7,7 @@ import copy
 import inspect
 import time
 from dataclasses import asdict, replace
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -44,7 +44,9 @@ class RegistrationLayer(torch.nn.Module):
             similarity, scales, iterations) are still read.
     """
 
-    def __init__(self, options: SolverOptions | str | Transform | None = None, *positional, **changes) -> None:
+    def __init__(
+        self, options: SolverOptions | str | Transform | None = None, *positional: Any, **changes: Any
+    ) -> None:
         super().__init__()
         self.options = solver_options(LEARNED, options, positional, changes)
         self.interpolation = interpolation_for(self.options.optimizer, self.options.interpolation)
@@ -106,16 +108,18 @@ class RegistrationLayer(torch.nn.Module):
         """Register ``B`` pairs; one :class:`RegistrationResult` per solver level, coarse to fine.
 
         Args:
-            fixed_features, moving_features: one ``[B, C_s, *S_s]`` tensor per level, coarse to fine;
-                fixed and moving may differ in spatial size, not in channels.
+            fixed_features: one ``[B, C_s, *S_s]`` tensor per level, coarse to fine.
+            moving_features: the same for the moving image; its spatial sizes may differ, not its
+                channels.
             feature_scales: the downsampling factor of each given level (a network's ``scales``).
                 With the layer's ``scales``, each solver level is made from the finest given level
                 at least as coarse, smoothed down further where needed. Left out: the given levels
                 are at the layer's scales, or one given level is at full resolution (scale 1).
             levels: solve only the first (coarsest) ``levels`` solver levels.
-            fixed_affine, moving_affine: voxel-to-world ``[B or 1, d+1, d+1]`` of the finest given
-                level's grids (the images' NIfTI affines when it is at image resolution); every
-                level spans the same field of view.
+            fixed_affine: voxel-to-world ``[B or 1, d+1, d+1]`` of the finest given fixed level's
+                grid (the image's NIfTI affine when it is at image resolution); every level spans
+                the same field of view.
+            moving_affine: the same for the moving pyramid.
             prompts: label-fidelity terms (masks at any resolution; resampled to every level).
             masks: cost-function masks (:class:`Masks`, any resolution; resampled to every level).
             init: an affine result or matrix ``[B, d+1, d+1]`` to start from (instead of the

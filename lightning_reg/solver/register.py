@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -34,7 +34,7 @@ def register(
     fixed: torch.Tensor,
     moving: torch.Tensor,
     options: SolverOptions | str | Transform | None = None,
-    *positional,
+    *positional: Any,
     fixed_affine: torch.Tensor | None = None,
     moving_affine: torch.Tensor | None = None,
     init: RegistrationResult | torch.Tensor | None = None,
@@ -43,7 +43,7 @@ def register(
     moving_mask: torch.Tensor | None = None,
     normalize: bool = True,
     callback: Callback | None = None,
-    **changes,
+    **changes: Any,
 ) -> RegistrationResult:
     """Register ``B`` pairs of images, each independently.
 

@@ -47,13 +47,15 @@ class RegistrationModule(L.LightningModule):
             here replaced, so evaluation may switch representation, iterations, scales, similarity,
             prompts, ... (a full ``SolverSettings`` is used as it is).
         image_loss: ``lncc`` or ``mse`` between the fixed image and the warped moving image.
-        image_weight, dice_weight: weights of the image term and of ``1 - soft Dice`` of the labels
-            warped linearly (one-hot); the loss is averaged over the pyramid levels.
+        image_weight: weight of the image term; the loss is averaged over the pyramid levels.
+        dice_weight: weight of ``1 - soft Dice`` of the labels warped linearly (one-hot).
         progressive_epochs: if > 0, train the coarsest level alone first and add the next finer
             level every ``progressive_epochs`` epochs.
-        lr, weight_decay, poly_power: AdamW with polynomial decay of the learning rate to 0. The
-            default 1e-3 trains the embedded synthetic run in minutes on two CPU cores; DIO trains real
-            brains for long runs at 3e-4 (``configs/oasis*.yaml``).
+        lr: AdamW's learning rate, decayed polynomially to 0. The default 1e-3 trains the embedded
+            synthetic run in minutes on two CPU cores; DIO trains real brains for long runs at 3e-4
+            (``configs/oasis*.yaml``).
+        weight_decay: AdamW's weight decay.
+        poly_power: the power of the learning rate's polynomial decay.
         eval_label_mode: how labels are warped for the validation/test metrics and the predictions:
             ``linear`` (one-hot, as ``lightning-reg register``) or ``nearest``.
     """

@@ -252,20 +252,29 @@ class BrainDataModule(L.LightningDataModule):
     Args:
         root: the built folder.
         dims: 3 (96x112x96 volumes) or 2 (axial 96x112 slices, 2 mm pixels).
-        train_subjects, val_subjects: donors rendered for training and validation; the held-out
-            subjects (``cohort.HELD_OUT``) are refused.
-        train_pairs, val_pairs: pairs per epoch / in validation (test: the 6 held-out pairs).
+        train_subjects: donors rendered for training; the held-out subjects (``cohort.HELD_OUT``)
+            are refused.
+        val_subjects: donors rendered for validation (held-out subjects refused).
+        train_pairs: training pairs per epoch.
+        val_pairs: validation pairs (test: the 6 held-out pairs).
         shapes: share of training pairs from random shapes instead of donors.
-        warp_magnitude, warp_smoothness: RMS size and scale of each image's random warp (voxels).
-        rotation, scaling, shift: each image's affine jitter (degrees, fraction, voxels).
-        blur, noise, bias: largest blur sigma (voxels), noise std and bias amplitude of the renderings.
+        warp_magnitude: RMS size of each image's random warp (voxels).
+        warp_smoothness: spatial scale of each image's random warp (voxels).
+        rotation: each image's largest random rotation (degrees).
+        scaling: each image's largest random scaling (fraction).
+        shift: each image's largest random translation (voxels).
+        blur: largest blur sigma of the renderings (voxels).
+        noise: largest noise standard deviation of the renderings.
+        bias: largest bias field amplitude of the renderings.
         crop: training window size (voxels) cut from each pair, e.g. 64 64 64; none: the whole grid.
         anisotropy: share of training pairs whose moving image has 2-4x thicker slices along a random
             axis, on its native grid (teaches features for clinical thick-slice scans).
         same_contrast: share of training and validation pairs whose two images share one random
             contrast (same-modality pairs, as the T1 to T1 test); the rest are cross-contrast.
         test_recipe: ``t1like``, or ``t2like`` for the contrast shift.
-        seed, batch_size, num_workers: as in :class:`SyntheticDataModule`.
+        seed: seeds the renderings and the training pairs' draw (with the epoch).
+        batch_size: pairs per batch, per process under DDP.
+        num_workers: data loader workers per process.
     """
 
     def __init__(
