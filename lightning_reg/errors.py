@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import errno
 import sys
+import warnings
 
 EXIT_BAD_INPUT = 2
 #: the shell's code for a command ended by Ctrl-C (128 + SIGINT)
@@ -102,6 +103,33 @@ def user_message(error: BaseException) -> str | None:
         text = " ".join(first_reason(str(error)).split("\n")).strip()
         return text + _hint(text)
     return None
+
+
+class RegistrationWarning(UserWarning):
+    """Something the user should know about their inputs or results that does not stop the work
+    (little overlap, thick slices, an inverse that did not converge). Filterable like any warning:
+    ``warnings.filterwarnings("ignore", category=RegistrationWarning)``; the commands print it as
+    one line, ``<program>: warning: <message>``."""
+
+
+def warn(message: str) -> None:
+    """Issue a :class:`RegistrationWarning` attributed to the caller's caller."""
+    warnings.warn(message, RegistrationWarning, stacklevel=3)
+
+
+def one_line_warnings(program: str) -> None:
+    """Show :class:`RegistrationWarning` as ``<program>: warning: <message>`` (one line on stderr);
+    every other warning as Python shows it."""
+    shown = getattr(warnings.showwarning, "shows_others", warnings.showwarning)  # not a chain of ours
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, RegistrationWarning):
+            print(f"{program}: warning: {message}", file=sys.stderr if file is None else file, flush=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show.shows_others = shown  # type: ignore[attr-defined]
+    warnings.showwarning = show
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Sequence
 
-from ..errors import EXIT_BAD_INPUT, interrupted, report
+from ..errors import EXIT_BAD_INPUT, interrupted, one_line_warnings, report
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 OTHER_COMMANDS = ("register", "apply", "sweep")
@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     share_cores()
     argv = list(sys.argv[1:] if argv is None else argv)
     program = f"lightning-reg {argv[0]}" if argv else "lightning-reg"
+    one_line_warnings(program)
     try:
         if argv and argv[0] in LIGHTNING_COMMANDS:
             return _lightning(argv)

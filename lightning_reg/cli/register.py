@@ -8,7 +8,6 @@ import hashlib
 import json
 import platform
 import shlex
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import InputError, OneLineParser
+from ..errors import InputError, OneLineParser, warn
 from ..evaluation.metrics import dice_per_label, hd95
 from ..evaluation.pictures import save_figure
 from ..evaluation.quality_control import quality_figure
@@ -320,10 +319,9 @@ def _check_overlap(fixed: Volume, moving: Volume) -> None:
             f"fix the headers"
         )
     if overlap < LOW_OVERLAP:
-        print(
-            f"warning: only {overlap:.0%} of {fixed.path}'s field of view lies inside {moving.path}'s (from "
-            f"their headers); if they should overlap more, check the headers or pass --ignore-header",
-            file=sys.stderr,
+        warn(
+            f"only {overlap:.0%} of {fixed.path}'s field of view lies inside {moving.path}'s (from "
+            f"their headers); if they should overlap more, check the headers or pass --ignore-header"
         )
 
 

@@ -3,14 +3,13 @@ model, apply the user's test-time solver options, solve on its features."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, warn
 from ..files.nifti import Volume
 from ..models import resolve_checkpoint
 from ..solver import normalize_intensities
@@ -58,11 +57,10 @@ def warn_thick_slices(volumes: list[Volume]) -> None:
     for volume in volumes:
         spacing = voxel_spacing(volume.affine.double())
         if float(spacing.max() / spacing.min()) > THICK_SLICES:
-            print(
-                f"warning: {volume.path} has voxels of {' x '.join(f'{s:.2g}' for s in spacing.tolist())} mm; "
+            warn(
+                f"{volume.path} has voxels of {' x '.join(f'{s:.2g}' for s in spacing.tolist())} mm; "
                 f"unless the model was trained with thick slices (--data.anisotropy), resample it to isotropic "
-                f"voxels first, or register it without --checkpoint",
-                file=sys.stderr,
+                f"voxels first, or register it without --checkpoint"
             )
 
 
@@ -74,11 +72,10 @@ def check_model_input(model: RegistrationModule, fixed: Volume) -> None:
     if fixed.data.shape[1] != network.in_channels:
         raise InputError(f"the model takes {network.in_channels} channel(s) but {fixed.path} has {fixed.data.shape[1]}")
     if fixed.dims == 3 and nib.aff2axcodes(fixed.affine.numpy()) != ("R", "A", "S"):
-        print(
-            f"warning: {fixed.path} is not RAS-oriented ({''.join(nib.aff2axcodes(fixed.affine.numpy()))}); "
+        warn(
+            f"{fixed.path} is not RAS-oriented ({''.join(nib.aff2axcodes(fixed.affine.numpy()))}); "
             f"the data modules train on RAS images (nibabel.as_closest_canonical), so reorient first for "
-            f"the features the model learned",
-            file=sys.stderr,
+            f"the features the model learned"
         )
 
 

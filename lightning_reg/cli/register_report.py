@@ -3,11 +3,11 @@ from values alone (no file is read or written here, so it is tested on tensors).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import torch
 
+from ..errors import warn
 from ..evaluation.metrics import target_registration_error
 from ..solver import RegistrationResult, stages
 from ..solver.inverse import INVERSE_CONVERGED_VOXELS, InverseField
@@ -32,11 +32,10 @@ def inverse_report(inverse: InverseField, wanted: str) -> dict:
     written = wanted == "write" or (wanted == "converged" and converged)
     if not converged:
         what = "written anyway (--inverse-warp converged or skip leaves it out)" if written else "not written"
-        print(
-            f"warning: the inverse warp did not converge: its largest residual is {residual:.2g} voxels (above "
+        warn(
+            f"the inverse warp did not converge: its largest residual is {residual:.2g} voxels (above "
             f"{INVERSE_CONVERGED_VOXELS:g}) after {inverse.iterations} iterations, so 1InverseWarp.nii.gz maps some "
-            f"points wrongly (a folding or very large warp has no exact inverse there); {what}",
-            file=sys.stderr,
+            f"points wrongly (a folding or very large warp has no exact inverse there); {what}"
         )
     return {
         "method": inverse.method,

@@ -56,7 +56,10 @@ class ABCDDataModule(FileDataModule):
     ) -> None:
         super().__init__(**kwargs)
         if root is None:
-            raise ValueError("ABCDDataModule needs the BIDS folder: --data.root PATH (see data/README.md)")
+            raise ValueError(
+                "ABCDDataModule needs the BIDS folder: --data.root PATH (sub-*/[ses-*/]anat/*_T1w.nii.gz, "
+                "label maps under derivatives/: --data.derivatives, --data.seg_glob)"
+            )
         if val_subjects < 2 or test_subjects < 2:
             raise ValueError(f"val_subjects and test_subjects must be >= 2, got {val_subjects}, {test_subjects}")
         self.root, self.image_glob, self.derivatives, self.seg_glob = Path(root), image_glob, derivatives, seg_glob

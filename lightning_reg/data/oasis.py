@@ -1,5 +1,5 @@
 """OASIS brain MRI as distributed: the Learn2Reg 2021 task 3 layout and the neurite-oasis layout
-(see ``data/README.md`` for where to get them). Read in place, no conversion."""
+(the data guide of the docs says where to get them). Read in place, no conversion."""
 
 from __future__ import annotations
 
@@ -54,7 +54,11 @@ class OASISDataModule(FileDataModule):
     ) -> None:
         super().__init__(**kwargs)
         if root is None:
-            raise ValueError("OASISDataModule needs the dataset folder: --data.root PATH (see data/README.md)")
+            raise ValueError(
+                "OASISDataModule needs the dataset folder: --data.root PATH, the unpacked Learn2Reg OASIS "
+                "download (with OASIS_dataset.json) or neurite-oasis (OASIS_OAS1_*_MR1 folders); the data "
+                "guide of the docs says where to get them and on what terms"
+            )
         if layout not in LAYOUTS:
             raise ValueError(f"unknown OASIS layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
         if val_subjects < 2 or test_subjects < 2:
@@ -78,7 +82,7 @@ class OASISDataModule(FileDataModule):
             return "neurite"
         raise ValueError(
             f"{self.root} holds neither OASIS_dataset.json (Learn2Reg) nor OASIS_OAS1_*_MR1 folders "
-            f"(neurite-oasis); see data/README.md"
+            f"(neurite-oasis): give --data.root the unpacked download itself (--data.layout names one)"
         )
 
     def find_splits(self) -> Splits:
