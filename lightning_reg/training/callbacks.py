@@ -1,4 +1,5 @@
-"""Lightning callbacks: the validation picture of one pair, saved as PNG and logged to W&B; the
+"""Lightning callbacks: the validation picture of one pair, saved as PNG and logged to W&B; on
+request, the quality-control picture of every test pair; the
 final metrics of a run as JSON; a checkpoint when training is interrupted (Ctrl-C); the NIfTI files
 of ``lightning-reg predict``; progress as plain lines for logs; how exact ``ift``'s backward was."""
 
@@ -18,10 +19,12 @@ from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
 from lightning.pytorch.loggers import WandbLogger
 
 from ..evaluation.pictures import registration_panel, save_figure
+from ..evaluation.quality_control import quality_figure
 from ..evaluation.rows import pair_id
 from ..files.nifti import Volume, save_itk_displacement, save_volume
 from ..files.output_folder import OutputFolder, write_text
 from ..solver.implicit import take_cg_reports
+from ..solver.spatial import voxel_spacing
 from .run_folder import run_directory
 
 
@@ -58,6 +61,35 @@ class RegistrationPanel(L.Callback):
         )
         if isinstance(trainer.logger, WandbLogger):
             trainer.logger.log_image(key="val/panel", images=[str(path)], step=trainer.global_step)
+
+
+class QualityFigures(L.Callback):
+    """On request, ``lightning-reg test`` draws every test pair as ``lightning-reg register`` draws
+    its one (``evaluation/quality_control.py``): ``<run>/qc/<pair id>.png``. Add it with
+    ``--trainer.callbacks+=lightning_reg.training.callbacks.QualityFigures``. Each batch is solved once
+    more for its pictures."""
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        with torch.no_grad():
+            result = pl_module(batch)
+            warped = result.warp(batch["moving"]).cpu()
+            displacement, jacobian = result.displacement_voxels().cpu(), result.jacobian_determinant().cpu()
+            labels = None if "moving_seg" not in batch else result.warp_labels(batch["moving_seg"]).cpu()
+        folder = run_directory(trainer) / "qc"
+        for index in range(len(batch["fixed"])):
+            affine = batch.get("fixed_affine")
+            spacing = None if affine is None else tuple(voxel_spacing(affine[index].double()).tolist())
+            figure = quality_figure(
+                batch["fixed"][index].cpu(),
+                batch["moving"][index].cpu(),
+                warped[index],
+                displacement[index],
+                jacobian[index, 0],
+                None if labels is None else labels[index],
+                spacing=spacing,
+                title=pair_id(batch, index),
+            )
+            save_figure(figure, folder / f"{pair_id(batch, index)}.png")
 
 
 class ConjugateGradientLog(L.Callback):
