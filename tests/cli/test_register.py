@@ -54,6 +54,7 @@ def test_register_writes_outputs_in_fixed_space(registered, nifti_pair):
         "0GenericAffine.mat",
         "1Warp.nii.gz",
         "1InverseWarp.nii.gz",
+        "qc.png",
         MARKER,
     }
     assert not list(out.parent.glob(".*partial*"))  # the staging folder became the output
