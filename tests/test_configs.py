@@ -37,3 +37,15 @@ def test_the_synthetic_config_is_the_default_of_fit_made_explicit():
         wrong = {key: (value, defaults.get(key, "no such option")) for key, value in given.items()}
         wrong = {key: pair for key, pair in wrong.items() if not _same(*pair)}
         assert not wrong, f"configs/synthetic2d.yaml differs from the code's defaults: {wrong}"
+
+
+def test_print_config_shows_the_training_solver_it_will_use(tmp_path):
+    """``fit --print_config`` shows the solver's real defaults, not ``null``."""
+    from helpers import lightning_reg
+
+    done = lightning_reg(["fit", "--print_config"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    shown = yaml.safe_load(done.stdout)["model"]["train_solver"]
+    assert shown == {
+        key: list(value) if isinstance(value, tuple) else value for key, value in asdict(SolverSettings()).items()
+    }

@@ -7,7 +7,7 @@ import io
 import math
 import time
 import warnings
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, is_dataclass, replace
 from pathlib import Path
 
 import lightning as L
@@ -34,6 +34,9 @@ from .solver_settings import EvalSolverSettings, SolverSettings
 #: The default network as LightningCLI shows it (class path and arguments); in Python each module
 #: built with it gets a new UNet.
 DEFAULT_NETWORK = lazy_instance(UNet, dims=2)
+#: The training solver's settings as ``--print_config`` and the API reference show them (each module
+#: gets its own copy)
+DEFAULT_SOLVER = SolverSettings()
 
 
 class RegistrationModule(L.LightningModule):
@@ -63,7 +66,7 @@ class RegistrationModule(L.LightningModule):
     def __init__(
         self,
         network: FeatureNetwork | None = DEFAULT_NETWORK,
-        train_solver: SolverSettings | None = None,
+        train_solver: SolverSettings | None = DEFAULT_SOLVER,
         eval_solver: EvalSolverSettings | None = None,
         image_loss: str = "lncc",
         image_weight: float = 1.0,
@@ -85,9 +88,8 @@ class RegistrationModule(L.LightningModule):
             if is_dataclass(self.hparams.get(key)):
                 self.hparams[key] = asdict(self.hparams[key])
         self.network = UNet(dims=2) if network is None or network is DEFAULT_NETWORK else network  # never shared
-        self.train_solver = (
-            SolverSettings(**train_solver) if isinstance(train_solver, dict) else (train_solver or SolverSettings())
-        )
+        given = train_solver or DEFAULT_SOLVER
+        self.train_solver = SolverSettings(**given) if isinstance(given, dict) else replace(given)
         if isinstance(eval_solver, dict):  # from a checkpoint's hyperparameters
             eval_solver = EvalSolverSettings(**eval_solver)
         self.eval_solver = (
