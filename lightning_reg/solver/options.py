@@ -136,7 +136,8 @@ class SolverOptions:
         if self.linear is not None and self.transform_name in LINEAR:
             raise ValueError(
                 f"linear {self.linear!r} is a stage before a deformable transform; {self.transform_name!r} "
-                f"is linear (e.g. linear='affine', transform='svf')"
+                f"is linear (e.g. an affine stage before svf: --init affine --transform svf on the command "
+                f"line, linear='affine', transform='svf' in Python)"
             )
         level_iterations(iterations, len(self.scales) if self.scales else _count(iterations))
         self.make_transform()  # unknown names and options fail here, not in the middle of a solve
