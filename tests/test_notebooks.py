@@ -22,5 +22,7 @@ def test_notebook_runs_top_to_bottom(name, tmp_path):
     client.execute()
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
     assert not [output for output in outputs if output.output_type == "error"]
+    said = "".join(output.get("text", "") for output in outputs if output.output_type == "stream")
+    assert "moved to lightning_reg" not in said  # our notebooks use no deprecated path
     figures = [output for output in outputs if "image/png" in output.get("data", {})]
     assert len(figures) >= 2  # the pictures are the point
