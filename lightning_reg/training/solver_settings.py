@@ -66,9 +66,10 @@ class SolverSettings:
 
     def options(self) -> SolverOptions:
         """The solver's options of these settings; building them validates them (ValueError)."""
-        deformable = stages(self.transform)[1] not in LINEAR
+        name = stages(self.transform)[1]
+        deformable = name not in LINEAR
         steps = {"learning_rate": self.learning_rate if deformable else None}
-        if stages(self.transform)[1] in SMOOTHED:
+        if name in SMOOTHED:
             steps.update(smooth_grad_sigma=self.smooth_grad_sigma, smooth_warp_sigma=self.smooth_warp_sigma)
         transform_options = dict(self.transform_options)
         for name, value in steps.items():
