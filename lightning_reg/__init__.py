@@ -5,11 +5,30 @@ The public face is imported on first use (PEP 562), so ``import lightning_reg`` 
 ``register`` (torch only).
 """
 
-from importlib import import_module
-from importlib.metadata import version
-from typing import TYPE_CHECKING
+import os
+import sys
 
-from . import moved
+
+def _forget_working_folder() -> None:
+    """``python -m lightning_reg...`` puts the working folder first on ``sys.path`` (Python 3.11+
+    not under ``-P``/``PYTHONSAFEPATH``); drop it before anything else is imported here, so that a
+    file such as ``argparse.py`` or ``typing.py`` lying in the folder where a user runs a command
+    never runs. While Python locates the ``-m`` module, ``sys.argv[0]`` is ``"-m"``."""
+    running = [arg for arg in getattr(sys, "orig_argv", []) if arg.removeprefix("-m").startswith("lightning_reg")]
+    if sys.argv[:1] != ["-m"] or not running or not sys.path:
+        return
+    first = sys.path[0]
+    if first == "" or os.path.realpath(first) == os.path.realpath(os.getcwd()):
+        del sys.path[0]
+
+
+_forget_working_folder()
+
+from importlib import import_module  # noqa: E402 (after the working folder is off the path)
+from importlib.metadata import version  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+from . import moved  # noqa: E402
 
 if TYPE_CHECKING:  # what the lazy table below hands out, for type checkers and IDEs
     from .solver.layer import RegistrationLayer as RegistrationLayer

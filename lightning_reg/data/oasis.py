@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..files.names import confined
 from .file_datamodule import FileDataModule, Splits, held_out_splits
 from .subjects import ImageRecord
 
@@ -123,7 +124,7 @@ class OASISDataModule(FileDataModule):
         return Splits(train_subjects=train, val=pairs, test=pairs)
 
     def _resolve(self, relative: str, manifest: Path) -> Path:
-        path = (self.root / relative).resolve()
+        path = confined(self.root, str(relative), str(manifest)).resolve()
         if not path.is_file():
             raise ValueError(f"{manifest} refers to {relative}, which is not in {self.root}")
         return path
@@ -158,7 +159,11 @@ class OASISDataModule(FileDataModule):
         if self.subject_list and not listing.is_file():
             raise ValueError(f"subject list {listing} not found")
         if listing.is_file():
-            names = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+            lines = [(number, line.strip()) for number, line in enumerate(listing.read_text().splitlines(), 1)]
+            names = [line for _, line in lines if line]
+            for number, name in lines:
+                if name:
+                    confined(self.root, name, f"{listing}, line {number}", single=True)
         else:
             names = sorted(path.name for path in self.root.glob("OASIS_OAS1_*_MR1") if path.is_dir())
         if not names:
