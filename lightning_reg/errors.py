@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import errno
 import sys
+import textwrap
 import warnings
+from contextlib import contextmanager
+from typing import Iterator
 
 EXIT_BAD_INPUT = 2
 #: the shell's code for a command ended by Ctrl-C (128 + SIGINT)
@@ -32,6 +35,10 @@ _OS_HINTS = {
     errno.EIO: "the disk reported an I/O error: check the device",
     errno.ELOOP: "the path is a loop of symbolic links: point it at a real file or folder",
     errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
+    errno.ENAMETOOLONG: "a name in the path is longer than the file system allows (often 255 bytes): shorten it",
+    errno.EISDIR: "it is a folder, not a file: name a file",
+    errno.ENOENT: "no such file or folder: check the path",
+    errno.ENXIO: "it is a device or pipe with nothing at the other end: name a regular file",
 }
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
@@ -50,6 +57,11 @@ _UNION_HEADERS = (
 )
 
 
+def shorten(text: str, width: int = 200) -> str:
+    """``text`` on one line, at most ``width`` characters, cut between words (`` ...`` marks a cut)."""
+    return textwrap.shorten(" ".join(str(text).split()), width=width, placeholder=" ...")
+
+
 def first_reason(message: str) -> str:
     """The reason in a jsonargparse error (``Parser key "a.b": <reason>``, or for a union "Does not
     validate against any of the Union subtypes ... - <reason>"): the option's full key and the first
@@ -63,7 +75,7 @@ def first_reason(message: str) -> str:
         return message
     given = [line for line in lines if line.startswith("Given value:")]
     expected = reasons[0].startswith("Expected") and "Got value" not in reasons[0]
-    suffix = f" ({given[-1][:120]})" if given and expected else ""
+    suffix = f" ({shorten(given[-1], 120)})" if given and expected else ""
     return f"--{'.'.join(keys)}: {reasons[0]}{suffix}" if keys else reasons[0] + suffix
 
 
@@ -115,6 +127,25 @@ class RegistrationWarning(UserWarning):
 def warn(message: str) -> None:
     """Issue a :class:`RegistrationWarning` attributed to the caller's caller."""
     warnings.warn(message, RegistrationWarning, stacklevel=3)
+
+
+@contextmanager
+def recorded_warnings() -> Iterator[list[str]]:
+    """The messages of the :class:`RegistrationWarning` issued in the block, in order, for a result
+    file to keep (they are shown as well, as everywhere else)."""
+    messages: list[str] = []
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, RegistrationWarning):
+            messages.append(str(message))
+        shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield messages
+    finally:
+        warnings.showwarning = shown
 
 
 def one_line_warnings(program: str) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import secrets
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -32,7 +34,7 @@ from ..training.callbacks import (
     NiftiPredictionWriter,
     RegistrationPanel,
 )
-from ..training.checkpoints import AtomicCheckpointIO, check_trusted, newest_last_checkpoint, read_checkpoint
+from ..training.checkpoints import AtomicCheckpointIO, check_trusted, read_checkpoint, resume_checkpoint
 from ..training.module import RegistrationModule
 from ..training.run_folder import run_directory, share_run_directory, wandb_logged_in
 
@@ -121,15 +123,33 @@ class RegistrationCLI(LightningCLI):
             self._continue_run(subcommand)
         elif ckpt_path and not Path(ckpt_path).is_file():
             raise InputError(f"--ckpt_path {ckpt_path}: no such checkpoint file")
+        if subcommand and self.config[subcommand].trainer.get("logger") is False:
+            self._own_run_folder(subcommand)
+
+    def _own_run_folder(self, subcommand: str) -> None:
+        """Without a logger, Lightning writes every run into ``default_root_dir`` itself, and a second
+        run replaced the first's checkpoints, config and metrics; here each run gets a new folder under
+        it (``run-<date>-<time>-<4 hex>``), and ``fit`` from a checkpoint in ``<run>/checkpoints/`` goes
+        on in that run's folder, as it does under W&B."""
+        config = self.config[subcommand]
+        checkpoint = Path(config.ckpt_path) if config.get("ckpt_path") else None
+        if subcommand == "fit" and checkpoint is not None and checkpoint.parent.name == "checkpoints":
+            folder = checkpoint.parent.parent
+        else:
+            root = Path(config.trainer.get("default_root_dir") or "runs")
+            folder = root / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+        config.trainer.default_root_dir = str(folder)
 
     def _resolve_last(self, subcommand: str) -> None:
-        """``--ckpt_path last``: the newest ``checkpoints/last.ckpt`` under the run folders."""
-        found = newest_last_checkpoint(self._roots(subcommand))
+        """``--ckpt_path last``: the newest run's checkpoint under the run folders (``resume_checkpoint``),
+        named on stderr."""
+        found = resume_checkpoint(self._roots(subcommand))
         if found is None:
             raise InputError(
                 f"--ckpt_path last: no run under {', '.join(map(str, self._roots(subcommand)))} has a "
-                f"checkpoints/last.ckpt; give a checkpoint's path"
+                f"checkpoints/last.ckpt or interrupted.ckpt; give a checkpoint's path"
             )
+        print(f"lightning-reg {subcommand}: --ckpt_path last is {found}", file=sys.stderr)
         self.config[subcommand].ckpt_path = str(found)
 
     def _roots(self, subcommand: str) -> list[str]:

@@ -88,11 +88,29 @@ def pair_seed(seed: int, index: int, role: int) -> int:
     return seed * 1_000_003 + 2 * index + role
 
 
+def distinct_ids(ids: Sequence[str]) -> list[str]:
+    """``ids`` with each repeat numbered (the second ``a_b`` is ``a_b-2``), so that no two pairs
+    share a row in ``test_metrics.csv`` or a folder of ``predict``."""
+    seen: dict[str, int] = {}
+    taken = set(ids)
+    distinct = []
+    for pair_id in ids:
+        seen[pair_id] = seen.get(pair_id, 0) + 1
+        candidate, number = pair_id, seen[pair_id]
+        while number > 1 and (candidate := f"{pair_id}-{number}") in taken:
+            number += 1
+        taken.add(candidate)
+        distinct.append(candidate)
+    return distinct
+
+
 class FixedPairs(Dataset):
-    """The given pairs, in order; item ``i`` is ``pairs[i]`` through ``pipeline``."""
+    """The given pairs, in order; item ``i`` is ``pairs[i]`` through ``pipeline``, its id
+    ``<fixed name>_<moving name>`` (numbered where pairs repeat: :func:`distinct_ids`)."""
 
     def __init__(self, pairs: Sequence[Pair], pipeline: Pipeline, seed: int = 0) -> None:
         self.pairs, self.pipeline, self.seed = list(pairs), pipeline, seed
+        self.ids = distinct_ids([f"{fixed.name}_{moving.name}" for fixed, moving in self.pairs])
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -102,7 +120,7 @@ class FixedPairs(Dataset):
         return pair_item(
             self.pipeline(fixed, pair_seed(self.seed, index, 0)),
             self.pipeline(moving, pair_seed(self.seed, index, 1)),
-            f"{fixed.name}_{moving.name}",
+            self.ids[index],
         )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from .datasets import Pair
 from .file_datamodule import FileDataModule, Splits
@@ -21,6 +23,23 @@ def _record(row: dict, role: str, folder: Path, columns: set[str]) -> ImageRecor
     image = folder / row[role].strip()
     files = {column: folder / row[f"{role}_{column}"].strip() for column in OPTIONAL if f"{role}_{column}" in columns}
     return ImageRecord(image.name.split(".")[0], image, **files)
+
+
+def _short_name(path: Path, depth: int) -> str:
+    folders = path.parent.parts[max(len(path.parent.parts) - depth + 1, 0) :] if depth > 1 else ()
+    return "-".join([*folders, path.name.split(".")[0]])
+
+
+def short_names(paths: Iterable[Path]) -> dict[Path, str]:
+    """A name for each image file (its pairs' ids are made of them): its stem, preceded by as many of
+    its folders as tell it from the others (``a/img.nii.gz``, ``c/img.nii.gz``: ``a-img``, ``c-img``)."""
+    left, names, depth = sorted(set(paths)), {}, 1
+    while left:
+        counts = Counter(_short_name(path, depth) for path in left)
+        last = all(depth > len(path.parts) for path in left)
+        names.update({path: _short_name(path, depth) for path in left if last or counts[_short_name(path, depth)] == 1})
+        left, depth = [path for path in left if path not in names], depth + 1
+    return names
 
 
 class PairsDataModule(FileDataModule):
@@ -78,4 +97,9 @@ class PairsDataModule(FileDataModule):
                 raise ValueError(f"{self.manifest}, line {number}: split {split!r} is not one of {', '.join(SPLITS)}")
             for name in [split] if "split" in columns else SPLITS:
                 by_split[name].append(pair)
-        return Splits(train_pairs=by_split["train"], val=by_split["val"], test=by_split["test"])
+        names = short_names(record.image for pairs in by_split.values() for pair in pairs for record in pair)
+        named = {
+            split: [tuple(replace(record, name=names[record.image]) for record in pair) for pair in pairs]
+            for split, pairs in by_split.items()
+        }
+        return Splits(train_pairs=named["train"], val=named["val"], test=named["test"])

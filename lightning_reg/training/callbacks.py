@@ -5,7 +5,6 @@ of ``lightning-reg predict``; progress as plain lines for logs; how exact ``ift`
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -18,13 +17,17 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
 from lightning.pytorch.loggers import WandbLogger
 
+from ..errors import InputError
 from ..evaluation.pictures import registration_panel, save_figure
 from ..evaluation.quality_control import quality_figure
 from ..evaluation.rows import pair_id
+from ..files import strict_json
+from ..files.names import file_name
 from ..files.nifti import Volume, save_itk_displacement, save_volume
 from ..files.output_folder import OutputFolder, write_text
 from ..solver.implicit import take_cg_reports
 from ..solver.spatial import voxel_spacing
+from .checkpoints import INTERRUPTED_FILE
 from .run_folder import run_directory
 
 
@@ -89,7 +92,7 @@ class QualityFigures(L.Callback):
                 spacing=spacing,
                 title=pair_id(batch, index),
             )
-            save_figure(figure, folder / f"{pair_id(batch, index)}.png")
+            save_figure(figure, folder / f"{file_name(pair_id(batch, index))}.png")
 
 
 class ConjugateGradientLog(L.Callback):
@@ -124,7 +127,7 @@ class MetricsFile(L.Callback):
         if stage == "predict" or not trainer.is_global_zero or not trainer.callback_metrics:
             return
         values = {key: float(value) for key, value in trainer.callback_metrics.items()}
-        text = json.dumps({"stage": stage, **values}, indent=2)
+        text = strict_json.dumps({"stage": stage, **values}, indent=2)
         paths = [run_directory(trainer) / "metrics.json"]
         if os.environ.get(METRICS_FILE_VARIABLE):
             paths.append(Path(os.environ[METRICS_FILE_VARIABLE]))
@@ -139,7 +142,7 @@ class InterruptCheckpoint(L.Callback):
     ``--ckpt_path last`` resumes exactly). Lightning then closes the loggers and exits; what happened
     is kept in :attr:`interrupted` for the command's one line."""
 
-    FILENAME = "interrupted.ckpt"
+    FILENAME = INTERRUPTED_FILE
     #: after Ctrl-C in any stage: what was kept (empty when nothing was), else ``None``
     interrupted: str | None = None
 
@@ -152,10 +155,12 @@ class InterruptCheckpoint(L.Callback):
         folders = [callback.dirpath for callback in trainer.checkpoint_callbacks if getattr(callback, "dirpath", None)]
         path = Path(folders[0] if folders else run_directory(trainer) / "checkpoints") / self.FILENAME
         trainer.save_checkpoint(path)
-        InterruptCheckpoint.interrupted = (
-            f"the state at step {trainer.global_step} is in {path}; --ckpt_path last "
-            f"resumes from the last complete epoch"
+        resumes = (
+            "--ckpt_path last resumes this run from its last complete epoch"
+            if (path.parent / "last.ckpt").is_file()
+            else "no epoch of this run was complete, so --ckpt_path last resumes it from this state"
         )
+        InterruptCheckpoint.interrupted = f"the state at step {trainer.global_step} is in {path}; {resumes}"
 
 
 def fixed_reference(batch: dict, index: int) -> Volume:
@@ -222,8 +227,13 @@ class NiftiPredictionWriter(BasePredictionWriter):
             warped_seg = result.warp_labels(batch["moving_seg"], mode=pl_module.eval_label_mode)
         displacement = result.displacement_mm()
         for index in range(len(warped)):
-            folder = self.staging / pair_id(batch, index)
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = self.staging / file_name(pair_id(batch, index))
+            if folder.exists():
+                raise InputError(
+                    f"two prediction pairs are named {folder.name}: give the pairs distinct names, so that "
+                    f"neither replaces the other"
+                )
+            folder.mkdir(parents=True)
             reference = fixed_reference(batch, index)
             save_volume(warped[index], reference, folder / "warped.nii.gz")
             save_itk_displacement(displacement[index], reference, folder / "warp.nii.gz")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -17,7 +18,7 @@ import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from ..errors import InputError
+from ..errors import InputError, shorten
 from ..files.output_folder import atomic_path
 
 #: names more top-level packages (comma-separated) whose classes a checkpoint may name
@@ -61,6 +62,16 @@ def check_trusted(hyperparameters: dict, source: str | Path, ignore: Iterable[st
             )
 
 
+def _refusal(error: Exception) -> str:
+    """Why torch did not load a file, in one line of whole words: for a pickle that would run code,
+    what it asked for (torch's own message is a paragraph about ``weights_only``)."""
+    text = " ".join(str(error).split())
+    if "WeightsUnpickler error:" in text:
+        asked = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0].strip()
+        return shorten(f"it holds objects other than tensors and numbers, refused unread: {asked}")
+    return shorten(f"{type(error).__name__}: {text}")
+
+
 def read_checkpoint(path: str | Path, data: bytes | None = None) -> dict:
     """The checkpoint's dictionary (from ``data``, the file's bytes, when given), loaded as data only
     (``weights_only``: no pickled code)."""
@@ -68,12 +79,13 @@ def read_checkpoint(path: str | Path, data: bytes | None = None) -> dict:
     if data is None and not path.is_file():
         raise InputError(f"checkpoint not found: {path}")
     try:
-        checkpoint = torch.load(io.BytesIO(data) if data is not None else path, weights_only=True, map_location="cpu")
+        with warnings.catch_warnings():  # torch's notes on pickle protocols; the refusal says what matters
+            warnings.simplefilter("ignore", UserWarning)
+            checkpoint = torch.load(
+                io.BytesIO(data) if data is not None else path, weights_only=True, map_location="cpu"
+            )
     except Exception as error:  # torch raises many kinds for files that are not checkpoints or are cut short
-        reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else ""
-        raise InputError(
-            f"{path} is not a lightning-reg checkpoint, or is damaged ({type(error).__name__}: {reason})"
-        ) from None
+        raise InputError(f"{path} is not a lightning-reg checkpoint, or is damaged ({_refusal(error)})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise InputError(f"{path} is not a Lightning checkpoint (no state_dict)")
     return checkpoint
@@ -94,10 +106,28 @@ def trusted_checkpoint(location: str | Path | io.BufferedIOBase, ignore: Iterabl
     return io.BytesIO(data)
 
 
-def newest_last_checkpoint(roots: Iterable[str | Path]) -> Path | None:
-    """The most recently written ``checkpoints/last.ckpt`` of any run under ``roots``."""
-    found = [path for root in roots if Path(root).is_dir() for path in Path(root).glob("**/checkpoints/last.ckpt")]
-    return max(found, key=lambda path: path.stat().st_mtime, default=None)
+#: what ``InterruptCheckpoint`` saves on Ctrl-C beside ``last.ckpt`` (the state of that moment)
+INTERRUPTED_FILE = "interrupted.ckpt"
+
+
+def resume_checkpoint(roots: Iterable[str | Path]) -> Path | None:
+    """What ``--ckpt_path last`` resumes: of the run under ``roots`` that wrote a checkpoint most
+    recently (``last.ckpt`` at an epoch's end, or ``interrupted.ckpt`` on Ctrl-C), its ``last.ckpt``
+    (an exact resume), or its ``interrupted.ckpt`` when no epoch of it was complete; never an older
+    run's checkpoint in place of the newest run's."""
+    names = ("last.ckpt", INTERRUPTED_FILE)
+    found = [
+        path
+        for root in roots
+        if Path(root).is_dir()
+        for name in names
+        for path in Path(root).glob(f"**/checkpoints/{name}")
+    ]
+    newest = max(found, key=lambda path: path.stat().st_mtime, default=None)
+    if newest is None:
+        return None
+    last = newest.parent / "last.ckpt"
+    return last if last.is_file() else newest
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
