@@ -106,3 +106,29 @@ def wandb_exit_code(offline_run: Path) -> int | None:
             if record.WhichOneof("record_type") == "exit":
                 code = record.exit.exit_code
     return code
+
+
+#: a writer that stops in the middle of writing ``name`` (printing "ready") until it is killed
+WRITER = """
+import sys, time
+from lightning_reg.files.output_folder import atomic_path
+with atomic_path(sys.argv[1]) as temporary:
+    temporary.write_bytes(b"half a file")
+    print("ready", flush=True)
+    time.sleep(600)
+"""
+
+
+def killed_writer_of(path) -> subprocess.Popen:
+    """A writer of ``path`` stopped mid-write, then killed with SIGKILL (``kill -9``)."""
+    process = stopped_writer_of(path)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    return process
+
+
+def stopped_writer_of(path) -> subprocess.Popen:
+    """A writer of ``path`` (``atomic_path``) stopped in the middle of writing it, alive."""
+    process = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    return process

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Sequence
 
 from ..errors import EXIT_BAD_INPUT, interrupted, one_line_warnings, report
+from ..files import strict_json
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 OTHER_COMMANDS = ("register", "apply", "sweep")
@@ -44,8 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] in LIGHTNING_COMMANDS:
             return _lightning(argv)
         return _other(argv)
-    except KeyboardInterrupt:
-        return interrupted(program, "nothing half-written was left")
+    except KeyboardInterrupt as stop:  # a command that kept something says what in the interrupt's message
+        return interrupted(program, str(stop) or "nothing half-written was left")
 
 
 def _other(argv: list[str]) -> int:
@@ -69,7 +69,7 @@ def _other(argv: list[str]) -> int:
         result = run(args)
     except Exception as error:  # the user's settings, data, files and machine; else a traceback
         return report(error, f"lightning-reg {argv[0]}")
-    print(json.dumps({k: v for k, v in result.items() if k != "dice_per_label"}), flush=True)
+    print(strict_json.dumps({k: v for k, v in result.items() if k != "dice_per_label"}), flush=True)
     print(f"lightning-reg {argv[0]}: wrote {result['out']}", file=sys.stderr)
     return 0
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 from contextlib import contextmanager
@@ -48,20 +49,69 @@ def resolve_path(path: str | Path, flag: str = "") -> Path:
         ) from None
 
 
+#: the temporary file of :func:`atomic_path`: ``.partial-<8 hex digits>-<final name>``
+PARTIAL = re.compile(r"\.partial-[0-9a-f]{8}-.+")
+
+
+def _claim(path: Path) -> int | None:
+    """Create ``path`` and lock it for as long as the returned descriptor stays open (the writer
+    opens the same file by name, so the lock stays on what it writes)."""
+    handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    if fcntl is None:
+        os.close(handle)
+        return None
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
+
+
+def _remove_abandoned_files(folder: Path) -> None:
+    """Remove the temporary files of writers that are gone (killed with ``kill -9``, a power cut):
+    no process holds their lock."""
+    if fcntl is None:
+        return
+    for left in folder.glob(".partial-*"):
+        if not PARTIAL.fullmatch(left.name) or not left.is_file() or left.is_symlink():
+            continue
+        try:
+            handle = os.open(left, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            left.unlink(missing_ok=True)
+        except (BlockingIOError, OSError):
+            pass  # a live writer's
+        finally:
+            os.close(handle)
+
+
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, overwrite: bool = True) -> Iterator[Path]:
     """A temporary path beside ``path`` (same folder, same suffixes) to write to; it replaces
-    ``path`` when the block ends without error and is removed when it fails."""
-    path = Path(path)
+    ``path`` when the block ends without error and is removed when it fails. Without ``overwrite``,
+    a ``path`` that another process wrote meanwhile is kept and this is an :class:`InputError`
+    (the check and the rename happen under the folder's lock). ``~`` is the home folder, as nibabel
+    reads it. Temporary files that killed writers left in the folder are removed."""
+    path = Path(path).expanduser()
     temporary = path.with_name(f".partial-{secrets.token_hex(4)}-{path.name}")
+    handle = _claim(temporary)
     try:
         yield temporary
         if temporary.is_file():
-            with open(temporary, "rb") as handle:  # on disk before the rename makes it visible
-                os.fsync(handle.fileno())
-        os.replace(temporary, path)
+            with open(temporary, "rb") as written:  # on disk before the rename makes it visible
+                os.fsync(written.fileno())
+        with _locked_folder(path.parent):
+            if not overwrite and (path.exists() or path.is_symlink()):
+                raise InputError(
+                    f"{path} was written by another process while this one worked; it was kept and this "
+                    f"result discarded: choose another name, or pass --overwrite"
+                )
+            os.replace(temporary, path)
+        _remove_abandoned_files(path.parent)
     finally:
         temporary.unlink(missing_ok=True)
+        if handle is not None:
+            os.close(handle)
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -204,6 +254,11 @@ class OutputFolder:
 
     def check(self) -> None:
         """Raise :class:`InputError` if writing here could fail or lose anything the user wrote."""
+        if self.folder.is_symlink():  # replacing it would replace the link, or delete what it points to
+            raise InputError(
+                f"{self.flag} {self.folder} is a symbolic link (to {os.readlink(self.folder)}): name the "
+                f"folder itself, or a new one"
+            )
         folder = resolve_path(self.folder, self.flag)
         if self.folder.exists() and not self.folder.is_dir():
             raise InputError(f"{self.flag} {self.folder} exists and is not a folder: choose a folder name")
@@ -265,13 +320,38 @@ class OutputFolder:
         if handle is not None:
             os.close(handle)
 
+    @staticmethod
+    def record(folder: Path) -> None:
+        """List the files now in ``folder`` in its marker: all that a later ``--overwrite`` may replace."""
+        marker = json.loads((folder / MARKER).read_text())
+        marker["files"] = [entry for entry in _entries(folder) if entry != MARKER]
+        (folder / MARKER).write_text(json.dumps(marker) + "\n")  # in place: the lock stays on this file
+
+    def reopen(self) -> Path:
+        """The existing final folder, to go on writing in (``--resume``): it must be one lightning-reg
+        wrote, and no other process may be writing in it (its marker is locked until :meth:`close`)."""
+        if not (self.folder / MARKER).is_file():
+            raise InputError(f"{self.flag} {self.folder} is not a folder lightning-reg wrote: nothing to resume there")
+        handle = os.open(self.folder / MARKER, os.O_RDONLY)
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(handle)
+                raise InputError(f"another lightning-reg process is writing in {self.folder}: wait for it") from None
+        self._locks[self.folder] = handle
+        return self.folder
+
+    def close(self, folder: Path) -> None:
+        """After writing in a :meth:`reopen` ed folder: list its files in its marker and unlock it."""
+        self.record(folder)
+        self._release(folder)
+
     def commit(self, staging: Path) -> None:
         """Put the complete ``staging`` folder in the final folder's place, listing its files in the
         marker. A folder that appeared meanwhile (another run) is kept, and this is an error, unless
         ``overwrite`` (then it is replaced when it may be: :meth:`check`)."""
-        marker = json.loads((staging / MARKER).read_text())
-        marker["files"] = [entry for entry in _entries(staging) if entry != MARKER]
-        (staging / MARKER).write_text(json.dumps(marker) + "\n")  # in place: the lock stays on this file
+        self.record(staging)
         with _locked_folder(staging.parent):
             if self._has_content() and not self.overwrite:
                 raise InputError(

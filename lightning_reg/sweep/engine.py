@@ -144,6 +144,9 @@ def execute(config: dict, parameters: dict, extra: list[str], folder: Path, grou
     log_path.parent.mkdir(parents=True, exist_ok=True)
     environment = dict(
         os.environ,
+        # Python 3.11+: the run's interpreter (and Lightning's DDP processes, which inherit it) never
+        # puts the working folder on sys.path; lightning_reg/__init__.py drops it on 3.10
+        PYTHONSAFEPATH="1",
         WANDB_MODE="offline",
         WANDB_RUN_ID=run.run_id,
         WANDB_RUN_GROUP=group,
@@ -152,10 +155,15 @@ def execute(config: dict, parameters: dict, extra: list[str], folder: Path, grou
     )
     command = build_command(config, parameters, extra)
     start = time.perf_counter()
-    with open(log_path, "w") as log:
-        log.write(" ".join(command) + "\n")
-        log.flush()
-        done = subprocess.run(command, env=environment, stdout=log, stderr=subprocess.STDOUT, check=False)
+    try:
+        with open(log_path, "w") as log:
+            log.write(" ".join(command) + "\n")
+            log.flush()
+            done = subprocess.run(command, env=environment, stdout=log, stderr=subprocess.STDOUT, check=False)
+    except BaseException:  # Ctrl-C: a run that did not end is no result; the finished ones stay
+        log_path.unlink(missing_ok=True)
+        metrics_path.unlink(missing_ok=True)
+        raise
     run.seconds = time.perf_counter() - start
     run.returncode = done.returncode
     if metrics_path.is_file():
