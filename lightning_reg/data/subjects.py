@@ -12,7 +12,7 @@ import torch
 import torchio as tio
 
 from ..files.landmarks import read_landmarks
-from ..files.nifti import affine_problem, check_size, drop_axis_affine
+from ..files.nifti import affine_problem, check_size, drop_axis_affine, dtype_problem, mask_weights
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ def _header_shape(path: Path, what: str, dims: int) -> tuple[int, ...]:
     except Exception as error:  # nibabel raises many types for unreadable files
         raise ValueError(f"cannot read {what} {path} as NIfTI: {error}") from None
     check_size(path, image.shape, None)
+    problem = dtype_problem(image.get_data_dtype())
+    if problem:
+        raise ValueError(f"{what} {path} {problem}")
     problem = affine_problem(image.affine, dims) if what == "image" else None
     if problem:
         raise ValueError(
@@ -125,8 +128,15 @@ def subject_tensors(subject: tio.Subject, dims: int, source: str) -> dict[str, t
     axis of length 1. ``source`` names the files in errors."""
     image = subject["image"]
     data, affine = image.data.float(), torch.from_numpy(np.asarray(image.affine, dtype=np.float64))
+    for key in ("seg", "mask"):
+        if key in subject and not np.allclose(subject[key].affine, image.affine, atol=1e-3):
+            raise ValueError(
+                f"the {'label map' if key == 'seg' else key} of {source} does not lie on its image's voxel "
+                f"grid after preprocessing (their headers place them differently): resample it onto the "
+                f"image, or keep --data.canonical true if it is the same grid stored in another orientation"
+            )
     seg = subject["seg"].data.long() if "seg" in subject else None
-    mask = (subject["mask"].data != 0).float() if "mask" in subject else None
+    mask = mask_weights(subject["mask"].data, f"of {source}") if "mask" in subject else None
     if dims == 2:
         axis = [n for n in range(3) if data.shape[1 + n] == 1]
         if len(axis) != 1:
@@ -139,8 +149,6 @@ def subject_tensors(subject: tio.Subject, dims: int, source: str) -> dict[str, t
         raise ValueError(f"{source} contains NaN or infinite values")
     if float(data.max() - data.min()) == 0.0:
         raise ValueError(f"{source} is constant after preprocessing (every voxel is {float(data.max())})")
-    if mask is not None and not bool(mask.any()):
-        raise ValueError(f"the mask of {source} is empty after preprocessing: no voxel would be compared")
     tensors = {"image": data, "affine": affine}
     for key, value in (("seg", seg), ("mask", mask)):
         if value is not None:

@@ -88,6 +88,11 @@ def save_ants_affine(matrix_ras: torch.Tensor | np.ndarray, path: str | Path) ->
             )
 
 
+#: an affine that scales any axis by less than this (or more than its inverse) is refused: no
+#: registration shrinks or grows an image a thousandfold, and such a matrix is numerically singular
+MIN_SCALE = 1e-3
+
+
 def load_ants_affine(path: str | Path) -> torch.Tensor:
     """An ITK/ANTs affine ``.mat`` (MATLAB v4 or v5, as ANTs and ITK write them) as a world map
     ``[d+1, d+1]`` (RAS mm, float64), fixed -> moving. Only numbers are read, never code."""
@@ -122,6 +127,13 @@ def _affine_from_parameters(parameters: np.ndarray, centre: np.ndarray, dims: in
             f"values (expected {dims * dims + dims} and {dims}, finite)"
         )
     linear = parameters[: dims * dims].reshape(dims, dims)
+    scales = np.linalg.svd(linear, compute_uv=False)
+    if scales[-1] < MIN_SCALE or scales[0] > 1 / MIN_SCALE:
+        raise InputError(
+            f"{path} is a singular or near-singular affine (it scales by {scales[-1]:.3g} to {scales[0]:.3g} "
+            f"along its axes): it would squeeze the image onto a plane or a point, and it has no inverse; "
+            f"it is not a registration's result"
+        )
     # ITK: T(p) = A (p - c) + c + t
     lps = np.eye(dims + 1)
     lps[:dims, :dims] = linear

@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, warn
 from ..solver import RegistrationResult, make_frames
 from ..solver.spatial import apply_matrix, identity_grid, normalized_to_voxel, sample, voxel_to_normalized
 from .ants import AFFINE_FILE, INVERSE_WARP_FILE, WARP_FILE, load_ants_affine
@@ -24,6 +24,8 @@ from .nifti import RAS_TO_LPS, Volume, drop_axis_affine
 
 #: our single composed field, written beside ANTs' files
 COMPOSED_FILE = "warp.nii.gz"
+#: below this share of the reference grid mapped inside the input, apply warns
+LOW_COVERAGE = 0.5
 INTERPOLATIONS = ("linear", "nearest", "label")
 
 
@@ -145,6 +147,22 @@ def mapped_points(transforms: Transforms, reference: Volume, inverse: bool = Fal
     return _affine_points(points, transforms.affine)
 
 
+def check_coverage(image: Volume, points: torch.Tensor, source: str) -> None:
+    """Refuse a mapping that sends no reference voxel into ``image`` (the result would be all
+    zeros); warn when less than :data:`LOW_COVERAGE` of them land inside."""
+    to_voxels = torch.linalg.inv(image.affine.to(torch.float64))
+    voxels = apply_matrix(to_voxels[None].float(), points)
+    upper = torch.tensor(image.shape, dtype=voxels.dtype) - 0.5
+    share = float(((voxels >= -0.5) & (voxels <= upper)).all(-1).float().mean())
+    if share == 0:
+        raise InputError(
+            f"the transforms at {source} map no voxel of the reference into {image.path} (the result would "
+            f"be all zeros): check that --reference, --input and --transforms belong together, and --inverse"
+        )
+    if share < LOW_COVERAGE:
+        warn(f"only {share:.0%} of the reference grid maps inside {image.path}; the rest of the result is zero")
+
+
 def resample(image: Volume, reference: Volume, points: torch.Tensor, interpolation: str = "linear") -> torch.Tensor:
     """``image`` sampled at world ``points`` ``[1, *S, d]`` (:func:`mapped_points`), ``[1, C, *S]``:
     ``linear``, ``nearest``, or ``label`` (one-hot linear, the most likely label: ANTs' GenericLabel);
@@ -166,11 +184,3 @@ def resample(image: Volume, reference: Volume, points: torch.Tensor, interpolati
     if interpolation == "nearest" and not image.data.is_floating_point():
         return mapping.warp_labels(image.data, mode="nearest")
     return mapping.warp(image.data, mode="bilinear" if interpolation == "linear" else "nearest")
-
-
-def stored_as_labels(path: str | Path) -> bool:
-    """Whether a NIfTI file stores integers (a label map), from its header."""
-    try:
-        return np.issubdtype(nib.load(str(path)).get_data_dtype(), np.integer)
-    except Exception:  # unreadable: load_volume says why
-        return False

@@ -130,6 +130,35 @@ def _file_affine(image: nib.Nifti1Image, path: Path, ignore_header: bool) -> np.
     return np.asarray(image.affine, dtype=np.float64)
 
 
+def dtype_problem(dtype: np.dtype) -> str | None:
+    """Why voxels of ``dtype`` (a NIfTI header's) cannot be read as numbers, or ``None``: RGB
+    colours (NIfTI's RGB24/RGBA32 are records of bytes) or complex values."""
+    dtype = np.dtype(dtype)
+    if dtype.names:
+        return (
+            f"stores colours ({dtype.names and '/'.join(dtype.names)} per voxel, NIfTI's RGB type): "
+            f"lightning-reg reads one number per voxel; convert it to grayscale first"
+        )
+    if dtype.kind == "c":
+        return "stores complex numbers: lightning-reg reads real values; save the magnitude instead"
+    return None
+
+
+def _open(path: Path) -> nib.Nifti1Image:
+    """The NIfTI file at ``path``, its header read (not its data); InputError when it cannot be."""
+    if not path.is_file():
+        resolve_path(path)  # a loop of links is named as one
+        raise InputError(f"file not found: {path}")
+    try:
+        image = nib.load(str(path))
+    except Exception as error:  # nibabel raises many types for unreadable files
+        raise InputError(f"cannot read {path} as NIfTI: {error}") from None
+    problem = dtype_problem(image.get_data_dtype())
+    if problem:
+        raise InputError(f"{path} {problem}")
+    return image
+
+
 def _label_tensor(array: np.ndarray, path: Path) -> torch.Tensor:
     if not np.all(np.isfinite(array)) or not np.allclose(array, np.round(array)):
         raise InputError(f"{path} is not a label map: its values are not all whole numbers")
@@ -141,39 +170,65 @@ def _label_tensor(array: np.ndarray, path: Path) -> torch.Tensor:
     return torch.from_numpy(np.round(array).astype(np.int64) if array.dtype.kind == "f" else array.astype(np.int64))
 
 
+def stores_labels(path: str | Path) -> bool:
+    """Whether a NIfTI file holds a label map, from its header: integers stored unscaled (no
+    ``scl_slope``/``scl_inter`` other than 1 and 0) with one value per voxel (no 4th axis)."""
+    image = _open(Path(path).expanduser())
+    # nibabel moves the file's scl_slope/scl_inter from the header into the data proxy when it reads
+    slope, intercept = getattr(image.dataobj, "slope", 1.0), getattr(image.dataobj, "inter", 0.0)
+    unscaled = float(slope) == 1.0 and float(intercept) == 0.0
+    one_value = len([n for n in image.shape[3:] if n != 1]) == 0
+    return bool(np.issubdtype(image.get_data_dtype(), np.integer) and unscaled and one_value)
+
+
+def _spatial_array(array: np.ndarray, path: Path, kind: str) -> np.ndarray:
+    """``[C, *S]``: trailing axes of length 1 dropped, a 4th axis as channels; a spatial axis of
+    length 1 elsewhere is refused (a slice stored across the grid would be read as a flat volume)."""
+    while array.ndim > 2 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim == 2 or array.ndim == 3:
+        array = array[None]
+    elif array.ndim == 4 and kind != "label":
+        array = np.moveaxis(array, -1, 0)
+    else:
+        raise InputError(f"{path} has shape {array.shape}; expected a 2D or 3D {kind}")
+    if 1 in array.shape[1:]:
+        raise InputError(
+            f"{path} has shape {array.shape[1:]}: a 2D slice stored along another axis than the last; "
+            f"lightning-reg reads a 2D image as (X, Y) or (X, Y, 1): move its axis of length 1 last "
+            f"(with the affine's columns), e.g. nibabel's as_reoriented, or register it as 3D volumes"
+        )
+    return array
+
+
 def load_volume(
-    path: str | Path, kind: str = "image", *, max_voxels: int | None = None, ignore_header: bool = False
+    path: str | Path,
+    kind: str = "image",
+    *,
+    max_voxels: int | None = None,
+    ignore_header: bool = False,
+    constant_ok: bool = False,
 ) -> Volume:
     """Read a 2D or 3D NIfTI file (a trailing axis of length 1 is dropped; a 4th axis is channels).
 
-    ``kind`` is ``image`` (float32) or ``label`` (int64, values must be whole numbers). The size is
-    checked against ``max_voxels`` (see :func:`check_size`) from the header, before reading the
-    data; ``ignore_header`` replaces the affine by :func:`spacing_affine` (a damaged header).
+    ``kind`` is ``image`` (float32), ``label`` (int64, values must be whole numbers) or ``mask``
+    (float32, :func:`mask_weights`). The size is checked against ``max_voxels`` (see
+    :func:`check_size`) from the header, before reading the data; ``ignore_header`` replaces the
+    affine by :func:`spacing_affine` (a damaged header); an image of one value is refused unless
+    ``constant_ok`` (what ``apply`` moves may be constant; what is registered may not). ``~`` is
+    the home folder, as nibabel reads it.
     """
-    path = Path(path)
-    if not path.is_file():
-        resolve_path(path)  # a loop of links is named as one
-        raise InputError(f"file not found: {path}")
-    try:
-        image = nib.load(str(path))
-    except Exception as error:  # nibabel raises many types for unreadable files
-        raise InputError(f"cannot read {path} as NIfTI: {error}") from None
+    path = Path(path).expanduser()
+    image = _open(path)
     check_size(path, image.shape, max_voxels)
-    affine = _file_affine(image, path, ignore_header) if kind == "image" else np.asarray(image.affine)
+    affine = _file_affine(image, path, ignore_header)
     try:
         array = np.asanyarray(image.dataobj)
     except Exception as error:  # truncated or corrupt data: gzip, zlib and nibabel raise many types
         raise InputError(f"cannot read {path} as NIfTI: {error}") from None
     if array.size == 0:
         raise InputError(f"{path} is empty (shape {array.shape})")
-    while array.ndim > 2 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim == 2 or array.ndim == 3:
-        array = array[None]
-    elif array.ndim == 4 and kind == "image":
-        array = np.moveaxis(array, -1, 0)
-    else:
-        raise InputError(f"{path} has shape {array.shape}; expected a 2D or 3D {kind}")
+    array = _spatial_array(array, path, kind)
     dims = array.ndim - 1
     if kind == "label":
         tensor = _label_tensor(array, path)
@@ -181,7 +236,9 @@ def load_volume(
         tensor = torch.from_numpy(np.asarray(array, dtype=np.float32))
         if not torch.isfinite(tensor).all():
             raise InputError(f"{path} contains NaN or infinite values")
-        if float(tensor.max() - tensor.min()) == 0.0:
+        if kind == "mask":
+            tensor = mask_weights(tensor, path)
+        elif float(tensor.max() - tensor.min()) == 0.0 and not constant_ok:
             raise InputError(f"{path} is constant (every voxel is {float(tensor.max())}): nothing to register")
     return Volume(
         data=tensor.unsqueeze(0),
@@ -190,6 +247,55 @@ def load_volume(
         path=path,
         file_shape=tuple(image.shape),
         file_affine=affine,
+    )
+
+
+def mask_weights(mask: torch.Tensor, source: str | Path) -> torch.Tensor:
+    """A cost-function mask as the solver's weights in [0, 1]: a binary or label-valued mask is 1
+    where nonzero; a soft mask (fractions, e.g. a brain probability map) is used as it is, each voxel
+    weighed by its value. Negative or fractional values above 1 are an :class:`InputError`."""
+    mask = mask.float()
+    if bool((mask < 0).any()):
+        raise InputError(f"the mask {source} has negative values: a mask is 0 outside and positive inside")
+    whole = bool(torch.equal(mask, mask.round()))
+    if not whole and float(mask.max()) > 1:
+        raise InputError(
+            f"the mask {source} has fractions above 1 (largest {float(mask.max()):g}): a soft mask holds "
+            f"weights between 0 and 1; divide it by its largest value"
+        )
+    weights = (mask != 0).float() if whole else mask
+    if not bool((weights > 0).any()):
+        raise InputError(f"the mask {source} is empty (no nonzero voxel): nothing would be compared")
+    return weights
+
+
+def onto_grid(volume: Volume, reference: Volume, what: str) -> Volume:
+    """``volume`` (a label map or mask) on the voxel grid of ``reference`` (its image), as its header
+    places it: as it is when both headers agree; its voxels reordered when it is the same grid stored
+    in another axis order or direction (a copy saved as LPS beside an RAS image); else an
+    :class:`InputError`, never a label map read as if it lay where it does not."""
+    dims = reference.dims
+    if volume.dims != dims:
+        raise InputError(f"{what} {volume.path} is {volume.dims}D but its image {reference.path} is {dims}D")
+    to_reference = np.linalg.inv(reference.affine.numpy()) @ volume.affine.numpy()  # its voxels -> the image's
+    if volume.shape == reference.shape and np.allclose(to_reference, np.eye(dims + 1), atol=1e-3):
+        return volume
+    linear, offset = to_reference[:dims, :dims], to_reference[:dims, dims]
+    signed = np.round(linear)
+    axes = np.abs(signed).argmax(axis=1)  # the image's axis n is the volume's axis axes[n]
+    signs = signed[np.arange(dims), axes]
+    permutation = sorted(axes.tolist()) == list(range(dims)) and np.allclose(linear, signed, atol=1e-3)
+    shape = tuple(volume.shape[axis] for axis in axes)
+    expected = np.where(signs < 0, np.array(shape) - 1, 0)
+    if permutation and shape == reference.shape and np.allclose(offset, expected, atol=1e-3):
+        order = [0, 1, *(2 + int(axis) for axis in axes)]
+        data = volume.data.permute(order).flip([2 + n for n in range(dims) if signs[n] < 0])
+        return Volume(data.contiguous(), reference.affine, volume.header, volume.path, reference.file_shape)
+    raise InputError(
+        f"{what} {volume.path} does not lie on the voxel grid of {reference.path}: its header places it "
+        f"elsewhere (shape {volume.shape} vs {reference.shape}, or another affine), so its voxels are not "
+        f"the image's; resample it onto the image first (e.g. antsApplyTransforms -r IMAGE -i SEG "
+        f"-n GenericLabel -t identity), or fix its header"
     )
 
 
@@ -214,8 +320,11 @@ def _nifti(array: np.ndarray, reference: Volume, header: nib.Nifti1Header) -> ni
     return image
 
 
-def save_volume(data: torch.Tensor, reference: Volume, path: str | Path, kind: str = "image") -> None:
-    """Write ``[C, *S]`` or ``[*S]`` data with the reference's affine and header (its space)."""
+def save_volume(
+    data: torch.Tensor, reference: Volume, path: str | Path, kind: str = "image", overwrite: bool = True
+) -> None:
+    """Write ``[C, *S]`` or ``[*S]`` data with the reference's affine and header (its space); without
+    ``overwrite``, a file that appeared at ``path`` meanwhile is kept (:func:`atomic_path`)."""
     array = data.detach().cpu().numpy()
     if array.ndim == reference.dims + 1:
         array = array[0] if array.shape[0] == 1 else np.moveaxis(array, 0, -1)
@@ -224,7 +333,7 @@ def save_volume(data: torch.Tensor, reference: Volume, path: str | Path, kind: s
     dtype = _label_dtype(array) if kind == "label" else np.float32
     header = reference.header.copy()
     header.set_data_dtype(dtype)
-    with atomic_path(path) as temporary:
+    with atomic_path(path, overwrite) as temporary:
         nib.save(_nifti(array.astype(dtype), reference, header), str(temporary))
 
 
