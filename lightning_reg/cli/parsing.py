@@ -4,6 +4,8 @@ where it is parsed, with one line that says why."""
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 from ..solver.checks import check_number
 
@@ -55,3 +57,29 @@ def device_option(text: str):
     elif parsed.type not in ("cpu", "cuda", "mps"):
         raise argparse.ArgumentTypeError(f"{text!r}: lightning-reg runs on cpu, cuda or mps")
     return parsed
+
+
+def user_path(text: str) -> Path:
+    """argparse type: a file or folder path, resolved once where it is parsed and used as such by every
+    check, read, hash and report: ``~`` is the home folder (as a shell and nibabel read it, also when
+    the shell did not expand it: quoted, or from a subprocess list), relative to the working folder,
+    symbolic links kept (``--out`` refuses them by name)."""
+    if not text or "\x00" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a path")
+    return Path(os.path.abspath(os.path.expanduser(text)))
+
+
+def checkpoint_option(text: str) -> Path:
+    """argparse type: a checkpoint file (:func:`user_path`), or a bundled model's name as given (a bare
+    word that names no file: ``brain3d``; ``resolve_checkpoint`` says when it names no model either)."""
+    bare = Path(text).name == text and not Path(text).suffix
+    return Path(text) if bare and not Path(text).exists() else user_path(text)
+
+
+def thread_count(text: str) -> int:
+    """argparse type: CPU threads for torch, 1 to this machine's cores (torch crashes on absurd counts)."""
+    value = _integer(text, 1)
+    cores = os.cpu_count() or 1
+    if value > cores:
+        raise argparse.ArgumentTypeError(f"this machine has {cores} CPU cores; give at most {cores}, got {value}")
+    return value

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import platform
 import shlex
 from concurrent.futures import ThreadPoolExecutor
@@ -15,14 +14,15 @@ from pathlib import Path
 
 import torch
 
-from ..errors import InputError, OneLineParser, warn
+from ..errors import InputError, OneLineParser, recorded_warnings, warn
 from ..evaluation.metrics import dice_per_label, hd95
 from ..evaluation.pictures import save_figure
 from ..evaluation.quality_control import quality_figure
 from ..evaluation.rows import pair_rows
+from ..files import strict_json
 from ..files.ants import save_ants_transforms
 from ..files.landmarks import read_landmark_pair
-from ..files.nifti import Volume, default_max_voxels, load_volume, save_itk_displacement, save_volume
+from ..files.nifti import Volume, default_max_voxels, load_volume, onto_grid, save_itk_displacement, save_volume
 from ..files.output_folder import OutputFolder, write_text
 from ..models import BUNDLED, resolve_checkpoint
 from ..solver import (
@@ -42,7 +42,7 @@ from ..solver.options import option_help
 from ..solver.result import LABEL_MODE
 from ..solver.similarity import LNCC_WINDOW
 from ..solver.spatial import voxel_spacing
-from .parsing import count, device_option, finite_float, positive_int
+from .parsing import checkpoint_option, count, device_option, finite_float, positive_int, thread_count, user_path
 from .progress import Phases
 from .register_report import Measured, build_report
 from .register_request import RegisterRequest
@@ -59,34 +59,34 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
         "Solver options left out take the defaults shown, or with --checkpoint the model's "
         "evaluation settings.",
     )
-    parser.add_argument("--fixed", required=True, type=Path, help="fixed image (.nii/.nii.gz)")
-    parser.add_argument("--moving", required=True, type=Path, help="moving image (.nii/.nii.gz)")
-    parser.add_argument("--fixed-seg", type=Path, help="fixed label map, for Dice/HD95 and prompts")
-    parser.add_argument("--moving-seg", type=Path, help="moving label map, warped into fixed space")
+    parser.add_argument("--fixed", required=True, type=user_path, help="fixed image (.nii/.nii.gz)")
+    parser.add_argument("--moving", required=True, type=user_path, help="moving image (.nii/.nii.gz)")
+    parser.add_argument("--fixed-seg", type=user_path, help="fixed label map, for Dice/HD95 and prompts")
+    parser.add_argument("--moving-seg", type=user_path, help="moving label map, warped into fixed space")
     parser.add_argument(
         "--fixed-mask",
-        type=Path,
+        type=user_path,
         help="cost-function mask of the fixed image (nonzero inside, "
         "same grid): the similarity counts only voxels inside it, as ANTs' -x",
     )
     parser.add_argument(
         "--moving-mask",
-        type=Path,
+        type=user_path,
         help="cost-function mask of the moving image (nonzero inside, "
         "same grid): fixed voxels mapped outside it are not compared (a lesion, a cut field of view)",
     )
     parser.add_argument(
         "--fixed-landmarks",
-        type=Path,
+        type=user_path,
         help="CSV of fixed-image landmarks (x, y[, z] columns, RAS "
         "mm), for the target registration error; needs --moving-landmarks",
     )
     parser.add_argument(
-        "--moving-landmarks", type=Path, help="CSV of the corresponding moving-image landmarks, same order"
+        "--moving-landmarks", type=user_path, help="CSV of the corresponding moving-image landmarks, same order"
     )
     parser.add_argument(
         "--checkpoint",
-        type=Path,
+        type=checkpoint_option,
         help=f"a model trained with lightning-reg fit (.ckpt), or a bundled model by name: {', '.join(BUNDLED)}",
     )
     _solver_flag(parser, "transform", choices=choices("transform"))
@@ -149,7 +149,7 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
         "write it only when it converged, or skip it (and its time); default %(default)s",
     )
     parser.add_argument("--device", default="cpu", type=device_option, help="cpu, cuda or cuda:N")
-    parser.add_argument("--threads", type=positive_int, help="CPU threads for torch")
+    parser.add_argument("--threads", type=thread_count, help="CPU threads for torch")
     parser.add_argument(
         "--max-voxels",
         type=positive_int,
@@ -167,7 +167,7 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
     parser.add_argument(
         "--out",
         required=True,
-        type=Path,
+        type=user_path,
         help="output folder (a new one, or one lightning-reg wrote, with --overwrite)",
     )
     parser.add_argument(
@@ -222,13 +222,15 @@ def run(args: argparse.Namespace) -> dict:
     request.check()
     phases = Phases("lightning-reg register", request.quiet)
     inputs = [*request.input_files.values(), request.checkpoint]
-    with OutputFolder(request.out, request.overwrite, inputs).staged("lightning-reg register") as folder:
-        report = register_files(request, phases, folder)  # every problem of --out before the work
+    output = OutputFolder(request.out, request.overwrite, inputs)
+    with recorded_warnings() as said, output.staged("lightning-reg register") as folder:
+        report = register_files(request, phases, folder, said)  # every problem of --out before the work
     return {**report, "out": str(request.out)}
 
 
-def register_files(request: RegisterRequest, phases: Phases, folder: Path) -> dict:
-    """Load, solve, measure, report and write into ``folder``; returns what ``metrics.json`` holds."""
+def register_files(request: RegisterRequest, phases: Phases, folder: Path, said: list[str] | None = None) -> dict:
+    """Load, solve, measure, report and write into ``folder``; returns what ``metrics.json`` holds
+    (with ``said``, the warnings issued meanwhile: :func:`recorded_warnings`)."""
     if request.threads:
         torch.set_num_threads(request.threads)
     with phases.phase("reading", None):
@@ -251,13 +253,9 @@ def register_files(request: RegisterRequest, phases: Phases, folder: Path) -> di
         written = inverse if inverse is not None and report["inverse"]["written"] else None
         write_outputs(folder, result, written, loaded, warped, warped_seg)
     report.update(solver=described, **loaded.provenance, seconds_per_phase=dict(phases.seconds))
-    write_text(folder / "metrics.json", json.dumps(report, indent=2))
+    report["warnings"] = list(said or [])
+    write_text(folder / "metrics.json", strict_json.dumps(report, indent=2))
     return report
-
-
-def _check_pair(image: Volume, seg: Volume | None, role: str) -> None:
-    if seg is not None and seg.shape != image.shape:
-        raise InputError(f"{role} seg {seg.path} has shape {seg.shape} but {role} image has {image.shape}")
 
 
 def load(request: RegisterRequest) -> Loaded:
@@ -268,11 +266,11 @@ def load(request: RegisterRequest) -> Loaded:
         raise InputError(f"fixed image is {fixed.dims}D but moving image is {moving.dims}D")
     if fixed.data.shape[1] != moving.data.shape[1]:
         raise InputError(f"fixed has {fixed.data.shape[1]} channels, moving {moving.data.shape[1]}")
-    labels = dict(kind="label", max_voxels=request.max_voxels)
-    fixed_seg = load_volume(request.fixed_seg, **labels) if request.fixed_seg else None
-    moving_seg = load_volume(request.moving_seg, **labels) if request.moving_seg else None
-    _check_pair(fixed, fixed_seg, "fixed")
-    _check_pair(moving, moving_seg, "moving")
+    labels = dict(kind="label", **read)
+    fixed_seg = onto_grid(load_volume(request.fixed_seg, **labels), fixed, "--fixed-seg") if request.fixed_seg else None
+    moving_seg = (
+        onto_grid(load_volume(request.moving_seg, **labels), moving, "--moving-seg") if request.moving_seg else None
+    )
     _check_overlap(fixed, moving)
     landmarks = None
     if request.fixed_landmarks is not None and request.moving_landmarks is not None:
@@ -284,14 +282,10 @@ def load(request: RegisterRequest) -> Loaded:
 def _load_masks(request: RegisterRequest, fixed: Volume, moving: Volume) -> dict[str, torch.Tensor | None]:
     """``{"fixed_mask": [1, 1, *S] or None, "moving_mask": ...}`` from ``--fixed-mask``/``--moving-mask``."""
     masks = {}
+    read = dict(kind="mask", max_voxels=request.max_voxels, ignore_header=request.ignore_header)
     for role, path, image in (("fixed", request.fixed_mask, fixed), ("moving", request.moving_mask, moving)):
-        mask = None if path is None else load_volume(path, "label", max_voxels=request.max_voxels)
-        if mask is not None:
-            if mask.shape != image.shape:
-                raise InputError(f"--{role}-mask {path} has shape {mask.shape} but the {role} image has {image.shape}")
-            if not bool((mask.data != 0).any()):
-                raise InputError(f"--{role}-mask {path} is empty (no nonzero voxel): nothing would be compared")
-        masks[f"{role}_mask"] = None if mask is None else (mask.data != 0).float()
+        mask = None if path is None else onto_grid(load_volume(path, **read), image, f"--{role}-mask")
+        masks[f"{role}_mask"] = None if mask is None else mask.data
     return masks
 
 

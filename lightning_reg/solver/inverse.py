@@ -36,6 +36,10 @@ from .transforms import SVF, SyN, Transform
 #: an inverse whose largest residual is above this many voxels did not converge (folding, or a warp
 #: too large for the fixed-point iteration): it maps some points wrongly, and a result file says so
 INVERSE_CONVERGED_VOXELS = 0.1
+#: an inverse is consistent (judged by what it does, not by its own residual, which a fixed point of a
+#: folded warp can make small) when warp then inverse brings 95 % of the fixed voxels back within this
+#: many voxels
+INVERSE_CONSISTENT_VOXELS = 1.0
 
 
 @dataclass

@@ -58,14 +58,14 @@ def test_a_masked_lesion_does_not_pull_the_map(tmp_path):
         moved[out] = float(np.linalg.norm(warp, axis=-1)[near].mean())
     assert moved["plain"] > 1.5 and moved["masked"] < 0.45 * moved["plain"]  # mm = pixels here
     report = json.loads((tmp_path / "masked" / "metrics.json").read_text())
-    assert report["masks"] == {"fixed": None, "moving": "mask.nii.gz"}
+    assert report["masks"] == {"fixed": None, "moving": str(tmp_path / "mask.nii.gz")}
 
 
 def test_bad_masks_are_one_line(tmp_path):
     _write(tmp_path)
     for options, expected in (
         (["--moving-mask", "empty.nii.gz"], "is empty"),
-        (["--fixed-mask", "small.nii.gz"], "has shape"),
+        (["--fixed-mask", "small.nii.gz"], "does not lie on the voxel grid"),
         (["--fixed-mask", "missing.nii.gz"], "file not found"),
     ):
         done = _register(tmp_path, "out", *options)

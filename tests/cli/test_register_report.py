@@ -14,7 +14,7 @@ from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.errors import InputError, RegistrationWarning
 from lightning_reg.evaluation.rows import pair_rows
 from lightning_reg.solver import CLASSICAL, FAST, RegistrationLayer, register
-from lightning_reg.solver.inverse import INVERSE_CONVERGED_VOXELS, InverseField
+from lightning_reg.solver.inverse import InverseField
 
 REQUEST = RegisterRequest(fixed=Path("fixed.nii.gz"), moving=Path("moving.nii.gz"), out=Path("out"))
 
@@ -52,19 +52,24 @@ def test_without_labels_the_report_has_no_overlap_numbers(solved):
 
 
 @pytest.mark.parametrize(("wanted", "written"), [("write", True), ("converged", False)])
-def test_an_inverse_that_did_not_converge_is_reported_and_written_only_if_wanted(solved, wanted, written):
+def test_an_inverse_is_judged_by_its_consistency_not_by_its_own_residual(solved, wanted, written):
+    """An inverse that claims a residual of 0 but undoes nothing of the warp is not the inverse."""
     result, described, row, inverse = solved
-    poor = InverseField(inverse.displacement, "fixed-point", torch.tensor([10 * INVERSE_CONVERGED_VOXELS]), 200)
+    claimed = InverseField(torch.zeros_like(inverse.displacement), "fixed-point", torch.tensor([0.0]), 3)
+    batch = {"fixed": result.grid.new_zeros(1, 1, *result.grid.shape[1:-1])}
+    (poor,) = pair_rows(batch, result, 1.0, inverse=claimed)
     request = dataclasses.replace(REQUEST, inverse_warp=wanted)
-    with pytest.warns(RegistrationWarning, match="the inverse warp did not converge"):
-        report = build_report(request, described, result, Measured(row), 1.0, poor)
+    with pytest.warns(RegistrationWarning, match="the inverse warp is not the warp's inverse"):
+        report = build_report(request, described, result, Measured({**row, **poor}), 1.0, claimed)
+    assert report["inverse"]["residual_voxels"] == 0 and report["inverse"]["consistency_p95_voxels"] > 1
     assert not report["inverse"]["converged"] and report["inverse"]["written"] is written
+    assert report["inverse"]["consistency_p95_voxels"] * 1.0 == pytest.approx(poor["inverse_consistency_p95_mm"])
 
 
 def test_the_request_reads_the_command_line_and_fills_the_preset():
     arguments = ["--fixed", "f.nii.gz", "--moving", "m.nii.gz", "--out", "o", "--preset", "fast", "--init", "affine"]
     request = RegisterRequest.from_arguments(build_parser().parse_args(arguments))
-    assert request.fixed == Path("f.nii.gz") and request.preset == "fast" and not request.learned
+    assert request.fixed == Path("f.nii.gz").absolute() and request.preset == "fast" and not request.learned
     options = request.classical_options()
     assert options == FAST.changed(linear="affine")
     changed = dataclasses.replace(request, iterations=(3, 2, 1), window=5, regularizer="diffusion")
