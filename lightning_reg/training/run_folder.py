@@ -4,25 +4,52 @@ from __future__ import annotations
 
 import netrc
 import os
+import socket
+import urllib.parse
 from pathlib import Path
 from weakref import WeakKeyDictionary
 
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 
+from ..errors import warn
+
+#: seconds to wait for W&B's server before logging offline
+WANDB_TIMEOUT = 3.0
+
+
+def wandb_reachable(timeout: float = WANDB_TIMEOUT) -> bool:
+    """Whether W&B's server (``WANDB_BASE_URL``, else api.wandb.ai) answers a connection in ``timeout`` s."""
+    address = urllib.parse.urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
+    port = address.port or (80 if address.scheme == "http" else 443)
+    try:
+        socket.create_connection((address.hostname or "api.wandb.ai", port), timeout=timeout).close()
+    except (OSError, ValueError):
+        return False
+    return True
+
 
 def wandb_logged_in() -> bool:
-    """True when W&B has an API key (``WANDB_API_KEY`` or the netrc entry ``wandb login`` writes) and
-    ``WANDB_MODE`` is not ``offline``; then runs go online, else they are logged offline."""
+    """True when W&B has an API key (``WANDB_API_KEY`` or the netrc entry ``wandb login`` writes),
+    ``WANDB_MODE`` is not ``offline`` and its server answers; then runs go online, else they are logged
+    offline (with a warning when a key is there but the server is not: wandb itself would wait about
+    two minutes and then fail)."""
     if os.environ.get("WANDB_MODE") in ("offline", "disabled"):
         return False
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        host = netrc.netrc(os.environ.get("NETRC")).authenticators("api.wandb.ai")
-    except (OSError, netrc.NetrcParseError):
+    key = bool(os.environ.get("WANDB_API_KEY"))
+    if not key:
+        try:
+            host = netrc.netrc(os.environ.get("NETRC")).authenticators("api.wandb.ai")
+        except (OSError, netrc.NetrcParseError):
+            return False
+        key = bool(host and host[2])
+    if key and not wandb_reachable():
+        warn(
+            "a W&B API key is set but W&B's server does not answer (no network?): logging offline; "
+            "upload the run later with wandb sync"
+        )
         return False
-    return bool(host and host[2])
+    return key
 
 
 #: the run folder agreed on by every process, per trainer (see :func:`share_run_directory`)
