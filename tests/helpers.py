@@ -37,8 +37,9 @@ def mean_dice(fixed_seg: torch.Tensor, warped_seg: torch.Tensor) -> float:
 
 
 def lightning_reg(arguments, folder: Path, **environment: str) -> subprocess.CompletedProcess:
-    """``lightning-reg ARGUMENTS`` in ``folder`` as a user runs it (W&B offline), output captured."""
-    environment = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", **environment)
+    """``lightning-reg ARGUMENTS`` in ``folder`` as a user runs it (W&B offline unless ``environment``
+    says otherwise), output captured."""
+    environment = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **environment}
     return subprocess.run(
         [sys.executable, "-m", "lightning_reg.cli", *map(str, arguments)],
         cwd=folder,

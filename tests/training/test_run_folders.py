@@ -41,7 +41,19 @@ def test_last_after_ctrl_c_in_a_first_epoch_resumes_that_run(tmp_path):
     (newer,) = [run for run in (tmp_path / "runs" / "lightning-reg").iterdir() if run != older]
     assert not (newer / "checkpoints" / "last.ckpt").exists()
     resume = ["fit", *TINY_2D[:-6], "--data.train_pairs", "60", "--model.train_solver.iterations", "[5,5,5]"]
+    resume += ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"]  # the rest of epoch 0
     done = lightning_reg([*resume, "--ckpt_path", "last"], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"--ckpt_path last is runs/lightning-reg/{newer.name}/checkpoints/interrupted.ckpt" in done.stderr
     assert (newer / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_wandb_key_without_network_logs_offline_with_one_warning(tmp_path):
+    """A key and no server (a closed local port stands for no network): offline, not a two-minute wait and
+    wandb's CommError."""
+    environment = {"WANDB_MODE": "", "WANDB_API_KEY": "0" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}
+    done = lightning_reg(["fit", *TINY_2D], tmp_path, **environment)
+    assert done.returncode == 0, done.stderr[-3000:]
+    warned = [line for line in done.stderr.splitlines() if "W&B's server does not answer" in line]
+    assert len(warned) == 1 and warned[0].startswith("lightning-reg fit: warning:"), done.stderr[-3000:]
+    assert list((tmp_path / "runs" / "wandb").glob("offline-run-*"))
