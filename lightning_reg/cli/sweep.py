@@ -14,7 +14,7 @@ import yaml
 from ..errors import EXIT_BAD_INPUT, InputError, OneLineParser, user_message
 from ..files import strict_json
 from ..files.output_folder import OutputFolder, write_text
-from ..sweep.engine import SweepRun, execute, last_error, load_sweep, next_parameters
+from ..sweep.engine import SweepRun, execute, last_error, load_sweep, next_parameters, numbers_only
 from ..sweep.summary import ranked, write_summary
 from .parsing import user_path
 
@@ -163,7 +163,7 @@ def earlier_runs(folder: Path, config: dict) -> list[SweepRun]:
     lines = (folder / RUNS_FILE).read_text().splitlines() if (folder / RUNS_FILE).is_file() else []
     for line in lines:
         record = json.loads(line)
-        metrics = {key: value for key, value in record.get("metrics", {}).items() if value is not None}
+        metrics = numbers_only(record.get("metrics", {}))
         runs.append(SweepRun(record["run_id"], record["parameters"], record["returncode"], metrics, record["seconds"]))
     return runs
 

@@ -19,6 +19,7 @@ import yaml
 from wandb.sdk.launch.sweeps.utils import create_sweep_command, create_sweep_command_args
 
 from ..errors import InputError
+from ..files.strict_json import NOT_FINITE_KEY
 from ..training.callbacks import METRICS_FILE_VARIABLE
 
 with warnings.catch_warnings():  # sweeps 0.2 still spells a pydantic v1 option; harmless
@@ -167,8 +168,14 @@ def execute(config: dict, parameters: dict, extra: list[str], folder: Path, grou
     run.seconds = time.perf_counter() - start
     run.returncode = done.returncode
     if metrics_path.is_file():
-        run.metrics = json.loads(metrics_path.read_text())
+        run.metrics = numbers_only(json.loads(metrics_path.read_text()))
     return run
+
+
+def numbers_only(metrics: dict) -> dict:
+    """A run's metrics without the values strict JSON wrote as ``null`` (and its note on them): what
+    the search and the ranking compare."""
+    return {key: value for key, value in metrics.items() if value is not None and key != NOT_FINITE_KEY}
 
 
 def last_error(folder: Path, run: SweepRun) -> str:

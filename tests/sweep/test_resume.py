@@ -12,6 +12,9 @@ import time
 import yaml
 from helpers import _as_from_a_terminal, lightning_reg
 
+from lightning_reg.sweep.engine import SweepRun, numbers_only
+from lightning_reg.sweep.summary import ranked
+
 
 def _sweep_file(folder):
     sweep = {
@@ -70,3 +73,10 @@ def test_ctrl_c_keeps_the_finished_runs_and_resume_finishes_the_sweep(tmp_path):
     other.write_text((tmp_path / "three.yaml").read_text().replace("three", "other"))
     refused = lightning_reg(["sweep", "other.yaml", "--out", "summary", "--resume"], tmp_path)
     assert refused.returncode == 2 and "holds another sweep" in refused.stderr
+
+
+def test_a_run_whose_metric_is_null_ranks_last_and_informs_no_search():
+    written = {"stage": "fit", "val/dice": None, "val/loss": 0.5, "null_values": {"val/dice": "NaN: ..."}}
+    assert numbers_only(written) == {"stage": "fit", "val/loss": 0.5}
+    runs = [SweepRun("a", {}, 0, numbers_only(written)), SweepRun("b", {}, 0, {"val/dice": 0.7})]
+    assert [run.run_id for run in ranked(runs, "val/dice", "maximize")] == ["b", "a"]
