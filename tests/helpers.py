@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -133,3 +136,17 @@ def stopped_writer_of(path) -> subprocess.Popen:
     process = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline().strip() == "ready"
     return process
+
+
+def in_process(arguments) -> SimpleNamespace:
+    """``lightning-reg ARGUMENTS`` in this process (quicker than a new one for ``register`` and ``apply``,
+    which do not start Lightning): ``returncode``, ``stdout`` and ``stderr``, as ``lightning_reg`` gives."""
+    from lightning_reg.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            code = main([str(item) for item in arguments])
+        except SystemExit as stop:  # argparse refuses a value where it is parsed
+            code = stop.code
+    return SimpleNamespace(returncode=code, stdout=stdout.getvalue(), stderr=stderr.getvalue())

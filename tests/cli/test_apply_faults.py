@@ -10,7 +10,7 @@ import re
 import nibabel as nib
 import numpy as np
 import pytest
-from helpers import killed_writer_of, start_lightning_reg
+from helpers import in_process, killed_writer_of, start_lightning_reg
 
 from lightning_reg.files.ants import save_ants_affine
 
@@ -27,13 +27,15 @@ def shifted(tmp_path, pair):
 
 
 def _apply(tmp_path, pair, transforms, *extra, out="moved.nii.gz", image="moving"):
-    from helpers import lightning_reg
-
     arguments = ["apply", "--reference", pair["fixed"], "--input", pair[image], "--transforms", transforms]
-    return lightning_reg([*arguments, "--out", tmp_path / out, *extra], tmp_path)
+    return in_process([*arguments, "--out", tmp_path / out, *extra])
 
 
 def test_two_applies_into_one_new_file_keep_one_result_and_refuse_the_other(tmp_path, pair, shifted):
+    alone = {}
+    for image in ("moving", "fixed"):  # what each would write alone
+        assert _apply(tmp_path, pair, shifted, out=f"{image}.alone.nii.gz", image=image).returncode == 0
+        alone[image] = nib.load(tmp_path / f"{image}.alone.nii.gz").get_fdata()
     for round_ in range(3):
         out = tmp_path / f"race{round_}.nii.gz"
         runs = [
@@ -49,9 +51,7 @@ def test_two_applies_into_one_new_file_keep_one_result_and_refuse_the_other(tmp_
         assert len(loser.strip().splitlines()) == 1, loser
         assert "was written by another process while this one worked; it was kept" in loser or "exists" in loser
         winner = ("moving", "fixed")[[code for code, _ in results].index(0)]
-        expected = _apply(tmp_path, pair, shifted, out=f"alone{round_}.nii.gz", image=winner)
-        assert expected.returncode == 0
-        assert np.array_equal(nib.load(out).get_fdata(), nib.load(tmp_path / f"alone{round_}.nii.gz").get_fdata())
+        assert np.array_equal(nib.load(out).get_fdata(), alone[winner])
     assert not list(tmp_path.glob(".partial-*"))
 
 

@@ -10,7 +10,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from helpers import lightning_reg
+from helpers import in_process
 
 FAST = ["--scales", "2", "1", "--iterations", "10", "5", "--quiet", "--no-qc", "--inverse-warp", "skip"]
 
@@ -25,7 +25,7 @@ def _strict(text: str):
 def _register(tmp_path, pair, out, *extra, **files):
     files = {"fixed": pair["fixed"], "moving": pair["moving"], **files}
     flags = [item for key, path in files.items() for item in (f"--{key.replace('_', '-')}", path)]
-    return lightning_reg(["register", *flags, "--out", tmp_path / out, *extra], tmp_path)
+    return in_process(["register", *flags, "--out", tmp_path / out, *extra])
 
 
 def test_a_folding_warp_is_warned_about_in_one_line_and_in_the_metrics(tmp_path, pair):

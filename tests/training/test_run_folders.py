@@ -3,6 +3,7 @@ last`` after Ctrl-C in a first epoch resumes that run (from ``interrupted.ckpt``
 
 from __future__ import annotations
 
+import shutil
 import signal
 
 from helpers import TINY_2D, lightning_reg, start_lightning_reg
@@ -24,10 +25,10 @@ def test_runs_without_a_logger_never_overwrite_each_other(tmp_path):
     assert {name: (folders[0] / name).read_bytes() for name in names} == first  # untouched by the others
 
 
-def test_last_after_ctrl_c_in_a_first_epoch_resumes_that_run(tmp_path):
-    done = lightning_reg(["fit", *TINY_2D], tmp_path)  # an older, finished run
-    assert done.returncode == 0, done.stderr[-3000:]
-    (older,) = (tmp_path / "runs" / "lightning-reg").iterdir()
+def test_last_after_ctrl_c_in_a_first_epoch_resumes_that_run(tmp_path, trained_run):
+    older = tmp_path / "runs" / "lightning-reg" / "older"  # an older, finished run
+    (older / "checkpoints").mkdir(parents=True)
+    shutil.copy(trained_run / "checkpoints" / "last.ckpt", older / "checkpoints" / "last.ckpt")
     long = ["fit", *TINY_2D[:-6], "--data.train_pairs", "2000", "--model.train_solver.iterations", "[5,5,5]"]
     process = start_lightning_reg(long, tmp_path)
     for line in process.stderr:  # progress as plain lines (stderr is a pipe): interrupt after 50 steps
