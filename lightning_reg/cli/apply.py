@@ -62,7 +62,7 @@ def _check_out(args: argparse.Namespace) -> None:
     if out.is_symlink():
         raise InputError(f"--out {out} is a symbolic link (to {os.readlink(out)}): name the file itself, or a new one")
     if out.is_dir():
-        raise InputError(f"--out {out} is a folder: name the file to write in it, e.g. --out {out / 'moved.nii.gz'}")
+        raise InputError(f"--out {out} is a folder: name the NIfTI file to write (e.g. --out moved.nii.gz)")
     inputs = {"--reference": args.reference, "--input": args.input, "--transforms": args.transforms}
     resolved = [resolve_path(path, flag) for flag, path in inputs.items()]
     target = resolve_path(out, "--out")

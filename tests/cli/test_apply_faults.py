@@ -106,7 +106,7 @@ def test_integers_are_moved_as_an_image_unless_they_are_a_label_map(tmp_path, pa
 def test_out_naming_a_folder_or_a_link_is_one_line(tmp_path, pair, shifted):
     (tmp_path / "results").mkdir()
     done = _apply(tmp_path, pair, shifted, out="results")
-    assert done.returncode == 2 and "is a folder: name the file to write in it" in done.stderr
+    assert done.returncode == 2 and "is a folder: name the NIfTI file to write" in done.stderr
     (tmp_path / "target.nii.gz").write_bytes(b"the user's file")
     (tmp_path / "link.nii.gz").symlink_to(tmp_path / "target.nii.gz")
     done = _apply(tmp_path, pair, shifted, "--overwrite", out="link.nii.gz")
