@@ -266,11 +266,11 @@ def load(request: RegisterRequest) -> Loaded:
         raise InputError(f"fixed image is {fixed.dims}D but moving image is {moving.dims}D")
     if fixed.data.shape[1] != moving.data.shape[1]:
         raise InputError(f"fixed has {fixed.data.shape[1]} channels, moving {moving.data.shape[1]}")
-    labels = dict(kind="label", **read)
-    fixed_seg = onto_grid(load_volume(request.fixed_seg, **labels), fixed, "--fixed-seg") if request.fixed_seg else None
-    moving_seg = (
-        onto_grid(load_volume(request.moving_seg, **labels), moving, "--moving-seg") if request.moving_seg else None
-    )
+    labels, ignore = dict(kind="label", **read), request.ignore_header
+    fixed_seg = moving_seg = None
+    if request.fixed_seg and request.moving_seg:
+        fixed_seg = onto_grid(load_volume(request.fixed_seg, **labels), fixed, "--fixed-seg", ignore)
+        moving_seg = onto_grid(load_volume(request.moving_seg, **labels), moving, "--moving-seg", ignore)
     _check_overlap(fixed, moving)
     landmarks = None
     if request.fixed_landmarks is not None and request.moving_landmarks is not None:
@@ -284,7 +284,11 @@ def _load_masks(request: RegisterRequest, fixed: Volume, moving: Volume) -> dict
     masks = {}
     read = dict(kind="mask", max_voxels=request.max_voxels, ignore_header=request.ignore_header)
     for role, path, image in (("fixed", request.fixed_mask, fixed), ("moving", request.moving_mask, moving)):
-        mask = None if path is None else onto_grid(load_volume(path, **read), image, f"--{role}-mask")
+        mask = (
+            None
+            if path is None
+            else onto_grid(load_volume(path, **read), image, f"--{role}-mask", read["ignore_header"])
+        )
         masks[f"{role}_mask"] = None if mask is None else mask.data
     return masks
 

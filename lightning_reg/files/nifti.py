@@ -269,14 +269,17 @@ def mask_weights(mask: torch.Tensor, source: str | Path) -> torch.Tensor:
     return weights
 
 
-def onto_grid(volume: Volume, reference: Volume, what: str) -> Volume:
+def onto_grid(volume: Volume, reference: Volume, what: str, ignore_header: bool = False) -> Volume:
     """``volume`` (a label map or mask) on the voxel grid of ``reference`` (its image), as its header
     places it: as it is when both headers agree; its voxels reordered when it is the same grid stored
     in another axis order or direction (a copy saved as LPS beside an RAS image); else an
-    :class:`InputError`, never a label map read as if it lay where it does not."""
+    :class:`InputError`, never a label map read as if it lay where it does not. ``ignore_header``
+    (the user's ``--ignore-header``): its voxels are the image's when the shapes agree."""
     dims = reference.dims
     if volume.dims != dims:
         raise InputError(f"{what} {volume.path} is {volume.dims}D but its image {reference.path} is {dims}D")
+    if ignore_header and volume.shape == reference.shape:
+        return Volume(volume.data, reference.affine, volume.header, volume.path, reference.file_shape)
     to_reference = np.linalg.inv(reference.affine.numpy()) @ volume.affine.numpy()  # its voxels -> the image's
     if volume.shape == reference.shape and np.allclose(to_reference, np.eye(dims + 1), atol=1e-3):
         return volume
@@ -295,7 +298,8 @@ def onto_grid(volume: Volume, reference: Volume, what: str) -> Volume:
         f"{what} {volume.path} does not lie on the voxel grid of {reference.path}: its header places it "
         f"elsewhere (shape {volume.shape} vs {reference.shape}, or another affine), so its voxels are not "
         f"the image's; resample it onto the image first (e.g. antsApplyTransforms -r IMAGE -i SEG "
-        f"-n GenericLabel -t identity), or fix its header"
+        f"-n GenericLabel -t identity), fix its header, or, if only the headers are wrong and the voxels "
+        f"match, pass --ignore-header"
     )
 
 

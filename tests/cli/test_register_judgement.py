@@ -96,6 +96,8 @@ def test_label_maps_and_masks_are_placed_by_their_headers(tmp_path, pair):
         done = _register(tmp_path, pair, f"off_{flag}", *FAST, **files)
         assert done.returncode == 2 and "does not lie on the voxel grid" in done.stderr, done.stderr
         assert f"--{flag.replace('_', '-')}" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+        done = _register(tmp_path, pair, f"ignored_{flag}", *FAST, "--ignore-header", **files)
+        assert done.returncode == 0, done.stderr  # the user says the voxels match: the shapes do
 
 
 def test_a_soft_mask_weighs_voxels_and_a_slice_across_the_grid_is_one_line(tmp_path, pair):
