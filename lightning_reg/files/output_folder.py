@@ -53,22 +53,32 @@ def resolve_path(path: str | Path, flag: str = "") -> Path:
 PARTIAL = re.compile(r"\.partial-[0-9a-f]{8}-.+")
 
 
-def _claim(path: Path) -> int | None:
+def _lock(handle: int, wait: bool = True) -> str:
+    """``flock`` ``handle`` exclusively: ``"locked"``, ``"busy"`` (another process holds it; only
+    when not ``wait``) or ``"none"`` (no locks here: not POSIX, or a file system mounted without them,
+    as some cluster file systems are; then nothing is ever judged abandoned)."""
+    if fcntl is None:
+        return "none"
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return "busy"
+    except OSError:
+        return "none"
+    return "locked"
+
+
+def _claim(path: Path) -> int:
     """Create ``path`` and lock it for as long as the returned descriptor stays open (the writer
     opens the same file by name, so the lock stays on what it writes)."""
     handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    if fcntl is None:
-        os.close(handle)
-        return None
-    fcntl.flock(handle, fcntl.LOCK_EX)
+    _lock(handle)
     return handle
 
 
 def _remove_abandoned_files(folder: Path) -> None:
     """Remove the temporary files of writers that are gone (killed with ``kill -9``, a power cut):
     no process holds their lock."""
-    if fcntl is None:
-        return
     for left in folder.glob(".partial-*"):
         if not PARTIAL.fullmatch(left.name) or not left.is_file() or left.is_symlink():
             continue
@@ -77,10 +87,8 @@ def _remove_abandoned_files(folder: Path) -> None:
         except OSError:
             continue
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            left.unlink(missing_ok=True)
-        except (BlockingIOError, OSError):
-            pass  # a live writer's
+            if _lock(handle, wait=False) == "locked":  # else a live writer's, or no way to tell
+                left.unlink(missing_ok=True)
         finally:
             os.close(handle)
 
@@ -110,8 +118,7 @@ def atomic_path(path: str | Path, overwrite: bool = True) -> Iterator[Path]:
         _remove_abandoned_files(path.parent)
     finally:
         temporary.unlink(missing_ok=True)
-        if handle is not None:
-            os.close(handle)
+        os.close(handle)
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -157,12 +164,12 @@ def foreign_entries(folder: Path) -> list[str]:
 @contextmanager
 def _locked_folder(folder: Path) -> Iterator[None]:
     """An exclusive lock on ``folder`` itself, held for the block (commits into it are serialized)."""
-    if fcntl is None:
+    if fcntl is None:  # not POSIX: a folder cannot be opened to lock it
         yield
         return
     handle = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        _lock(handle)
         yield
     finally:
         os.close(handle)
@@ -170,28 +177,21 @@ def _locked_folder(folder: Path) -> Iterator[None]:
 
 def _lock_marker(staging: Path) -> int | None:
     """Lock the marker of a staging folder for as long as the returned descriptor stays open."""
-    if fcntl is None:
-        return None
     handle = os.open(staging / MARKER, os.O_RDONLY)
-    fcntl.flock(handle, fcntl.LOCK_EX)
+    _lock(handle)
     return handle
 
 
 def _abandoned(staging: Path) -> bool:
     """True for a staging folder whose writer is gone: no process holds its marker's lock, or (seen
     under the parent folder's lock, where a live run makes, marks and locks it at once) it has no marker."""
-    if fcntl is None:
-        return False
     if not (staging / MARKER).is_file():
-        return True
+        return fcntl is not None
     handle = os.open(staging / MARKER, os.O_RDONLY)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
+        return _lock(handle, wait=False) == "locked"
     finally:
         os.close(handle)
-    return True
 
 
 class OutputFolder:
@@ -333,12 +333,9 @@ class OutputFolder:
         if not (self.folder / MARKER).is_file():
             raise InputError(f"{self.flag} {self.folder} is not a folder lightning-reg wrote: nothing to resume there")
         handle = os.open(self.folder / MARKER, os.O_RDONLY)
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(handle)
-                raise InputError(f"another lightning-reg process is writing in {self.folder}: wait for it") from None
+        if _lock(handle, wait=False) == "busy":
+            os.close(handle)
+            raise InputError(f"another lightning-reg process is writing in {self.folder}: wait for it")
         self._locks[self.folder] = handle
         return self.folder
 
