@@ -9,7 +9,7 @@ import os
 from ..errors import InputError, OneLineParser, warn
 from ..files.apply_transforms import INTERPOLATIONS, check_coverage, load_transforms, mapped_points, resample
 from ..files.nifti import default_max_voxels, load_volume, save_volume, stores_labels
-from ..files.output_folder import resolve_path
+from ..files.output_folder import refuse_link, resolve_path
 from .parsing import positive_int, user_path
 
 
@@ -59,8 +59,7 @@ def build_parser(prog: str = "lightning-reg apply") -> argparse.ArgumentParser:
 
 def _check_out(args: argparse.Namespace) -> None:
     out = args.out
-    if out.is_symlink():
-        raise InputError(f"--out {out} is a symbolic link (to {os.readlink(out)}): name the file itself, or a new one")
+    refuse_link(out, "--out")
     if out.is_dir():
         raise InputError(f"--out {out} is a folder: name the NIfTI file to write (e.g. --out moved.nii.gz)")
     inputs = {"--reference": args.reference, "--input": args.input, "--transforms": args.transforms}

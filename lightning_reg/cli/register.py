@@ -284,12 +284,10 @@ def _load_masks(request: RegisterRequest, fixed: Volume, moving: Volume) -> dict
     masks = {}
     read = dict(kind="mask", max_voxels=request.max_voxels, ignore_header=request.ignore_header)
     for role, path, image in (("fixed", request.fixed_mask, fixed), ("moving", request.moving_mask, moving)):
-        mask = (
-            None
-            if path is None
-            else onto_grid(load_volume(path, **read), image, f"--{role}-mask", read["ignore_header"])
-        )
-        masks[f"{role}_mask"] = None if mask is None else mask.data
+        masks[f"{role}_mask"] = None
+        if path is not None:
+            mask = onto_grid(load_volume(path, **read), image, f"--{role}-mask", request.ignore_header)
+            masks[f"{role}_mask"] = mask.data
     return masks
 
 

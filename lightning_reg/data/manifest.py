@@ -26,7 +26,7 @@ def _record(row: dict, role: str, folder: Path, columns: set[str]) -> ImageRecor
 
 
 def _short_name(path: Path, depth: int) -> str:
-    folders = path.parent.parts[max(len(path.parent.parts) - depth + 1, 0) :] if depth > 1 else ()
+    folders = path.parent.parts[-(depth - 1) :] if depth > 1 else ()
     return "-".join([*folders, path.name.split(".")[0]])
 
 

@@ -159,11 +159,10 @@ class OASISDataModule(FileDataModule):
         if self.subject_list and not listing.is_file():
             raise ValueError(f"subject list {listing} not found")
         if listing.is_file():
-            lines = [(number, line.strip()) for number, line in enumerate(listing.read_text().splitlines(), 1)]
-            names = [line for _, line in lines if line]
-            for number, name in lines:
-                if name:
-                    confined(self.root, name, f"{listing}, line {number}", single=True)
+            names = []
+            for number, line in enumerate(listing.read_text().splitlines(), 1):
+                if line.strip():
+                    names.append(confined(self.root, line.strip(), f"{listing}, line {number}", single=True).name)
         else:
             names = sorted(path.name for path in self.root.glob("OASIS_OAS1_*_MR1") if path.is_dir())
         if not names:

@@ -49,6 +49,13 @@ def resolve_path(path: str | Path, flag: str = "") -> Path:
         ) from None
 
 
+def refuse_link(path: Path, flag: str) -> None:
+    """An output named by a symbolic link is an :class:`InputError`: replacing it would replace the
+    link, or (a folder) delete what it points to."""
+    if path.is_symlink():
+        raise InputError(f"{flag} {path} is a symbolic link (to {os.readlink(path)}): name its target, or a new path")
+
+
 #: the temporary file of :func:`atomic_path`: ``.partial-<8 hex digits>-<final name>``
 PARTIAL = re.compile(r"\.partial-[0-9a-f]{8}-.+")
 
@@ -175,7 +182,7 @@ def _locked_folder(folder: Path) -> Iterator[None]:
         os.close(handle)
 
 
-def _lock_marker(staging: Path) -> int | None:
+def _lock_marker(staging: Path) -> int:
     """Lock the marker of a staging folder for as long as the returned descriptor stays open."""
     handle = os.open(staging / MARKER, os.O_RDONLY)
     _lock(handle)
@@ -254,11 +261,7 @@ class OutputFolder:
 
     def check(self) -> None:
         """Raise :class:`InputError` if writing here could fail or lose anything the user wrote."""
-        if self.folder.is_symlink():  # replacing it would replace the link, or delete what it points to
-            raise InputError(
-                f"{self.flag} {self.folder} is a symbolic link (to {os.readlink(self.folder)}): name the "
-                f"folder itself, or a new one"
-            )
+        refuse_link(self.folder, self.flag)
         folder = resolve_path(self.folder, self.flag)
         if self.folder.exists() and not self.folder.is_dir():
             raise InputError(f"{self.flag} {self.folder} exists and is not a folder: choose a folder name")
