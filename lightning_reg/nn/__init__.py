@@ -1,5 +1,6 @@
 """Feature networks (2D and 3D): each maps an image to a feature pyramid, coarse to fine."""
 
+from .added import AddedFeatures
 from .base import FeatureNetwork
 from .encoder import EncoderFeatures
 from .identity import IdentityFeatures
@@ -8,6 +9,7 @@ from .residual import ResidualFeatures
 from .unet import LKUNet, UNet
 
 __all__ = [
+    "AddedFeatures",
     "EncoderFeatures",
     "FeatureNetwork",
     "IdentityFeatures",

@@ -23,7 +23,7 @@ from .transforms import LINEAR, TRANSFORMS, Transform, stages
 
 TransformName = Literal["rigid", "affine", "freeform", "greedy", "svf", "bspline", "syn"]
 LinearName = Literal["rigid", "affine"]
-SimilarityName = Literal["mse", "lncc", "ncc", "cosine", "mi"]
+SimilarityName = Literal["mse", "lncc", "ncc", "cosine", "mi", "added"]
 OptimizerName = Literal["adam", "lbfgs", "gd"]
 InterpolationName = Literal["linear", "cubic"]
 RegularizerName = Literal["diffusion", "bending"]
@@ -50,7 +50,7 @@ CHOICES: dict[str, tuple[Any, Mapping[str, Any]]] = {
     "regularizer": (RegularizerName, REGULARIZERS),
 }
 #: ``backward`` given flat, as the layer's keywords before 0.3 (``backward="ift", cg_tolerance=...``)
-BACKWARD_KEYS = {"jfb_steps", "cg_iterations", "cg_tolerance", "damping"}
+BACKWARD_KEYS = {"jfb_steps", "phantom_damping", "truncated_steps", "cg_iterations", "cg_tolerance", "damping"}
 
 
 def choices(option: str) -> tuple[str, ...]:
@@ -70,7 +70,8 @@ class SolverOptions:
         transform: the map's representation: rigid, affine, freeform, greedy, svf, bspline or syn.
         linear: a linear transform (rigid, affine) solved first, without gradients, that the
             deformable transform starts from, as ANTs' affine stage before SyN; none: no such stage.
-        similarity: mse, lncc, ncc, cosine, or mi (one channel).
+        similarity: mse, lncc, ncc, cosine, mi (one channel), or added (the image's channels by one
+            similarity and learned channels beside them by another: nn.AddedFeatures).
         scales: downsampling factor of each solver level, coarse to fine (e.g. 4 2 1); none: one
             level per given pyramid level.
         iterations: solver iterations per level, coarse to fine (one number: every level).

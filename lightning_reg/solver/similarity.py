@@ -262,7 +262,100 @@ class MutualInformation(Similarity):
         return -(joint * torch.log(ratio + self.eps)).flatten(1).sum(1)
 
 
-SIMILARITIES: dict[str, type[Similarity]] = {cls.name: cls for cls in (MSE, LNCC, NCC, Cosine, MutualInformation)}
+class AddedChannels(Similarity):
+    """The image's channels by a classical similarity and learned channels beside them by another,
+    the learned group weighed by a gate the features carry (``nn.AddedFeatures``):
+
+    ``E = image_weight * image(F[:C], W[:C]) + features_weight * max(gate, 0) * features(F[C:-1], W[C:-1])``
+
+    for features ``[B, C + K + 1, *S]``: the image's ``C = image_channels`` channels, ``K`` learned
+    channels and a last channel constant at the gate (read per pair from the fixed side). The gate
+    sits in the features so that training reaches it as it reaches every feature: with the gate at 0
+    (an untrained model) the energy is the image similarity's alone, so the warp is the classical
+    solver's, while the energy stays linear in the gate, whose gradient therefore is not zero there.
+    Features of the image's channels only (no learned group) give the image term alone.
+
+    Args:
+        image: the image group's similarity (``lncc``; ``mi`` across contrasts).
+        features: the learned group's similarity (``mse``).
+        image_channels: how many leading channels are the image's.
+        image_weight: weight of the image term (0: the learned channels alone, e.g. where the image's
+            contrast misleads; chosen on validation).
+        features_weight: weight of the learned term, times the gate.
+        image_options, features_options: options of the two similarities' constructors.
+    """
+
+    name = "added"
+
+    def __init__(
+        self,
+        image: str = "lncc",
+        features: str = "mse",
+        image_channels: int = 1,
+        image_weight: float = 1.0,
+        features_weight: float = 1.0,
+        image_options: dict | None = None,
+        features_options: dict | None = None,
+    ) -> None:
+        if image == self.name or features == self.name:
+            raise ValueError("the groups of the added similarity take a plain similarity (lncc, mi, mse, ...)")
+        if image_channels < 1:
+            raise ValueError(f"image_channels must be >= 1, got {image_channels}")
+        for label, weight in (("image_weight", image_weight), ("features_weight", features_weight)):
+            if not weight >= 0:
+                raise ValueError(f"{label} must be >= 0, got {weight}")
+        self.image, self.features = image, features
+        self.image_channels, self.image_weight, self.features_weight = int(image_channels), image_weight, features_weight
+        self.image_options, self.features_options = dict(image_options or {}), dict(features_options or {})
+        self.image_similarity = make_similarity(image, **self.image_options)
+        self.features_similarity = make_similarity(features, **self.features_options)
+        self._split_cache: tuple | None = None
+
+    def _fixed_groups(self, fixed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """The fixed side's image channels, learned channels and gate ``[B]``; the same tensors while
+        the same ``fixed`` comes back, so the image similarity's own cache (LNCC's moments) holds."""
+        cached = self._split_cache
+        if cached is not None and cached[0]() is fixed and cached[1] == fixed._version:
+            return cached[2]
+        groups = self._split(fixed)
+        image, learned, gate = groups
+        if learned is not None and gate is not None:
+            groups = (image, learned, gate[:, 0].flatten(1).mean(1))
+        self._split_cache = (weakref.ref(fixed), fixed._version, groups)
+        return groups
+
+    def _split(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        channels = features.shape[1]
+        if channels == self.image_channels:
+            return features, None, None
+        if channels < self.image_channels + 2:
+            raise ValueError(
+                f"the added similarity takes the image's {self.image_channels} channel(s), learned channels and "
+                f"a gate channel (nn.AddedFeatures); got {channels} channels"
+            )
+        image = features[:, : self.image_channels].contiguous()
+        return image, features[:, self.image_channels : -1], features[:, -1:]
+
+    def __call__(self, fixed: torch.Tensor, warped: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        fixed_image, fixed_learned, gate = self._fixed_groups(fixed)
+        warped_image, warped_learned, _ = self._split(warped)
+        value = self.image_similarity(fixed_image, warped_image, weights)
+        if self.image_weight != 1:
+            value = self.image_weight * value
+        if fixed_learned is None or self.features_weight == 0:
+            return value
+        assert gate is not None and warped_learned is not None
+        # the gate's gradient passes below 0 too (straight through), so a gate that stepped below 0 can return
+        weight = gate + (gate.clamp_min(0) - gate).detach()
+        return value + self.features_weight * weight * self.features_similarity(fixed_learned, warped_learned, weights)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_split_cache": None}
+
+
+SIMILARITIES: dict[str, type[Similarity]] = {
+    cls.name: cls for cls in (MSE, LNCC, NCC, Cosine, MutualInformation, AddedChannels)
+}
 
 
 def make_similarity(name: str | Similarity, **options) -> Similarity:

@@ -179,7 +179,11 @@ def resize(image: torch.Tensor, shape: Sequence[int], mode: str = "linear") -> t
     if mode == "nearest":
         return F.interpolate(image, size=tuple(shape), mode="nearest")
     interp = "bilinear" if len(shape) == 2 else "trilinear"
-    return F.interpolate(image, size=tuple(shape), mode=interp, align_corners=True)
+    # channel by channel: PyTorch's 2D kernel rounds differently with the channel count, and the
+    # image's channel must come out as it does alone (nn.AddedFeatures: untrained == classical, exactly)
+    planes = image.reshape(-1, 1, *image.shape[2:])
+    resized = F.interpolate(planes, size=tuple(shape), mode=interp, align_corners=True)
+    return resized.view(*image.shape[:2], *shape)
 
 
 def compose(outer: torch.Tensor, inner: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:

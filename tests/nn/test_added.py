@@ -1,0 +1,99 @@
+"""AddedFeatures (issue 41): the image kept, learned channels beside it and a gate. Untrained, the model
+registers exactly as the classical solver with the image's similarity; the gate and then the learned
+channels get gradients through the solver, so training can add to the classical start."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lightning_reg.data.synthetic import warped_pair
+from lightning_reg.nn import AddedFeatures
+from lightning_reg.solver import normalize_intensities, register
+from lightning_reg.solver.similarity import AddedChannels, make_similarity
+from lightning_reg.training.losses import soft_dice_loss
+from lightning_reg.training.module import RegistrationModule
+from lightning_reg.training.solver_settings import SolverSettings
+
+
+def _pair(shape):
+    pair = warped_pair(shape, magnitude=2.0, seed=1)
+    return normalize_intensities(pair["fixed"]), normalize_intensities(pair["moving"]), pair
+
+
+@pytest.mark.parametrize("similarity", ["lncc", "mi"])
+@pytest.mark.parametrize("shape", [(48, 40), (24, 28, 20)], ids=["2d", "3d"])
+def test_an_untrained_model_registers_as_the_classical_solver(shape, similarity):
+    fixed, moving, _ = _pair(shape)
+    settings = SolverSettings(
+        transform="greedy",
+        similarity="added",
+        similarity_options={"image": similarity},
+        scales=[4, 2, 1],
+        iterations=[20, 10, 5],
+        tolerance=1e-6,
+    )
+    model = RegistrationModule(network=AddedFeatures(dims=len(shape)), train_solver=settings).eval()
+    with torch.no_grad():
+        (features,) = model.network(fixed)
+        assert float(features[:, 1:-1].std()) > 0  # the learned channels are not blank: the gate holds them off
+        learned = model.register({"fixed": fixed, "moving": moving}, settings)[-1]
+    classical = register(
+        fixed,
+        moving,
+        transform="greedy",
+        similarity=similarity,
+        scales=(4, 2, 1),
+        iterations=(20, 10, 5),
+        tolerance=1e-6,
+        normalize=False,
+    )
+    assert torch.equal(classical.grid, learned.grid)
+    assert float(learned.displacement_voxels().abs().max()) > 0.5  # it did register
+
+
+def test_the_gate_and_then_the_learned_channels_get_gradients_through_the_solver():
+    fixed, moving, pair = _pair((40, 40))
+    labels = (pair["fixed_seg"] == 1).float(), (pair["moving_seg"] == 1).float()
+    settings = SolverSettings(similarity="added", iterations=[10, 5, 5], scales=[4, 2, 1], backward="unroll")
+    network = AddedFeatures(dims=2)
+    model = RegistrationModule(network=network, train_solver=settings)
+    head = network.unet.heads[-1].weight
+
+    def gradients():
+        network.zero_grad()
+        result = model.register({"fixed": fixed, "moving": moving}, settings)[-1]
+        soft_dice_loss(labels[0], result.warp(labels[1])).backward()
+        return float(network.gate.grad.abs()), float(head.grad.abs().sum())
+
+    gate, weights = gradients()
+    assert gate > 0 and weights == 0  # at gate 0 only the gate is reached, to first order
+    with torch.no_grad():
+        network.gate.fill_(0.5)
+    gate, weights = gradients()
+    assert gate > 0 and weights > 0
+
+
+def test_the_gate_weighs_the_learned_term_and_image_weight_the_image_term():
+    fixed = torch.rand(2, 1, 16, 16)
+    warped = torch.rand(2, 1, 16, 16)
+    learned_f, learned_w = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    gates = torch.tensor([0.0, 2.0]).view(2, 1, 1, 1).expand(2, 1, 16, 16)
+    similarity = AddedChannels(image="mse", features="mse", image_weight=0.5)
+    value = similarity(torch.cat([fixed, learned_f, gates], 1), torch.cat([warped, learned_w, gates], 1))
+    image = (fixed - warped).pow(2).flatten(1).mean(1)
+    features = (learned_f - learned_w).pow(2).flatten(1).mean(1)
+    torch.testing.assert_close(value, 0.5 * image + torch.tensor([0.0, 2.0]) * features)
+    # the image's channels alone: the image term
+    torch.testing.assert_close(AddedChannels(image="mse")(fixed, warped), image)
+
+
+def test_bad_added_options_and_layouts_are_refused():
+    with pytest.raises(ValueError, match="plain similarity"):
+        make_similarity("added", image="added")
+    with pytest.raises(ValueError, match="image_weight"):
+        make_similarity("added", image_weight=-1)
+    with pytest.raises(ValueError, match="gate channel"):
+        AddedChannels()(torch.rand(1, 2, 8, 8), torch.rand(1, 2, 8, 8))
+    with pytest.raises(ValueError, match="learned"):
+        AddedFeatures(learned=0)
