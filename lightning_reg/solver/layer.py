@@ -251,7 +251,7 @@ class RegistrationLayer(torch.nn.Module):
         carry the gradient path chosen by the backward mode, and the gradient norm per pair where
         the solver started (None when it ran no iteration)."""
         attached = torch.is_grad_enabled() and (fixed.requires_grad or moving.requires_grad)
-        unroll = attached and self.settings.mode == "unroll"
+        unroll = attached and self.settings.mode in ("unroll", "truncated")
         if not unroll:
             fixed_input, moving_input = fixed, moving
             fixed, moving = fixed.detach(), moving.detach()
@@ -268,6 +268,7 @@ class RegistrationLayer(torch.nn.Module):
             scale_index=index,
             optimizer=optimizer,
             differentiable=unroll,
+            graph_steps=self.settings.truncated_steps if unroll and self.settings.mode == "truncated" else None,
         )
         solved = copy.copy(transform)
         if attached and not unroll and (optimizer.count > 0 or self.settings.mode == "ift"):

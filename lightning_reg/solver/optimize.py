@@ -98,12 +98,15 @@ class ScaleRun:
     callback: Callback | None
     scale_index: int
     differentiable: bool
+    #: the first iteration whose graph is kept when ``differentiable`` (0: every one)
+    graph_from: int = 0
 
-    def energy(self, parameters: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Energies ``[B]`` and gradients at ``parameters`` (:func:`energy_and_gradients`)."""
-        return energy_and_gradients(
-            self.transform, parameters, self.fixed, self.moving, self.objective, self.differentiable
-        )
+    def energy(self, parameters: list[torch.Tensor], graph: bool | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Energies ``[B]`` and gradients at ``parameters`` (:func:`energy_and_gradients`); with
+        ``graph`` False (default: ``differentiable``) on the features detached."""
+        graph = self.differentiable if graph is None else graph
+        fixed, moving = (self.fixed, self.moving) if graph else (self.fixed.detach(), self.moving.detach())
+        return energy_and_gradients(self.transform, parameters, fixed, moving, self.objective, graph)
 
     def report(self, iteration: int, energies: torch.Tensor) -> None:
         """Tell the callback, if any, where the run is."""
@@ -123,16 +126,31 @@ def solve_scale(
     scale_index: int = 0,
     optimizer: Adam | QuasiNewton | None = None,
     differentiable: bool = False,
+    graph_steps: int | None = None,
 ) -> torch.Tensor:
     """Run up to ``iterations`` steps at one scale, each pair stopping on its own (module docstring).
     Returns the energies ``[n, B]`` at the start of every iteration run.
 
     ``transform.start_scale`` must have been called for this scale. With ``differentiable`` the
-    parameters keep the graph of every step (memory grows with the iterations).
+    parameters keep the graph of every step (memory grows with the iterations), or with
+    ``graph_steps`` of the last ``graph_steps`` only (Adam: truncated back-propagation).
     """
     optimizer = Adam() if optimizer is None else optimizer
+    graph_from = 0 if graph_steps is None else max(iterations - graph_steps, 0)
+    if graph_steps is not None and not isinstance(optimizer, Adam):
+        raise ValueError("backward truncated keeps the graph of Adam's last steps: use optimizer adam (or backward unroll)")
     run = ScaleRun(
-        transform, fixed, moving, objective, iterations, tolerance, patience, callback, scale_index, differentiable
+        transform,
+        fixed,
+        moving,
+        objective,
+        iterations,
+        tolerance,
+        patience,
+        callback,
+        scale_index,
+        differentiable,
+        graph_from,
     )
     trace = _descend(run, optimizer) if isinstance(optimizer, QuasiNewton) else _adam(run, optimizer)
     if not trace:
@@ -149,7 +167,8 @@ def _adam(run: ScaleRun, optimizer: Adam) -> list[torch.Tensor]:
     trace: list[torch.Tensor] = []
     initial = None
     for iteration in range(run.iterations):
-        values, gradients = run.energy(transform.parameters())
+        graph = run.differentiable and iteration >= run.graph_from
+        values, gradients = run.energy(transform.parameters(), graph)
         trace.append(values.detach())
         if initial is None:
             initial = optimizer.initial_norm = pair_norm(gradients)
@@ -159,7 +178,7 @@ def _adam(run: ScaleRun, optimizer: Adam) -> list[torch.Tensor]:
             if not bool(active.any()):
                 break
         directions = optimizer.direction(transform.prepare_gradients(gradients))
-        if run.differentiable:
+        if graph:
             transform.set_parameters(transform.stepped(directions, active))
         else:
             with torch.no_grad():

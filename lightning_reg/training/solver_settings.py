@@ -24,7 +24,9 @@ from ..solver.pyramid import source_levels
 
 #: the training-only settings' help (the shared options' is ``SolverOptions``' docstring)
 _OWN_HELP = """\
-        backward: jfb, ift or unroll (solver/implicit.py).
+        backward: jfb, ift, unroll or truncated (solver/implicit.py).
+        backward_options: the backward mode's settings (solver.implicit.BackwardSettings: jfb_steps,
+            phantom_damping, truncated_steps, cg_tolerance, ...).
         learning_rate: largest step of one iteration of a deformable transform, voxels of the level;
             none: the transform's own default (a linear one takes its own, or transform_options).
         smooth_grad_sigma: Gaussian sigma (voxels of the level) of the gradient after each step
@@ -51,6 +53,7 @@ class SolverSettings:
     iterations: list[int] = field(default_factory=lambda: list(LEARNED.iterations))
     scales: list[float] | None = LEARNED.scales
     backward: BackwardMode = LEARNED.backward.mode
+    backward_options: dict = field(default_factory=dict)
     learning_rate: float | None = None
     smooth_grad_sigma: float | None = None
     smooth_warp_sigma: float | None = None
@@ -88,7 +91,7 @@ class SolverSettings:
             regularizer=self.regularizer if deformable else None,
             regularizer_weight=self.regularizer_weight if deformable else 0.0,
             transform_options=transform_options,
-            backward=BackwardSettings(self.backward),
+            backward=_backward(self.backward, self.backward_options),
         )
 
     def layer(self) -> RegistrationLayer:
@@ -118,6 +121,15 @@ class SolverSettings:
         level_iterations(self.iterations, self.level_count(network_scales))
         if self.scales:
             source_levels(check_scales(self.scales), network_scales)
+
+
+def _backward(mode: BackwardMode, options: dict) -> BackwardSettings:
+    """The backward settings of ``mode`` and its ``options``; an unknown option says which are known."""
+    known = {item.name for item in fields(BackwardSettings)} - {"mode"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"unknown backward option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return BackwardSettings(mode, **options)
 
 
 def _settings_doc() -> str:

@@ -260,3 +260,47 @@ def test_layer_falls_back_to_own_sampler_with_the_same_gradients(monkeypatch):
     monkeypatch.setitem(interpolation._TWICE_DIFFERENTIABLE, "cpu", False)
     fallback, _ = _feature_gradients(_layer(backward="ift", iterations=100), fixed, moving, loss_of)
     assert torch.allclose(fallback, expected, rtol=1e-3, atol=1e-6 * float(expected.abs().max()))
+
+
+def _adam_layer(backward, **backward_options):
+    return RegistrationLayer(
+        "freeform", "mse", iterations=[12], backward=backward, transform_options=DENSE, tolerance=0, **backward_options
+    )
+
+
+def test_truncated_backprop_is_unroll_when_it_keeps_every_step_and_differs_when_it_keeps_fewer():
+    fixed, moving, loss_of = _convex_problem((16, 16))
+    unrolled, reference = _feature_gradients(_adam_layer("unroll"), fixed, moving, loss_of)
+    whole, result = _feature_gradients(_adam_layer("truncated", truncated_steps=12), fixed, moving, loss_of)
+    assert torch.equal(result.grid, reference.grid)  # the forward answer is the same
+    torch.testing.assert_close(whole, unrolled)
+    last, result = _feature_gradients(_adam_layer("truncated", truncated_steps=3), fixed, moving, loss_of)
+    torch.testing.assert_close(result.grid, reference.grid)  # to rounding: Adam's in-place moments before
+    assert bool(torch.isfinite(last).all()) and not torch.allclose(last, unrolled)
+    # its direction lowers the loss: a small step of the features against it
+    layer = _adam_layer("truncated", truncated_steps=3)
+    half = fixed.numel()
+    with torch.no_grad():
+        before = float(loss_of(layer([fixed], [moving])[-1]))
+        step = 1e-2 / float(last.abs().max())
+        after = float(
+            loss_of(layer([fixed - step * last[:half].view_as(fixed)], [moving - step * last[half:].view_as(moving)])[-1])
+        )
+    assert after < before
+
+
+def test_damped_phantom_steps_are_the_plain_steps_at_damping_one_and_shrink_the_gradient_below():
+    fixed, moving, loss_of = _convex_problem((16, 16))
+    plain, _ = _feature_gradients(_adam_layer("jfb", jfb_steps=1), fixed, moving, loss_of)
+    undamped, _ = _feature_gradients(_adam_layer("jfb", jfb_steps=1, phantom_damping=1.0), fixed, moving, loss_of)
+    torch.testing.assert_close(plain, undamped)
+    # one damped step from the solution is the plain step times the damping
+    half, _ = _feature_gradients(_adam_layer("jfb", jfb_steps=1, phantom_damping=0.5), fixed, moving, loss_of)
+    torch.testing.assert_close(half, 0.5 * plain)
+    five, _ = _feature_gradients(_adam_layer("jfb", jfb_steps=5, phantom_damping=0.5), fixed, moving, loss_of)
+    assert _cosine(five, plain) > 0.5 and not torch.allclose(five, plain)
+    with pytest.raises(ValueError, match="phantom_damping"):
+        _adam_layer("jfb", phantom_damping=0)
+    with pytest.raises(ValueError, match="optimizer adam"):
+        fixed_features = fixed.clone().requires_grad_(True)
+        RegistrationLayer("freeform", "mse", iterations=[3], backward="truncated", optimizer="gd")([fixed_features], [moving])
