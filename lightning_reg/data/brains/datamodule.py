@@ -1,6 +1,7 @@
 """Training on real anatomy without its scans, SynthMorph style: each pair is two random warps (smooth
-velocity field and affine jitter) of training donors' label maps, each rendered with random contrast,
-blur, bias and noise. Validation renders the validation donor the same way (fixed seeds); the test
+velocity field and affine jitter) of training anatomies' label maps (the donors' DK maps, and aseg label
+maps of a folder the user points to: ``label_maps.py``), each rendered with a random or tissue-realistic
+contrast, blur, bias and noise. Validation renders the validation donor the same way (fixed seeds); the test
 split is the held-out pairs the builder wrote. Held-out subjects are refused in training and validation."""
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from ..synthmorph import SynthSettings, random_means, render
 from .anisotropy import thicken
 from .cohort import TRAIN_DONORS, VAL_DONORS, held_out_pairs, refuse_held_out, tissue_pairs
 from .grid import GRID_SHAPE, TISSUE, grid_affine, with_tissue
+from .label_maps import label_map_names, read_label_map
+from .tissue_tables import TABLES, table_means
 
 #: the axial slice of a 2D pair: the grid's centre, +- this many slices in training
 SLICE_JITTER = 12
@@ -98,6 +101,10 @@ class BrainPairs(Dataset):
             axis, on its own grid with its own header (``anisotropy.thicken``).
         same_contrast: share of pairs whose two images share one random contrast (same-modality
             pairs); the others render each image with its own (SynthMorph's cross-contrast pairs).
+        families: the label family of each subject (``dk`` or ``aseg``; default ``dk``): pairs join
+            two subjects of one family only, whose labels then mean the same structures.
+        tissue_contrast: share of contrasts drawn from the T1-, T2- and PD-like tissue tables
+            (``tissue_tables.py``) instead of random per-label intensities.
     """
 
     def __init__(
@@ -115,8 +122,12 @@ class BrainPairs(Dataset):
         crop: Sequence[int] | None = None,
         anisotropy: float = 0.0,
         same_contrast: float = 0.0,
+        families: dict[str, str] | None = None,
+        tissue_contrast: float = 0.0,
     ) -> None:
         self.maps, self.dims, self.settings, self.count = maps, dims, settings, count
+        self.families = {subject: (families or {}).get(subject, "dk") for subject in maps}
+        self.tissue_contrast = tissue_contrast
         self.first_seed, self.split, self.shapes = first_seed, split, shapes
         self.jitter = (rotation, scaling, shift)
         self.affine = slice_affine(dims)
@@ -129,10 +140,11 @@ class BrainPairs(Dataset):
     def _labels(self, generator: torch.Generator) -> tuple[str, str, torch.Tensor, torch.Tensor]:
         subjects = sorted(self.maps)
         first = subjects[int(torch.randint(len(subjects), (1,), generator=generator))]
+        kin = [subject for subject in subjects if self.families[subject] == self.families[first]]
         second = (
             first
             if float(torch.rand(1, generator=generator)) < 0.5
-            else subjects[int(torch.randint(len(subjects), (1,), generator=generator))]
+            else kin[int(torch.randint(len(kin), (1,), generator=generator))]
         )
         maps = [self.maps[first], self.maps[second]]
         if float(torch.rand(1, generator=generator)) < self.shapes:
@@ -161,6 +173,14 @@ class BrainPairs(Dataset):
         affine[:-1, -1] += affine[:-1, :-1] @ torch.tensor(start, dtype=affine.dtype)
         return tuple(slice(a, a + c) for a, c in zip(start, self.crop)), affine
 
+    def _means(self, family: str, generator: torch.Generator) -> torch.Tensor | None:
+        """One rendering's intensity per label: a perturbed tissue table (a share ``tissue_contrast``,
+        drawn only then, so the pairs of a share of 0 stay those of earlier versions) or random ones."""
+        if self.tissue_contrast > 0 and float(torch.rand(1, generator=generator)) < self.tissue_contrast:
+            contrast = sorted(TABLES)[int(torch.randint(len(TABLES), (1,), generator=generator))]
+            return table_means("dk" if family == "shapes" else family, contrast, generator)
+        return random_means(TISSUE, generator)
+
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < self.count:
             raise IndexError(index)
@@ -172,10 +192,12 @@ class BrainPairs(Dataset):
         item = {"id": f"{self.split}-{seed}-{first}-{second}", "fixed_affine": affine, "moving_affine": affine}
         # drawn only when asked for, so the pairs of a share of 0 stay those of earlier versions
         shared = self.same_contrast > 0 and float(torch.rand(1, generator=generator)) < self.same_contrast
-        means = random_means(TISSUE, generator) if shared else None
+        family = self.families.get(first, "dk")
+        means = self._means(family, generator) if shared else None
         for role, labels in zip(("fixed", "moving"), maps):
             warped = self._warped(labels, generator)
-            item[role] = render(warped, self.settings, generator, means)[0]
+            contrast = means if shared else self._means(family, generator)
+            item[role] = render(warped, self.settings, generator, contrast)[0]
             item[f"{role}_seg"] = torch.where(warped == TISSUE, 0, warped)[0]
         if float(torch.rand(1, generator=generator)) < self.anisotropy:
             axis = int(torch.randint(self.dims, (1,), generator=generator))
@@ -271,6 +293,11 @@ class BrainDataModule(L.LightningDataModule):
             axis, on its native grid (teaches features for clinical thick-slice scans).
         same_contrast: share of training and validation pairs whose two images share one random
             contrast (same-modality pairs, as the T1 to T1 test); the rest are cross-contrast.
+        label_maps: a folder of further anatomies as aseg label maps (e.g. SynthSeg's 15 training
+            maps; each aligned onto the grid by its centroid, ``label_maps.py``); none: the donors only.
+        val_maps: the maps of ``label_maps`` kept for validation (the rest train).
+        tissue_contrast: share of renderings with a T1-, T2- or PD-like tissue table instead of
+            random per-label intensities (training and validation).
         test_recipe: ``t1like``, or ``t2like`` for the contrast shift.
         seed: seeds the renderings and the training pairs' draw (with the epoch).
         batch_size: pairs per batch, per process under DDP.
@@ -297,6 +324,9 @@ class BrainDataModule(L.LightningDataModule):
         crop: Sequence[int] | None = None,
         anisotropy: float = 0.0,
         same_contrast: float = 0.0,
+        label_maps: str | Path | None = None,
+        val_maps: Sequence[str] = ("training_seg_14", "training_seg_15"),
+        tissue_contrast: float = 0.0,
         test_recipe: str = "t1like",
         seed: int = 0,
         batch_size: int = 1,
@@ -310,17 +340,36 @@ class BrainDataModule(L.LightningDataModule):
         if not train_subjects or not val_subjects:
             raise ValueError("train_subjects and val_subjects each need at least one donor")
         check_crop(crop, GRID_SHAPE[:dims])
-        for name, share in (("shapes", shapes), ("anisotropy", anisotropy), ("same_contrast", same_contrast)):
+        shares = (("shapes", shapes), ("anisotropy", anisotropy), ("same_contrast", same_contrast))
+        for name, share in (*shares, ("tissue_contrast", tissue_contrast)):
             if not 0 <= share <= 1:
                 raise ValueError(f"{name} is a share of the pairs, between 0 and 1; got {share}")
         self.save_hyperparameters()
         self.root = Path(root)
         self.maps: dict[str, torch.Tensor] = {}
+        self.families: dict[str, str] = {}
+        self.split_maps: dict[str, list[str]] = {"train": [], "val": []}
 
     def setup(self, stage: str | None = None) -> None:
         if not self.maps and stage in (None, "fit", "validate"):
             for subject in {*self.hparams.train_subjects, *self.hparams.val_subjects}:
                 self.maps[subject] = torch.as_tensor(with_tissue(read_labels(self.root, subject)))[None, None]
+                self.families[subject] = "dk"
+            if self.hparams.label_maps is not None:
+                self._read_label_maps(self.hparams.label_maps)
+
+    def _read_label_maps(self, folder: str | Path) -> None:
+        found = label_map_names(folder)
+        missing = sorted(set(self.hparams.val_maps) - set(found))
+        if missing:
+            raise InputError(f"val_maps {', '.join(missing)} are not in {folder} (it holds {', '.join(found)})")
+        clash = sorted(set(found) & set(self.maps))
+        if clash:
+            raise InputError(f"label maps {', '.join(clash)} in {folder} have the names of donors; rename them")
+        for name, path in found.items():
+            self.maps[name] = torch.as_tensor(with_tissue(read_label_map(path)))[None, None]
+            self.families[name] = "aseg"
+            self.split_maps["val" if name in self.hparams.val_maps else "train"].append(name)
 
     def _settings(self) -> SynthSettings:
         h = self.hparams  # the shape is unused: rendering and warps take the label map's own
@@ -336,7 +385,7 @@ class BrainDataModule(L.LightningDataModule):
 
     def _pairs(self, split: str) -> BrainPairs:
         h = self.hparams
-        subjects = h.train_subjects if split == "train" else h.val_subjects
+        subjects = [*(h.train_subjects if split == "train" else h.val_subjects), *self.split_maps[split]]
         count = h.train_pairs if split == "train" else h.val_pairs
         return BrainPairs(
             {s: self.maps[s] for s in subjects},
@@ -352,6 +401,8 @@ class BrainDataModule(L.LightningDataModule):
             h.crop if split == "train" else None,
             h.anisotropy if split == "train" else 0.0,
             h.same_contrast,
+            self.families,
+            h.tissue_contrast,
         )
 
     def _loader(self, dataset: Dataset, sampler) -> DataLoader:
