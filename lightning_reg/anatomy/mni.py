@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from ..data.brains.cohort import HELD_OUT, held_out_pairs
-from ..data.brains.grid import brain_mask, grid_affine
+from ..data.brains.grid import brain_mask, grid_affine, labels_on_grid
 from ..data.brains.recipes import RECIPES
 from ..solver import register
-from .resampling import intensities_on_grid, labels_on_grid, write_pairs
+from .resampling import intensities_on_grid, write_pairs
 from .sources import ICBM152, read_member
 from .tissue import probable_tissue
 

@@ -23,8 +23,9 @@ import nibabel as nib
 import numpy as np
 
 from ..data.brains.cohort import REAL_T1, tissue_pairs
+from ..data.brains.grid import centroid_shift, labels_on_grid
 from ..data.brains.recipes import render_recipe, tissue_means
-from .resampling import centroid_shift, intensities_on_grid, labels_on_grid, write_pairs
+from .resampling import intensities_on_grid, write_pairs
 from .sources import CAT12_T1, CAT12_TISSUE, FSAVERAGE, ICBM152, read_member
 
 #: FreeSurfer aseg codes by tissue (cortex 1000-1035 / 2000-2035 and 3 / 42 with the grey matter)

@@ -1,9 +1,12 @@
 """The common 2 mm grid every subject of the real-anatomy folder is on (centroid at the world origin:
-the translation that initialises registration), and the rendering label of the brain's unlabelled inside."""
+the translation that initialises registration), how a subject's label map is put onto it, and the
+rendering label of the brain's unlabelled inside."""
 
 from __future__ import annotations
 
+import nibabel as nib
 import numpy as np
+from nibabel.processing import resample_from_to
 from scipy import ndimage
 
 #: the common grid: RAS voxels of 2 mm, 96 x 112 x 96 (192 x 224 x 192 mm around the brain's centroid)
@@ -37,3 +40,26 @@ def with_tissue(labels: np.ndarray) -> np.ndarray:
     """The label map with the unlabelled inside of the brain (:func:`brain_mask`) set to :data:`TISSUE`,
     so a rendering has white matter that differs from the background."""
     return np.where((labels == 0) & brain_mask(labels), TISSUE, labels)
+
+
+def centroid_shift(image: nib.spatialimages.SpatialImage, labels: np.ndarray) -> np.ndarray:
+    """4x4 translation (mm) that moves the labelled voxels' centroid to the world origin."""
+    centroid = image.affine[:3, :3] @ np.argwhere(labels > 0).mean(0) + image.affine[:3, 3]
+    shift = np.eye(4)
+    shift[:3, 3] = -centroid
+    return shift
+
+
+def shifted(image: nib.spatialimages.SpatialImage, shift: np.ndarray) -> nib.Nifti1Image:
+    """``image`` with ``shift`` applied to its world coordinates (the voxels untouched)."""
+    return nib.Nifti1Image(np.asanyarray(image.dataobj), shift @ image.affine)
+
+
+def on_grid(image: nib.spatialimages.SpatialImage, order: int) -> nib.Nifti1Image:
+    """``image`` resampled onto the common grid (``order`` 0 for labels, 1 for intensities)."""
+    return resample_from_to(image, (GRID_SHAPE, grid_affine()), order=order, mode="constant", cval=0)
+
+
+def labels_on_grid(image: nib.spatialimages.SpatialImage, shift: np.ndarray) -> np.ndarray:
+    """A label image, its world moved by ``shift``, on the common grid (nearest, int16)."""
+    return np.asanyarray(on_grid(shifted(image, shift), order=0).dataobj).astype(np.int16)

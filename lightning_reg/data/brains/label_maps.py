@@ -1,10 +1,10 @@
 """Real anatomies from label maps alone, onto the common 2 mm grid: SynthSeg's training label maps
 (FreeSurfer ``aseg`` labels, 1 mm, each subject in its own space), or any folder of whole-brain label
 maps of that convention. Each map is centred on its brain's centroid (as the anatomy builder centres
-the donors) and resampled (nearest) onto the grid. Only the aseg structures SynthSeg segments are kept: its extra-cerebral generation labels
-(skull, scalp, eyes: values of 100 and above; the donors' renderings have none) and small extras
-(vessels, lesions, optic chiasm) become background, or the brain's inside where they are enclosed
-(``grid.with_tissue``)."""
+the donors) and resampled (nearest) onto the grid. Only the aseg structures SynthSeg segments are
+kept: its extra-cerebral generation labels (skull, scalp, eyes: values of 100 and above; the donors'
+renderings have none) and small extras (vessels, lesions, optic chiasm) become background, or the
+brain's inside where they are enclosed (``grid.with_tissue``)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from ...anatomy.resampling import centroid_shift, labels_on_grid
 from ...errors import InputError
+from .grid import centroid_shift, labels_on_grid
 
 #: the aseg structures SynthSeg segments (its ``synthseg-labels-table.txt``): what the loss and Dice score
 ASEG_STRUCTURES = (2, 3, 4, 5, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 24, 26, 28)
@@ -56,4 +56,3 @@ def read_label_map(path: str | Path) -> np.ndarray:
         raise InputError(f"{path}: none of the aseg structures' labels ({', '.join(map(str, ASEG_STRUCTURES))}) in it")
     shifted = nib.Nifti1Image(labels, image.affine)
     return labels_on_grid(shifted, centroid_shift(image, labels)).astype(np.int64)
-

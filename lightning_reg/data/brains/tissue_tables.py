@@ -47,7 +47,10 @@ def table_means(family: str, contrast: str, generator: torch.Generator) -> torch
     each moved by up to :data:`CLASS_JITTER`, each label by up to :data:`LABEL_JITTER` more."""
     table = TABLES[contrast]
     classes = tissue_classes(family)
-    moved = {tissue: mean + CLASS_JITTER * (2 * float(torch.rand(1, generator=generator)) - 1) for tissue, mean in table.items()}
+    moved = {
+        tissue: mean + CLASS_JITTER * (2 * float(torch.rand(1, generator=generator)) - 1)
+        for tissue, mean in table.items()
+    }
     means = torch.tensor([0.0 if tissue == 0 else moved[int(tissue)] for tissue in classes])
     means = means + LABEL_JITTER * (2 * torch.rand(len(means), generator=generator) - 1)
     means[0] = 0.0

@@ -84,7 +84,14 @@ def test_what_is_not_an_aseg_label_map_gets_a_clear_error(tmp_path):
 def test_the_data_module_adds_the_maps_keeps_validation_maps_apart_and_pairs_within_a_family(built, maps, tmp_path):
     folder, _, _ = built
     data = BrainDataModule(
-        folder, dims=2, train_pairs=24, val_pairs=6, shapes=0.0, label_maps=maps, val_maps=["seg_04"], tissue_contrast=0.5
+        folder,
+        dims=2,
+        train_pairs=24,
+        val_pairs=6,
+        shapes=0.0,
+        label_maps=maps,
+        val_maps=["seg_04"],
+        tissue_contrast=0.5,
     )
     data.setup("fit")
     assert data.split_maps == {"train": ["seg_01", "seg_02", "seg_03"], "val": ["seg_04"]}
@@ -116,7 +123,7 @@ def test_tissue_tables_keep_one_tissue_alike_and_order_the_tissues_as_mri_does()
         for seed in range(20):
             means = table_means("aseg", contrast, torch.Generator().manual_seed(seed))
             by_class = {tissue: means[classes == tissue] for tissue in (WHITE, CORTEX, DEEP, FLUID)}
-            for tissue, values in by_class.items():
+            for values in by_class.values():
                 assert float(values.max() - values.min()) <= 0.0601  # one tissue's structures nearly alike
             assert float(means[0]) == 0.0
             centres = [float(by_class[tissue].mean()) for tissue in order]
