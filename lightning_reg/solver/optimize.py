@@ -101,7 +101,9 @@ class ScaleRun:
     #: the first iteration whose graph is kept when ``differentiable`` (0: every one)
     graph_from: int = 0
 
-    def energy(self, parameters: list[torch.Tensor], graph: bool | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def energy(
+        self, parameters: list[torch.Tensor], graph: bool | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Energies ``[B]`` and gradients at ``parameters`` (:func:`energy_and_gradients`); with
         ``graph`` False (default: ``differentiable``) on the features detached."""
         graph = self.differentiable if graph is None else graph
@@ -138,7 +140,9 @@ def solve_scale(
     optimizer = Adam() if optimizer is None else optimizer
     graph_from = 0 if graph_steps is None else max(iterations - graph_steps, 0)
     if graph_steps is not None and not isinstance(optimizer, Adam):
-        raise ValueError("backward truncated keeps the graph of Adam's last steps: use optimizer adam (or backward unroll)")
+        raise ValueError(
+            "backward truncated keeps the graph of Adam's last steps: use optimizer adam (or backward unroll)"
+        )
     run = ScaleRun(
         transform,
         fixed,

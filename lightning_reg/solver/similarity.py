@@ -236,6 +236,7 @@ class MutualInformation(Similarity):
         self.bins = int(bins)
         self.max_voxels = int(max_voxels)
         self.eps = eps
+        self._fixed_cache: tuple | None = None
 
     def _weights(self, values: torch.Tensor) -> torch.Tensor:
         centres = torch.linspace(0.0, 1.0, self.bins, device=values.device, dtype=values.dtype)
@@ -243,19 +244,34 @@ class MutualInformation(Similarity):
         weights = torch.exp(-0.5 * ((values.clamp(0, 1).unsqueeze(-1) - centres) / sigma) ** 2)
         return weights / (weights.sum(-1, keepdim=True) + self.eps)
 
+    def _fixed_weights(self, fixed: torch.Tensor, stride: int) -> torch.Tensor:
+        """The fixed side's Parzen weights ``[B, N, bins]``; kept while the same, unmodified ``fixed``
+        without a gradient comes back (the solver's iterations at one scale), as LNCC keeps its moments."""
+        if fixed.requires_grad:
+            return self._weights(fixed.flatten(1)[:, ::stride])
+        cached = self._fixed_cache
+        if cached is not None and cached[0]() is fixed and cached[1] == (fixed._version, stride):
+            return cached[2]
+        found = self._weights(fixed.flatten(1)[:, ::stride])
+        self._fixed_cache = (weakref.ref(fixed), (fixed._version, stride), found)
+        return found
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_fixed_cache": None}  # a weak reference does not pickle
+
     def __call__(self, fixed: torch.Tensor, warped: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         if fixed.shape[1] != 1:
             raise ValueError(
                 f"mi is for single-channel intensities, got {fixed.shape[1]} channels; "
                 "use mse, lncc, ncc or cosine for features"
             )
-        fixed = fixed.flatten(1)
-        warped = warped.flatten(1)
-        stride = max(fixed.shape[1] // self.max_voxels, 1)
-        fixed, warped = fixed[:, ::stride], warped[:, ::stride]
-        share = torch.ones_like(fixed) if weights is None else weights.flatten(1)[:, ::stride]
+        stride = max(fixed[0].numel() // self.max_voxels, 1)
+        warped = warped.flatten(1)[:, ::stride]
+        share = torch.ones_like(warped) if weights is None else weights.flatten(1)[:, ::stride]
         share = share / share.sum(1, keepdim=True).clamp_min(1e-8)
-        joint = torch.bmm((self._weights(fixed) * share.unsqueeze(-1)).transpose(1, 2), self._weights(warped))
+        joint = torch.bmm(
+            (self._fixed_weights(fixed, stride) * share.unsqueeze(-1)).transpose(1, 2), self._weights(warped)
+        )
         marginal_fixed = joint.sum(2, keepdim=True)
         marginal_warped = joint.sum(1, keepdim=True)
         ratio = joint / (marginal_fixed * marginal_warped + self.eps)
@@ -276,7 +292,7 @@ class AddedChannels(Similarity):
     Features of the image's channels only (no learned group) give the image term alone.
 
     Args:
-        image: the image group's similarity (``lncc``; ``mi`` across contrasts).
+        image: the image group's similarity (``mi``, right across contrasts; ``lncc`` for one contrast).
         features: the learned group's similarity (``mse``).
         image_channels: how many leading channels are the image's.
         image_weight: weight of the image term (0: the learned channels alone, e.g. where the image's
@@ -289,7 +305,7 @@ class AddedChannels(Similarity):
 
     def __init__(
         self,
-        image: str = "lncc",
+        image: str = "mi",
         features: str = "mse",
         image_channels: int = 1,
         image_weight: float = 1.0,
@@ -305,7 +321,11 @@ class AddedChannels(Similarity):
             if not weight >= 0:
                 raise ValueError(f"{label} must be >= 0, got {weight}")
         self.image, self.features = image, features
-        self.image_channels, self.image_weight, self.features_weight = int(image_channels), image_weight, features_weight
+        self.image_channels, self.image_weight, self.features_weight = (
+            int(image_channels),
+            image_weight,
+            features_weight,
+        )
         self.image_options, self.features_options = dict(image_options or {}), dict(features_options or {})
         self.image_similarity = make_similarity(image, **self.image_options)
         self.features_similarity = make_similarity(features, **self.features_options)

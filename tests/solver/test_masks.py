@@ -36,7 +36,10 @@ def test_a_masked_registration_ignores_a_lesion_that_pulls_an_unmasked_one():
 def test_masked_similarities_weigh_only_the_voxels_inside(name):
     similarity = make_similarity(name)
     channels = 2 if similarity.multichannel else 1  # cosine compares channel vectors
+    channels = 4 if name == "added" else channels  # the image, two learned channels, the gate
     fixed, warped = torch.rand(2, channels, 20, 24), torch.rand(2, channels, 20, 24)
+    if name == "added":
+        fixed[:, -1] = 0.5  # the gate: constant, read from the fixed side
     weights = torch.zeros(2, 1, 20, 24)
     weights[..., 5:15, 6:18] = 1
     changed = warped.clone()

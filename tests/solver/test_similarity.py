@@ -90,6 +90,25 @@ def test_first_order_lncc_reuses_the_fixed_moments_only_while_the_fixed_image_is
     assert float(new) == pytest.approx(float(lncc(other, warped)), abs=1e-14)
 
 
+def test_mutual_information_reuses_the_fixed_weights_only_while_the_fixed_image_is_unchanged():
+    generator = torch.Generator().manual_seed(4)
+    fixed, warped = (torch.rand(2, 1, 12, 10, generator=generator, dtype=torch.float64) for _ in range(2))
+    mi = make_similarity("mi")
+
+    def fresh(a, b):
+        return make_similarity("mi")(a, b)
+
+    first = mi(fixed, warped)
+    torch.testing.assert_close(mi(fixed, warped), first)  # from the kept weights
+    fixed.mul_(0.5)
+    torch.testing.assert_close(mi(fixed, warped), fresh(fixed, warped))  # edited: recomputed
+    other = fixed.flip(-1)
+    torch.testing.assert_close(mi(other, warped), fresh(other, warped))
+    leaf = fixed.clone().requires_grad_(True)  # a fixed side with a gradient is never taken from the cache
+    mi(leaf, warped).sum().backward()
+    assert leaf.grad is not None and bool(leaf.grad.abs().sum() > 0)
+
+
 def test_first_order_lncc_refuses_a_second_derivative():
     fixed, warped = (torch.randn(1, 1, 8, 8, requires_grad=True) for _ in range(2))
     with first_order():
