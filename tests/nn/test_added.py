@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lightning_reg.data.synthetic import warped_pair
-from lightning_reg.nn import AddedFeatures
+from lightning_reg.nn import AddedFeatures, IdentityFeatures
 from lightning_reg.solver import normalize_intensities, register
 from lightning_reg.solver.similarity import AddedChannels, make_similarity
 from lightning_reg.training.losses import soft_dice_loss
@@ -50,6 +50,19 @@ def test_an_untrained_model_registers_as_the_classical_solver(shape, similarity)
     )
     assert torch.equal(classical.grid, learned.grid)
     assert float(learned.displacement_voxels().abs().max()) > 0.5  # it did register
+
+
+def test_with_area_averaged_levels_an_untrained_model_registers_as_identity_features():
+    fixed, moving, _ = _pair((48, 40))
+    settings = SolverSettings(similarity="added", similarity_options={"image": "mi"}, iterations=[20, 10, 5])
+    classical = SolverSettings(similarity="mi", iterations=[20, 10, 5])
+    batch = {"fixed": fixed, "moving": moving}
+    with torch.no_grad():
+        learned = RegistrationModule(network=AddedFeatures(scales=(4, 2, 1)), train_solver=settings).register(batch)
+        identity = RegistrationModule(network=IdentityFeatures(scales=(4, 2, 1)), train_solver=classical).register(
+            batch
+        )
+    assert len(learned) == 3 and all(torch.equal(a.grid, b.grid) for a, b in zip(learned, identity))
 
 
 def test_the_gate_and_then_the_learned_channels_get_gradients_through_the_solver():
