@@ -10,9 +10,8 @@ import yaml
 
 from lightning_reg.cli.lightning import trainer_defaults
 from lightning_reg.data.synthetic_datamodule import SyntheticDataModule
-from lightning_reg.nn import UNet
-from lightning_reg.training.module import RegistrationModule
-from lightning_reg.training.solver_settings import SolverSettings
+from lightning_reg.nn import AddedFeatures
+from lightning_reg.training.module import ADDED_SOLVER, DEFAULT_NETWORK_ARGS, RegistrationModule
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,8 +28,9 @@ def test_the_synthetic_config_is_the_default_of_fit_made_explicit():
     config = yaml.safe_load((ROOT / "configs" / "synthetic2d.yaml").read_text())
     model = dict(config["model"])
     network = model.pop("network")
-    assert network["class_path"] == f"lightning_reg.nn.{UNet.__name__}"
-    checks = [(network["init_args"], _defaults(UNet)), (model.pop("train_solver"), asdict(SolverSettings()))]
+    assert network["class_path"] == f"lightning_reg.nn.{AddedFeatures.__name__}"
+    checks = [(network["init_args"], {**_defaults(AddedFeatures), **DEFAULT_NETWORK_ARGS})]
+    checks += [(model.pop("train_solver"), asdict(ADDED_SOLVER))]
     checks += [(model, _defaults(RegistrationModule)), (config["data"], _defaults(SyntheticDataModule))]
     checks += [(config["trainer"], trainer_defaults())]
     for given, defaults in checks:
@@ -47,5 +47,5 @@ def test_print_config_shows_the_training_solver_it_will_use(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     shown = yaml.safe_load(done.stdout)["model"]["train_solver"]
     assert shown == {
-        key: list(value) if isinstance(value, tuple) else value for key, value in asdict(SolverSettings()).items()
+        key: list(value) if isinstance(value, tuple) else value for key, value in asdict(ADDED_SOLVER).items()
     }

@@ -76,7 +76,7 @@ class SyntheticDataModule(L.LightningDataModule):
         noise: float = 0.05,
         bias: float = 0.2,
         same_contrast: bool = False,
-        train_pairs: int = 256,
+        train_pairs: int = 160,
         val_pairs: int = 8,
         test_pairs: int = 16,
         seed: int = 0,

@@ -355,9 +355,11 @@ def test_a_checkpoint_with_huge_weights_ends_in_one_line_not_a_crash(tmp_path, t
     # the output heads (after the last normalization): features of order 1e30, finite in float32,
     # whose squares overflow inside the solver's energy
     checkpoint["state_dict"] = {
-        key: value * 1e30 if key.startswith("network.heads.") else value
+        key: value * 1e30 if key.startswith(("network.heads.", "network.unet.heads.")) else value
         for key, value in checkpoint["state_dict"].items()
     }
+    if "network.gate" in checkpoint["state_dict"]:  # AddedFeatures: open the gate to the huge channels
+        checkpoint["state_dict"]["network.gate"] = torch.tensor(1.0)
     torch.save(checkpoint, tmp_path / "huge.ckpt")
     for key in ("fixed", "moving"):
         nib.save(nib.Nifti1Image(np.random.rand(32, 32, 1).astype(np.float32), np.eye(4)), tmp_path / f"{key}.nii.gz")

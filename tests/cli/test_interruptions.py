@@ -285,4 +285,4 @@ def test_fit_with_no_end_trains_until_stopped_at_a_constant_learning_rate(tmp_pa
     assert done.stderr.strip().splitlines()[-1] == f"lightning-reg fit: wrote {Path('runs/lightning-reg') / run.name}"
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert checkpoint["global_step"] >= 2 and checkpoint["lr_schedulers"] == []
-    assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(1e-3)
+    assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(2e-3)

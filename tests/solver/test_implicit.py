@@ -284,7 +284,9 @@ def test_truncated_backprop_is_unroll_when_it_keeps_every_step_and_differs_when_
         before = float(loss_of(layer([fixed], [moving])[-1]))
         step = 1e-2 / float(last.abs().max())
         after = float(
-            loss_of(layer([fixed - step * last[:half].view_as(fixed)], [moving - step * last[half:].view_as(moving)])[-1])
+            loss_of(
+                layer([fixed - step * last[:half].view_as(fixed)], [moving - step * last[half:].view_as(moving)])[-1]
+            )
         )
     assert after < before
 
@@ -303,4 +305,6 @@ def test_damped_phantom_steps_are_the_plain_steps_at_damping_one_and_shrink_the_
         _adam_layer("jfb", phantom_damping=0)
     with pytest.raises(ValueError, match="optimizer adam"):
         fixed_features = fixed.clone().requires_grad_(True)
-        RegistrationLayer("freeform", "mse", iterations=[3], backward="truncated", optimizer="gd")([fixed_features], [moving])
+        RegistrationLayer("freeform", "mse", iterations=[3], backward="truncated", optimizer="gd")(
+            [fixed_features], [moving]
+        )
