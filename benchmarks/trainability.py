@@ -1,13 +1,19 @@
-"""Can features be trained through the test-time solver? Overfit the correction of
-``ResidualFeatures`` (image base; untrained, it registers as the classical solver) on one rendered
-2D pair of the training donors (same contrast) with Adam on the weights, and compare the soft-Dice
-loss of the final level and the hard Dice at test-time settings before and after, for each backward
-mode, and with the loss on the final level only or averaged over the levels (as ``fit`` does).
+"""Which learning signal trains features through the solver? For each gradient estimator, train an
+untrained ``AddedFeatures`` model (it registers as the classical solver) on the same few rendered
+training pairs for the same wall time, then report the mean final-level soft-Dice loss with the
+training solver and the mean hard Dice at test-time settings (greedy, 200/100/50, tolerance 1e-6),
+before and after; and, on a few pairs, each estimator's cosine with the fully unrolled gradient of
+the network's weights (at one common, partly trained state: the gate at 1).
 
-A trainable solver lowers the final level's loss and raises the hard Dice on the pair it is fitted
-to. Held-out subjects are never read. Writes JSON and a markdown table into --out.
+Estimators (training solve: greedy, Adam, 20/10/5 iterations, ``added`` similarity with LNCC on the image):
+one-step ``jfb``; 5 phantom steps with Adam's state frozen; 5 damped phantom steps (Geng et al. 2021,
+damping 0.5); truncated back-propagation through each level's last 5 real steps; full unrolling.
 
-    python benchmarks/trainability.py --brains brains --threads 2 --out benchmarks/results
+Training donors only (the validation and held-out subjects are never read). Writes JSON and a markdown
+table into --out.
+
+    python benchmarks/trainability.py --brains brains --dims 2 --pairs 8 --seconds 120 --out benchmarks/results
+    python benchmarks/trainability.py --brains brains --dims 3 --pairs 3 --seconds 300 --out benchmarks/results
 """
 
 from __future__ import annotations
@@ -18,128 +24,170 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from measure import machine, markdown_table
 
 from lightning_reg.data.brains.datamodule import BrainDataModule
 from lightning_reg.evaluation.metrics import dice_per_label
-from lightning_reg.nn import ResidualFeatures
+from lightning_reg.nn import AddedFeatures
 from lightning_reg.training.losses import one_hot_labels, soft_dice_loss
 from lightning_reg.training.module import RegistrationModule
 from lightning_reg.training.solver_settings import EvalSolverSettings, SolverSettings
 
-#: (name, transform, optimizer, iterations, backward) of the training solvers compared; test time is
-#: always the classical default (greedy, adam, 200/100/50, LNCC, tolerance 1e-6)
-SOLVERS = [
-    ("greedy-adam jfb", "greedy", "adam", [200, 100, 50], "jfb"),
-    ("greedy-adam unroll", "greedy", "adam", [200, 100, 50], "unroll"),
-    ("greedy-adam jfb, short", "greedy", "adam", [20, 10, 5], "jfb"),
-    ("greedy-adam unroll, short", "greedy", "adam", [20, 10, 5], "unroll"),
+#: (name, backward, backward options) of the estimators compared
+ESTIMATORS = [
+    ("jfb, 1 step", "jfb", {}),
+    ("phantom, 5 steps", "jfb", {"jfb_steps": 5}),
+    ("phantom, 5 damped steps", "jfb", {"jfb_steps": 5, "phantom_damping": 0.5}),
+    ("truncated, last 5 steps", "truncated", {"truncated_steps": 5}),
+    ("unroll", "unroll", {}),
 ]
+TRAIN_ITERATIONS = [20, 10, 5]
+TEST_TIME = EvalSolverSettings(iterations=[200, 100, 50], tolerance=1e-6)
 
 
-def hard_dice(model: RegistrationModule, batch: dict) -> float:
-    with torch.no_grad():
-        result = model.register(batch)[-1]
-    scores = dice_per_label(batch["fixed_seg"], result.warp_labels(batch["moving_seg"]))
-    return sum(scores.values()) / len(scores)
-
-
-def loss_of(model: RegistrationModule, batch: dict, labels: tuple, levels: str) -> torch.Tensor:
-    results = model.solve(batch, model.features(batch["fixed"], batch["moving"]), model.train_solver)
-    used = results if levels == "mean" else results[-1:]
-    return torch.stack([soft_dice_loss(labels[0], result.warp(labels[1])) for result in used]).mean()
-
-
-def overfit(batch: dict, solver: tuple, levels: str, steps: int, lr: float) -> dict:
-    name, transform, optimizer, iterations, backward = solver
-    torch.manual_seed(0)
+def model_for(backward: str, options: dict, dims: int, seed: int = 0) -> RegistrationModule:
+    torch.manual_seed(seed)
     settings = SolverSettings(
-        transform=transform,
-        similarity="lncc",
-        iterations=iterations,
+        transform="greedy",
+        similarity="added",
+        iterations=TRAIN_ITERATIONS,
         scales=[4, 2, 1],
-        optimizer=optimizer,
         backward=backward,
+        backward_options=options,
     )
-    model = RegistrationModule(
-        network=ResidualFeatures(dims=2),
-        train_solver=settings,
-        eval_solver=EvalSolverSettings(iterations=[200, 100, 50], tolerance=1e-6),
-    )
+    return RegistrationModule(network=AddedFeatures(dims=dims), train_solver=settings, eval_solver=TEST_TIME)
+
+
+def level_losses(model: RegistrationModule, batch: dict) -> list[torch.Tensor]:
+    """Soft-Dice loss of every level with the training solver (what ``fit`` averages)."""
     labels = one_hot_labels(batch["fixed_seg"], batch["moving_seg"])
-    before = hard_dice(model, batch)
-    with torch.no_grad():
-        loss_before = float(loss_of(model, batch, labels, "last"))
+    results = model.solve(batch, model.features(batch["fixed"], batch["moving"]), model.train_solver)
+    return [soft_dice_loss(labels[0], result.warp(labels[1])) for result in results]
+
+
+def scores(model: RegistrationModule, batches: list[dict]) -> tuple[float, float]:
+    """Mean final-level training loss and mean hard Dice at test-time settings over ``batches``."""
+    losses, dice = [], []
+    for batch in batches:
+        with torch.no_grad():
+            losses.append(float(level_losses(model, batch)[-1]))
+            result = model.register(batch)[-1]
+        found = dice_per_label(batch["fixed_seg"], result.warp_labels(batch["moving_seg"]))
+        dice.append(sum(found.values()) / len(found))
+    return sum(losses) / len(losses), sum(dice) / len(dice)
+
+
+def train(estimator: tuple, batches: list[dict], dims: int, seconds: float, lr: float) -> dict:
+    name, backward, options = estimator
+    model = model_for(backward, options, dims)
+    loss_before, dice_before = scores(model, batches)
     weights = torch.optim.Adam(model.network.parameters(), lr=lr)
-    losses, start = [], time.perf_counter()
-    for _ in range(steps):
+    steps, start, curve = 0, time.perf_counter(), []
+    while time.perf_counter() - start < seconds:
+        batch = batches[steps % len(batches)]
         weights.zero_grad()
-        loss = loss_of(model, batch, labels, levels)
+        loss = torch.stack(level_losses(model, batch)).mean()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.network.parameters(), 1.0)
         weights.step()
-        losses.append(float(loss.detach()))
-    with torch.no_grad():
-        final = float(loss_of(model, batch, labels, "last"))
+        curve.append(float(loss.detach()))
+        steps += 1
+    loss_after, dice_after = scores(model, batches)
     return {
-        "solver": name,
-        "levels": levels,
-        "loss_before": loss_before,
-        "loss_after": final,
-        "dice_before": before,
-        "dice_after": hard_dice(model, batch),
-        "losses": losses,
+        "estimator": name,
+        "steps": steps,
         "seconds": time.perf_counter() - start,
+        "loss_before": loss_before,
+        "loss_after": loss_after,
+        "dice_before": dice_before,
+        "dice_after": dice_after,
+        "gate": float(model.network.gate),
+        "curve": curve,
     }
+
+
+def weight_gradient(model: RegistrationModule, batch: dict) -> torch.Tensor:
+    model.network.zero_grad()
+    level_losses(model, batch)[-1].backward()
+    return torch.cat([p.grad.flatten() for p in model.network.parameters() if p.grad is not None])
+
+
+def cosines(batches: list[dict], dims: int) -> dict[str, list[float]]:
+    """Per estimator, its weight gradient's cosine with the unrolled one on each of ``batches``, at the
+    untrained weights with the gate at 1 (so the learned channels take part in the solve)."""
+    found: dict[str, list[float]] = {}
+    for batch in batches:
+        reference = None
+        for name, backward, options in [ESTIMATORS[-1], *ESTIMATORS[:-1]]:
+            model = model_for(backward, options, dims)
+            with torch.no_grad():
+                model.network.gate.fill_(1.0)
+            gradient = weight_gradient(model, batch)
+            reference = gradient if reference is None else reference
+            found.setdefault(name, []).append(float(F.cosine_similarity(gradient, reference, dim=0)))
+    return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--brains", type=Path, required=True)
-    parser.add_argument("--pair", type=int, default=0, help="which rendered training pair")
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--dims", type=int, default=2, choices=(2, 3))
+    parser.add_argument("--pairs", type=int, default=8, help="training pairs, cycled")
+    parser.add_argument("--cosine-pairs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=120.0, help="training wall time of each estimator")
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    data = BrainDataModule(args.brains, dims=2, train_pairs=args.pair + 1, same_contrast=1.0, shapes=0.0)
+    data = BrainDataModule(args.brains, dims=args.dims, train_pairs=args.pairs, same_contrast=0.5, shapes=0.0)
     data.setup("fit")
-    item = data.train_dataloader().dataset[args.pair]
-    batch = {key: value[None] for key, value in item.items() if torch.is_tensor(value)}
+    dataset = data.train_dataloader().dataset
+    batches = [
+        {key: value[None] for key, value in dataset[index].items() if torch.is_tensor(value)}
+        for index in range(args.pairs)
+    ]
     rows = []
-    for solver in SOLVERS:
-        for levels in ("last", "mean"):
-            row = overfit(batch, solver, levels, args.steps, args.lr)
-            rows.append(row)
-            print(
-                f"{row['solver']:>26} loss on {levels:>4}: final-level loss {row['loss_before']:.4f} -> "
-                f"{row['loss_after']:.4f}; hard Dice {row['dice_before']:.4f} -> {row['dice_after']:.4f}"
-                f" ({row['seconds']:.0f} s)",
-                flush=True,
-            )
+    for estimator in ESTIMATORS:
+        row = train(estimator, batches, args.dims, args.seconds, args.lr)
+        rows.append(row)
+        print(
+            f"{row['estimator']:>24}: {row['steps']} steps in {row['seconds']:.0f} s; final-level loss "
+            f"{row['loss_before']:.4f} -> {row['loss_after']:.4f}; hard Dice {row['dice_before']:.4f} -> "
+            f"{row['dice_after']:.4f}; gate {row['gate']:.3f}",
+            flush=True,
+        )
+    found = cosines(batches[: args.cosine_pairs], args.dims)
+    for row in rows:
+        row["cosines"] = found[row["estimator"]]
     record = {
         "machine": f"{machine('cpu')}, {args.threads} threads, torch {torch.__version__}",
-        "pair": item["id"],
-        "steps": args.steps,
+        "dims": args.dims,
+        "pairs": [dataset[index]["id"] for index in range(args.pairs)],
+        "seconds": args.seconds,
         "lr": args.lr,
         "rows": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "trainability.json").write_text(json.dumps(record, indent=2))
+    stem = f"trainability_{args.dims}d"
+    (args.out / f"{stem}.json").write_text(json.dumps(record, indent=2))
     table = markdown_table(
         rows,
         [
-            ("training solver", lambda r: r["solver"]),
-            ("loss on", lambda r: r["levels"]),
+            ("estimator", lambda r: r["estimator"]),
+            ("weight steps", lambda r: str(r["steps"])),
             ("final-level loss before", lambda r: f"{r['loss_before']:.4f}"),
             ("after", lambda r: f"{r['loss_after']:.4f}"),
             ("hard Dice before", lambda r: f"{r['dice_before']:.4f}"),
             ("after", lambda r: f"{r['dice_after']:.4f}"),
+            ("cosine with unroll", lambda r: " ".join(f"{c:.2f}" for c in r["cosines"])),
         ],
         [],
     )
-    (args.out / "trainability.md").write_text(
-        f"{record['machine']}; pair {item['id']}, {args.steps} Adam steps of lr {args.lr}\n\n{table}"
+    (args.out / f"{stem}.md").write_text(
+        f"{record['machine']}; {args.dims}D, {args.pairs} training pairs, {args.seconds:g} s of weight steps "
+        f"(Adam, lr {args.lr:g}) per estimator\n\n{table}"
     )
 
 
