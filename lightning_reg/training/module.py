@@ -255,6 +255,8 @@ class RegistrationModule(L.LightningModule):
         with evaluation settings replaced field by field, e.g.
         ``model.with_eval_solver(transform="svf", prompt_labels=[2])``."""
         overrides = {**vars(self.eval_solver), **settings}
+        if "similarity" in settings and "similarity_options" not in settings:  # not the old similarity's
+            overrides["similarity_options"] = {}
         return (
             type(self)(
                 network=self.network,

@@ -110,3 +110,29 @@ def test_bad_added_options_and_layouts_are_refused():
         AddedChannels()(torch.rand(1, 2, 8, 8), torch.rand(1, 2, 8, 8))
     with pytest.raises(ValueError, match="learned"):
         AddedFeatures(learned=0)
+
+
+def test_a_plain_similarity_is_the_image_s_with_added_features_and_another_network_keeps_its_own():
+    from lightning_reg.nn import UNet
+    from lightning_reg.solver.similarity import MutualInformation
+    from lightning_reg.training.solver_settings import EvalSolverSettings
+
+    trained = SolverSettings(similarity="added", similarity_options={"image": "lncc"}, scales=[4, 2, 1])
+    model = RegistrationModule(
+        network=AddedFeatures(), train_solver=trained, eval_solver=EvalSolverSettings(similarity="mi")
+    )
+    layer_similarity = model.eval_layer.similarity
+    assert isinstance(layer_similarity, AddedChannels) and isinstance(
+        layer_similarity.image_similarity, MutualInformation
+    )
+    assert model.with_eval_solver(similarity="lncc").eval_solver.similarity_options["image"] == "lncc"
+    # a plain training similarity with AddedFeatures: the image's; the default added one with a UNet: LNCC
+    assert (
+        RegistrationModule(
+            network=AddedFeatures(), train_solver=SolverSettings(similarity="mse", scales=[4, 2, 1])
+        ).train_solver.similarity_options["image"]
+        == "mse"
+    )
+    assert RegistrationModule(network=UNet()).train_solver.similarity == "lncc"
+    with pytest.raises(ValueError, match="reads the channels of AddedFeatures"):
+        RegistrationModule(network=UNet(), train_solver=trained)

@@ -1,0 +1,173 @@
+"""Learned against classical on the validation anatomies only (never the held-out subjects): the four
+cases of issue 41, each a set of rendered pairs of the validation maps (aseg labels; default
+training_seg_14 and 15, both directions, several renderings) or of the validation donor (DK labels):
+
+  (a) same contrast: both images rendered with a perturbed T1-like tissue table;
+  (b) across contrasts: T1-like fixed, T2-like moving (the classical solver with mutual information);
+  (c) thick slices: as (a), the moving image with 3x thicker slices (6 mm) along a random axis;
+  (d) the donor's DK parcels: two warps of the validation donor, T1-like, scored on 82 DK labels.
+
+Each pair is scored (mean Dice over its labels, folding %) for the classical solver (greedy, 200/100/50,
+tolerance 1e-6; LNCC and MI) and the learned model (its evaluation settings); JSON + markdown with the
+per-pair spread.
+
+    python benchmarks/validation_cases.py --brains brains --label-maps ../shared/data/synthseg-label-maps \
+        --checkpoint runs/.../best.ckpt --dims 3 --out benchmarks/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from measure import machine, markdown_table
+
+from lightning_reg.data.brains.anisotropy import thicken
+from lightning_reg.data.brains.datamodule import BrainDataModule, BrainPairs
+from lightning_reg.data.brains.grid import TISSUE
+from lightning_reg.data.brains.tissue_tables import table_means
+from lightning_reg.data.synthmorph import render
+from lightning_reg.evaluation.rows import pair_rows
+from lightning_reg.nn import AddedFeatures
+from lightning_reg.solver import register
+from lightning_reg.solver.result import LABEL_MODE
+from lightning_reg.training.module import RegistrationModule
+
+CASES = {"a": "same contrast (T1)", "b": "T1 fixed, T2 moving", "c": "thick-slice moving (6 mm)", "d": "donor DK (T1)"}
+CLASSICAL = dict(transform="greedy", scales=(4, 2, 1), iterations=(200, 100, 50), tolerance=1e-6)
+
+
+def case_pairs(data: BrainDataModule, case: str, renderings: int, dims: int) -> list[dict]:
+    """The pairs of one case, seeded (the same pairs for every method and every run)."""
+    dataset: BrainPairs = data.val_dataloader().dataset
+    maps = data.split_maps["val"] if case != "d" else list(data.hparams.val_subjects)
+    ordered = [(a, b) for a in maps for b in maps if a != b] or [(maps[0], maps[0])]
+    family = "dk" if case == "d" else "aseg"
+    pairs = []
+    for index in range(renderings * len(ordered)):
+        first, second = ordered[index % len(ordered)]
+        generator = torch.Generator().manual_seed(7_000_000 + 1000 * ord(case) + index)
+        labels = [data.maps[first], data.maps[second]]
+        if dims == 2:
+            labels = [label[..., label.shape[-1] // 2] for label in labels]
+        item = {
+            "id": f"{case}-{index}-{first}-{second}",
+            "fixed_affine": dataset.affine,
+            "moving_affine": dataset.affine,
+        }
+        for role, source, contrast in zip(("fixed", "moving"), labels, ("t1", "t2" if case == "b" else "t1")):
+            warped = dataset._warped(source, generator)
+            item[role] = render(warped, dataset.settings, generator, table_means(family, contrast, generator))[0]
+            item[f"{role}_seg"] = torch.where(warped == TISSUE, 0, warped)[0]
+        if case == "c":
+            axis = int(torch.randint(dims, (1,), generator=generator))
+            item["moving"], item["moving_seg"], item["moving_affine"] = thicken(
+                item["moving"], item["moving_seg"], item["moving_affine"], axis, 3
+            )
+        pairs.append({key: value[None] if torch.is_tensor(value) else value for key, value in item.items()})
+    return pairs
+
+
+def scored(pair: dict, result) -> dict:
+    """Mean Dice over the fixed image's labels (the moving labels warped linearly, as ``test``) and
+    folding % of the map: the rows ``lightning-reg test`` writes."""
+    row = pair_rows(pair, result, 0.0, LABEL_MODE)[0]
+    return {"dice": row["dice"], "folding": row["folding_percent"]}
+
+
+def methods(model: RegistrationModule | None) -> dict:
+    def classical(similarity):
+        def run(pair):
+            return register(
+                pair["fixed"],
+                pair["moving"],
+                similarity=similarity,
+                fixed_affine=pair["fixed_affine"],
+                moving_affine=pair["moving_affine"],
+                **CLASSICAL,
+            )
+
+        return run
+
+    found = {"classical lncc": classical("lncc"), "classical mi": classical("mi")}
+    if model is not None:
+        found["learned"] = lambda pair: model(pair)
+        if isinstance(model.network, AddedFeatures):  # the image compared by MI instead, beside the learned channels
+            with_mi = model.with_eval_solver(similarity="mi")
+            found["learned, image mi"] = lambda pair: with_mi(pair)
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--brains", type=Path, required=True)
+    parser.add_argument("--label-maps", type=Path, required=True)
+    parser.add_argument("--checkpoint", type=Path, help="a trained model; none: the classical rows only")
+    parser.add_argument("--dims", type=int, default=3, choices=(2, 3))
+    parser.add_argument("--renderings", type=int, default=4, help="renderings of each ordered pair of subjects")
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    data = BrainDataModule(args.brains, dims=args.dims, label_maps=args.label_maps)
+    data.setup("validate")
+    model = None
+    if args.checkpoint is not None:
+        model = RegistrationModule.load_from_checkpoint(str(args.checkpoint), map_location="cpu").eval()
+    rows = []
+    for case in args.cases:
+        pairs = case_pairs(data, case, args.renderings, args.dims)
+        for name, run in methods(model).items():
+            start = time.perf_counter()
+            with torch.no_grad():
+                scores = [scored(pair, run(pair)) for pair in pairs]
+            dice = [score["dice"] for score in scores]
+            row = {
+                "case": case,
+                "method": name,
+                "pairs": len(pairs),
+                "dice": statistics.mean(dice),
+                "dice_sd": statistics.pstdev(dice),
+                "dice_min": min(dice),
+                "dice_per_pair": dice,
+                "folding": max(score["folding"] for score in scores),
+                "seconds": (time.perf_counter() - start) / len(pairs),
+            }
+            rows.append(row)
+            print(
+                f"({case}) {CASES[case]:>28} {name:>15}: Dice {row['dice']:.4f} +- {row['dice_sd']:.4f} "
+                f"(min {row['dice_min']:.4f}), folding {row['folding']:.3f} %, {row['seconds']:.1f} s/pair",
+                flush=True,
+            )
+    record = {
+        "machine": f"{machine('cpu')}, {args.threads} threads, torch {torch.__version__}",
+        "dims": args.dims,
+        "checkpoint": None if args.checkpoint is None else str(args.checkpoint),
+        "rows": rows,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"validation_cases_{args.dims}d"
+    (args.out / f"{stem}.json").write_text(json.dumps(record, indent=2))
+    table = markdown_table(
+        rows,
+        [
+            ("case", lambda r: f"({r['case']}) {CASES[r['case']]}"),
+            ("method", lambda r: r["method"]),
+            ("pairs", lambda r: str(r["pairs"])),
+            ("Dice mean", lambda r: f"{r['dice']:.4f}"),
+            ("sd", lambda r: f"{r['dice_sd']:.4f}"),
+            ("min", lambda r: f"{r['dice_min']:.4f}"),
+            ("max folding %", lambda r: f"{r['folding']:.3f}"),
+        ],
+        [],
+    )
+    (args.out / f"{stem}.md").write_text(f"{record['machine']}; {args.dims}D, validation anatomies\n\n{table}")
+
+
+if __name__ == "__main__":
+    main()
