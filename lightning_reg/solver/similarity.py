@@ -298,7 +298,8 @@ class AddedChannels(Similarity):
         image_weight: weight of the image term (0: the learned channels alone, e.g. where the image's
             contrast misleads; chosen on validation).
         features_weight: weight of the learned term, times the gate.
-        image_options, features_options: options of the two similarities' constructors.
+        image_options: options of the image similarity's constructor.
+        features_options: options of the learned channels' similarity's constructor.
     """
 
     name = "added"
