@@ -6,7 +6,12 @@ LNCC + Dice loss, batch 1, synthetic pairs, jfb backward, with two training solv
 - ``dio``: freeform, MSE on features, iterations 100, 50, 20 in 2D and 200, 100, 20 in 3D (as in DIO,
   and this project's default before issue 17);
 - ``default``: the default of ``lightning-reg fit`` now (``solver.defaults.LEARNED``);
-- ``mse-short``: MSE on features with the default's iterations.
+- ``mse-short``: MSE on features with the default's iterations;
+- ``added``: the brain configs' design since issue 41: ``AddedFeatures`` (the image and 8 learned
+  channels beside it, one level), greedy, the ``added`` similarity (LNCC on the image, MSE on the
+  learned channels), iterations 20, 10, 5 at scales 4, 2, 1.
+
+``3d-crop`` is the 64^3 window the 3D brain config trains on.
 
 The first steps are a warm-up and not timed. The same process then times the feature network
 alone (two forward passes and their backward, on the same pair): "layer" is the step's time
@@ -29,29 +34,37 @@ import torch
 from measure import limit_memory, machine, markdown_table, peak_bytes, run_child
 
 from lightning_reg.data import SyntheticDataModule
-from lightning_reg.nn import UNet
+from lightning_reg.nn import AddedFeatures, UNet
 from lightning_reg.solver import LEARNED
 from lightning_reg.training.module import RegistrationModule
 from lightning_reg.training.solver_settings import SolverSettings
 
-SETTINGS = {"2d": [192, 192], "3d": [96, 112, 96]}
+SETTINGS = {"2d": [192, 192], "3d": [96, 112, 96], "3d-crop": [64, 64, 64]}
 #: training solver -> (similarity, iterations per setting)
 SOLVERS = {
     "dio": ("mse", {"2d": [100, 50, 20], "3d": [200, 100, 20]}),
     "default": (LEARNED.similarity, {"2d": list(LEARNED.iterations), "3d": list(LEARNED.iterations)}),
     "mse-short": ("mse", {"2d": list(LEARNED.iterations), "3d": list(LEARNED.iterations)}),
+    "added": ("added", {"2d": [20, 10, 5], "3d": [20, 10, 5]}),
 }
+
+
+def training_setup(solver: str, dims: int, iterations: list[int]) -> tuple[torch.nn.Module, SolverSettings]:
+    """The network and training solver settings of ``solver``."""
+    if solver == "added":
+        settings = SolverSettings(transform="greedy", similarity="added", iterations=iterations, scales=[4, 2, 1])
+        return AddedFeatures(dims=dims), settings
+    return UNet(dims=dims), SolverSettings(similarity=SOLVERS[solver][0], iterations=iterations)
 
 
 def measure(name: str, solver: str, steps: int, warmup: int, device: str) -> dict:
     """Time ``steps`` training steps after ``warmup`` ones, then the network alone on the same pair;
     peak memory above the set-up's."""
     shape = SETTINGS[name]
-    similarity, iterations = SOLVERS[solver][0], SOLVERS[solver][1][name]
+    similarity, iterations = SOLVERS[solver][0], SOLVERS[solver][1][name.split("-")[0]]
     data = SyntheticDataModule(shape=shape, train_pairs=steps + warmup, val_pairs=1)
-    model = RegistrationModule(
-        network=UNet(dims=len(shape)), train_solver=SolverSettings(similarity=similarity, iterations=iterations)
-    )
+    network, settings = training_setup(solver, len(shape), iterations)
+    model = RegistrationModule(network=network, train_solver=settings)
     timer = StepTimer(warmup, device)
     trainer = L.Trainer(
         max_steps=steps + warmup,
