@@ -5,7 +5,7 @@ LNCC + Dice loss, batch 1, synthetic pairs, jfb backward, with two training solv
 
 - ``dio``: freeform, MSE on features, iterations 100, 50, 20 in 2D and 200, 100, 20 in 3D (as in DIO,
   and this project's default before issue 17);
-- ``default``: the default of ``lightning-reg fit`` now (``solver.defaults.LEARNED``);
+- ``default``: the learned layer's defaults (``solver.defaults.LEARNED``; ``lightning-reg fit``'s until issue 41);
 - ``mse-short``: MSE on features with the default's iterations;
 - ``added``: the brain configs' design since issue 41: ``AddedFeatures`` (the image and 8 learned
   channels beside it, one level), greedy, the ``added`` similarity (LNCC on the image, MSE on the
