@@ -3,18 +3,23 @@ solver with the same settings; its correction is trainable, so training can move
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+import yaml
 from helpers import lightning_reg
 
+from lightning_reg.data import SyntheticDataModule
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.nn import ResidualFeatures
 from lightning_reg.solver import normalize_intensities, register
 from lightning_reg.training.module import RegistrationModule
 from lightning_reg.training.solver_settings import SolverSettings
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "residual2d.yaml"
+QUIET = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
 
 
 @pytest.mark.parametrize("shape", [(48, 40), (24, 28, 20)], ids=["2d", "3d"])
@@ -56,18 +61,26 @@ def test_the_correction_starts_at_zero_and_is_trainable():
     assert not torch.allclose(network(image)[0], image)
 
 
-def test_a_short_training_run_rises_above_the_classical_start(tmp_path):
-    """``configs/residual2d.yaml`` as a user runs it: ``validate`` untrained gives the classical
-    solver's Dice; four epochs of 64 synthetic pairs raise it (measured on one thread: 0.511 to 0.592)."""
-    config = Path(__file__).resolve().parents[2] / "configs" / "residual2d.yaml"
-    data = ["--data.shape", "[64,64]", "--data.val_pairs", "16", "--trainer.enable_progress_bar", "false"]
-    scores = []
-    for command in (["validate"], ["fit", "--data.train_pairs", "64", "--trainer.max_epochs", "4"]):
-        folder = tmp_path / command[0]
-        folder.mkdir()
-        metrics = folder / "metrics.json"
-        done = lightning_reg([*command, "--config", config, *data], folder, LIGHTNING_REG_METRICS=str(metrics))
-        assert done.returncode == 0, done.stderr[-3000:]
-        scores.append(json.loads(metrics.read_text())["val/dice"])
-    start, trained = scores
-    assert trained > start + 0.04, scores
+def test_a_short_training_run_rises_above_the_classical_start():
+    """``configs/residual2d.yaml``'s model: untrained it gives the classical solver's Dice; two epochs
+    of 48 synthetic 48x48 pairs raise it (measured on one thread: 0.364 to 0.513)."""
+    model = yaml.safe_load(CONFIG.read_text())["model"]
+    L.seed_everything(0)
+    data = SyntheticDataModule(shape=(48, 48), train_pairs=48, val_pairs=16)
+    module = RegistrationModule(
+        network=ResidualFeatures(**model["network"]["init_args"]),
+        train_solver=SolverSettings(**model["train_solver"]),
+        lr=model["lr"],
+    )
+    start = L.Trainer(**QUIET).validate(module, data, verbose=False)[0]["val/dice"]
+    L.Trainer(max_epochs=2, limit_val_batches=0, **QUIET).fit(module, data)
+    trained = L.Trainer(**QUIET).validate(module, data, verbose=False)[0]["val/dice"]
+    assert trained > start + 0.05, (start, trained)
+
+
+def test_the_config_parses_as_a_user_gives_it(tmp_path):
+    done = lightning_reg(["fit", "--config", CONFIG, "--print_config"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = yaml.safe_load(done.stdout)
+    assert printed["model"]["network"]["class_path"] == "lightning_reg.nn.ResidualFeatures"
+    assert printed["model"]["train_solver"]["similarity"] == "lncc"
