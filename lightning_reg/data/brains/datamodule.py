@@ -21,7 +21,7 @@ from ...solver.spatial import exponentiate, field_to_grid, identity_grid, sample
 from ..sampling import evaluation_sampler, training_sampler
 from ..synthetic import random_labels, random_velocity
 from ..synthmorph import SynthSettings, random_means, render
-from .anisotropy import thicken
+from .anisotropy import SLAB_MM, thicken
 from .cohort import TRAIN_DONORS, VAL_DONORS, held_out_pairs, refuse_held_out, tissue_pairs
 from .grid import GRID_SHAPE, TISSUE, grid_affine, with_tissue
 from .label_maps import label_map_names, read_label_map
@@ -97,7 +97,7 @@ class BrainPairs(Dataset):
         rotation, scaling, shift: affine jitter of each image (degrees, fraction, voxels).
         crop: size of a random window cut from both images of a pair (the same window; cheaper training
             steps); none: the whole grid.
-        anisotropy: share of pairs whose moving image is stored with 2-4x thicker slices along a random
+        anisotropy: share of pairs whose moving image is stored with slices 3-7 mm thick along a random
             axis, on its own grid with its own header (``anisotropy.thicken``).
         same_contrast: share of pairs whose two images share one random contrast (same-modality
             pairs); the others render each image with its own (SynthMorph's cross-contrast pairs).
@@ -201,9 +201,10 @@ class BrainPairs(Dataset):
             item[f"{role}_seg"] = torch.where(warped == TISSUE, 0, warped)[0]
         if float(torch.rand(1, generator=generator)) < self.anisotropy:
             axis = int(torch.randint(self.dims, (1,), generator=generator))
-            factor = int(torch.randint(2, 5, (1,), generator=generator))
+            millimetres = float(torch.empty(1).uniform_(*SLAB_MM, generator=generator))
+            spacing = float(item["moving_affine"][:-1, axis].norm())
             item["moving"], item["moving_seg"], item["moving_affine"] = thicken(
-                item["moving"], item["moving_seg"], item["moving_affine"], axis, factor
+                item["moving"], item["moving_seg"], item["moving_affine"], axis, max(millimetres / spacing, 1.0)
             )
         return item
 
@@ -289,8 +290,8 @@ class BrainDataModule(L.LightningDataModule):
         noise: largest noise standard deviation of the renderings.
         bias: largest bias field amplitude of the renderings.
         crop: training window size (voxels) cut from each pair, e.g. 64 64 64; none: the whole grid.
-        anisotropy: share of training pairs whose moving image has 2-4x thicker slices along a random
-            axis, on its native grid (teaches features for clinical thick-slice scans).
+        anisotropy: share of training pairs whose moving image has slices 3-7 mm thick (uniform) along
+            a random axis, on its native grid (teaches features for clinical thick-slice scans).
         same_contrast: share of training and validation pairs whose two images share one random
             contrast (same-modality pairs, as the T1 to T1 test); the rest are cross-contrast.
         label_maps: a folder of further anatomies as aseg label maps (e.g. SynthSeg's 15 training
