@@ -220,6 +220,13 @@ class Cosine(Similarity):
         return 1.0 - voxel_mean(cosine, weights)
 
 
+def _strided(tensor: torch.Tensor, stride: int) -> torch.Tensor:
+    """``[B, N / stride]``: every ``stride``-th voxel of ``[B, C, *S]`` (no slice, so no slice's
+    zero-filled gradient, when ``stride`` is 1)."""
+    flat = tensor.flatten(1)
+    return flat if stride == 1 else flat[:, ::stride]
+
+
 class MutualInformation(Similarity):
     """Negative mutual information (nats) of single-channel intensities in ``[0, 1]``.
 
@@ -248,11 +255,11 @@ class MutualInformation(Similarity):
         """The fixed side's Parzen weights ``[B, N, bins]``; kept while the same, unmodified ``fixed``
         without a gradient comes back (the solver's iterations at one scale), as LNCC keeps its moments."""
         if fixed.requires_grad:
-            return self._weights(fixed.flatten(1)[:, ::stride])
+            return self._weights(_strided(fixed, stride))
         cached = self._fixed_cache
         if cached is not None and cached[0]() is fixed and cached[1] == (fixed._version, stride):
             return cached[2]
-        found = self._weights(fixed.flatten(1)[:, ::stride])
+        found = self._weights(_strided(fixed, stride))
         self._fixed_cache = (weakref.ref(fixed), (fixed._version, stride), found)
         return found
 
@@ -266,8 +273,8 @@ class MutualInformation(Similarity):
                 "use mse, lncc, ncc or cosine for features"
             )
         stride = max(fixed[0].numel() // self.max_voxels, 1)
-        warped = warped.flatten(1)[:, ::stride]
-        share = torch.ones_like(warped) if weights is None else weights.flatten(1)[:, ::stride]
+        warped = _strided(warped, stride)
+        share = torch.ones_like(warped) if weights is None else _strided(weights, stride)
         share = share / share.sum(1, keepdim=True).clamp_min(1e-8)
         joint = torch.bmm(
             (self._fixed_weights(fixed, stride) * share.unsqueeze(-1)).transpose(1, 2), self._weights(warped)
@@ -354,8 +361,9 @@ class AddedChannels(Similarity):
                 f"the added similarity takes the image's {self.image_channels} channel(s), learned channels and "
                 f"a gate channel (nn.AddedFeatures); got {channels} channels"
             )
-        image = features[:, : self.image_channels].contiguous()
-        return image, features[:, self.image_channels : -1], features[:, -1:]
+        # one split, not three slices: its backward writes one gradient instead of three zero-filled ones
+        image, learned, gate = features.split([self.image_channels, channels - self.image_channels - 1, 1], 1)
+        return image.contiguous(), learned, gate
 
     def __call__(self, fixed: torch.Tensor, warped: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         fixed_image, fixed_learned, gate = self._fixed_groups(fixed)
