@@ -30,6 +30,7 @@ from .divergence import SkipNonFiniteSteps
 from .losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
 from .run_folder import run_directory, share_run_directory
 from .solver_settings import EvalSolverSettings, SolverSettings
+from .structure_codes import structure_code_loss
 
 #: The default network's arguments: the image kept, 4 learned channels beside it at the levels 1/4, 1/2
 #: and 1 (area-averaged image levels, as IdentityFeatures), a small UNet. On the synthetic default's
@@ -44,6 +45,8 @@ DEFAULT_SOLVER = SolverSettings()
 #: ... and of AddedFeatures: the image by mutual information (the default pairs join two contrasts),
 #: the learned channels by MSE
 ADDED_SOLVER = SolverSettings(similarity="added")
+#: the two images of a pair
+SIDES = ("fixed", "moving")
 
 
 def network_solver(network: FeatureNetwork, given: SolverSettings | dict | None) -> SolverSettings:
@@ -100,6 +103,9 @@ class RegistrationModule(L.LightningModule):
         poly_power: the power of the learning rate's polynomial decay.
         eval_label_mode: how labels are warped for the validation/test metrics and the predictions:
             ``linear`` (one-hot, as ``lightning-reg register``) or ``nearest``.
+        pretrain_steps: the first steps train ``AddedFeatures``' learned channels without the solver,
+            to regress a fixed code of each voxel's structure (``structure_codes.py``; the brain data's
+            ``*_structures``); the solver's steps follow. 0: none.
     """
 
     def __init__(
@@ -115,6 +121,7 @@ class RegistrationModule(L.LightningModule):
         weight_decay: float = 1e-5,
         poly_power: float = 0.9,
         eval_label_mode: str = LABEL_MODE,
+        pretrain_steps: int = 0,
     ) -> None:
         super().__init__()
         with warnings.catch_warnings():  # outside LightningCLI the module is dropped just below
@@ -161,6 +168,7 @@ class RegistrationModule(L.LightningModule):
             ("lr", lr),
             ("weight_decay", weight_decay),
             ("poly_power", poly_power),
+            ("pretrain_steps", pretrain_steps),
         ):
             check_number(name, value, 0)
         if image_weight + dice_weight == 0:
@@ -311,6 +319,8 @@ class RegistrationModule(L.LightningModule):
         return min(levels, 1 + self.current_epoch // epochs)
 
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
+        if self.global_step < self.hparams.pretrain_steps:
+            return self._pretraining_step(batch)
         if self.hparams.dice_weight > 0 and ("fixed_seg" not in batch or "moving_seg" not in batch):
             raise ValueError(
                 "dice_weight > 0 needs label maps: the batches have no fixed_seg/moving_seg. "
@@ -343,6 +353,22 @@ class RegistrationModule(L.LightningModule):
         if not bool(torch.isfinite(loss)):
             return self._skip_step("the training loss is not finite")
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        return loss
+
+    def _pretraining_step(self, batch: dict) -> torch.Tensor:
+        """The structure-code loss of both images, no solve (``pretrain_steps``)."""
+        if not isinstance(self.network, AddedFeatures):
+            raise ValueError(
+                f"pretrain_steps trains AddedFeatures' learned channels; the network is {type(self.network).__name__}"
+            )
+        if "fixed_structures" not in batch or "moving_structures" not in batch:
+            raise ValueError(
+                "pretrain_steps needs each voxel's structure class (fixed_structures, moving_structures), which "
+                "lightning_reg.data.BrainDataModule gives; use it, or set --model.pretrain_steps 0"
+            )
+        loss = sum(structure_code_loss(self.network, batch[side], batch[f"{side}_structures"]) for side in SIDES) / 2
+        self.log("train/structure_loss", loss, batch_size=len(batch["fixed"]))
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["fixed"]))
         return loss
 
     def _skip_step(self, reason: str) -> torch.Tensor:

@@ -28,7 +28,7 @@ def thicken(
     image: torch.Tensor, labels: torch.Tensor, affine: torch.Tensor, axis: int, factor: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``image`` ``[C, *S]`` averaged over slabs of ``factor`` (>= 1, any real number) slices along
-    spatial ``axis`` (a remainder dropped), ``labels`` ``[1, *S]`` the thin slice at each slab's
+    spatial ``axis`` (a remainder dropped), ``labels`` ``[L, *S]`` the thin slice at each slab's
     centre, and the voxel-to-world ``affine`` ``[d+1, d+1]`` of the thick grid (each slab's voxel
     centred on its slab)."""
     if not factor >= 1:

@@ -25,6 +25,7 @@ from .anisotropy import SLAB_MM, thicken
 from .cohort import TRAIN_DONORS, VAL_DONORS, held_out_pairs, refuse_held_out, tissue_pairs
 from .grid import GRID_SHAPE, TISSUE, grid_affine, with_tissue
 from .label_maps import label_map_names, read_label_map
+from .structures import structure_table
 from .tissue_tables import TABLES, table_means
 
 #: the axial slice of a 2D pair: the grid's centre, +- this many slices in training
@@ -88,6 +89,8 @@ def check_crop(crop: Sequence[int] | None, shape: Sequence[int]) -> None:
 
 class BrainPairs(Dataset):
     """``count`` rendered pairs of ``subjects``; pair ``i`` is drawn from seed ``first_seed + i``.
+    Each side has its image, label map (``*_seg``, what the loss and Dice score) and structure classes
+    (``*_structures``: ``structures.py``, what feature pre-training regresses).
 
     Args:
         maps: label maps with :data:`TISSUE` by subject, ``[1, 1, *S]`` int64 (3D).
@@ -194,18 +197,22 @@ class BrainPairs(Dataset):
         shared = self.same_contrast > 0 and float(torch.rand(1, generator=generator)) < self.same_contrast
         family = self.families.get(first, "dk")
         means = self._means(family, generator) if shared else None
+        structures = structure_table("shapes" if first == "shapes" else family)
         for role, labels in zip(("fixed", "moving"), maps):
             warped = self._warped(labels, generator)
             contrast = means if shared else self._means(family, generator)
             item[role] = render(warped, self.settings, generator, contrast)[0]
             item[f"{role}_seg"] = torch.where(warped == TISSUE, 0, warped)[0]
+            item[f"{role}_structures"] = structures[warped[0]]
         if float(torch.rand(1, generator=generator)) < self.anisotropy:
             axis = int(torch.randint(self.dims, (1,), generator=generator))
             millimetres = float(torch.empty(1).uniform_(*SLAB_MM, generator=generator))
             spacing = float(item["moving_affine"][:-1, axis].norm())
-            item["moving"], item["moving_seg"], item["moving_affine"] = thicken(
-                item["moving"], item["moving_seg"], item["moving_affine"], axis, max(millimetres / spacing, 1.0)
+            both = torch.cat([item["moving_seg"], item["moving_structures"]])
+            item["moving"], both, item["moving_affine"] = thicken(
+                item["moving"], both, item["moving_affine"], axis, max(millimetres / spacing, 1.0)
             )
+            item["moving_seg"], item["moving_structures"] = both[:1], both[1:]
         return item
 
 

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from lightning_reg.data.brains import structures
 from lightning_reg.data.brains.datamodule import BrainDataModule
 from lightning_reg.data.brains.grid import GRID_SHAPE, TISSUE
 from lightning_reg.data.brains.label_maps import ASEG_STRUCTURES, read_label_map
+from lightning_reg.data.brains.structures import structure_table
 from lightning_reg.data.brains.tissue_tables import CORTEX, DEEP, FLUID, WHITE, table_means, tissue_classes
 from lightning_reg.errors import InputError
 
@@ -130,3 +132,37 @@ def test_tissue_tables_keep_one_tissue_alike_and_order_the_tissues_as_mri_does()
             assert centres[0] > centres[-1] + 0.3  # the strong contrast of each weighting holds
     with pytest.raises(ValueError, match="family"):
         tissue_classes("mni")
+
+
+def test_structure_classes_name_one_tissue_alike_in_both_families():
+    aseg, dk = structure_table("aseg"), structure_table("dk")
+    assert aseg[3] == aseg[42] == dk[1] == dk[TISSUE - 1] == structures.CORTEX  # every DK parcel is cortex
+    assert aseg[2] == aseg[41] == aseg[TISSUE] == dk[TISSUE] == structures.WHITE
+    own = [int(aseg[label]) for label in structures.OWN_CLASS]
+    assert sorted(own) == list(range(3, structures.STRUCTURE_CLASSES))  # one class each, none shared
+    assert aseg[0] == dk[0] == structures.BACKGROUND
+    assert bool((structure_table("shapes") == structures.IGNORED).all())
+    with pytest.raises(ValueError, match="unknown label family"):
+        structure_table("dkt")
+
+
+def test_every_item_carries_its_structures_on_its_own_grid(built, maps):
+    folder, _, _ = built
+    data = BrainDataModule(
+        folder, dims=2, train_pairs=8, shapes=0.25, label_maps=maps, val_maps=["seg_04"], anisotropy=0.5
+    )
+    data.setup("fit")
+    dataset = data.train_dataloader().dataset
+    for index in range(len(dataset)):
+        item = dataset[index]
+        first = item["id"].split("-")[2]
+        for side in ("fixed", "moving"):
+            seg, classes = item[f"{side}_seg"], item[f"{side}_structures"]
+            assert classes.shape == seg.shape and classes.dtype == torch.long
+            if first == "shapes":
+                assert bool((classes == structures.IGNORED).all())
+                continue
+            family = "aseg" if first.startswith("seg_") else "dk"
+            inside = seg > 0
+            assert torch.equal(classes[inside], structure_table(family)[seg[inside]])
+            assert set(classes[~inside].unique().tolist()) <= {structures.BACKGROUND, structures.WHITE}
