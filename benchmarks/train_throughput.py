@@ -7,13 +7,15 @@ LNCC + Dice loss, batch 1, synthetic pairs, jfb backward, with two training solv
   and this project's default before issue 17);
 - ``default``: the learned layer's defaults (``solver.defaults.LEARNED``; ``lightning-reg fit``'s until issue 41);
 - ``mse-short``: MSE on features with the default's iterations;
-- ``added``: the brain configs' design since issue 41: ``AddedFeatures`` (the image and 8 learned
-  channels beside it, one level), greedy, the ``added`` similarity (LNCC on the image, MSE on the
-  learned channels), iterations 20, 10, 5 at scales 4, 2, 1.
+- ``added``: the design of issue 41: ``AddedFeatures`` (the image and 8 learned channels beside it,
+  one level), greedy, the ``added`` similarity (mutual information on the image, its default, and MSE
+  on the learned channels), iterations 20, 10, 5 at scales 4, 2, 1;
+- ``added-lncc``: the same with LNCC on the image (one contrast).
 
 ``3d-crop`` is the 64^3 window the 3D brain config trains on.
 
-The first steps are a warm-up and not timed. The same process then times the feature network
+Steps are timed in a child with the default allocator, peak memory in a second child (see
+``measure.run_child``). The first steps are a warm-up and not timed. The same process then times the feature network
 alone (two forward passes and their backward, on the same pair): "layer" is the step's time
 minus the network's (solve, jfb backward, warping and losses). Writes JSON, a markdown table and a
 PNG into --out.
@@ -46,13 +48,17 @@ SOLVERS = {
     "default": (LEARNED.similarity, {"2d": list(LEARNED.iterations), "3d": list(LEARNED.iterations)}),
     "mse-short": ("mse", {"2d": list(LEARNED.iterations), "3d": list(LEARNED.iterations)}),
     "added": ("added", {"2d": [20, 10, 5], "3d": [20, 10, 5]}),
+    "added-lncc": ("added", {"2d": [20, 10, 5], "3d": [20, 10, 5]}),
 }
 
 
 def training_setup(solver: str, dims: int, iterations: list[int]) -> tuple[torch.nn.Module, SolverSettings]:
     """The network and training solver settings of ``solver``."""
-    if solver == "added":
-        settings = SolverSettings(transform="greedy", similarity="added", iterations=iterations, scales=[4, 2, 1])
+    if solver.startswith("added"):
+        image = {"image": "lncc"} if solver == "added-lncc" else {}
+        settings = SolverSettings(
+            transform="greedy", similarity="added", similarity_options=image, iterations=iterations, scales=[4, 2, 1]
+        )
         return AddedFeatures(dims=dims), settings
     return UNet(dims=dims), SolverSettings(similarity=SOLVERS[solver][0], iterations=iterations)
 
@@ -219,7 +225,15 @@ def main() -> None:
                 "--memory-limit-gb",
                 str(args.memory_limit_gb),
             ]
-            rows.append(run_child(__file__, arguments, dict(setting=name, solver=solver), args.memory_limit_gb))
+            label = dict(setting=name, solver=solver)
+            row = run_child(__file__, arguments, label, args.memory_limit_gb, exact_memory=False)
+            if "failed" not in row:  # the peak of live tensors, from a second child (see run_child)
+                steps = arguments.index("--steps") + 1
+                memory = run_child(
+                    __file__, [*arguments[:steps], "1", *arguments[steps + 1 :]], label, args.memory_limit_gb
+                )
+                row["peak_mb"] = memory.get("peak_mb", float("nan"))
+            rows.append(row)
             print(table(rows[-1:]).splitlines()[-1], flush=True)
     header = (
         f"UNet 16 channels at 1/4, 1/2, 1; freeform, jfb; LNCC + Dice; batch 1; {args.device} "
