@@ -236,7 +236,8 @@ def main() -> None:
             rows.append(row)
             print(table(rows[-1:]).splitlines()[-1], flush=True)
     header = (
-        f"UNet 16 channels at 1/4, 1/2, 1; freeform, jfb; LNCC + Dice; batch 1; {args.device} "
+        "networks and solvers as named in the module's docstring; jfb; batch 1; Dice (and LNCC) loss; "
+        f"{args.device} "
         f"({machine(args.device)}), {args.threads} threads, torch {torch.__version__}"
     )
     args.out.mkdir(parents=True, exist_ok=True)
