@@ -3,7 +3,6 @@ model, apply the user's test-time solver options, solve on its features."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
@@ -34,8 +33,9 @@ def load_model(path: Path, device: torch.device) -> RegistrationModule:
 
 
 def settings_with(model: RegistrationModule, **overrides) -> SolverSettings:
-    """The model's evaluation settings with the options the user gave (``None``: keep the model's)."""
-    settings = replace(model.eval_solver, **{k: v for k, v in overrides.items() if v is not None})
+    """The model's evaluation settings with the options the user gave (``None``: keep the model's); a
+    similarity given is read as the network reads it (with ``AddedFeatures``: the image's)."""
+    settings = model.eval_solver_with(**{k: v for k, v in overrides.items() if v is not None})
     for name in ("regularizer", "linear"):  # "none" given on the command line
         if getattr(settings, name) == "none":
             setattr(settings, name, None)
@@ -53,7 +53,8 @@ THICK_SLICES = 1.5
 
 def warn_thick_slices(volumes: list[Volume]) -> None:
     """A warning for images with thick slices: features learned on isotropic voxels do not carry over
-    (``benchmarks/real_brains.py --shift thick``: ``brain2d`` falls below no registration)."""
+    (``benchmarks/real_brains.py --shift thick``: the 0.3 ``brain2d`` fell below no registration, the
+    current one, trained with them, stays below the classical solver)."""
     for volume in volumes:
         spacing = voxel_spacing(volume.affine.double())
         if float(spacing.max() / spacing.min()) > THICK_SLICES:

@@ -259,18 +259,22 @@ class RegistrationModule(L.LightningModule):
         """The final warp of ``batch`` with the evaluation settings."""
         return self.register(batch)[-1]
 
+    def eval_solver_with(self, **settings) -> SolverSettings:
+        """The evaluation settings with ``settings`` replaced field by field; a similarity given drops the
+        old one's options and is read as the network reads it (with ``AddedFeatures``: the image's)."""
+        if "similarity" in settings and "similarity_options" not in settings:
+            settings = {**settings, "similarity_options": {}}
+        return network_solver(self.network, replace(self.eval_solver, **settings))
+
     def with_eval_solver(self, **settings) -> "RegistrationModule":
         """This model for evaluation (the same network, not a copy; its label mode; training options at their defaults)
         with evaluation settings replaced field by field, e.g.
         ``model.with_eval_solver(transform="svf", prompt_labels=[2])``."""
-        overrides = {**vars(self.eval_solver), **settings}
-        if "similarity" in settings and "similarity_options" not in settings:  # not the old similarity's
-            overrides["similarity_options"] = {}
         return (
             type(self)(
                 network=self.network,
                 train_solver=self.train_solver,
-                eval_solver=SolverSettings(**overrides),
+                eval_solver=self.eval_solver_with(**settings),
                 eval_label_mode=self.eval_label_mode,
             )
             .to(self.device)

@@ -141,3 +141,25 @@ def test_thick_slices_given_to_a_model_get_a_warning(tmp_path, capsys):
     error = capsys.readouterr().err
     assert code == 0 and "moving.nii.gz has voxels of 2 x 6 mm" in error and "resample it to isotropic" in error
     assert "fixed.nii.gz has voxels" not in error
+
+
+def test_a_similarity_given_to_an_added_features_model_is_the_images(tmp_path):
+    pair = warped_pair((96, 112), magnitude=2.0, num_labels=8, seed=5)
+    paths = {}
+    for name in ("fixed", "moving"):
+        paths[name] = tmp_path / f"{name}.nii.gz"
+        nib.save(nib.Nifti1Image(pair[name][0, 0].numpy()[..., None], np.diag([2.0, 2.0, 2.0, 1.0])), paths[name])
+    arguments = [
+        "register",
+        "--checkpoint",
+        "brain2d",
+        "--fixed",
+        str(paths["fixed"]),
+        "--moving",
+        str(paths["moving"]),
+    ]
+    code = main([*arguments, "--similarity", "mi", "--iterations", "5", "--no-qc", "--out", str(tmp_path / "out")])
+    assert code == 0
+    solver = json.loads((tmp_path / "out" / "metrics.json").read_text())["solver"]
+    assert solver["similarity"] == "added" and solver["similarity_options"]["image"] == "mi"
+    assert solver["similarity_options"]["features"] == "mse"
