@@ -13,7 +13,6 @@ from pathlib import Path
 import lightning as L
 import torch
 from jsonargparse import lazy_instance
-from lightning.pytorch.strategies import DDPStrategy
 from torchmetrics import MeanMetric
 
 from ..evaluation.rows import SUMMARY_KEYS, gather_rows, pair_rows, write_rows
@@ -23,7 +22,6 @@ from ..solver import Masks, Prompt, RegistrationLayer, RegistrationResult, label
 from ..solver.channels import principal_channels
 from ..solver.checks import check_number
 from ..solver.optimize import Callback
-from ..solver.pyramid import source_levels
 from ..solver.result import LABEL_MODE
 from .checkpoints import trusted_checkpoint
 from .divergence import SkipNonFiniteSteps
@@ -288,32 +286,6 @@ class RegistrationModule(L.LightningModule):
     # ---------------------------------------------------------------------------------- training
     def setup(self, stage: str) -> None:
         share_run_directory(self.trainer)
-        if stage == "fit":
-            self._check_ddp_levels()
-
-    def _check_ddp_levels(self) -> None:
-        """DDP needs a gradient for every weight at every step: refuse, before training starts,
-        settings that leave some of the network's levels out of the loss."""
-        strategy = self.trainer.strategy
-        # what ddp_find_unused_parameters_true sets; Lightning 2.6 keeps DDP's options private (no public
-        # accessor, no upstream issue found); tests/training/test_ddp.py fails if an upgrade renames it
-        ddp_options = getattr(strategy, "_ddp_kwargs", {})
-        if not isinstance(strategy, DDPStrategy) or ddp_options.get("find_unused_parameters"):
-            return
-        reasons = []
-        if self.hparams.progressive_epochs > 0:
-            reasons.append(f"progressive_epochs={self.hparams.progressive_epochs} trains the coarse levels alone first")
-        used = source_levels(self.train_solver.scales, self.network.scales) if self.train_solver.scales else []
-        if self.train_solver.scales and len(set(used)) < len(self.network.scales):
-            reasons.append(
-                f"train_solver.scales {list(self.train_solver.scales)} take only some of the "
-                f"network's levels {list(self.network.scales)}"
-            )
-        if reasons:
-            raise ValueError(
-                f"{'; '.join(reasons)}, so some network weights get no gradient at some steps, which "
-                f"DDP refuses: use --trainer.strategy ddp_find_unused_parameters_true"
-            )
 
     def active_levels(self) -> int:
         levels = self.train_solver.level_count(self.network.scales)
@@ -357,7 +329,7 @@ class RegistrationModule(L.LightningModule):
         if not bool(torch.isfinite(loss)):
             return self._skip_step("the training loss is not finite")
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
-        return loss
+        return self._with_every_weight(loss)
 
     def _pretraining_step(self, batch: dict) -> torch.Tensor:
         """The structure-code loss of both images, no solve (``pretrain_steps``)."""
@@ -373,13 +345,19 @@ class RegistrationModule(L.LightningModule):
         loss = sum(structure_code_loss(self.network, batch[side], batch[f"{side}_structures"]) for side in SIDES) / 2
         self.log("train/structure_loss", loss, batch_size=len(batch["fixed"]))
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["fixed"]))
-        return loss
+        return self._with_every_weight(loss)
 
     def _skip_step(self, reason: str) -> torch.Tensor:
-        """A zero loss that reaches every weight (so DDP's gradient exchange still happens on every
-        process) for a step that ``SkipNonFiniteSteps`` (``divergence.py``) then skips."""
+        """A zero loss for a step that ``SkipNonFiniteSteps`` (``divergence.py``) then skips."""
         self.skip_reason = reason
-        return sum((parameter * 0).sum() for parameter in self.parameters() if parameter.requires_grad)
+        return self._with_every_weight(0.0)
+
+    def _with_every_weight(self, loss: torch.Tensor | float) -> torch.Tensor:
+        """``loss`` plus zero times every trainable weight: the same value and gradients, but every
+        weight takes part in every step, so DDP exchanges gradients without ``find_unused_parameters``
+        when some weights are idle (levels left out by ``progressive_epochs`` or the solver's scales,
+        the gate while pre-training, a skipped step)."""
+        return loss + sum((parameter * 0).sum() for parameter in self.parameters() if parameter.requires_grad)
 
     def configure_callbacks(self) -> list[L.Callback]:
         """The callback that skips non-finite steps and stops a diverging run, on every Trainer."""
