@@ -9,7 +9,9 @@ training_seg_14 and 15, both directions, several renderings) or of the validatio
 
 Each pair is scored (mean Dice over its labels, folding %) for the classical solver (greedy, 200/100/50,
 tolerance 1e-6; LNCC and MI) and the learned model (its evaluation settings); JSON + markdown with the
-per-pair spread.
+per-pair spread. ``--oracle`` adds the ceiling of pre-training: an ``AddedFeatures`` model's solve with
+its learned channels replaced by the exact structure codes of the pair's labels (what pre-training
+regresses; ``training/structure_codes.py``).
 
     python benchmarks/validation_cases.py --brains brains --label-maps ../shared/data/synthseg-label-maps \
         --checkpoint runs/.../best.ckpt --dims 3 --out benchmarks/results
@@ -29,6 +31,7 @@ from measure import machine, markdown_table
 from lightning_reg.data.brains.anisotropy import thicken
 from lightning_reg.data.brains.datamodule import BrainDataModule, BrainPairs
 from lightning_reg.data.brains.grid import TISSUE
+from lightning_reg.data.brains.structures import structure_table
 from lightning_reg.data.brains.tissue_tables import table_means
 from lightning_reg.data.synthmorph import render
 from lightning_reg.evaluation.rows import pair_rows
@@ -36,6 +39,7 @@ from lightning_reg.nn import AddedFeatures
 from lightning_reg.solver import register
 from lightning_reg.solver.result import LABEL_MODE
 from lightning_reg.training.module import RegistrationModule
+from lightning_reg.training.structure_codes import structure_codes
 
 CASES = {"a": "same contrast (T1)", "b": "T1 fixed, T2 moving", "c": "thick-slice moving (6 mm)", "d": "donor DK (T1)"}
 CLASSICAL = dict(transform="greedy", scales=(4, 2, 1), iterations=(200, 100, 50), tolerance=1e-6)
@@ -63,11 +67,12 @@ def case_pairs(data: BrainDataModule, case: str, renderings: int, dims: int) -> 
             warped = dataset._warped(source, generator)
             item[role] = render(warped, dataset.settings, generator, table_means(family, contrast, generator))[0]
             item[f"{role}_seg"] = torch.where(warped == TISSUE, 0, warped)[0]
+            item[f"{role}_structures"] = structure_table(family)[warped[0]]
         if case == "c":
             axis = int(torch.randint(dims, (1,), generator=generator))
-            item["moving"], item["moving_seg"], item["moving_affine"] = thicken(
-                item["moving"], item["moving_seg"], item["moving_affine"], axis, 3
-            )
+            both = torch.cat([item["moving_seg"], item["moving_structures"]])
+            item["moving"], both, item["moving_affine"] = thicken(item["moving"], both, item["moving_affine"], axis, 3)
+            item["moving_seg"], item["moving_structures"] = both[:1], both[1:]
         pairs.append({key: value[None] if torch.is_tensor(value) else value for key, value in item.items()})
     return pairs
 
@@ -79,7 +84,24 @@ def scored(pair: dict, result) -> dict:
     return {"dice": row["dice"], "folding": row["folding_percent"]}
 
 
-def methods(model: RegistrationModule | None) -> dict:
+def oracle(model: RegistrationModule):
+    """The model's solve with its learned channels replaced by the exact codes of each voxel's
+    structure class (the labels'), at the model's gate."""
+    network: AddedFeatures = model.network
+
+    def levels(image: torch.Tensor, structures: torch.Tensor) -> list[torch.Tensor]:
+        codes = structure_codes(network.learned)[structures[:, 0].clamp_min(0)].movedim(-1, 1)
+        gate = network.gate.detach().expand(image.shape[0], 1, *image.shape[2:])
+        return [torch.cat([image, codes, gate], dim=1)]
+
+    def run(pair):
+        features = levels(pair["fixed"], pair["fixed_structures"]), levels(pair["moving"], pair["moving_structures"])
+        return model.solve(pair, features, model.eval_solver)[-1]
+
+    return run
+
+
+def methods(model: RegistrationModule | None, with_oracle: bool = False) -> dict:
     def classical(similarity):
         def run(pair):
             return register(
@@ -99,6 +121,8 @@ def methods(model: RegistrationModule | None) -> dict:
         if isinstance(model.network, AddedFeatures):  # the image compared by MI instead, beside the learned channels
             with_mi = model.with_eval_solver(similarity="mi")
             found["learned, image mi"] = lambda pair: with_mi(pair)
+            if with_oracle:
+                found["oracle codes"] = oracle(model)
     return found
 
 
@@ -111,8 +135,12 @@ def main() -> None:
     parser.add_argument("--renderings", type=int, default=4, help="renderings of each ordered pair of subjects")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--oracle", action="store_true", help="add the exact structure codes as the learned channels")
+    parser.add_argument("--methods", nargs="+", help="only these rows (names as printed; default all)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
     args = parser.parse_args()
+    if args.oracle and args.checkpoint is None:
+        parser.error("--oracle replaces an AddedFeatures model's learned channels: give its --checkpoint")
     torch.set_num_threads(args.threads)
     data = BrainDataModule(args.brains, dims=args.dims, label_maps=args.label_maps)
     data.setup("validate")
@@ -122,7 +150,9 @@ def main() -> None:
     rows = []
     for case in args.cases:
         pairs = case_pairs(data, case, args.renderings, args.dims)
-        for name, run in methods(model).items():
+        for name, run in methods(model, args.oracle).items():
+            if args.methods and name not in args.methods:
+                continue
             start = time.perf_counter()
             with torch.no_grad():
                 scores = [scored(pair, run(pair)) for pair in pairs]
