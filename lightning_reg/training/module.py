@@ -28,7 +28,7 @@ from .divergence import SkipNonFiniteSteps
 from .losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
 from .run_folder import run_directory, share_run_directory
 from .solver_settings import EvalSolverSettings, SolverSettings
-from .structure_codes import structure_code_loss
+from .structure_codes import pretraining_loss
 
 #: The default network's arguments: the image kept, 4 learned channels beside it at the levels 1/4, 1/2
 #: and 1 (area-averaged image levels, as IdentityFeatures), a small UNet. On the synthetic default's
@@ -43,8 +43,6 @@ DEFAULT_SOLVER = SolverSettings()
 #: ... and of AddedFeatures: the image by mutual information (the default pairs join two contrasts),
 #: the learned channels by MSE
 ADDED_SOLVER = SolverSettings(similarity="added")
-#: the two images of a pair
-SIDES = ("fixed", "moving")
 
 
 def network_solver(network: FeatureNetwork, given: SolverSettings | dict | None) -> SolverSettings:
@@ -333,16 +331,7 @@ class RegistrationModule(L.LightningModule):
 
     def _pretraining_step(self, batch: dict) -> torch.Tensor:
         """The structure-code loss of both images, no solve (``pretrain_steps``)."""
-        if not isinstance(self.network, AddedFeatures):
-            raise ValueError(
-                f"pretrain_steps trains AddedFeatures' learned channels; the network is {type(self.network).__name__}"
-            )
-        if "fixed_structures" not in batch or "moving_structures" not in batch:
-            raise ValueError(
-                "pretrain_steps needs each voxel's structure class (fixed_structures, moving_structures), which "
-                "lightning_reg.data.BrainDataModule gives; use it, or set --model.pretrain_steps 0"
-            )
-        loss = sum(structure_code_loss(self.network, batch[side], batch[f"{side}_structures"]) for side in SIDES) / 2
+        loss = pretraining_loss(self.network, batch)
         self.log("train/structure_loss", loss, batch_size=len(batch["fixed"]))
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["fixed"]))
         return self._with_every_weight(loss)

@@ -11,7 +11,7 @@ from functools import lru_cache
 import torch
 
 from ..data.brains.structures import STRUCTURE_CLASSES
-from ..nn import AddedFeatures
+from ..nn import AddedFeatures, FeatureNetwork
 from ..nn.layers import area_pool
 
 
@@ -37,3 +37,20 @@ def structure_code_loss(network: AddedFeatures, image: torch.Tensor, classes: to
         per_image = (learned - wanted).square().flatten(1).mean(1)
         losses.append((per_image * keep).sum() / keep.sum().clamp_min(1))
     return torch.stack(losses).mean()
+
+
+def pretraining_loss(network: FeatureNetwork, batch: dict) -> torch.Tensor:
+    """:func:`structure_code_loss` averaged over both images of ``batch`` (its ``fixed``/``moving`` and
+    ``fixed_structures``/``moving_structures``); a clear error for another network or data without
+    structures."""
+    if not isinstance(network, AddedFeatures):
+        raise ValueError(
+            f"pretrain_steps trains AddedFeatures' learned channels; the network is {type(network).__name__}"
+        )
+    if "fixed_structures" not in batch or "moving_structures" not in batch:
+        raise ValueError(
+            "pretrain_steps needs each voxel's structure class (fixed_structures, moving_structures), which "
+            "lightning_reg.data.BrainDataModule gives; use it, or set --model.pretrain_steps 0"
+        )
+    sides = ("fixed", "moving")
+    return sum(structure_code_loss(network, batch[side], batch[f"{side}_structures"]) for side in sides) / 2
