@@ -147,6 +147,8 @@ def main() -> None:
     model = None
     if args.checkpoint is not None:
         model = RegistrationModule.load_from_checkpoint(str(args.checkpoint), map_location="cpu").eval()
+        if args.oracle and not (isinstance(model.network, AddedFeatures) and tuple(model.network.scales) == (1,)):
+            parser.error("--oracle replaces the learned channels of a one-level AddedFeatures model")
     rows = []
     for case in args.cases:
         pairs = case_pairs(data, case, args.renderings, args.dims)

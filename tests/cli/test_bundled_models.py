@@ -112,6 +112,13 @@ def test_an_unknown_model_name_lists_the_bundled_ones(tmp_path, brain_pair, caps
     assert len(error.strip().splitlines()) == 1
 
 
+def register_brain2d(paths: dict, out, *extra: str) -> int:
+    """``lightning-reg register --checkpoint brain2d`` on ``paths["fixed"]``, ``paths["moving"]`` in this
+    process: its exit code."""
+    images = ["--fixed", str(paths["fixed"]), "--moving", str(paths["moving"])]
+    return main(["register", "--checkpoint", "brain2d", *images, "--out", str(out), *extra])
+
+
 def test_thick_slices_given_to_a_model_get_a_warning(tmp_path, capsys):
     pair = warped_pair((96, 112), magnitude=2.0, num_labels=8, seed=5)
     affine = torch.diag(torch.tensor([2.0, 2.0, 1.0]))
@@ -122,22 +129,7 @@ def test_thick_slices_given_to_a_model_get_a_warning(tmp_path, capsys):
         full[np.ix_([0, 1, 3], [0, 1, 3])] = grid.numpy()
         paths[name] = tmp_path / f"{name}.nii.gz"
         nib.save(nib.Nifti1Image(array.numpy()[..., None], full), paths[name])
-    code = main(
-        [
-            "register",
-            "--checkpoint",
-            "brain2d",
-            "--fixed",
-            str(paths["fixed"]),
-            "--moving",
-            str(paths["moving"]),
-            "--out",
-            str(tmp_path / "out"),
-            "--iterations",
-            "5",
-            "--quiet",
-        ]
-    )
+    code = register_brain2d(paths, tmp_path / "out", "--iterations", "5", "--quiet")
     error = capsys.readouterr().err
     assert code == 0 and "moving.nii.gz has voxels of 2 x 6 mm" in error and "resample it to isotropic" in error
     assert "fixed.nii.gz has voxels" not in error
@@ -149,16 +141,7 @@ def test_a_similarity_given_to_an_added_features_model_is_the_images(tmp_path):
     for name in ("fixed", "moving"):
         paths[name] = tmp_path / f"{name}.nii.gz"
         nib.save(nib.Nifti1Image(pair[name][0, 0].numpy()[..., None], np.diag([2.0, 2.0, 2.0, 1.0])), paths[name])
-    arguments = [
-        "register",
-        "--checkpoint",
-        "brain2d",
-        "--fixed",
-        str(paths["fixed"]),
-        "--moving",
-        str(paths["moving"]),
-    ]
-    code = main([*arguments, "--similarity", "mi", "--iterations", "5", "--no-qc", "--out", str(tmp_path / "out")])
+    code = register_brain2d(paths, tmp_path / "out", "--similarity", "mi", "--iterations", "5", "--no-qc")
     assert code == 0
     solver = json.loads((tmp_path / "out" / "metrics.json").read_text())["solver"]
     assert solver["similarity"] == "added" and solver["similarity_options"]["image"] == "mi"
