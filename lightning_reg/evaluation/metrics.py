@@ -9,8 +9,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from scipy import ndimage
-from scipy.spatial import cKDTree
 
 
 def label_values(fixed_seg: torch.Tensor, background: int = 0) -> torch.Tensor:
@@ -51,12 +49,16 @@ def dice_per_label(
 
 
 def _surface(mask: np.ndarray) -> np.ndarray:
+    from scipy import ndimage  # scipy takes 0.25 s to import: only HD95 pays it, not every command
+
     return mask & ~ndimage.binary_erosion(mask, border_value=0)
 
 
 def _label_boxes(seg: np.ndarray, labels: np.ndarray) -> list:
     """The bounding box (tuple of slices, or None when absent) of each of ``labels`` in ``seg``: one
     pass over the volume, so the per-label work below scales with each structure, not the image."""
+    from scipy import ndimage
+
     position = np.clip(np.searchsorted(labels, seg), 0, max(len(labels) - 1, 0))
     index = np.where(labels[position] == seg, position + 1, 0) if len(labels) else np.zeros_like(seg, int)
     return ndimage.find_objects(index, max_label=len(labels))
@@ -84,6 +86,8 @@ def hd95(
     volume); surfaces are found on the box around both maps' copies of each label. Labels missing
     from either map are skipped.
     """
+    from scipy.spatial import cKDTree
+
     fixed = fixed_seg.squeeze().cpu().numpy()
     warped = warped_seg.squeeze().cpu().numpy()
     labels = np.sort((label_values(fixed_seg) if labels is None else labels).cpu().numpy())
