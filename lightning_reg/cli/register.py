@@ -16,8 +16,6 @@ import torch
 
 from ..errors import InputError, OneLineParser, recorded_warnings, warn
 from ..evaluation.metrics import dice_per_label, hd95
-from ..evaluation.pictures import save_figure
-from ..evaluation.quality_control import quality_figure
 from ..evaluation.rows import pair_rows
 from ..files import strict_json
 from ..files.ants import save_ants_transforms
@@ -460,6 +458,9 @@ def write_quality_figure(
 ) -> None:
     """``qc.png``: the registration to check by eye (``evaluation/quality_control.py``); ``warped``
     ``[C, *S]``."""
+    from ..evaluation.pictures import save_figure  # matplotlib takes 0.45 s to import: only qc.png pays it
+    from ..evaluation.quality_control import quality_figure
+
     figure = quality_figure(
         loaded.fixed.data[0],
         loaded.moving.data[0],
