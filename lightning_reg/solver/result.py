@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, fields, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -51,6 +51,9 @@ class RegistrationResult:
     loss_trace: list[torch.Tensor] = field(default_factory=list)
     seconds: float = 0.0
     stationarity: torch.Tensor | None = None
+    #: maps derived once from ``grid`` and ``frames`` (the metrics and qc.png both read them), with
+    #: the grid and frames they came from; do not modify them in place
+    _derived: dict[str, tuple] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_voxel_displacement(cls, displacement: torch.Tensor) -> "RegistrationResult":
@@ -153,10 +156,23 @@ class RegistrationResult:
 
     def displacement_voxels(self) -> torch.Tensor:
         """Displacement in fixed-image voxels (array-order components), ``[B, d, *S]``."""
-        return torch.einsum("bij,bj...->bi...", self._mm_to_fixed_voxels(), self.displacement_mm())
+        return self._derive(
+            "displacement_voxels",
+            lambda: torch.einsum("bij,bj...->bi...", self._mm_to_fixed_voxels(), self.displacement_mm()),
+        )
 
     def jacobian_determinant(self) -> torch.Tensor:
         """Determinant of the Jacobian of fixed world -> moving world, ``[B, 1, *S]`` (1 = volume kept)."""
+        return self._derive("jacobian_determinant", self._jacobian_determinant)
+
+    def _derive(self, name: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """``compute()``, kept under ``name`` while ``grid`` and ``frames`` are the same objects."""
+        held = self._derived.get(name)
+        if held is None or held[0] is not self.grid or held[1] is not self.frames:
+            held = self._derived[name] = (self.grid, self.frames, compute())
+        return held[2]
+
+    def _jacobian_determinant(self) -> torch.Tensor:
         points = self.moving_points_mm()
         per_voxel = gradient_voxels(points).movedim(1, -1).movedim(1, -1)  # [B, *S, out, axis]
         shape = (-1,) + (1,) * self.dims + (self.dims, self.dims)
