@@ -6,6 +6,7 @@ voxel-to-world affine carries the orientation, and the solver works through it).
 
 from __future__ import annotations
 
+import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,10 @@ from .output_folder import atomic_path, resolve_path
 NIFTI_INTENT_VECTOR = 1007
 #: World RAS (NIfTI) to LPS (ITK/DICOM): flip the first two axes.
 RAS_TO_LPS = (-1.0, -1.0, 1.0)
+#: gzip level of displacement files: float32 fields barely compress (a 96x112x96 brain warp, 12.4 MB:
+#: level 1, nibabel's, 11.5 MB in 0.37 s; level 0, stored, 12.4 MB in 0.02 s), and register writes
+#: three of them
+DISPLACEMENT_GZIP_LEVEL = 0
 
 
 #: peak memory of ``register`` per voxel of the fixed image, bytes (measured: greedy LNCC 4/2/1 at
@@ -365,4 +370,8 @@ def save_itk_displacement(displacement_mm: torch.Tensor, reference: Volume, path
     image = _nifti(field.astype(np.float32), reference, header)
     image.header.set_intent(NIFTI_INTENT_VECTOR)
     with atomic_path(path) as temporary:
-        nib.save(image, str(temporary))
+        if str(path).endswith(".gz"):
+            with gzip.open(temporary, "wb", compresslevel=DISPLACEMENT_GZIP_LEVEL) as handle:
+                handle.write(image.to_bytes())
+        else:
+            nib.save(image, str(temporary))
