@@ -371,7 +371,8 @@ def save_itk_displacement(displacement_mm: torch.Tensor, reference: Volume, path
     image.header.set_intent(NIFTI_INTENT_VECTOR)
     with atomic_path(path) as temporary:
         if str(path).endswith(".gz"):
-            with gzip.open(temporary, "wb", compresslevel=DISPLACEMENT_GZIP_LEVEL) as handle:
+            # no time or name in the gzip header: the same result gives the same bytes
+            with open(temporary, "wb") as raw, gzip.GzipFile("", "wb", DISPLACEMENT_GZIP_LEVEL, raw, mtime=0) as handle:
                 handle.write(image.to_bytes())
         else:
             nib.save(image, str(temporary))
