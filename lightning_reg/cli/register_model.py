@@ -19,9 +19,23 @@ from ..training.solver_settings import SolverSettings
 
 def load_model(path: Path, device: torch.device) -> RegistrationModule:
     """The module of a ``lightning-reg fit`` checkpoint (or of a bundled model's name), in evaluation
-    mode on ``device``."""
+    mode on ``device``; the last one loaded is kept while its file is unchanged (``--pairs``: once)."""
+    resolved = resolve_checkpoint(path)
+    stat = resolved.stat() if resolved.is_file() else None
+    key = (resolved, stat and (stat.st_mtime_ns, stat.st_size), str(device))
+    if _LOADED.get("key") != key:
+        _LOADED.clear()
+        _LOADED.update(key=key, model=_read_model(path, resolved, device))
+    return _LOADED["model"]
+
+
+#: the last model :func:`load_model` read, with its key
+_LOADED: dict = {}
+
+
+def _read_model(path: Path, resolved: Path, device: torch.device) -> RegistrationModule:
     try:
-        model = RegistrationModule.load_from_checkpoint(str(resolve_checkpoint(path)), map_location=device)
+        model = RegistrationModule.load_from_checkpoint(str(resolved), map_location=device)
     except InputError:
         raise
     except Exception as error:  # torch and Lightning raise many kinds for files that are not checkpoints

@@ -49,6 +49,7 @@ class RegisterRequest:
     prompt_weight: float = 1.0
     label_mode: str = "linear"
     inverse_warp: str = "write"
+    metrics: str = "all"
     device: Any = "cpu"
     threads: int | None = None
     max_voxels: int | None = None

@@ -29,6 +29,7 @@ def pair_rows(
     label_mode: str = LABEL_MODE,
     warped_seg: torch.Tensor | None = None,
     inverse: InverseField | None = None,
+    full: bool = True,
 ) -> list[dict]:
     """One row per pair of ``batch``: ``id``, ``seconds`` (per pair), ``folding_percent``,
     ``ndv_percent`` (non-diffeomorphic volume), ``sdlogj``; with label maps, ``dice`` (mean over
@@ -36,9 +37,10 @@ def pair_rows(
     (:meth:`RegistrationResult.inverse_field`), ``inverse_consistency_mm`` and its ``_p95``; with
     ``fixed_landmarks`` and ``moving_landmarks`` in the batch (one ``[N, d]`` world-mm tensor per
     pair), ``tre_mm`` and ``tre_before_mm`` (mean target registration error after and before).
-    Labels are warped with ``label_mode``, unless given warped (``warped_seg`` ``[B, 1, *S]``)."""
+    Labels are warped with ``label_mode``, unless given warped (``warped_seg`` ``[B, 1, *S]``).
+    ``full=False`` leaves out the slow figures, HD95 and NDV (``None``): about 0.7 s of a 3D brain."""
     determinant = result.jacobian_determinant()
-    displacement = result.displacement_voxels()
+    displacement = result.displacement_voxels() if full else None
     consistency = None if inverse is None else result.inverse_consistency_mm(result.inverse(inverse))
     rows = []
     for index in range(len(batch["fixed"])):
@@ -46,7 +48,7 @@ def pair_rows(
             "id": pair_id(batch, index),
             "seconds": seconds,
             "folding_percent": folding_percent(determinant[index]),
-            "ndv_percent": non_diffeomorphic_volume(displacement[index]),
+            "ndv_percent": non_diffeomorphic_volume(displacement[index]) if full else None,
             "sdlogj": sdlogj(determinant[index]),
         }
         if consistency is not None:
@@ -66,7 +68,7 @@ def pair_rows(
             )
             scores = dice_per_label(fixed_seg, warped)
             row["dice"] = sum(scores.values()) / max(len(scores), 1)
-            row["hd95"] = hd95(fixed_seg, warped, spacing=_spacing(batch, index))
+            row["hd95"] = hd95(fixed_seg, warped, spacing=_spacing(batch, index)) if full else None
             row.update({f"dice_{label}": score for label, score in scores.items()})
         rows.append(row)
     return rows
