@@ -256,17 +256,20 @@ def register_files(request: RegisterRequest, phases: Phases, folder: Path, said:
     result, described = solve(request, loaded, phases)
     seconds = phases.seconds["registration"]
     _check_result(result, learned=request.learned)
-    inverse = None
-    if request.inverse_warp != "skip":
-        with phases.phase("inverse", "inverted the warp", "inverting the warp ..."):
-            inverse = result.inverse_field()
+    with phases.phase("warping", None):
+        warped = result.warp(loaded.moving.data.to(request.device))[0]
+        warped_seg = warped_labels(request, loaded, result)
+    # the inversion (torch, which lets go of the GIL) runs beside qc.png (matplotlib, which holds it)
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        inverting = beside.submit(_invert, result, phases) if request.inverse_warp != "skip" else None
+        if not request.no_qc:
+            with phases.phase("qc", None):
+                write_quality_figure(folder / "qc.png", result, loaded, warped, warped_seg)
+        inverse = None if inverting is None else inverting.result()
     with phases.phase("metrics", "measured"):
-        warped_seg, measured = measure(request, loaded, result, seconds, inverse)
+        measured = measure(request, loaded, result, seconds, inverse, warped_seg)
     report = build_report(request, described, result, measured, seconds, inverse)
     with phases.phase("writing", "wrote the results"):
-        warped = result.warp(loaded.moving.data.to(request.device))[0]
-        if not request.no_qc:
-            write_quality_figure(folder / "qc.png", result, loaded, warped, warped_seg)
         written = inverse if inverse is not None and report["inverse"]["written"] else None
         write_outputs(folder, result, written, loaded, warped, warped_seg)
     report.update(solver=described, **loaded.provenance, seconds_per_phase=dict(phases.seconds))
@@ -425,15 +428,30 @@ def _solve_learned(request: RegisterRequest, loaded: Loaded, phases: Phases) -> 
     return result, described
 
 
+def _invert(result: RegistrationResult, phases: Phases) -> InverseField:
+    with phases.phase("inverse", "inverted the warp", "inverting the warp ..."):
+        return result.inverse_field()
+
+
+def warped_labels(request: RegisterRequest, loaded: Loaded, result: RegistrationResult) -> torch.Tensor | None:
+    """The moving label map on the fixed grid ``[1, 1, *S]`` (``--label-mode``), ``None`` without labels."""
+    if loaded.fixed_seg is None or loaded.moving_seg is None:
+        return None
+    return result.warp_labels(loaded.moving_seg.data.to(request.device), mode=request.label_mode).cpu()
+
+
 def measure(
-    request: RegisterRequest, loaded: Loaded, result: RegistrationResult, seconds: float, inverse: InverseField | None
-) -> tuple[torch.Tensor | None, Measured]:
-    """The warped label map (``None`` without labels) and the pair's numbers."""
+    request: RegisterRequest,
+    loaded: Loaded,
+    result: RegistrationResult,
+    seconds: float,
+    inverse: InverseField | None,
+    warped_seg: torch.Tensor | None,
+) -> Measured:
+    """The pair's numbers; ``warped_seg``: :func:`warped_labels`."""
     fixed, fixed_seg, moving_seg = loaded.fixed, loaded.fixed_seg, loaded.moving_seg
-    warped_seg = None
     batch = {"fixed": fixed.data, "fixed_affine": fixed.affine[None]}
     if fixed_seg is not None and moving_seg is not None:
-        warped_seg = result.warp_labels(moving_seg.data.to(request.device), mode=request.label_mode).cpu()
         batch.update(fixed_seg=fixed_seg.data, moving_seg=moving_seg.data)
     full = request.metrics == "all"
     (row,) = pair_rows(batch, result, seconds, warped_seg=warped_seg, inverse=inverse, full=full)
@@ -445,7 +463,7 @@ def measure(
         fixed_points, moving_points = loaded.landmarks
         mapped = result.map_points_mm(fixed_points[None].to(result.grid.device))[0].cpu()
         landmarks = (fixed_points, mapped, moving_points)
-    return warped_seg, Measured(row, before, landmarks)
+    return Measured(row, before, landmarks)
 
 
 def write_outputs(
