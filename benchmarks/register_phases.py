@@ -10,14 +10,18 @@ training donors' label maps (never the held-out subjects) rendered with the fixe
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import shlex
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import torch
 from measure import machine
 from real_brains import render_donor
 
@@ -40,6 +44,7 @@ def main() -> None:
     parser.add_argument("--brains", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/register_phases"))
+    parser.add_argument("--results", type=Path, default=Path("benchmarks/results"), help="where the record goes")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     paths = write_pair(args.brains, args.out)
@@ -53,16 +58,21 @@ def main() -> None:
     report = json.loads((args.out / "registered" / "metrics.json").read_text())
     phases = report["seconds_per_phase"]
     record = {
-        "machine": f"{machine('cpu')}, {args.threads} threads",
-        "wall": wall,
-        "phases": phases,
-        "ratio": wall / phases["registration"],
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{machine('cpu')}, {args.threads} threads, torch {torch.__version__}",
+        "command": shlex.join(["python", *sys.argv]),
+        "summary": {
+            "whole command (wall)": {"seconds": wall},
+            **{f"phase: {name}": {"seconds": seconds} for name, seconds in phases.items()},
+        },
+        "ratios": {"wall / registration": wall / phases["registration"]},
         "dice": report["dice"],
     }
-    (args.out / "register_phases.json").write_text(json.dumps(record, indent=2))
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "register_phases.json").write_text(json.dumps(record, indent=2))
     print(
         f"{record['machine']}: wall {wall:.1f} s, registration {phases['registration']:.1f} s, "
-        f"ratio {record['ratio']:.2f}x; "
+        f"ratio {wall / phases['registration']:.2f}x; "
         + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items())
         + f"; Dice {report['dice']:.4f}"
     )
