@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from measure import machine, markdown_table
 
-import lightning_reg.solver.spatial as spatial
+import lightning_reg.solver.geometry.spatial as spatial
 from lightning_reg.evaluation.pictures import save_figure
 from lightning_reg.solver import RegistrationLayer
 

@@ -40,8 +40,8 @@ def problem(size: int, channels: int, device: str):
 def measure(mode: str, iterations: int, size: int, channels: int, device: str) -> dict:
     """Forward and backward seconds and peak memory (bytes above the inputs) of one run."""
     from lightning_reg.solver import RegistrationLayer
-    from lightning_reg.solver.implicit import take_cg_reports
-    from lightning_reg.solver.spatial import sample
+    from lightning_reg.solver.geometry.spatial import sample
+    from lightning_reg.solver.loop.implicit import take_cg_reports
 
     fixed, moving, fixed_image, moving_image = problem(size, channels, device)
     fixed.requires_grad_(True)

@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from lightning_reg.data.synthetic import smooth_noise
 from lightning_reg.evaluation.pictures import save_figure
 from lightning_reg.solver import RegistrationLayer
-from lightning_reg.solver.spatial import apply_matrix, identity_grid, sample
+from lightning_reg.solver.geometry.spatial import apply_matrix, identity_grid, sample
 
 TRANSFORMS = ("rigid", "affine", "freeform", "greedy", "svf", "bspline")
 DENSE = dict(smooth_grad_sigma=0, smooth_warp_sigma=0)

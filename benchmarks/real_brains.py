@@ -225,7 +225,7 @@ def _fireants(kind: str, iterations: list[int] = ITERATIONS):
         from fireants.registration.greedy import GreedyRegistration
         from fireants.registration.syn import SyNRegistration
 
-        from lightning_reg.solver.labels import label_values, one_hot
+        from lightning_reg.solver.geometry.labels import label_values, one_hot
 
         if pair["moving"].shape != pair["fixed"].shape:
             raise SystemExit("the FireANTs runner here registers images of one grid only; leave it out with --shift")

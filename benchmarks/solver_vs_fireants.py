@@ -23,7 +23,7 @@ import torch
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.evaluation.metrics import dice_per_label
 from lightning_reg.solver import register
-from lightning_reg.solver.labels import label_values, one_hot
+from lightning_reg.solver.geometry.labels import label_values, one_hot
 
 
 def mean_dice(fixed_seg: torch.Tensor, warped_seg: torch.Tensor) -> float:

@@ -1,4 +1,5 @@
-"""Modules that moved when the package was regrouped (0.1 -> 0.2; files and evaluation in 0.3),
+"""Modules that moved when the package was regrouped (0.1 -> 0.2; files and evaluation in 0.3; the
+solver's geometry, energy and loop rooms in 0.4),
 importable under their old names so that configs, sweep files and run folders written before keep working
 (``lightning_reg.module.RegistrationModule``, ``lightning_reg.checkpoints.AtomicCheckpointIO``, ...).
 
@@ -17,7 +18,7 @@ import sys
 import warnings
 
 #: the release without the old paths (they keep working one minor version after their move)
-REMOVED_IN = {"0.2": "0.4", "0.3": "0.5"}
+REMOVED_IN = {"0.2": "0.4", "0.3": "0.5", "0.4": "0.6"}
 #: old module path (relative to the package) -> (where it lives now, the release that moved it)
 MOVED = {
     **{
@@ -57,6 +58,26 @@ MOVED = {
             "data.brains.sources": "anatomy.sources",
             "data.brains.tissue": "anatomy.tissue",
             "data.brains.mni": "anatomy.mni",
+        }.items()
+    },
+    **{
+        old: (new, "0.4")
+        for old, new in {
+            "solver.spatial": "solver.geometry.spatial",
+            "solver.interpolation": "solver.geometry.interpolation",
+            "solver.filters": "solver.geometry.filters",
+            "solver.frames": "solver.geometry.frames",
+            "solver.labels": "solver.geometry.labels",
+            "solver.invert_field": "solver.geometry.invert_field",
+            "solver.pyramid": "solver.geometry.pyramid",
+            "solver.transforms": "solver.geometry.transforms",
+            "solver.inverse": "solver.geometry.inverse",
+            "solver.similarity": "solver.energy.similarity",
+            "solver.regularizers": "solver.energy.regularizers",
+            "solver.objective": "solver.energy.objective",
+            "solver.optimize": "solver.loop.optimize",
+            "solver.optimizers": "solver.loop.optimizers",
+            "solver.implicit": "solver.loop.implicit",
         }.items()
     },
 }

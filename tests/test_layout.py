@@ -154,6 +154,41 @@ def test_each_room_imports_only_the_rooms_below_it(room):
     assert not wrong, wrong
 
 
+#: the solver's sub-rooms and what each may import of the solver besides itself: ``base`` is the
+#: solver's own top-level modules of small helpers (checks, pairs, registry, modes), which import no room
+SOLVER_ROOMS = {"geometry": {"base"}, "energy": {"geometry", "base"}, "loop": {"energy", "geometry", "base"}}
+SOLVER_BASE = {"checks", "pairs", "registry", "modes"}
+
+
+def _solver_room(module: str) -> str:
+    """``geometry``, ``energy``, ``loop``, ``base`` or ``face`` (the solver's other top-level modules)."""
+    parts = module.split(".")
+    if len(parts) > 3 and parts[2] in SOLVER_ROOMS:
+        return parts[2]
+    return "base" if parts[-1] in SOLVER_BASE else "face"
+
+
+@pytest.mark.parametrize("room", sorted(SOLVER_ROOMS) + ["base"])
+def test_each_solver_room_imports_only_the_rooms_below_it(room):
+    allowed = SOLVER_ROOMS.get(room, set()) | {room}
+    wrong = [
+        (module, target)
+        for module in GRAPH
+        if module.startswith("lightning_reg.solver.") and _solver_room(module) == room
+        for target in _ours(GRAPH[module]) & GRAPH.keys()
+        if target.startswith("lightning_reg.solver.") and _solver_room(target) not in allowed
+    ]
+    assert not wrong, wrong
+
+
+def test_the_solver_rooms_hold_their_modules():
+    """The rules above would pass on empty rooms: check that each holds what it is named for."""
+    rooms = {_solver_room(module) for module in GRAPH if module.startswith("lightning_reg.solver.")}
+    assert rooms == {"geometry", "energy", "loop", "base", "face"}
+    assert _solver_room("lightning_reg.solver.geometry.spatial") == "geometry"
+    assert "lightning_reg.solver.energy.objective" in GRAPH["lightning_reg.solver.loop.optimize"]
+
+
 def test_the_leaves_import_nothing_of_ours():
     for leaf in LEAVES:
         assert not _ours(GRAPH[f"lightning_reg.{leaf}"]), leaf

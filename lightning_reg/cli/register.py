@@ -35,11 +35,11 @@ from ..solver import (
     register,
 )
 from ..solver.checks import level_iterations
-from ..solver.inverse import InverseField
+from ..solver.energy.similarity import LNCC_WINDOW
+from ..solver.geometry.inverse import InverseField
+from ..solver.geometry.spatial import voxel_spacing
 from ..solver.options import option_help
 from ..solver.result import LABEL_MODE
-from ..solver.similarity import LNCC_WINDOW
-from ..solver.spatial import voxel_spacing
 from .parsing import checkpoint_option, count, device_option, finite_float, positive_int, thread_count, user_path
 from .progress import Phases
 from .register_batch import check_arguments, run_batch

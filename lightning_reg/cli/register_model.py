@@ -12,7 +12,7 @@ from ..errors import InputError, warn
 from ..files.nifti import Volume
 from ..models import resolve_checkpoint
 from ..solver import normalize_intensities
-from ..solver.spatial import voxel_spacing
+from ..solver.geometry.spatial import voxel_spacing
 from ..training.module import RegistrationModule
 from ..training.solver_settings import SolverSettings
 

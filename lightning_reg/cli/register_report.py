@@ -10,8 +10,8 @@ import torch
 from ..errors import warn
 from ..evaluation.metrics import target_registration_error
 from ..solver import RegistrationResult, stages
-from ..solver.inverse import INVERSE_CONSISTENT_VOXELS, InverseField
-from ..solver.spatial import voxel_spacing
+from ..solver.geometry.inverse import INVERSE_CONSISTENT_VOXELS, InverseField
+from ..solver.geometry.spatial import voxel_spacing
 from .register_request import RegisterRequest
 
 #: above this share of fixed voxels (%) with a Jacobian determinant <= 0, register warns that the

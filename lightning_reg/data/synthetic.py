@@ -10,8 +10,8 @@ from typing import Sequence
 
 import torch
 
-from ..solver.filters import gaussian_smooth
-from ..solver.spatial import exponentiate, field_to_grid, identity_grid, resize, sample
+from ..solver.geometry.filters import gaussian_smooth
+from ..solver.geometry.spatial import exponentiate, field_to_grid, identity_grid, resize, sample
 
 
 def _noise(shape: Sequence[int], channels: int, generator: torch.Generator) -> torch.Tensor:

@@ -8,8 +8,8 @@ from typing import Sequence
 
 import torch
 
-from ..solver.filters import gaussian_smooth
-from ..solver.spatial import exponentiate, field_to_grid, identity_grid, sample
+from ..solver.geometry.filters import gaussian_smooth
+from ..solver.geometry.spatial import exponentiate, field_to_grid, identity_grid, sample
 from .synthetic import random_labels, random_velocity, smooth_noise
 
 

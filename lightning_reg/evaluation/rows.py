@@ -13,9 +13,9 @@ import torch.distributed as dist
 
 from ..files.output_folder import atomic_path
 from ..solver import RegistrationResult
-from ..solver.inverse import InverseField
+from ..solver.geometry.inverse import InverseField
+from ..solver.geometry.spatial import voxel_spacing
 from ..solver.result import LABEL_MODE
-from ..solver.spatial import voxel_spacing
 from .metrics import dice_per_label, folding_percent, hd95, non_diffeomorphic_volume, sdlogj, target_registration_error
 
 if TYPE_CHECKING:

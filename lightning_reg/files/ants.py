@@ -26,8 +26,8 @@ import torch
 
 from ..errors import InputError
 from ..solver import RegistrationResult
-from ..solver.inverse import InverseField, dense_part
-from ..solver.spatial import normalized_to_voxel
+from ..solver.geometry.inverse import InverseField, dense_part
+from ..solver.geometry.spatial import normalized_to_voxel
 from .nifti import RAS_TO_LPS, Volume, save_itk_displacement
 from .output_folder import atomic_path
 

@@ -18,7 +18,7 @@ import torch
 
 from ..errors import InputError, warn
 from ..solver import RegistrationResult, make_frames
-from ..solver.spatial import apply_matrix, identity_grid, normalized_to_voxel, sample, voxel_to_normalized
+from ..solver.geometry.spatial import apply_matrix, identity_grid, normalized_to_voxel, sample, voxel_to_normalized
 from .ants import AFFINE_FILE, INVERSE_WARP_FILE, WARP_FILE, load_ants_affine
 from .nifti import RAS_TO_LPS, Volume, drop_axis_affine
 

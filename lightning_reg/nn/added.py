@@ -1,5 +1,5 @@
 """Features that add to the classical solver: the image kept as it is, learned channels beside it and
-a gate that weighs them, for the solver's ``added`` similarity (``solver.similarity.AddedChannels``)."""
+a gate that weighs them, for the solver's ``added`` similarity (``solver.energy.similarity.AddedChannels``)."""
 
 from __future__ import annotations
 

@@ -1,18 +1,18 @@
 """Registration as optimization: a batched, multi-scale, differentiable solver (torch only)."""
 
 from .defaults import CLASSICAL, FAST, LEARNED, PRESETS, Defaults
-from .frames import Frames, field_of_view_overlap, make_frames
-from .implicit import BackwardSettings, ImplicitSolution, SingularHessianWarning
+from .energy.objective import Masks, Objective, Prompt, label_prompt
+from .energy.similarity import SIMILARITIES, Similarity, make_similarity
+from .geometry.frames import Frames, field_of_view_overlap, make_frames
+from .geometry.pyramid import downsample
+from .geometry.transforms import LINEAR, TRANSFORMS, Transform, make_transform, stages
 from .layer import RegistrationLayer
-from .objective import Masks, Objective, Prompt, label_prompt
-from .optimize import solve_scale
-from .optimizers import OPTIMIZERS, Adam, QuasiNewton
+from .loop.implicit import BackwardSettings, ImplicitSolution, SingularHessianWarning
+from .loop.optimize import solve_scale
+from .loop.optimizers import OPTIMIZERS, Adam, QuasiNewton
 from .options import SolverOptions, choices
-from .pyramid import downsample
 from .register import normalize_intensities, register
 from .result import RegistrationResult
-from .similarity import SIMILARITIES, Similarity, make_similarity
-from .transforms import LINEAR, TRANSFORMS, Transform, make_transform, stages
 
 __all__ = [
     "Adam",

@@ -13,20 +13,20 @@ import torch
 
 from .checks import as_pyramid, check_pyramids, level_iterations
 from .defaults import LEARNED, interpolation_for
-from .frames import Frames, make_frames
-from .implicit import BackwardSettings, ImplicitSolution, ScaleProblem
-from .interpolation import SAMPLE_MODES
+from .energy.objective import Masks, Objective, Prompt
+from .energy.regularizers import get_regularizer
+from .energy.similarity import make_similarity
+from .geometry.frames import Frames, make_frames
+from .geometry.interpolation import SAMPLE_MODES
+from .geometry.pyramid import solver_levels
+from .geometry.spatial import batch_affine, rescaled_affine
+from .geometry.transforms import Transform, make_transform
+from .loop.implicit import BackwardSettings, ImplicitSolution, ScaleProblem
+from .loop.optimize import Callback, gradient_norm, solve_scale
+from .loop.optimizers import OPTIMIZERS
 from .modes import outside_inference_mode
-from .objective import Masks, Objective, Prompt
-from .optimize import Callback, gradient_norm, solve_scale
-from .optimizers import OPTIMIZERS
 from .options import SolverOptions, solver_options
-from .pyramid import solver_levels
-from .regularizers import get_regularizer
 from .result import RegistrationResult
-from .similarity import make_similarity
-from .spatial import batch_affine, rescaled_affine
-from .transforms import Transform, make_transform
 
 
 class RegistrationLayer(torch.nn.Module):

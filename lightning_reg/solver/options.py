@@ -13,13 +13,13 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Mapping, cast, get_args
 
 from .checks import check_number, check_scales, level_iterations
-from .implicit import BackwardMode, BackwardSettings
-from .interpolation import SAMPLE_MODES
-from .optimizers import OPTIMIZERS
+from .energy.regularizers import REGULARIZERS
+from .energy.similarity import SIMILARITIES, Similarity, make_similarity
+from .geometry.interpolation import SAMPLE_MODES
+from .geometry.transforms import LINEAR, TRANSFORMS, Transform, stages
+from .loop.implicit import BackwardMode, BackwardSettings
+from .loop.optimizers import OPTIMIZERS
 from .registry import build_named
-from .regularizers import REGULARIZERS
-from .similarity import SIMILARITIES, Similarity, make_similarity
-from .transforms import LINEAR, TRANSFORMS, Transform, stages
 
 TransformName = Literal["rigid", "affine", "freeform", "greedy", "svf", "bspline", "syn"]
 LinearName = Literal["rigid", "affine"]

@@ -10,13 +10,13 @@ import torch
 
 from .checks import as_pyramid, check_pyramids
 from .defaults import CLASSICAL
+from .energy.objective import Masks, Prompt
+from .geometry.transforms import Transform
 from .layer import RegistrationLayer
+from .loop.optimize import Callback
 from .modes import outside_inference_mode
-from .objective import Masks, Prompt
-from .optimize import Callback
 from .options import SolverOptions, solver_options
 from .result import RegistrationResult
-from .transforms import Transform
 
 
 def normalize_intensities(image: torch.Tensor, low: float = 0.005, high: float = 0.995) -> torch.Tensor:

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import torch
 
+from .geometry.spatial import apply_matrix
 from .register import register
 from .result import RegistrationResult
-from .spatial import apply_matrix
 
 
 def onto_fixed_grid(

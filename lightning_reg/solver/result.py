@@ -8,10 +8,10 @@ from typing import Callable, Sequence
 
 import torch
 
-from .frames import Frames, make_frames
-from .inverse import InverseField, consistency_mm, inverse_field, inverse_grid
-from .labels import label_index, label_values, vote_labels
-from .spatial import (
+from .geometry.frames import Frames, make_frames
+from .geometry.inverse import InverseField, consistency_mm, inverse_field, inverse_grid
+from .geometry.labels import label_index, label_values, vote_labels
+from .geometry.spatial import (
     apply_matrix,
     field_to_grid,
     gradient_voxels,
@@ -24,7 +24,7 @@ from .spatial import (
     sample,
     voxel_to_normalized,
 )
-from .transforms import Transform
+from .geometry.transforms import Transform
 
 #: how label maps are warped unless told (``register --label-mode``, ``test``, ``predict``, this API): the
 #: one-hot encoding warped linearly, the most likely label kept (as ANTs' GenericLabel); or ``nearest``

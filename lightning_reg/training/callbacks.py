@@ -25,8 +25,8 @@ from ..files import strict_json
 from ..files.names import file_name
 from ..files.nifti import Volume, save_itk_displacement, save_volume
 from ..files.output_folder import OutputFolder, write_text
-from ..solver.implicit import take_cg_reports
-from ..solver.spatial import voxel_spacing
+from ..solver.geometry.spatial import voxel_spacing
+from ..solver.loop.implicit import take_cg_reports
 from .checkpoints import INTERRUPTED_FILE
 from .run_folder import run_directory
 

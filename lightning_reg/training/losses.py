@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..solver.labels import label_values, one_hot
-from ..solver.similarity import make_similarity
+from ..solver.energy.similarity import make_similarity
+from ..solver.geometry.labels import label_values, one_hot
 
 
 def one_hot_labels(fixed_seg: torch.Tensor, moving_seg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,7 +21,7 @@ from ..nn import AddedFeatures, FeatureNetwork
 from ..solver import Masks, Prompt, RegistrationLayer, RegistrationResult, label_prompt
 from ..solver.channels import principal_channels
 from ..solver.checks import check_number
-from ..solver.optimize import Callback
+from ..solver.loop.optimize import Callback
 from ..solver.result import LABEL_MODE
 from .checkpoints import trusted_checkpoint
 from .divergence import SkipNonFiniteSteps

@@ -9,7 +9,8 @@ from typing import Optional, Sequence
 
 from ..solver import LEARNED, LINEAR, BackwardSettings, RegistrationLayer, SolverOptions, stages
 from ..solver.checks import check_number, check_scales, level_iterations
-from ..solver.implicit import BackwardMode
+from ..solver.geometry.pyramid import source_levels
+from ..solver.loop.implicit import BackwardMode
 from ..solver.options import (
     InterpolationName,
     LinearName,
@@ -20,12 +21,11 @@ from ..solver.options import (
     TransformName,
     option_help,
 )
-from ..solver.pyramid import source_levels
 
 #: the training-only settings' help (the shared options' is ``SolverOptions``' docstring)
 _OWN_HELP = """\
-        backward: jfb, ift, unroll or truncated (solver/implicit.py).
-        backward_options: the backward mode's settings (solver.implicit.BackwardSettings: jfb_steps,
+        backward: jfb, ift, unroll or truncated (solver/loop/implicit.py).
+        backward_options: the backward mode's settings (solver.loop.implicit.BackwardSettings: jfb_steps,
             phantom_damping, truncated_steps, cg_tolerance, ...).
         learning_rate: largest step of one iteration of a deformable transform, voxels of the level;
             none: the transform's own default (a linear one takes its own, or transform_options).

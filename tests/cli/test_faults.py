@@ -387,7 +387,7 @@ def test_the_sampler_never_sees_a_coordinate_that_crashes_it():
     """NaN coordinates in grid_sample's 2D border backward crash the process (segmentation fault);
     huge ones index out of range. Run in a subprocess, so a crash fails this test only."""
     code = (
-        "import torch\nfrom lightning_reg.solver.spatial import sample\n"
+        "import torch\nfrom lightning_reg.solver.geometry.spatial import sample\n"
         "image = torch.rand(1, 16, 32, 32, requires_grad=True)\n"
         "grid = torch.rand(1, 32, 32, 2) * 2 - 1\n"
         "grid.view(-1)[::3] = float('nan'); grid.view(-1)[1::5] = 1e30; grid.view(-1)[2::7] = -float('inf')\n"

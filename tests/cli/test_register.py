@@ -11,7 +11,7 @@ import SimpleITK as sitk
 
 from lightning_reg.cli import main
 from lightning_reg.files.output_folder import MARKER
-from lightning_reg.solver.invert_field import INVERSE_TOLERANCE
+from lightning_reg.solver.geometry.invert_field import INVERSE_TOLERANCE
 
 
 def _cli(*args):

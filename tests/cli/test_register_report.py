@@ -14,7 +14,7 @@ from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.errors import InputError, RegistrationWarning
 from lightning_reg.evaluation.rows import pair_rows
 from lightning_reg.solver import CLASSICAL, FAST, RegistrationLayer, register
-from lightning_reg.solver.inverse import InverseField
+from lightning_reg.solver.geometry.inverse import InverseField
 
 REQUEST = RegisterRequest(fixed=Path("fixed.nii.gz"), moving=Path("moving.nii.gz"), out=Path("out"))
 

@@ -10,7 +10,7 @@ import torch
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.nn import AddedFeatures, IdentityFeatures
 from lightning_reg.solver import normalize_intensities, register
-from lightning_reg.solver.similarity import AddedChannels, make_similarity
+from lightning_reg.solver.energy.similarity import AddedChannels, make_similarity
 from lightning_reg.training.losses import soft_dice_loss
 from lightning_reg.training.module import RegistrationModule
 from lightning_reg.training.solver_settings import SolverSettings
@@ -114,7 +114,7 @@ def test_bad_added_options_and_layouts_are_refused():
 
 def test_a_plain_similarity_is_the_image_s_with_added_features_and_another_network_keeps_its_own():
     from lightning_reg.nn import UNet
-    from lightning_reg.solver.similarity import MutualInformation
+    from lightning_reg.solver.energy.similarity import MutualInformation
     from lightning_reg.training.solver_settings import EvalSolverSettings
 
     trained = SolverSettings(similarity="added", similarity_options={"image": "lncc"}, scales=[4, 2, 1])

@@ -5,7 +5,7 @@ import torch
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.solver import register
-from lightning_reg.solver.spatial import sample
+from lightning_reg.solver.geometry.spatial import sample
 
 pytestmark = pytest.mark.gpu
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from lightning_reg.data.synthetic import smooth_noise
 from lightning_reg.solver import TRANSFORMS, RegistrationLayer
-from lightning_reg.solver.spatial import apply_matrix, identity_grid, sample
+from lightning_reg.solver.geometry.spatial import apply_matrix, identity_grid, sample
 
 TOLERANCE = 3e-7  # LNCC's energy resolves its gradient to about 2e-7 in float64
 STEP = 1e-4

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from lightning_reg.solver.filters import box_mean, gaussian_smooth, gaussian_weights
+from lightning_reg.solver.geometry.filters import box_mean, gaussian_smooth, gaussian_weights
 
 
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 2.5])

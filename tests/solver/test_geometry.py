@@ -6,7 +6,7 @@ from helpers import mean_dice
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.solver import register
-from lightning_reg.solver.spatial import apply_matrix, identity_grid, sample
+from lightning_reg.solver.geometry.spatial import apply_matrix, identity_grid, sample
 
 
 def _anisotropic_moving(pair):

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 from lightning_reg.data.synthetic import smooth_noise, warped_pair
 from lightning_reg.solver import RegistrationLayer, interpolation, label_prompt
-from lightning_reg.solver.interpolation import linear_sample
-from lightning_reg.solver.spatial import apply_matrix, identity_grid, sample
+from lightning_reg.solver.geometry.interpolation import linear_sample
+from lightning_reg.solver.geometry.spatial import apply_matrix, identity_grid, sample
 
 DENSE = dict(smooth_grad_sigma=0, smooth_warp_sigma=0)
 

@@ -8,7 +8,7 @@ import torch
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.solver import RegistrationResult, register
-from lightning_reg.solver.invert_field import INVERSE_TOLERANCE
+from lightning_reg.solver.geometry.invert_field import INVERSE_TOLERANCE
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ warped with grid_sample (border padding) and the most likely label, ties to the 
 import pytest
 import torch
 
-from lightning_reg.solver.labels import label_index, label_values, one_hot, vote_labels
-from lightning_reg.solver.spatial import identity_grid, sample
+from lightning_reg.solver.geometry.labels import label_index, label_values, one_hot, vote_labels
+from lightning_reg.solver.geometry.spatial import identity_grid, sample
 
 
 def _definition(labels: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:

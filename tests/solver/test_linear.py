@@ -6,7 +6,7 @@ import torch
 
 from lightning_reg.data.synthetic import label_image, random_labels
 from lightning_reg.solver import make_frames, register
-from lightning_reg.solver.spatial import apply_matrix, identity_grid, sample
+from lightning_reg.solver.geometry.spatial import apply_matrix, identity_grid, sample
 
 
 def _moving(shape, seed=0):

@@ -5,7 +5,7 @@ import torch
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.solver import register
-from lightning_reg.solver.regularizers import bending, diffusion
+from lightning_reg.solver.energy.regularizers import bending, diffusion
 
 
 def test_energies_of_linear_and_quadratic_fields():

@@ -6,7 +6,7 @@ from helpers import mean_dice
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.solver import SIMILARITIES, make_similarity, register
-from lightning_reg.solver.similarity import first_order
+from lightning_reg.solver.energy.similarity import first_order
 
 
 @pytest.mark.parametrize("name", sorted(SIMILARITIES))

@@ -6,9 +6,9 @@ import torch
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.solver import RegistrationLayer, register
-from lightning_reg.solver.objective import Objective
-from lightning_reg.solver.regularizers import get_regularizer
-from lightning_reg.solver.similarity import make_similarity
+from lightning_reg.solver.energy.objective import Objective
+from lightning_reg.solver.energy.regularizers import get_regularizer
+from lightning_reg.solver.energy.similarity import make_similarity
 
 PAIR = warped_pair((24, 24), magnitude=1.5, seed=3)
 PROBLEM = dict(

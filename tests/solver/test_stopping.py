@@ -9,13 +9,13 @@ import torch
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.solver import CLASSICAL, Adam, RegistrationLayer, SingularHessianWarning, register
-from lightning_reg.solver.implicit import (
+from lightning_reg.solver.loop.implicit import (
     CG_ITERATIONS_PER_SIDE,
     ConjugateGradientWarning,
     cg_cap,
     conjugate_gradient,
 )
-from lightning_reg.solver.optimize import keeps_going
+from lightning_reg.solver.loop.optimize import keeps_going
 
 PAIR = warped_pair((32, 32), magnitude=2.0, seed=3)
 PROBLEM = dict(similarity="mse", regularizer="diffusion", regularizer_weight=0.1)

@@ -7,7 +7,7 @@ from helpers import mean_dice
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.solver import register
-from lightning_reg.solver.invert_field import INVERSE_TOLERANCE
+from lightning_reg.solver.geometry.invert_field import INVERSE_TOLERANCE
 
 ITERATIONS = [60, 30, 15]
 

@@ -7,7 +7,7 @@ import torch
 
 from lightning_reg.data import SyntheticDataModule
 from lightning_reg.nn import UNet
-from lightning_reg.solver.implicit import take_cg_reports
+from lightning_reg.solver.loop.implicit import take_cg_reports
 from lightning_reg.training.callbacks import ConjugateGradientLog
 from lightning_reg.training.module import RegistrationModule
 from lightning_reg.training.solver_settings import SolverSettings
@@ -49,7 +49,7 @@ def test_jfb_training_logs_no_conjugate_gradient():
 
 
 def test_conjugate_gradient_reports_the_residual_it_reached_capped_or_converged():
-    from lightning_reg.solver.implicit import conjugate_gradient
+    from lightning_reg.solver.loop.implicit import conjugate_gradient
 
     take_cg_reports()
     matrix = torch.diag(torch.linspace(1.0, 100.0, 40, dtype=torch.float64))[None]

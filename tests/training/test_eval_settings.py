@@ -10,7 +10,7 @@ import torch
 from lightning_reg.data import SyntheticDataModule
 from lightning_reg.nn import IdentityFeatures, UNet
 from lightning_reg.solver import LEARNED
-from lightning_reg.solver.pyramid import solver_levels
+from lightning_reg.solver.geometry.pyramid import solver_levels
 from lightning_reg.training.module import RegistrationModule
 from lightning_reg.training.solver_settings import EvalSolverSettings, SolverSettings
 

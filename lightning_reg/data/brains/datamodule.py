@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ...errors import InputError
-from ...solver.spatial import exponentiate, field_to_grid, identity_grid, sample
+from ...solver.geometry.spatial import exponentiate, field_to_grid, identity_grid, sample
 from ..sampling import evaluation_sampler, training_sampler
 from ..synthetic import random_labels, random_velocity
 from ..synthmorph import SynthSettings, random_means, render

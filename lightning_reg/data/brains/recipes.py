@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...solver.filters import gaussian_smooth
+from ...solver.geometry.filters import gaussian_smooth
 from ..synthetic import smooth_noise
 from .grid import TISSUE
 

@@ -12,7 +12,7 @@ from lightning_reg.data.brains.cohort import HELD_OUT, TEMPLATES
 from lightning_reg.data.brains.datamodule import BrainDataModule, HeldOutPairs, random_affine_grid
 from lightning_reg.data.brains.grid import TISSUE
 from lightning_reg.errors import InputError
-from lightning_reg.solver.spatial import identity_grid
+from lightning_reg.solver.geometry.spatial import identity_grid
 
 
 @pytest.mark.parametrize("subject", [*HELD_OUT, *TEMPLATES])

@@ -14,12 +14,12 @@ from typing import Callable, Sequence
 
 import torch
 
-from .checks import check_number
-from .filters import antialiased_resize
-from .interpolation import SAMPLE_MODES
+from ..checks import check_number
+from ..geometry.filters import antialiased_resize
+from ..geometry.interpolation import SAMPLE_MODES
+from ..geometry.spatial import sample
+from ..geometry.transforms import Transform
 from .similarity import Similarity
-from .spatial import sample
-from .transforms import Transform
 
 
 @dataclass

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from .pairs import pair_dot, pair_rms, per_pair
+from ..pairs import pair_dot, pair_rms, per_pair
 
 if TYPE_CHECKING:
-    from .transforms import Transform
+    from ..geometry.transforms import Transform
 
 
 class Adam:

@@ -22,12 +22,12 @@ from typing import Callable
 
 import torch
 
-from .objective import Objective
+from ..energy.objective import Objective
+from ..energy.similarity import first_order
+from ..geometry.spatial import nan_marker
+from ..geometry.transforms import Transform
+from ..pairs import pair_dot, pair_max, pair_norm, per_pair
 from .optimizers import Adam, QuasiNewton
-from .pairs import pair_dot, pair_max, pair_norm, per_pair
-from .similarity import first_order
-from .spatial import nan_marker
-from .transforms import Transform
 
 #: ``callback(scale_index, iteration, energies [B])`` after every iteration.
 Callback = Callable[[int, int, torch.Tensor], None]

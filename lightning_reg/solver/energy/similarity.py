@@ -14,8 +14,8 @@ import weakref
 
 import torch
 
-from .filters import box_mean
-from .registry import build_named
+from ..geometry.filters import box_mean
+from ..registry import build_named
 
 #: the default lncc window, voxels (as ANTs' and FireANTs' cc radius 3)
 LNCC_WINDOW = 7

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_number
-from .spatial import gradient_voxels
+from ..checks import check_number
+from ..geometry.spatial import gradient_voxels
 
 
 def diffusion(displacement: torch.Tensor) -> torch.Tensor:

@@ -25,12 +25,12 @@ from typing import Sequence
 
 import torch
 
-from .checks import check_number
+from ..checks import check_number
+from ..registry import build_named
 from .filters import gaussian_smooth
 from .frames import Frames
 from .interpolation import cubic_bspline
 from .invert_field import differentiable_inverse
-from .registry import build_named
 from .spatial import (
     apply_matrix,
     compose,

@@ -37,10 +37,10 @@ from typing import Any, Literal, get_args
 
 import torch
 
-from .checks import check_number
-from .objective import Objective
-from .pairs import pair_dot, per_pair
-from .transforms import Transform
+from ..checks import check_number
+from ..energy.objective import Objective
+from ..geometry.transforms import Transform
+from ..pairs import pair_dot, per_pair
 
 #: Transforms with at most this many parameters per pair (or at most CG's cap, when forming
 #: the Hessian costs no more Hessian-vector products than conjugate gradient) get it formed exactly.
