@@ -8,8 +8,7 @@ from dataclasses import replace
 
 import torch
 
-from .geometry.spatial import apply_matrix
-from .register import register
+from .geometry.spatial import apply_matrix, default_affines
 from .result import RegistrationResult
 
 
@@ -26,10 +25,10 @@ def onto_fixed_grid(
         fixed_affine is None or moving_affine is None or torch.equal(fixed_affine, moving_affine)
     ):
         return None, moving
-    with torch.no_grad():
-        header = register(
-            fixed, moving, transform="greedy", iterations=0, fixed_affine=fixed_affine, moving_affine=moving_affine
-        )
+    default_fixed, default_moving = default_affines(fixed.shape[2:], moving.shape[2:], len(fixed), fixed.device)
+    fixed_affine = default_fixed if fixed_affine is None else fixed_affine
+    moving_affine = default_moving if moving_affine is None else moving_affine
+    header = RegistrationResult.from_headers(fixed.shape[2:], moving.shape[2:], fixed_affine, moving_affine)
     return header, header.warp(moving, padding_mode="border")
 
 

@@ -13,6 +13,7 @@ from .geometry.inverse import InverseField, consistency_mm, inverse_field, inver
 from .geometry.labels import label_index, label_values, vote_labels
 from .geometry.spatial import (
     apply_matrix,
+    batch_affine,
     field_to_grid,
     gradient_voxels,
     grid_to_field,
@@ -54,6 +55,30 @@ class RegistrationResult:
     #: maps derived once from ``grid`` and ``frames`` (the metrics and qc.png both read them), with
     #: the grid and frames they came from; do not modify them in place
     _derived: dict[str, tuple] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @classmethod
+    def from_headers(
+        cls,
+        fixed_shape: Sequence[int],
+        moving_shape: Sequence[int],
+        fixed_affine: torch.Tensor,
+        moving_affine: torch.Tensor,
+    ) -> "RegistrationResult":
+        """The map the headers alone give (no registration), fixed grid to moving grid through world
+        coordinates: what ``register`` with no iteration returns. Affines ``[d+1, d+1]`` or
+        ``[B, d+1, d+1]``, voxel -> world mm."""
+        dims = len(fixed_shape)
+        batch = fixed_affine.shape[0] if fixed_affine.dim() == 3 else 1
+        fixed_affine, moving_affine = (batch_affine(a, batch, dims) for a in (fixed_affine, moving_affine))
+        frames = make_frames(fixed_shape, moving_shape, batch, fixed_affine, moving_affine, fixed_affine.device)
+        identity = identity_grid(fixed_shape, fixed_affine.device)
+        return cls(
+            grid=apply_matrix(frames.header.to(identity.dtype), identity),
+            matrix=frames.header,
+            frames=frames,
+            moving_shape=tuple(int(n) for n in moving_shape),
+            transform=None,
+        )
 
     @classmethod
     def from_voxel_displacement(cls, displacement: torch.Tensor) -> "RegistrationResult":

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from helpers import mean_dice
 
-from lightning_reg.data.synthetic import warped_pair
+from lightning_reg.data.synthetic import oblique_affine, warped_pair
 from lightning_reg.solver import register
 from lightning_reg.solver.geometry.spatial import apply_matrix, identity_grid, sample
 
@@ -108,3 +108,17 @@ def test_a_map_on_the_resampled_moving_image_composes_with_the_header_map():
     inner = (slice(None), slice(None), *[slice(4, n - 4) for n in fixed.shape[2:]])
     assert (once - twice)[inner].abs().mean() < 0.1 * (predicted.warp(moving) - twice)[inner].abs().mean()
     assert onto_fixed_grid(fixed, fixed, fixed_affine[None], fixed_affine[None]) == (None, fixed)
+
+
+def test_the_headers_map_is_what_register_returns_without_iterations():
+    from lightning_reg.solver import RegistrationResult
+
+    pair = warped_pair((20, 24, 16), magnitude=2.0, seed=3)
+    fixed_affine = torch.tensor(oblique_affine(origin=(3.0, -2.0, 1.0)))
+    moving_affine = fixed_affine.clone()
+    moving_affine[:3, 3] += torch.tensor([2.0, -1.5, 0.5])  # and the moving grid another shape
+    moving = torch.nn.functional.interpolate(pair["moving"], size=(18, 26, 16))
+    solved = register(pair["fixed"], moving, iterations=0, fixed_affine=fixed_affine, moving_affine=moving_affine)
+    header = RegistrationResult.from_headers((20, 24, 16), (18, 26, 16), fixed_affine, moving_affine)
+    assert torch.equal(header.grid, solved.grid) and torch.equal(header.matrix, solved.matrix)
+    assert not torch.allclose(header.grid, identity_grid((20, 24, 16)))  # the headers do move it
