@@ -1,5 +1,5 @@
 """Modules that moved when the package was regrouped (0.1 -> 0.2; files and evaluation in 0.3; the
-solver's geometry, energy and loop rooms in 0.4),
+solver's geometry, energy and loop rooms and the register command's package in 0.4),
 importable under their old names so that configs, sweep files and run folders written before keep working
 (``lightning_reg.module.RegistrationModule``, ``lightning_reg.checkpoints.AtomicCheckpointIO``, ...).
 
@@ -78,6 +78,9 @@ MOVED = {
             "solver.optimize": "solver.loop.optimize",
             "solver.optimizers": "solver.loop.optimizers",
             "solver.implicit": "solver.loop.implicit",
+            "cli.register_request": "cli.register.request",
+            "cli.register_model": "cli.register.model",
+            "cli.register_report": "cli.register.report",
         }.items()
     },
 }

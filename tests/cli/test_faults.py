@@ -137,7 +137,7 @@ def test_a_failure_after_overwrite_leaves_the_old_results_as_they_were(tmp_path,
         written.append(path)
         Path(path).write_bytes(b"partial")
 
-    monkeypatch.setattr("lightning_reg.cli.register.save_volume", full_disk)
+    monkeypatch.setattr("lightning_reg.cli.register.write.save_volume", full_disk)
     _one_line(
         *_register(
             capsys, pair, out, "--overwrite", "--fixed-seg", pair["fixed_seg"], "--moving-seg", pair["moving_seg"]

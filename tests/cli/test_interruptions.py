@@ -16,7 +16,7 @@ import pytest
 import torch
 from helpers import lightning_reg, start_lightning_reg
 
-from lightning_reg.cli.register import sha256
+from lightning_reg.cli.register.load import sha256
 from lightning_reg.files.output_folder import MARKER
 
 FAST = ["--scales", "2", "1", "--iterations", "4", "2", "--quiet"]

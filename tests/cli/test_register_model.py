@@ -10,7 +10,7 @@ import pytest
 from helpers import lightning_reg
 
 from lightning_reg.cli import main
-from lightning_reg.cli.register import sha256
+from lightning_reg.cli.register.load import sha256
 from lightning_reg.data import SyntheticDataModule
 
 

@@ -1,5 +1,5 @@
 """``lightning-reg register``'s report and request, on tensors and options alone: no file is read or
-written (``register_report.build_report``, ``register_request.RegisterRequest``)."""
+written (``cli.register.report.build_report``, ``cli.register.request.RegisterRequest``)."""
 
 import dataclasses
 from pathlib import Path
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from lightning_reg.cli.register import build_parser
-from lightning_reg.cli.register_report import Measured, build_report
-from lightning_reg.cli.register_request import RegisterRequest
+from lightning_reg.cli.register.report import Measured, build_report
+from lightning_reg.cli.register.request import RegisterRequest
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.errors import InputError, RegistrationWarning
 from lightning_reg.evaluation.rows import pair_rows

@@ -6,7 +6,7 @@ import lightning as L
 import pytest
 import torch
 
-from lightning_reg.cli.register_model import load_model
+from lightning_reg.cli.register.model import load_model
 from lightning_reg.data import SyntheticDataModule
 
 SCORES = ("dice", "hd95", "folding_percent", "sdlogj")

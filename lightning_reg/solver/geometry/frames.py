@@ -84,3 +84,12 @@ def field_of_view_overlap(
     extent = torch.tensor([float(n) for n in moving_shape], dtype=torch.float64)
     inside = ((voxels >= -0.5) & (voxels <= extent - 0.5)).all(dim=1)
     return float(inside.double().mean())
+
+
+def field_of_view_centre(shape: Sequence[int], affine: torch.Tensor) -> list[float]:
+    """Where the header puts the centre of an image of ``shape`` (world mm): ``affine`` ``[d+1, d+1]``
+    voxel -> world applied to the middle voxel."""
+    dims = len(shape)
+    middle = torch.tensor([(int(n) - 1) / 2 for n in shape], dtype=torch.float64)
+    affine = affine.to(torch.float64)
+    return (affine[:dims, :dims] @ middle + affine[:dims, dims]).tolist()

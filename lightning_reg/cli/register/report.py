@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import warn
-from ..evaluation.metrics import target_registration_error
-from ..solver import RegistrationResult, stages
-from ..solver.geometry.inverse import INVERSE_CONSISTENT_VOXELS, InverseField
-from ..solver.geometry.spatial import voxel_spacing
-from .register_request import RegisterRequest
+from ...errors import warn
+from ...evaluation.metrics import target_registration_error
+from ...solver import RegistrationResult, stages
+from ...solver.geometry.inverse import INVERSE_CONSISTENT_VOXELS, InverseField
+from ...solver.geometry.spatial import voxel_spacing
+from .request import RegisterRequest
 
 #: above this share of fixed voxels (%) with a Jacobian determinant <= 0, register warns that the
 #: warp folds (DIO's free-form brains: 0.86 %; a greedy or SyN warp: 0)

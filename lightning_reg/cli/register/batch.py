@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import InputError, user_message
-from ..files.output_folder import write_text
+from ...errors import InputError, user_message
+from ...files.output_folder import write_text
 
 #: the CSV's path columns, named as register's options
 PATH_COLUMNS = (

@@ -8,13 +8,13 @@ from pathlib import Path
 import nibabel as nib
 import torch
 
-from ..errors import InputError, warn
-from ..files.nifti import Volume
-from ..models import resolve_checkpoint
-from ..solver import normalize_intensities
-from ..solver.geometry.spatial import voxel_spacing
-from ..training.module import RegistrationModule
-from ..training.solver_settings import SolverSettings
+from ...errors import InputError, warn
+from ...files.nifti import Volume
+from ...models import resolve_checkpoint
+from ...solver import normalize_intensities
+from ...solver.geometry.spatial import voxel_spacing
+from ...training.module import RegistrationModule
+from ...training.solver_settings import SolverSettings
 
 
 def load_model(path: Path, device: torch.device) -> RegistrationModule:

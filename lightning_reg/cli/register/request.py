@@ -8,9 +8,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..solver import PRESETS, SolverOptions
-from ..solver.checks import check_number
+from ...errors import InputError
+from ...solver import PRESETS, SolverOptions
+from ...solver.checks import check_number
 
 
 @dataclass(frozen=True)
