@@ -81,6 +81,9 @@ MOVED = {
             "cli.register_request": "cli.register.request",
             "cli.register_model": "cli.register.model",
             "cli.register_report": "cli.register.report",
+            "data.oasis": "data.oasis_datamodule",
+            "data.abcd": "data.abcd_datamodule",
+            "data.manifest": "data.pairs_datamodule",
         }.items()
     },
 }

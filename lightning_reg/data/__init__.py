@@ -8,11 +8,11 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # what the lazy table below hands out, for type checkers and IDEs
-    from .abcd import ABCDDataModule as ABCDDataModule
+    from .abcd_datamodule import ABCDDataModule as ABCDDataModule
     from .brains.datamodule import BrainDataModule as BrainDataModule
     from .file_datamodule import FileDataModule as FileDataModule
-    from .manifest import PairsDataModule as PairsDataModule
-    from .oasis import OASISDataModule as OASISDataModule
+    from .oasis_datamodule import OASISDataModule as OASISDataModule
+    from .pairs_datamodule import PairsDataModule as PairsDataModule
     from .shifts import SHIFTS as SHIFTS
     from .shifts import shift_transform as shift_transform
     from .synthetic_datamodule import SyntheticDataModule as SyntheticDataModule
@@ -26,9 +26,9 @@ _WHERE = {
     "SynthSettings": "synthmorph",
     "synth_pair": "synthmorph",
     "FileDataModule": "file_datamodule",
-    "OASISDataModule": "oasis",
-    "ABCDDataModule": "abcd",
-    "PairsDataModule": "manifest",
+    "OASISDataModule": "oasis_datamodule",
+    "ABCDDataModule": "abcd_datamodule",
+    "PairsDataModule": "pairs_datamodule",
     "BrainDataModule": "brains.datamodule",
     "SHIFTS": "shifts",
     "shift_transform": "shifts",

@@ -7,14 +7,14 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-import lightning as L
 import torch
 import torchio as tio
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 
 from ..errors import InputError
 from ..solver.checks import check_number
 from .augmentation import augmentation as augmentation_steps
+from .base_datamodule import PairDataModule
 from .datasets import FixedPairs, Pair, Pipeline, ReadablePairs, SubjectPairs, collate_pairs
 from .preprocessing import normalization as normalization_steps
 from .preprocessing import read_label_lookup, size_for_2d, spatial_preprocessing
@@ -58,7 +58,7 @@ def held_out_splits(subjects: list[list[ImageRecord]], val_subjects: int, test_s
     )
 
 
-class FileDataModule(L.LightningDataModule):
+class FileDataModule(PairDataModule):
     """Base of the NIfTI data modules; subclasses say where the files are (:meth:`find_splits`).
 
     Args:
@@ -104,18 +104,15 @@ class FileDataModule(L.LightningDataModule):
         batch_size: int = 1,
         num_workers: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers)
         if dims not in (2, 3):
             raise ValueError(f"dims must be 2 or 3, got {dims}")
-        if batch_size < 1 or num_workers < 0 or train_pairs < 1:
-            raise ValueError(
-                f"batch_size and train_pairs must be >= 1 and num_workers >= 0, "
-                f"got {batch_size}, {train_pairs}, {num_workers}"
-            )
+        if train_pairs < 1:
+            raise ValueError(f"train_pairs must be >= 1, got {train_pairs}")
         self.dims, self.shift_name = dims, shift
         self.max_unreadable_fraction = check_number("max_unreadable_fraction", max_unreadable_fraction, 0)
         self.pairs_drawn, self.unreadable, self.warned = 0, 0, set()
-        self.seed, self.batch_size, self.num_workers = seed, batch_size, num_workers
+        self.seed = seed
         # not val_pairs/test_pairs: LightningCLI carries options of the same name over from the
         # default SyntheticDataModule, where they mean how many pairs to draw
         self.train_count, self.val_count, self.test_count = train_pairs, max_val_pairs, max_test_pairs
@@ -165,16 +162,6 @@ class FileDataModule(L.LightningDataModule):
             self.renormalize,
         )
 
-    def _loader(self, dataset: Dataset, sampler: Sampler | None) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            collate_fn=collate_pairs,
-            persistent_workers=self.num_workers > 0,
-        )
-
     @staticmethod
     def _first(pairs: list[Pair], count: int | None, split: str) -> list[Pair]:
         if not pairs:
@@ -194,7 +181,9 @@ class FileDataModule(L.LightningDataModule):
             # torchio draws from torch's global generator, which Lightning seeds alike on every
             # process: offset it so that the processes augment differently (process 0 unchanged)
             torch.manual_seed(torch.initial_seed() + rank)
-        return self._loader(ReadablePairs(dataset), training_sampler(dataset, count, self.seed, self.trainer))
+        return self.pair_loader(
+            ReadablePairs(dataset), training_sampler(dataset, count, self.seed, self.trainer), collate_pairs
+        )
 
     def on_before_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         """Count and report the training pairs skipped because their files could not be read (only
@@ -222,12 +211,9 @@ class FileDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         dataset = FixedPairs(self._first(self.splits.val, self.val_count, "validation"), self._pipeline())
-        return self._loader(dataset, evaluation_sampler(dataset, self.trainer, "validation"))
+        return self.pair_loader(dataset, evaluation_sampler(dataset, self.trainer, "validation"), collate_pairs)
 
     def test_dataloader(self) -> DataLoader:
         pairs = self._first(self.splits.test, self.test_count, "test")
         dataset = FixedPairs(pairs, self._pipeline(shift=True), seed=self.seed)
-        return self._loader(dataset, evaluation_sampler(dataset, self.trainer, "test"))
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
+        return self.pair_loader(dataset, evaluation_sampler(dataset, self.trainer, "test"), collate_pairs)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
+from .base_datamodule import PairDataModule
 from .datasets import shifted_item
 from .sampling import evaluation_sampler, training_sampler
 from .shifts import shift_transform
@@ -41,7 +41,7 @@ class SynthPairs(Dataset):
         return item if self.shift is None else shifted_item(item, self.shift, seed)
 
 
-class SyntheticDataModule(L.LightningDataModule):
+class SyntheticDataModule(PairDataModule):
     """SynthMorph-style random pairs (see ``synthmorph.py``): training pairs, and fixed validation
     and test pairs.
 
@@ -84,13 +84,11 @@ class SyntheticDataModule(L.LightningDataModule):
         batch_size: int = 1,
         num_workers: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers)
         self.save_hyperparameters()
         self.settings = SynthSettings(
             shape, num_labels, label_smoothness, warp_magnitude, warp_smoothness, blur, noise, bias, same_contrast
         )
-        if batch_size < 1 or num_workers < 0:
-            raise ValueError(f"batch_size must be >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
         shift_transform(shift, len(self.settings.shape))  # an unknown preset fails now
 
     def _loader(self, split: str, count: int) -> DataLoader:
@@ -101,13 +99,7 @@ class SyntheticDataModule(L.LightningDataModule):
             if split == "train"
             else evaluation_sampler(pairs, self.trainer, split)
         )
-        return DataLoader(
-            pairs,
-            batch_size=self.hparams.batch_size,
-            sampler=sampler,
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
+        return self.pair_loader(pairs, sampler)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.hparams.train_pairs)
@@ -117,6 +109,3 @@ class SyntheticDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.hparams.test_pairs)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()

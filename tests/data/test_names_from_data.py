@@ -9,7 +9,7 @@ from helpers import lightning_reg
 from trees import SHAPE, write_scan
 
 from lightning_reg.data.datasets import distinct_ids
-from lightning_reg.data.manifest import short_names
+from lightning_reg.data.pairs_datamodule import short_names
 from lightning_reg.errors import InputError
 from lightning_reg.files.names import confined, file_name
 

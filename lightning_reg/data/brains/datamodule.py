@@ -10,7 +10,6 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-import lightning as L
 import nibabel as nib
 import numpy as np
 import torch
@@ -18,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ...errors import InputError
 from ...solver.geometry.spatial import exponentiate, field_to_grid, identity_grid, sample
+from ..base_datamodule import PairDataModule
 from ..sampling import evaluation_sampler, training_sampler
 from ..synthetic import random_labels, random_velocity
 from ..synthmorph import SynthSettings, random_means, render
@@ -276,7 +276,7 @@ class HeldOutPairs(Dataset):
         }
 
 
-class BrainDataModule(L.LightningDataModule):
+class BrainDataModule(PairDataModule):
     """Real anatomy (the folder ``python -m lightning_reg.anatomy ROOT`` writes), 2D or 3D at 2 mm.
 
     Args:
@@ -340,7 +340,7 @@ class BrainDataModule(L.LightningDataModule):
         batch_size: int = 1,
         num_workers: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers)
         if dims not in (2, 3):
             raise ValueError(f"dims must be 2 or 3, got {dims}")
         refuse_held_out(train_subjects, "train")
@@ -413,26 +413,14 @@ class BrainDataModule(L.LightningDataModule):
             h.tissue_contrast,
         )
 
-    def _loader(self, dataset: Dataset, sampler) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.hparams.batch_size,
-            sampler=sampler,
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
-
     def train_dataloader(self) -> DataLoader:
         pairs = self._pairs("train")
-        return self._loader(pairs, training_sampler(pairs, len(pairs), self.hparams.seed, self.trainer))
+        return self.pair_loader(pairs, training_sampler(pairs, len(pairs), self.hparams.seed, self.trainer))
 
     def val_dataloader(self) -> DataLoader:
         pairs = self._pairs("val")
-        return self._loader(pairs, evaluation_sampler(pairs, self.trainer, "val"))
+        return self.pair_loader(pairs, evaluation_sampler(pairs, self.trainer, "val"))
 
     def test_dataloader(self) -> DataLoader:
         pairs = HeldOutPairs(self.root, self.hparams.dims, self.hparams.test_recipe)
-        return self._loader(pairs, evaluation_sampler(pairs, self.trainer, "test"))
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
+        return self.pair_loader(pairs, evaluation_sampler(pairs, self.trainer, "test"))
