@@ -34,3 +34,11 @@ def principal_channels(fixed: torch.Tensor, moving: torch.Tensor, count: int) ->
         return (basis.transpose(1, 2) @ flat).view(features.shape[0], count, *features.shape[2:])
 
     return project(fixed), project(moving)
+
+
+def principal_pyramids(
+    features: tuple[list[torch.Tensor], list[torch.Tensor]], count: int
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """:func:`principal_channels` of every level of a pair of feature pyramids (fixed, moving)."""
+    projected = [principal_channels(fixed, moving, count) for fixed, moving in zip(*features)]
+    return [fixed for fixed, _ in projected], [moving for _, moving in projected]

@@ -4,7 +4,6 @@ evaluation metrics and the per-pair test table."""
 from __future__ import annotations
 
 import io
-import math
 import time
 import warnings
 from dataclasses import asdict, is_dataclass, replace
@@ -13,22 +12,24 @@ from pathlib import Path
 import lightning as L
 import torch
 from jsonargparse import lazy_instance
-from torchmetrics import MeanMetric
 
-from ..evaluation.rows import SUMMARY_KEYS, gather_rows, pair_rows, write_rows
+from ..evaluation.rows import gather_rows, pair_rows, write_rows
 from ..moved import REMOVED_IN
 from ..nn import AddedFeatures, FeatureNetwork
 from ..solver import Masks, Prompt, RegistrationLayer, RegistrationResult, label_prompt
-from ..solver.channels import principal_channels
+from ..solver.channels import principal_pyramids
 from ..solver.checks import check_number
 from ..solver.loop.optimize import Callback
 from ..solver.result import LABEL_MODE
 from .checkpoints import trusted_checkpoint
 from .divergence import SkipNonFiniteSteps
 from .losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
+from .network_solver import ADDED_SOLVER, model_solvers, network_solver
+from .optimization import adamw_with_polynomial_decay
 from .run_folder import run_directory, share_run_directory
 from .solver_settings import EvalSolverSettings, SolverSettings
 from .structure_codes import pretraining_loss
+from .summaries import SummaryMeans
 
 #: The default network's arguments: the image kept, 4 learned channels beside it at the levels 1/4, 1/2
 #: and 1 (area-averaged image levels, as IdentityFeatures), a small UNet. On the synthetic default's
@@ -38,38 +39,6 @@ DEFAULT_NETWORK_ARGS = dict(dims=2, learned=4, scales=(4, 2, 1), widths=(8, 16, 
 #: The default network as LightningCLI shows it (class path and arguments); in Python each module
 #: built with it gets a new one.
 DEFAULT_NETWORK = lazy_instance(AddedFeatures, **DEFAULT_NETWORK_ARGS)
-#: The training solver of a network of features (each module gets its own copy)
-DEFAULT_SOLVER = SolverSettings()
-#: ... and of AddedFeatures: the image by mutual information (the default pairs join two contrasts),
-#: the learned channels by MSE
-ADDED_SOLVER = SolverSettings(similarity="added")
-
-
-def network_solver(network: FeatureNetwork, given: SolverSettings | dict | None) -> SolverSettings:
-    """The settings ``given`` (none: the network's default) as ``network`` reads them. With
-    :class:`AddedFeatures` a plain similarity (``lncc``, ``mi``, ...) is the image's, beside the
-    learned channels' MSE (the ``added`` similarity); with another network the ``added`` similarity,
-    left without options, is the learned layer's default similarity (so ``--model.network
-    lightning_reg.nn.UNet`` with any other training option trains as before)."""
-    if isinstance(given, dict):  # from a checkpoint's hyperparameters
-        given = SolverSettings(**given)
-    added = isinstance(network, AddedFeatures)
-    if given is None:
-        return ADDED_SOLVER if added else DEFAULT_SOLVER
-    if added and given.feature_channels is not None:
-        raise ValueError("feature_channels mixes AddedFeatures' image, learned and gate channels; leave it out")
-    if added and given.similarity != "added":
-        image = {"image": given.similarity, "image_options": dict(given.similarity_options)}
-        return replace(given, similarity="added", similarity_options=image)
-    if not added and given.similarity == "added":
-        if given.similarity_options:
-            raise ValueError(
-                f"the added similarity reads the channels of AddedFeatures (image, learned, gate), not "
-                f"{type(network).__name__}'s; use --model.network lightning_reg.nn.AddedFeatures, or another "
-                f"similarity (--model.train_solver.similarity lncc)"
-            )
-        return replace(given, similarity=DEFAULT_SOLVER.similarity)
-    return given
 
 
 class RegistrationModule(L.LightningModule):
@@ -131,26 +100,7 @@ class RegistrationModule(L.LightningModule):
                 self.hparams[key] = asdict(self.hparams[key])
         default = network is None or network is DEFAULT_NETWORK
         self.network = AddedFeatures(**DEFAULT_NETWORK_ARGS) if default else network  # never shared
-        given = network_solver(self.network, train_solver)
-        self.train_solver = replace(given)
-        if isinstance(eval_solver, dict):  # from a checkpoint's hyperparameters
-            eval_solver = EvalSolverSettings(**eval_solver)
-        if isinstance(eval_solver, EvalSolverSettings) and eval_solver.similarity is not None:
-            if eval_solver.similarity_options is None:  # another similarity: not the training one's options
-                eval_solver = replace(eval_solver, similarity_options={})
-        self.eval_solver = (
-            self.train_solver
-            if eval_solver is None
-            else network_solver(
-                self.network,
-                eval_solver if isinstance(eval_solver, SolverSettings) else eval_solver.resolve(self.train_solver),
-            )
-        )
-        for name, settings in (("train_solver", self.train_solver), ("eval_solver", self.eval_solver)):
-            try:  # unknown names and bad options fail now, not mid-training
-                settings.check_levels(self.network.scales)
-            except ValueError as error:
-                raise ValueError(f"{name}: {error}") from None
+        self.train_solver, self.eval_solver = model_solvers(self.network, train_solver, eval_solver)
         # optimization as a layer of the model, built once (print(model) shows both)
         self.train_layer = self.train_solver.layer()
         self.eval_layer = self.eval_solver.layer()
@@ -171,10 +121,7 @@ class RegistrationModule(L.LightningModule):
             raise ValueError(f"image_weight and dice_weight must not both be 0, got {image_weight} and {dice_weight}")
         self.test_rows: list[dict] = []
         self.skip_reason: str | None = None  # why this training step must not update the weights
-        # NaN (e.g. HD95 of a label missing from a pair) counts as no value, as in ``evaluation.mean_rows``
-        self.summaries = torch.nn.ModuleDict(
-            {f"{stage}_{key}": MeanMetric(nan_strategy="ignore") for stage in ("val", "test") for key in SUMMARY_KEYS}
-        )
+        self.summaries = SummaryMeans()
 
     # ----------------------------------------------------------------------------------- forward
     def features(self, fixed: torch.Tensor, moving: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -202,17 +149,7 @@ class RegistrationModule(L.LightningModule):
         """:meth:`register` on the feature pyramids of ``batch`` (from :meth:`features`); ``callback``:
         the solver's, after every iteration."""
         if settings.feature_channels is not None:
-            features = tuple(
-                map(
-                    list,
-                    zip(
-                        *[
-                            principal_channels(fixed, moving, settings.feature_channels)
-                            for fixed, moving in zip(*features)
-                        ]
-                    ),
-                )
-            )
+            features = principal_pyramids(features, settings.feature_channels)
         results = self._layer(settings)(
             *features,
             feature_scales=self.network.scales,
@@ -353,26 +290,7 @@ class RegistrationModule(L.LightningModule):
         return [SkipNonFiniteSteps()]
 
     def configure_optimizers(self):
-        parameters = [p for p in self.parameters() if p.requires_grad]
-        if not parameters:
-            raise ValueError(
-                f"{type(self.network).__name__} has no weights to train; evaluate it with "
-                f"lightning-reg validate/test instead of fit"
-            )
-        optimizer = torch.optim.AdamW(parameters, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        total = self.trainer.estimated_stepping_batches
-        if not math.isfinite(total):  # max_epochs -1 and no max_steps: until stopped, so no end to decay to
-            warnings.warn(
-                f"training has no end (--trainer.max_epochs {self.trainer.max_epochs}, no max_steps), so "
-                f"the learning rate stays at --model.lr {self.hparams.lr:g}; set --trainer.max_steps or "
-                f"max_epochs for its polynomial decay",
-                stacklevel=2,
-            )
-            return optimizer
-        schedule = torch.optim.lr_scheduler.PolynomialLR(
-            optimizer, total_iters=max(int(total), 1), power=self.hparams.poly_power
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return adamw_with_polynomial_decay(self)
 
     # -------------------------------------------------------------------------------- evaluation
     def evaluate(self, batch: dict, inverse: bool = False) -> list[dict]:
@@ -386,24 +304,13 @@ class RegistrationModule(L.LightningModule):
             batch, result, seconds, self.eval_label_mode, inverse=result.inverse_field() if inverse else None
         )
 
-    def _log_rows(self, stage: str, rows: list[dict]) -> None:
-        """Log the per-pair means of ``rows``; torchmetrics sums values and counts over processes at
-        the end of the epoch. (Lightning's own ``sync_dist`` mean is wrong when processes evaluate
-        different numbers of pairs: it averages the pair counts over processes in integers,
-        Lightning-AI/pytorch-lightning#21859.)"""
-        for key in SUMMARY_KEYS:
-            if rows and key in rows[0]:  # the same keys on every process: each logs, each takes part in the sum
-                mean = self.summaries[f"{stage}_{key}"]
-                mean.update(torch.tensor([row[key] for row in rows], dtype=torch.float64, device=self.device))
-                self.log(f"{stage}/{key}", mean, batch_size=len(rows), prog_bar=key == "dice")
-
     def validation_step(self, batch: dict, batch_index: int) -> None:
-        self._log_rows("val", self.evaluate(batch))
+        self.summaries.log(self, "val", self.evaluate(batch))
 
     def test_step(self, batch: dict, batch_index: int) -> None:
         rows = self.evaluate(batch, inverse=True)
         self.test_rows.extend(rows)
-        self._log_rows("test", rows)
+        self.summaries.log(self, "test", rows)
 
     def on_test_epoch_start(self) -> None:
         self.test_rows = []
