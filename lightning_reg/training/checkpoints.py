@@ -110,6 +110,22 @@ def trusted_checkpoint(location: str | Path | io.BufferedIOBase, ignore: Iterabl
 INTERRUPTED_FILE = "interrupted.ckpt"
 
 
+def check_same_network(module: torch.nn.Module, checkpoint: dict) -> None:
+    """A clear error when ``checkpoint`` holds the weights of another network than ``module``'s (a
+    ``RegistrationModule``): the parameters' names and shapes must agree."""
+    mine = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in checkpoint.get("state_dict", {}).items()}
+    if mine != theirs:
+        different = sorted(set(mine) ^ set(theirs)) or [k for k in mine if mine[k] != theirs.get(k)]
+        network = module.network
+        raise ValueError(
+            f"the checkpoint was trained with another network than {type(network).__name__}"
+            f"(dims={network.dims}, scales={network.scales}): parameters differ, e.g. "
+            f"{different[:3]}. Use the training run's config (--config <run>/config.yaml) or "
+            f"its network settings"
+        )
+
+
 def resume_checkpoint(roots: Iterable[str | Path]) -> Path | None:
     """What ``--ckpt_path last`` resumes: of the run under ``roots`` that wrote a checkpoint most
     recently (``last.ckpt`` at an epoch's end, or ``interrupted.ckpt`` on Ctrl-C), its ``last.ckpt``

@@ -34,3 +34,18 @@ class ImageDissimilarity:
 
     def __call__(self, fixed: torch.Tensor, warped: torch.Tensor) -> torch.Tensor:
         return self.similarity(fixed, warped).mean()
+
+
+def warp_losses(
+    batch: dict, results: list, image_dissimilarity: ImageDissimilarity, with_dice: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The training terms of ``results`` (one ``RegistrationResult`` per level) on ``batch``, averaged
+    over the levels: the image dissimilarity of the fixed and the warped moving image, and (with
+    ``with_dice``) ``1 - soft Dice`` of the one-hot labels warped linearly."""
+    labels = one_hot_labels(batch["fixed_seg"], batch["moving_seg"]) if with_dice else None
+    image_terms, dice_terms = [], []
+    for result in results:
+        image_terms.append(image_dissimilarity(batch["fixed"], result.warp(batch["moving"])))
+        if labels is not None:
+            dice_terms.append(soft_dice_loss(labels[0], result.warp(labels[1])))
+    return torch.stack(image_terms).mean(), torch.stack(dice_terms).mean() if dice_terms else None

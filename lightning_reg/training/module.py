@@ -16,14 +16,15 @@ from jsonargparse import lazy_instance
 from ..evaluation.rows import gather_rows, pair_rows, write_rows
 from ..moved import REMOVED_IN
 from ..nn import AddedFeatures, FeatureNetwork
-from ..solver import Masks, Prompt, RegistrationLayer, RegistrationResult, label_prompt
+from ..solver import RegistrationLayer, RegistrationResult
 from ..solver.channels import principal_pyramids
 from ..solver.checks import check_number
 from ..solver.loop.optimize import Callback
 from ..solver.result import LABEL_MODE
-from .checkpoints import trusted_checkpoint
+from .batch_terms import batch_masks, batch_prompts
+from .checkpoints import check_same_network, trusted_checkpoint
 from .divergence import SkipNonFiniteSteps
-from .losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
+from .losses import ImageDissimilarity, warp_losses
 from .network_solver import ADDED_SOLVER, model_solvers, network_solver
 from .optimization import adamw_with_polynomial_decay
 from .run_folder import run_directory, share_run_directory
@@ -156,8 +157,8 @@ class RegistrationModule(L.LightningModule):
             levels=levels,
             fixed_affine=batch.get("fixed_affine"),
             moving_affine=batch.get("moving_affine"),
-            prompts=self.prompts(batch, settings),
-            masks=self.masks(batch),
+            prompts=batch_prompts(batch, settings),
+            masks=batch_masks(batch),
             callback=callback,
         )
         return [result.resized(batch["fixed"].shape[2:]) for result in results]
@@ -167,26 +168,6 @@ class RegistrationModule(L.LightningModule):
         if settings is self.train_solver:
             return self.train_layer
         return self.eval_layer if settings is self.eval_solver else settings.layer()
-
-    @staticmethod
-    def prompts(batch: dict, settings: SolverSettings) -> list[Prompt]:
-        """The label prompt of ``settings`` for ``batch`` (empty without ``prompt_labels``)."""
-        if not settings.prompt_labels:
-            return []
-        if "fixed_seg" not in batch or "moving_seg" not in batch:
-            raise ValueError("prompt_labels need label maps of both images: the batches have no fixed_seg/moving_seg")
-        return [
-            label_prompt(batch["fixed_seg"], batch["moving_seg"], list(settings.prompt_labels), settings.prompt_weight)
-        ]
-
-    @staticmethod
-    def masks(batch: dict) -> Masks | None:
-        """The cost-function masks of ``batch`` (its optional ``fixed_mask``/``moving_mask``
-        ``[B, 1, *S]``, nonzero inside), or None."""
-        fixed, moving = batch.get("fixed_mask"), batch.get("moving_mask")
-        if fixed is None and moving is None:
-            return None
-        return Masks(None if fixed is None else (fixed != 0).float(), None if moving is None else (moving != 0).float())
 
     def forward(self, batch: dict) -> RegistrationResult:
         """The final warp of ``batch`` with the evaluation settings."""
@@ -241,25 +222,17 @@ class RegistrationModule(L.LightningModule):
         if not all(bool(torch.isfinite(level).all()) for pyramid in features for level in pyramid):
             return self._skip_step("the network's features are not finite")
         results = self.solve(batch, features, self.train_solver, self.active_levels())
-        labels = None
-        if self.hparams.dice_weight > 0:
-            labels = one_hot_labels(batch["fixed_seg"], batch["moving_seg"])
-        image_terms, dice_terms = [], []
-        for result in results:
-            image_terms.append(self.image_dissimilarity(batch["fixed"], result.warp(batch["moving"])))
-            if labels is not None:
-                dice_terms.append(soft_dice_loss(labels[0], result.warp(labels[1])))
-        image = torch.stack(image_terms).mean()
-        loss = self.hparams.image_weight * image
+        h = self.hparams
+        image, dice = warp_losses(batch, results, self.image_dissimilarity, with_dice=h.dice_weight > 0)
+        loss = h.image_weight * image
         batch_size = len(batch["fixed"])
         # how close the solver came to a minimum (what the implicit gradient assumes), per level
         for level, result in enumerate(results):
             self.log(f"train/stationarity_level{level}", result.stationarity.mean().float(), batch_size=batch_size)
         self.log("train/stationarity", results[-1].stationarity.mean().float(), batch_size=batch_size)
         self.log("train/image_loss", image, batch_size=batch_size)
-        if dice_terms:
-            dice = torch.stack(dice_terms).mean()
-            loss = loss + self.hparams.dice_weight * dice
+        if dice is not None:
+            loss = loss + h.dice_weight * dice
             self.log("train/dice_loss", dice, batch_size=batch_size)
         if not bool(torch.isfinite(loss)):
             return self._skip_step("the training loss is not finite")
@@ -355,13 +328,4 @@ class RegistrationModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """A clear error when the checkpoint holds the weights of another network."""
-        mine = {k: tuple(v.shape) for k, v in self.state_dict().items()}
-        theirs = {k: tuple(v.shape) for k, v in checkpoint.get("state_dict", {}).items()}
-        if mine != theirs:
-            different = sorted(set(mine) ^ set(theirs)) or [k for k in mine if mine[k] != theirs.get(k)]
-            raise ValueError(
-                f"the checkpoint was trained with another network than {type(self.network).__name__}"
-                f"(dims={self.network.dims}, scales={self.network.scales}): parameters differ, e.g. "
-                f"{different[:3]}. Use the training run's config (--config <run>/config.yaml) or "
-                f"its network settings"
-            )
+        check_same_network(self, checkpoint)

@@ -13,6 +13,7 @@ from trees import write_scan
 
 from lightning_reg.data import PairsDataModule
 from lightning_reg.nn import IdentityFeatures
+from lightning_reg.training.batch_terms import batch_masks
 from lightning_reg.training.module import RegistrationModule
 from lightning_reg.training.solver_settings import SolverSettings
 
@@ -64,8 +65,7 @@ def test_masks_are_resampled_with_the_images_and_landmarks_ride_along(manifest):
     assert isinstance(batch["fixed_landmarks"], list) and batch["fixed_landmarks"][0].shape == (2, 3)
     shift = batch["moving_landmarks"][0] - batch["fixed_landmarks"][0]
     assert torch.allclose(shift, torch.tensor(SHIFT_MM, dtype=torch.float64).expand(2, 3))
-    module = RegistrationModule(network=IdentityFeatures(dims=3))
-    masks = module.masks(batch)
+    masks = batch_masks(batch)
     assert masks is not None and torch.equal(masks.fixed, batch["fixed_mask"])
 
 
