@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -108,6 +109,40 @@ def trusted_checkpoint(location: str | Path | io.BufferedIOBase, ignore: Iterabl
 
 #: what ``InterruptCheckpoint`` saves on Ctrl-C beside ``last.ckpt`` (the state of that moment)
 INTERRUPTED_FILE = "interrupted.ckpt"
+
+
+class TrustedLoading:
+    """Lightning's ``load_from_checkpoint`` for a LightningModule (mixed in before it), on a file first
+    read as data only and naming network classes only of trusted packages (:func:`trusted_checkpoint`):
+    opening a checkpoint imports no module it names."""
+
+    @classmethod
+    def load_from_checkpoint(
+        cls,
+        checkpoint_path: str | Path | io.BufferedIOBase,
+        map_location=None,
+        hparams_file=None,
+        strict=None,
+        **kwargs,
+    ):
+        return super().load_from_checkpoint(  # type: ignore[misc]
+            trusted_checkpoint(checkpoint_path, ignore=kwargs),
+            map_location=map_location,
+            hparams_file=hparams_file,
+            strict=strict,
+            **kwargs,
+        )
+
+
+def plain_hyperparameters(hparams: dict) -> None:
+    """Make a module's saved hyperparameters plain data, in place, so that ``torch.load(weights_only=True)``
+    reads its checkpoints: no network module (outside LightningCLI its weights are in the state dict),
+    dataclasses of solver settings as dicts."""
+    if isinstance(hparams.get("network"), torch.nn.Module):
+        del hparams["network"]
+    for key, value in list(hparams.items()):
+        if is_dataclass(value) and not isinstance(value, type):
+            hparams[key] = asdict(value)
 
 
 def check_same_network(module: torch.nn.Module, checkpoint: dict) -> None:

@@ -62,3 +62,11 @@ def _last_good_checkpoint(trainer: L.Trainer) -> str:
         return "No checkpoint was saved before it."
     newest = max(saved, key=lambda path: path.stat().st_mtime)
     return f"The last checkpoint before it, {newest}, holds finite weights (resume or test from it)."
+
+
+def with_every_weight(module: torch.nn.Module, loss: torch.Tensor | float) -> torch.Tensor:
+    """``loss`` plus zero times every trainable weight of ``module``: the same value and gradients, but
+    every weight takes part in every step, so DDP exchanges gradients without ``find_unused_parameters``
+    when some weights are idle (levels left out by ``progressive_epochs`` or the solver's scales, the
+    gate while pre-training, a step skipped here)."""
+    return loss + sum((parameter * 0).sum() for parameter in module.parameters() if parameter.requires_grad)

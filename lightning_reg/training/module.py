@@ -3,11 +3,9 @@ evaluation metrics and the per-pair test table."""
 
 from __future__ import annotations
 
-import io
 import time
 import warnings
-from dataclasses import asdict, is_dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 import lightning as L
 import torch
@@ -22,8 +20,8 @@ from ..solver.checks import check_number
 from ..solver.loop.optimize import Callback
 from ..solver.result import LABEL_MODE
 from .batch_terms import batch_masks, batch_prompts
-from .checkpoints import check_same_network, trusted_checkpoint
-from .divergence import SkipNonFiniteSteps
+from .checkpoints import TrustedLoading, check_same_network, plain_hyperparameters
+from .divergence import SkipNonFiniteSteps, with_every_weight
 from .losses import ImageDissimilarity, warp_losses
 from .network_solver import ADDED_SOLVER, model_solvers, network_solver
 from .optimization import adamw_with_polynomial_decay
@@ -42,7 +40,7 @@ DEFAULT_NETWORK_ARGS = dict(dims=2, learned=4, scales=(4, 2, 1), widths=(8, 16, 
 DEFAULT_NETWORK = lazy_instance(AddedFeatures, **DEFAULT_NETWORK_ARGS)
 
 
-class RegistrationModule(L.LightningModule):
+class RegistrationModule(TrustedLoading, L.LightningModule):
     """Learn features for registration end to end through the solver.
 
     Args:
@@ -93,12 +91,7 @@ class RegistrationModule(L.LightningModule):
         with warnings.catch_warnings():  # outside LightningCLI the module is dropped just below
             warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
             self.save_hyperparameters()
-        if isinstance(self.hparams.get("network"), torch.nn.Module):
-            # outside LightningCLI: the weights are in the state dict; do not pickle the module
-            del self.hparams["network"]
-        for key in ("train_solver", "eval_solver"):  # plain dicts, so torch.load(weights_only=True) reads them
-            if is_dataclass(self.hparams.get(key)):
-                self.hparams[key] = asdict(self.hparams[key])
+        plain_hyperparameters(self.hparams)
         default = network is None or network is DEFAULT_NETWORK
         self.network = AddedFeatures(**DEFAULT_NETWORK_ARGS) if default else network  # never shared
         self.train_solver, self.eval_solver = model_solvers(self.network, train_solver, eval_solver)
@@ -237,26 +230,19 @@ class RegistrationModule(L.LightningModule):
         if not bool(torch.isfinite(loss)):
             return self._skip_step("the training loss is not finite")
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
-        return self._with_every_weight(loss)
+        return with_every_weight(self, loss)
 
     def _pretraining_step(self, batch: dict) -> torch.Tensor:
         """The structure-code loss of both images, no solve (``pretrain_steps``)."""
         loss = pretraining_loss(self.network, batch)
         self.log("train/structure_loss", loss, batch_size=len(batch["fixed"]))
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["fixed"]))
-        return self._with_every_weight(loss)
+        return with_every_weight(self, loss)
 
     def _skip_step(self, reason: str) -> torch.Tensor:
         """A zero loss for a step that ``SkipNonFiniteSteps`` (``divergence.py``) then skips."""
         self.skip_reason = reason
-        return self._with_every_weight(0.0)
-
-    def _with_every_weight(self, loss: torch.Tensor | float) -> torch.Tensor:
-        """``loss`` plus zero times every trainable weight: the same value and gradients, but every
-        weight takes part in every step, so DDP exchanges gradients without ``find_unused_parameters``
-        when some weights are idle (levels left out by ``progressive_epochs`` or the solver's scales,
-        the gate while pre-training, a skipped step)."""
-        return loss + sum((parameter * 0).sum() for parameter in self.parameters() if parameter.requires_grad)
+        return with_every_weight(self, 0.0)
 
     def configure_callbacks(self) -> list[L.Callback]:
         """The callback that skips non-finite steps and stops a diverging run, on every Trainer."""
@@ -292,26 +278,6 @@ class RegistrationModule(L.LightningModule):
         rows = gather_rows(self.trainer, self.test_rows)
         if self.trainer.is_global_zero and rows:
             write_rows(run_directory(self.trainer) / "test_metrics.csv", rows)
-
-    @classmethod
-    def load_from_checkpoint(
-        cls,
-        checkpoint_path: str | Path | io.BufferedIOBase,
-        map_location=None,
-        hparams_file=None,
-        strict=None,
-        **kwargs,
-    ) -> "RegistrationModule":
-        """Lightning's ``load_from_checkpoint``, on a file first read as data only and naming network
-        classes only of trusted packages (``checkpoints.trusted_checkpoint``): opening a checkpoint
-        imports no module it names."""
-        return super().load_from_checkpoint(
-            trusted_checkpoint(checkpoint_path, ignore=kwargs),
-            map_location=map_location,
-            hparams_file=hparams_file,
-            strict=strict,
-            **kwargs,
-        )
 
     @classmethod
     def pretrained(cls, name: str, map_location=None) -> "RegistrationModule":
