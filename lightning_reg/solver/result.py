@@ -69,9 +69,10 @@ class RegistrationResult:
         ``[B, d+1, d+1]``, voxel -> world mm."""
         dims = len(fixed_shape)
         batch = fixed_affine.shape[0] if fixed_affine.dim() == 3 else 1
-        fixed_affine, moving_affine = (batch_affine(a, batch, dims) for a in (fixed_affine, moving_affine))
-        frames = make_frames(fixed_shape, moving_shape, batch, fixed_affine, moving_affine, fixed_affine.device)
-        identity = identity_grid(fixed_shape, fixed_affine.device)
+        device = fixed_affine.device
+        fixed, moving = (batch_affine(affine, batch, dims) for affine in (fixed_affine, moving_affine))
+        frames = make_frames(fixed_shape, moving_shape, batch, fixed, moving, device)
+        identity = identity_grid(fixed_shape, device)
         return cls(
             grid=apply_matrix(frames.header.to(identity.dtype), identity),
             matrix=frames.header,
