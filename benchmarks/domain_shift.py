@@ -27,8 +27,8 @@ from voxelmorph_baseline import VoxelMorphBaseline
 from lightning_reg.data import SHIFTS, OASISDataModule, SyntheticDataModule
 from lightning_reg.evaluation.rows import mean_rows
 from lightning_reg.nn import IdentityFeatures, UNet
+from lightning_reg.solver import SolverOptions
 from lightning_reg.training.module import RegistrationModule
-from lightning_reg.training.solver_settings import SolverSettings
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -69,16 +69,16 @@ def methods(args) -> dict[str, L.LightningModule]:
     if args.load_ours:
         ours = RegistrationModule.load_from_checkpoint(args.load_ours, network=UNet(dims=dims), map_location="cpu")
     else:
-        solver = SolverSettings(similarity=args.ours_similarity)
+        solver = SolverOptions(similarity=args.ours_similarity)
         ours = train(RegistrationModule(network=UNet(dims=dims), train_solver=solver, lr=1e-3), args, "ours")
     if args.load_voxelmorph:
         voxelmorph = VoxelMorphBaseline.load_from_checkpoint(args.load_voxelmorph, map_location="cpu")
     else:
         voxelmorph = train(VoxelMorphBaseline(dims=dims), args, "voxelmorph")
-    classical = SolverSettings(transform="greedy", similarity="lncc")
+    classical = SolverOptions(transform="greedy", similarity="lncc")
     return {
         "no registration": RegistrationModule(
-            network=IdentityFeatures(dims=dims), train_solver=SolverSettings(iterations=[0, 0, 0])
+            network=IdentityFeatures(dims=dims), train_solver=SolverOptions(iterations=[0, 0, 0])
         ),
         "classical (greedy, LNCC on intensities)": RegistrationModule(
             network=IdentityFeatures(dims=dims), train_solver=classical
@@ -88,7 +88,7 @@ def methods(args) -> dict[str, L.LightningModule]:
         "ours, greedy at test": RegistrationModule(
             network=ours.network,
             train_solver=ours.train_solver,
-            eval_solver=SolverSettings(transform="greedy", similarity=ours.train_solver.similarity),
+            eval_solver=SolverOptions(transform="greedy", similarity=ours.train_solver.similarity),
         ),
     }
 

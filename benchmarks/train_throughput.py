@@ -37,9 +37,8 @@ from measure import limit_memory, machine, markdown_table, peak_bytes, run_child
 
 from lightning_reg.data import SyntheticDataModule
 from lightning_reg.nn import AddedFeatures, UNet
-from lightning_reg.solver import LEARNED
+from lightning_reg.solver import LEARNED, SolverOptions
 from lightning_reg.training.module import RegistrationModule
-from lightning_reg.training.solver_settings import SolverSettings
 
 SETTINGS = {"2d": [192, 192], "3d": [96, 112, 96], "3d-crop": [64, 64, 64]}
 #: training solver -> (similarity, iterations per setting)
@@ -52,15 +51,15 @@ SOLVERS = {
 }
 
 
-def training_setup(solver: str, dims: int, iterations: list[int]) -> tuple[torch.nn.Module, SolverSettings]:
+def training_setup(solver: str, dims: int, iterations: list[int]) -> tuple[torch.nn.Module, SolverOptions]:
     """The network and training solver settings of ``solver``."""
     if solver.startswith("added"):
         image = {"image": "lncc"} if solver == "added-lncc" else {}
-        settings = SolverSettings(
+        settings = SolverOptions(
             transform="greedy", similarity="added", similarity_options=image, iterations=iterations, scales=[4, 2, 1]
         )
         return AddedFeatures(dims=dims), settings
-    return UNet(dims=dims), SolverSettings(similarity=SOLVERS[solver][0], iterations=iterations)
+    return UNet(dims=dims), SolverOptions(similarity=SOLVERS[solver][0], iterations=iterations)
 
 
 def measure(name: str, solver: str, steps: int, warmup: int, device: str) -> dict:

@@ -32,9 +32,9 @@ from measure import machine, markdown_table
 from lightning_reg.data.brains.datamodule import BrainDataModule
 from lightning_reg.evaluation.metrics import dice_per_label
 from lightning_reg.nn import AddedFeatures
+from lightning_reg.solver import SolverOptions
 from lightning_reg.training.losses import one_hot_labels, soft_dice_loss
 from lightning_reg.training.module import RegistrationModule
-from lightning_reg.training.solver_settings import EvalSolverSettings, SolverSettings
 
 #: (name, backward, backward options) of the estimators compared
 ESTIMATORS = [
@@ -45,18 +45,17 @@ ESTIMATORS = [
     ("unroll", "unroll", {}),
 ]
 TRAIN_ITERATIONS = [20, 10, 5]
-TEST_TIME = EvalSolverSettings(iterations=[200, 100, 50], tolerance=1e-6)
+TEST_TIME = dict(iterations=[200, 100, 50], tolerance=1e-6)
 
 
 def model_for(backward: str, options: dict, dims: int, seed: int = 0) -> RegistrationModule:
     torch.manual_seed(seed)
-    settings = SolverSettings(
+    settings = SolverOptions(
         transform="greedy",
         similarity="added",
         iterations=TRAIN_ITERATIONS,
         scales=[4, 2, 1],
-        backward=backward,
-        backward_options=options,
+        backward={"mode": backward, **options},
     )
     return RegistrationModule(network=AddedFeatures(dims=dims), train_solver=settings, eval_solver=TEST_TIME)
 

@@ -19,18 +19,18 @@ import torch
 from measure import machine, markdown_table
 
 from lightning_reg.data import SyntheticDataModule
+from lightning_reg.solver import SolverOptions
 from lightning_reg.training.module import RegistrationModule
-from lightning_reg.training.solver_settings import SolverSettings
 
 #: name -> training solver settings (the evaluation solver is the same)
 SOLVERS = {
-    "adam, jfb (default)": SolverSettings(),
-    "lbfgs, jfb": SolverSettings(optimizer="lbfgs"),
-    "lbfgs, ift": SolverSettings(optimizer="lbfgs", backward="ift"),
+    "adam, jfb (default)": SolverOptions(),
+    "lbfgs, jfb": SolverOptions(optimizer="lbfgs"),
+    "lbfgs, ift": SolverOptions(optimizer="lbfgs", backward="ift"),
 }
 
 
-def run(name: str, settings: SolverSettings, epochs: int) -> dict:
+def run(name: str, settings: SolverOptions, epochs: int) -> dict:
     L.seed_everything(0)
     model = RegistrationModule(train_solver=settings)
     data = SyntheticDataModule()

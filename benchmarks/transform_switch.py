@@ -28,8 +28,8 @@ from measure import fit_and_save, machine
 from lightning_reg.data import OASISDataModule, SyntheticDataModule
 from lightning_reg.evaluation.rows import mean_rows
 from lightning_reg.nn import UNet
+from lightning_reg.solver import SolverOptions
 from lightning_reg.training.module import RegistrationModule
-from lightning_reg.training.solver_settings import SolverSettings
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -87,7 +87,7 @@ def trained(args) -> RegistrationModule:
             path, network=UNet(dims=args.dims), map_location="cpu", weights_only=False
         )
     model = RegistrationModule(
-        network=UNet(dims=args.dims), train_solver=SolverSettings(similarity=args.similarity), lr=1e-3
+        network=UNet(dims=args.dims), train_solver=SolverOptions(similarity=args.similarity), lr=1e-3
     )
     return fit_and_save(model, datamodule(args), args.epochs, args.device, path)
 

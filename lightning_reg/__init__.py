@@ -1,8 +1,8 @@
 """lightning_reg: learned deformable image registration with optimization as a layer.
 
 The public face is imported on first use (PEP 562), so ``import lightning_reg`` stays light:
-``RegistrationModule`` (Lightning), ``SolverSettings``, ``RegistrationLayer``, ``SolverOptions`` and
-``register`` (torch only).
+``RegistrationModule`` (Lightning), ``RegistrationLayer``, ``SolverOptions`` and ``register`` (torch
+only); ``SolverSettings`` is 0.3's name of ``SolverOptions`` (deprecated, removed in 0.6).
 """
 
 import os

@@ -1,5 +1,5 @@
 """A config that says it is the default made explicit is: every value in ``configs/synthetic2d.yaml``
-equals the code's default (the module's and networks' signatures, ``SolverSettings``, the data
+equals the code's default (the module's and networks' signatures, ``ADDED_SOLVER``, the data
 module's signature, the command's trainer defaults)."""
 
 import inspect
@@ -11,6 +11,7 @@ import yaml
 from lightning_reg.cli.lightning import trainer_defaults
 from lightning_reg.data.synthetic_datamodule import SyntheticDataModule
 from lightning_reg.nn import AddedFeatures
+from lightning_reg.solver import SolverOptions
 from lightning_reg.training.module import ADDED_SOLVER, DEFAULT_NETWORK_ARGS, RegistrationModule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +31,7 @@ def test_the_synthetic_config_is_the_default_of_fit_made_explicit():
     network = model.pop("network")
     assert network["class_path"] == f"lightning_reg.nn.{AddedFeatures.__name__}"
     checks = [(network["init_args"], {**_defaults(AddedFeatures), **DEFAULT_NETWORK_ARGS})]
-    checks += [(model.pop("train_solver"), asdict(ADDED_SOLVER))]
+    assert SolverOptions(**model.pop("train_solver")) == ADDED_SOLVER
     checks += [(model, _defaults(RegistrationModule)), (config["data"], _defaults(SyntheticDataModule))]
     checks += [(config["trainer"], trainer_defaults())]
     for given, defaults in checks:

@@ -9,7 +9,7 @@ import secrets
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence, cast
 
 import yaml
 from lightning import LightningDataModule
@@ -37,6 +37,7 @@ from ..training.callbacks import (
 from ..training.checkpoints import AtomicCheckpointIO, check_trusted, read_checkpoint, resume_checkpoint
 from ..training.module import RegistrationModule
 from ..training.run_folder import run_directory, share_run_directory, wandb_logged_in
+from ..training.solver_settings import upgraded_hyperparameters
 
 
 class SaveRunConfig(SaveConfigCallback):
@@ -193,7 +194,7 @@ class RegistrationCLI(LightningCLI):
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if not ckpt_path:
             return
-        hparams = read_checkpoint(ckpt_path).get("hyper_parameters", {})
+        hparams = upgraded_hyperparameters(read_checkpoint(ckpt_path).get("hyper_parameters", {}))
         hparams.pop("_instantiator", None)
         hparams.pop("_class_path", None)
         for key in self.given_model_keys:
@@ -224,7 +225,7 @@ class RegistrationCLI(LightningCLI):
             raise InputError(f"--trainer options: {error}") from None
 
     def before_predict(self) -> None:
-        for callback in self.trainer.callbacks:
+        for callback in cast(list, getattr(self.trainer, "callbacks", [])):
             if isinstance(callback, NiftiPredictionWriter):
                 callback.overwrite = bool(self.config.predict.get("overwrite"))
 
@@ -241,7 +242,7 @@ def _config_key(model, key: str) -> str | None:
     )
 
 
-def _wandb_options(config) -> dict | None:
+def _wandb_options(config) -> Any:
     """The ``init_args`` of the trainer's W&B logger, or ``None`` for another logger."""
     logger = config.trainer.get("logger")
     is_wandb = hasattr(logger, "get") and str(logger.get("class_path", "")).endswith("WandbLogger")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Callable
 
 from ..solver.checks import check_number
 
@@ -13,7 +14,7 @@ from ..solver.checks import check_number
 def finite_float(text: str) -> float:
     """argparse type: a finite number (``nan`` and ``inf`` are refused where they are parsed)."""
     try:
-        return check_number("the value", text)
+        return check_number("the value", float(text))
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -83,3 +84,20 @@ def thread_count(text: str) -> int:
     if value > cores:
         raise argparse.ArgumentTypeError(f"this machine has {cores} CPU cores; give at most {cores}, got {value}")
     return value
+
+
+#: the command-line word for "no such stage or term" (``--init none``, ``--regularizer none``)
+NONE_WORD = "none"
+
+
+def optional_choice(names: tuple[str, ...]) -> Callable[[str], str | None]:
+    """argparse type: one of ``names``, or ``none`` read as ``None`` (no such stage or term)."""
+
+    def parse(text: str) -> str | None:
+        if text == NONE_WORD:
+            return None
+        if text not in names:
+            raise argparse.ArgumentTypeError(f"invalid choice {text!r} (choose from {NONE_WORD}, {', '.join(names)})")
+        return text
+
+    return parse

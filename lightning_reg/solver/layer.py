@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import torch
 
+from .channels import principal_pyramids
 from .checks import as_pyramid, check_pyramids, level_iterations
 from .defaults import LEARNED, interpolation_for
 from .energy.objective import Masks, Objective, Prompt
@@ -57,13 +58,13 @@ class RegistrationLayer(torch.nn.Module):
     @property
     def settings(self) -> BackwardSettings:
         """How gradients reach the features (``options.backward``)."""
-        return self.options.backward
+        return self.options.backward_settings
 
     def extra_repr(self) -> str:
         options = self.options
         return (
             f"transform={options.plan!r}, similarity={self.similarity.name!r}, "
-            f"scales={options.scales}, iterations={options.iterations}, backward={options.backward.mode!r}, "
+            f"scales={options.scales}, iterations={options.iterations}, backward={options.backward_settings.mode!r}, "
             f"optimizer={options.optimizer!r}, interpolation={self.interpolation!r}"
         )
 
@@ -84,7 +85,10 @@ class RegistrationLayer(torch.nn.Module):
             "iterations": options.iterations if isinstance(options.iterations, int) else list(options.iterations),
             "tolerance": options.tolerance,
             "patience": options.patience,
-            "backward": asdict(options.backward),
+            "backward": asdict(options.backward_settings),
+            "feature_channels": options.feature_channels,
+            "prompt_labels": list(options.prompt_labels),
+            "prompt_weight": options.prompt_weight,
         }
         if options.linear is not None:
             described["init_options"] = _constructor_settings(make_transform(options.linear))
@@ -131,6 +135,8 @@ class RegistrationLayer(torch.nn.Module):
         """
         fixed_given, moving_given = as_pyramid(fixed_features, "fixed"), as_pyramid(moving_features, "moving")
         check_pyramids(fixed_given, moving_given)
+        if self.options.feature_channels is not None:
+            fixed_given, moving_given = principal_pyramids((fixed_given, moving_given), self.options.feature_channels)
         if not self.similarity.multichannel and fixed_given[0].shape[1] != 1:
             raise ValueError(
                 f"similarity {self.similarity.name!r} needs one channel, the features have {fixed_given[0].shape[1]}"

@@ -9,10 +9,13 @@ its docstring is the help text (:func:`option_help`), ``defaults.py`` holds the 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, Mapping, cast, get_args
 
+import torch
+
 from .checks import check_number, check_scales, level_iterations
+from .energy.objective import Prompt, label_prompt
 from .energy.regularizers import REGULARIZERS
 from .energy.similarity import SIMILARITIES, Similarity, make_similarity
 from .geometry.interpolation import SAMPLE_MODES
@@ -91,7 +94,13 @@ class SolverOptions:
             voxels, smooth_grad_sigma, control_spacing, ...).
         similarity_options: options of the similarity's constructor (window of lncc, voxels).
         backward: how gradients reach the features: a BackwardSettings (jfb, ift or unroll, and
-            conjugate gradient's settings for ift).
+            conjugate gradient's settings for ift), or a mode's name (its default settings); read
+            back as BackwardSettings (backward_settings).
+        prompt_labels: label values whose masks in the fixed and moving label maps are added to the
+            energy (a label-fidelity prompt; where label maps come with the images); none by default.
+        prompt_weight: the prompt's weight.
+        feature_channels: solve on this many principal components of each level's features (one
+            basis per pair, from both images; solver.channels): a cheaper solve; none: every channel.
     """
 
     transform: TransformName | Transform = "freeform"
@@ -107,7 +116,10 @@ class SolverOptions:
     regularizer_weight: float = 0.0
     transform_options: Mapping[str, Any] = field(default_factory=dict)
     similarity_options: Mapping[str, Any] = field(default_factory=dict)
-    backward: BackwardSettings = field(default_factory=BackwardSettings)
+    backward: BackwardSettings | BackwardMode = field(default_factory=BackwardSettings)
+    prompt_labels: tuple[int, ...] = ()
+    prompt_weight: float = 1.0
+    feature_channels: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.transform, str) and "+" in self.transform:
@@ -126,10 +138,17 @@ class SolverOptions:
             regularizer_weight=check_number("regularizer_weight", self.regularizer_weight, 0),
             transform_options=dict(self.transform_options or {}),
             similarity_options=dict(self.similarity_options or {}),
+            prompt_labels=tuple(int(label) for label in self.prompt_labels or ()),
+            prompt_weight=check_number("prompt_weight", self.prompt_weight, 0),
         )
-        given: Any = self.backward  # a mode's name is read too
+        given: Any = self.backward  # a mode's name, or its settings as a mapping (a config), is read too
         if isinstance(given, str):
             self._set(backward=BackwardSettings(cast(BackwardMode, given)))
+        elif isinstance(given, Mapping):
+            self._set(backward=backward_settings(dict(given)))
+        channels = self.feature_channels
+        if channels is not None and (isinstance(channels, bool) or not isinstance(channels, int) or channels < 1):
+            raise ValueError(f"feature_channels must be a whole number >= 1 (or none: every channel), got {channels!r}")
         for option in ("linear", "optimizer", "interpolation", "regularizer"):
             value = getattr(self, option)
             if value is not None and value not in CHOICES[option][1]:
@@ -149,6 +168,11 @@ class SolverOptions:
             object.__setattr__(self, name, value)  # still being built: frozen once __post_init__ returns
 
     @property
+    def backward_settings(self) -> BackwardSettings:
+        """``backward`` as settings (a mode's name is made its settings when the options are built)."""
+        return cast(BackwardSettings, self.backward)
+
+    @property
     def transform_name(self) -> str:
         """The deformable (or only) transform's name."""
         return self.transform if isinstance(self.transform, str) else self.transform.name
@@ -157,6 +181,15 @@ class SolverOptions:
     def plan(self) -> str:
         """How results and logs name the transform: ``affine+svf``, or ``svf`` alone."""
         return self.transform_name if self.linear is None else f"{self.linear}+{self.transform_name}"
+
+    def label_prompts(self, fixed_labels: torch.Tensor | None, moving_labels: torch.Tensor | None) -> list[Prompt]:
+        """The prompt of ``prompt_labels`` from label maps ``[B, 1, *S]`` (empty without ``prompt_labels``;
+        ValueError when they are asked for and a label map is missing)."""
+        if not self.prompt_labels:
+            return []
+        if fixed_labels is None or moving_labels is None:
+            raise ValueError("prompt_labels need the label maps of both images")
+        return [label_prompt(fixed_labels, moving_labels, list(self.prompt_labels), self.prompt_weight)]
 
     def make_transform(self) -> Transform:
         """A fresh transform of these options (an instance given is used as it is)."""
@@ -172,14 +205,26 @@ class SolverOptions:
         unknown = sorted(set(changes) - known - BACKWARD_KEYS)
         if unknown:
             raise TypeError(f"unknown solver option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        backward = changes.pop("backward", self.backward)
+        backward = changes.pop("backward", self.backward_settings)
         if isinstance(backward, str):
-            backward = replace(self.backward, mode=cast(BackwardMode, backward))
+            backward = replace(self.backward_settings, mode=cast(BackwardMode, backward))
+        elif isinstance(backward, Mapping):  # a config's partial settings: the others kept
+            backward = backward_settings({**asdict(self.backward_settings), **backward})
         flat = {key: changes.pop(key) for key in BACKWARD_KEYS & set(changes)}
         changes["backward"] = replace(backward, **flat) if flat else backward
         if "transform" in changes and "linear" not in changes:
             changes["linear"] = None
         return replace(self, **changes)
+
+
+def backward_settings(given: dict[str, Any]) -> BackwardSettings:
+    """The backward settings of a mapping (``{"mode": "ift", "cg_tolerance": 1e-8}``); an unknown key
+    says which are known."""
+    known = {item.name for item in fields(BackwardSettings)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ValueError(f"unknown backward option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return BackwardSettings(**given)
 
 
 def _count(iterations: int | tuple[int, ...]) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, fields, replace
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 
 import torch
 
@@ -29,7 +29,9 @@ from .geometry.transforms import Transform
 
 #: how label maps are warped unless told (``register --label-mode``, ``test``, ``predict``, this API): the
 #: one-hot encoding warped linearly, the most likely label kept (as ANTs' GenericLabel); or ``nearest``
-LABEL_MODE = "linear"
+#: the ways of warping label maps
+LabelMode = Literal["linear", "nearest"]
+LABEL_MODE: LabelMode = "linear"
 
 
 @dataclass

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from ..solver import Masks, Prompt, label_prompt
-from .solver_settings import SolverSettings
+from ..solver import Masks, Prompt, SolverOptions
 
 
-def batch_prompts(batch: dict, settings: SolverSettings) -> list[Prompt]:
-    """The label prompt of ``settings`` for ``batch`` (empty without ``prompt_labels``)."""
-    if not settings.prompt_labels:
-        return []
-    if "fixed_seg" not in batch or "moving_seg" not in batch:
+def batch_prompts(batch: dict, options: SolverOptions) -> list[Prompt]:
+    """The label prompt of ``options.prompt_labels`` for ``batch`` (empty without them)."""
+    if options.prompt_labels and ("fixed_seg" not in batch or "moving_seg" not in batch):
         raise ValueError("prompt_labels need label maps of both images: the batches have no fixed_seg/moving_seg")
-    return [label_prompt(batch["fixed_seg"], batch["moving_seg"], list(settings.prompt_labels), settings.prompt_weight)]
+    return options.label_prompts(batch.get("fixed_seg"), batch.get("moving_seg"))
 
 
 def batch_masks(batch: dict) -> Masks | None:

@@ -37,7 +37,7 @@ class RegistrationPanel(L.Callback):
     ``<run>/panels/`` and logged to W&B as ``val/panel``."""
 
     def __init__(self) -> None:
-        self.batch = None
+        self.batch: dict | None = None
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if batch_idx == 0 and dataloader_idx == 0:
@@ -152,8 +152,9 @@ class InterruptCheckpoint(L.Callback):
         InterruptCheckpoint.interrupted = ""
         if trainer.state.fn != "fit" or trainer.global_step == 0:
             return
-        folders = [callback.dirpath for callback in trainer.checkpoint_callbacks if getattr(callback, "dirpath", None)]
-        path = Path(folders[0] if folders else run_directory(trainer) / "checkpoints") / self.FILENAME
+        folders = [getattr(callback, "dirpath", None) for callback in trainer.checkpoint_callbacks]
+        given = [Path(folder) for folder in folders if folder]
+        path = (given[0] if given else run_directory(trainer) / "checkpoints") / self.FILENAME
         trainer.save_checkpoint(path)
         resumes = (
             "--ckpt_path last resumes this run from its last complete epoch"
@@ -208,12 +209,12 @@ class NiftiPredictionWriter(BasePredictionWriter):
 
     def on_predict_end(self, trainer, pl_module) -> None:
         trainer.strategy.barrier()
-        if trainer.is_global_zero and self.staging is not None:
+        if trainer.is_global_zero and self.staging is not None and self.output is not None:
             self.output.commit(self.staging)
         self.staging = None
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        if trainer.is_global_zero and self.staging is not None:
+        if trainer.is_global_zero and self.staging is not None and self.output is not None:
             self.output.failed(self.staging, exception)  # removes the staging folder; Lightning re-raises
         self.staging = None
 
@@ -226,8 +227,10 @@ class NiftiPredictionWriter(BasePredictionWriter):
         if "moving_seg" in batch:
             warped_seg = result.warp_labels(batch["moving_seg"], mode=pl_module.eval_label_mode)
         displacement = result.displacement_mm()
+        staging = self.staging
+        assert staging is not None, "on_predict_start makes the staging folder"
         for index in range(len(warped)):
-            folder = self.staging / file_name(pair_id(batch, index))
+            folder = staging / file_name(pair_id(batch, index))
             if folder.exists():
                 raise InputError(
                     f"two prediction pairs are named {folder.name}: give the pairs distinct names, so that "

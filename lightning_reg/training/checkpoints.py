@@ -13,14 +13,17 @@ import os
 import warnings
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import IO, Any, Iterable
 
 import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from typing_extensions import Self
 
 from ..errors import InputError, shorten
 from ..files.output_folder import atomic_path
+from ..moved import REMOVED_IN
+from .solver_settings import OLD_SPELLING
 
 #: names more top-level packages (comma-separated) whose classes a checkpoint may name
 TRUSTED_MODULES_VARIABLE = "LIGHTNING_REG_TRUSTED_MODULES"
@@ -92,7 +95,7 @@ def read_checkpoint(path: str | Path, data: bytes | None = None) -> dict:
     return checkpoint
 
 
-def trusted_checkpoint(location: str | Path | io.BufferedIOBase, ignore: Iterable[str] = ()) -> io.BytesIO:
+def trusted_checkpoint(location: str | Path | IO, ignore: Iterable[str] = ()) -> io.BytesIO:
     """The bytes of a checkpoint (a path, or an open file as Lightning allows) once they are known to
     be a checkpoint read as data and to name network classes only of trusted packages
     (:func:`check_trusted`; ``ignore``: hyperparameters the caller replaces)."""
@@ -117,21 +120,38 @@ class TrustedLoading:
     opening a checkpoint imports no module it names."""
 
     @classmethod
+    def pretrained(cls, name: str, map_location=None):
+        """Deprecated since 0.3, removed in 0.5: ``lightning_reg.models.pretrained(name)``."""
+        warnings.warn(
+            "RegistrationModule.pretrained moved to lightning_reg.models.pretrained in 0.3; call that (this "
+            f"method is removed in {REMOVED_IN['0.3']})",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from ..models import pretrained  # the one import of models from training, until 0.5 (test_layout.py)
+
+        return pretrained(name, map_location)
+
+    @classmethod
     def load_from_checkpoint(
         cls,
-        checkpoint_path: str | Path | io.BufferedIOBase,
-        map_location=None,
-        hparams_file=None,
-        strict=None,
-        **kwargs,
-    ):
-        return super().load_from_checkpoint(  # type: ignore[misc]
-            trusted_checkpoint(checkpoint_path, ignore=kwargs),
-            map_location=map_location,
-            hparams_file=hparams_file,
-            strict=strict,
-            **kwargs,
-        )
+        checkpoint_path: str | Path | IO,
+        map_location: Any = None,
+        hparams_file: str | Path | None = None,
+        strict: bool | None = None,
+        weights_only: bool | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        with warnings.catch_warnings():  # a checkpoint's 0.3 solver keys are no spelling the user can change
+            warnings.filterwarnings("ignore", message=OLD_SPELLING, category=FutureWarning)
+            return super().load_from_checkpoint(  # type: ignore[misc]
+                trusted_checkpoint(checkpoint_path, ignore=kwargs),
+                map_location=map_location,
+                hparams_file=hparams_file,
+                strict=strict,
+                weights_only=weights_only,
+                **kwargs,
+            )
 
 
 def plain_hyperparameters(hparams: dict) -> None:
@@ -145,7 +165,7 @@ def plain_hyperparameters(hparams: dict) -> None:
             hparams[key] = asdict(value)
 
 
-def check_same_network(module: torch.nn.Module, checkpoint: dict) -> None:
+def check_same_network(module: Any, checkpoint: dict) -> None:
     """A clear error when ``checkpoint`` holds the weights of another network than ``module``'s (a
     ``RegistrationModule``): the parameters' names and shapes must agree."""
     mine = {k: tuple(v.shape) for k, v in module.state_dict().items()}

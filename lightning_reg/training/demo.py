@@ -6,13 +6,15 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import cast
 
 import lightning as L
 
 from ..data import SyntheticDataModule
 from ..nn import UNet
+from ..solver import SolverOptions
+from ..solver.options import SimilarityName
 from .module import RegistrationModule
-from .solver_settings import SolverSettings
 
 
 def small_model(
@@ -27,7 +29,9 @@ def small_model(
     ``shape`` (about 0.3 s per step at 64x64 on two CPU cores), and its data module."""
     L.seed_everything(seed)
     data = SyntheticDataModule(shape=shape, train_pairs=max(steps, 1), val_pairs=1, test_pairs=test_pairs)
-    model = RegistrationModule(network=UNet(dims=len(shape)), train_solver=SolverSettings(similarity=similarity), lr=lr)
+    model = RegistrationModule(
+        network=UNet(dims=len(shape)), train_solver=SolverOptions(similarity=cast(SimilarityName, similarity)), lr=lr
+    )
     lightning_log = logging.getLogger("lightning.pytorch")
     level = lightning_log.level
     lightning_log.setLevel(logging.WARNING)  # no device and tip banners in a notebook

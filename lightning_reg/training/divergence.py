@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -26,17 +27,17 @@ class SkipNonFiniteSteps(L.Callback):
         self.patience = patience
         self.skipped_steps: list[int] = []  # the steps skipped in a row, for the message
 
-    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer) -> None:
-        parameters = [parameter for parameter in pl_module.parameters() if parameter.grad is not None]
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: Any, optimizer) -> None:
+        gradients = [parameter.grad for parameter in pl_module.parameters() if parameter.grad is not None]
         reason = getattr(pl_module, "skip_reason", None)
-        if reason is None and not all(bool(torch.isfinite(parameter.grad).all()) for parameter in parameters):
+        if reason is None and not all(bool(torch.isfinite(gradient).all()) for gradient in gradients):
             reason = "the gradients are not finite"
         pl_module.skip_reason = None
         skip = trainer.strategy.reduce_boolean_decision(reason is not None, all=False)
         if not skip:
             self.skipped_steps = []
             return
-        for parameter in parameters:
+        for parameter in pl_module.parameters():
             parameter.grad = None
         self.skipped_steps.append(trainer.global_step)
         pl_module.log("train/skipped_steps", float(len(self.skipped_steps)), batch_size=1)
@@ -52,11 +53,11 @@ class SkipNonFiniteSteps(L.Callback):
 
 def _last_good_checkpoint(trainer: L.Trainer) -> str:
     """Where the last checkpoint saved before a failure is, for the failure's message."""
-    paths = [
-        callback.last_model_path or callback.best_model_path
+    found = [
+        getattr(callback, "last_model_path", None) or getattr(callback, "best_model_path", None)
         for callback in trainer.checkpoint_callbacks
-        if getattr(callback, "last_model_path", None) or getattr(callback, "best_model_path", None)
     ]
+    paths = [path for path in found if path]
     saved = [Path(path) for path in paths if Path(path).is_file()]
     if not saved:
         return "No checkpoint was saved before it."
@@ -69,4 +70,5 @@ def with_every_weight(module: torch.nn.Module, loss: torch.Tensor | float) -> to
     every weight takes part in every step, so DDP exchanges gradients without ``find_unused_parameters``
     when some weights are idle (levels left out by ``progressive_epochs`` or the solver's scales, the
     gate while pre-training, a step skipped here)."""
-    return loss + sum((parameter * 0).sum() for parameter in module.parameters() if parameter.requires_grad)
+    zero = sum((parameter * 0).sum() for parameter in module.parameters() if parameter.requires_grad)
+    return torch.as_tensor(loss) + zero

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 
 from ..solver.energy.similarity import make_similarity
@@ -24,11 +26,15 @@ def soft_dice_loss(fixed_one_hot: torch.Tensor, warped_one_hot: torch.Tensor, ep
     return 1 - foreground.mean()
 
 
+#: the training's image terms
+ImageLossName = Literal["lncc", "mse"]
+
+
 class ImageDissimilarity:
     """Dissimilarity of the fixed image and the warped moving image (``lncc`` or ``mse``), a scalar."""
 
-    def __init__(self, name: str = "lncc", window: int = 7) -> None:
-        if name not in ("lncc", "mse"):
+    def __init__(self, name: ImageLossName = "lncc", window: int = 7) -> None:
+        if name not in get_args(ImageLossName):
             raise ValueError(f"image loss must be 'lncc' or 'mse', got {name!r}")
         self.similarity = make_similarity(name, **({"window": window} if name == "lncc" else {}))
 

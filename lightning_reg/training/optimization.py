@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
-import lightning as L
 import torch
 
 
-def adamw_with_polynomial_decay(module: L.LightningModule):
+def adamw_with_polynomial_decay(module: Any):
     """``configure_optimizers``' answer for ``module`` (hyperparameters ``lr``, ``weight_decay``,
     ``poly_power``): AdamW over its trainable weights, stepped down every step to 0 at the trainer's
     last; no decay (and a warning) for a run without an end. ValueError for a network without weights."""

@@ -1,171 +1,136 @@
-"""Solver settings as plain dataclasses, so LightningCLI exposes every field
-(``--model.train_solver.transform``, ``--model.eval_solver.transform affine+svf``)."""
+"""0.3's solver settings read as :class:`SolverOptions`: ``SolverSettings(...)``, ``EvalSolverSettings(...)``
+and their keys in configs and checkpoints (``learning_rate``, ``smooth_grad_sigma``, ``smooth_warp_sigma``,
+``backward_options``) keep working until 0.6, with a warning that names the new spelling (a
+``FutureWarning`` for a config's keys, which the user of a command wrote).
+
+In 0.4 ``SolverOptions`` is the one options type: ``train_solver`` is one, ``eval_solver`` the changes
+applied to it (:meth:`SolverOptions.changed`).
+"""
 
 from __future__ import annotations
 
-import typing
-from dataclasses import dataclass, field, fields, make_dataclass, replace
-from typing import Optional, Sequence
+import warnings
+from dataclasses import fields
+from typing import Any, Mapping
 
-from ..solver import LEARNED, LINEAR, BackwardSettings, RegistrationLayer, SolverOptions, stages
-from ..solver.checks import check_number, check_scales, level_iterations
-from ..solver.geometry.pyramid import source_levels
-from ..solver.loop.implicit import BackwardMode
-from ..solver.options import (
-    InterpolationName,
-    LinearName,
-    OptimizerName,
-    PlanName,
-    RegularizerName,
-    SimilarityName,
-    TransformName,
-    option_help,
-)
+from ..moved import REMOVED_IN
+from ..solver import TRANSFORMS, SolverOptions, stages
 
-#: the training-only settings' help (the shared options' is ``SolverOptions``' docstring)
-_OWN_HELP = """\
-        backward: jfb, ift, unroll or truncated (solver/loop/implicit.py).
-        backward_options: the backward mode's settings (solver.loop.implicit.BackwardSettings: jfb_steps,
-            phantom_damping, truncated_steps, cg_tolerance, ...).
-        learning_rate: largest step of one iteration of a deformable transform, voxels of the level;
-            none: the transform's own default (a linear one takes its own, or transform_options).
-        smooth_grad_sigma: Gaussian sigma (voxels of the level) of the gradient after each step
-            (freeform, greedy, svf, syn); none: the transform's default.
-        smooth_warp_sigma: Gaussian sigma of the field after each step; none: the transform's default.
-        prompt_labels: label values whose masks in the fixed and moving label maps are added to the
-            energy (a label-fidelity prompt); none by default.
-        prompt_weight: the prompt's weight.
-        feature_channels: solve on this many principal components of each level's features (one
-            basis per pair, from both images; solver.channels): a cheaper solve; none: every channel."""
-#: the options of ``SolverOptions`` a config sets (the rest: its defaults)
-_SHARED = ("transform", "linear", "similarity", "similarity_options", "iterations", "scales", "regularizer")
-_SHARED += ("regularizer_weight", "tolerance", "optimizer", "interpolation", "transform_options")
-#: the dense transforms whose steps are smoothed (``smooth_grad_sigma``, ``smooth_warp_sigma``)
-SMOOTHED = ("freeform", "greedy", "svf", "syn")
+#: 0.3's keys that moved, and their 0.4 spelling
+MOVED_KEYS = {
+    "learning_rate": "transform_options: {learning_rate: ...}",
+    "smooth_grad_sigma": "transform_options: {smooth_grad_sigma: ...}",
+    "smooth_warp_sigma": "transform_options: {smooth_warp_sigma: ...}",
+    "backward_options": "backward: {mode: ..., cg_tolerance: ...} (the settings beside the mode)",
+}
+#: what the warning for 0.3's keys says (a regular expression that matches it)
+OLD_SPELLING = ".*the 0.3 spelling is read until"
+#: the names every option of ``SolverOptions`` and the 0.3 keys above go by
+KNOWN_KEYS = {item.name for item in fields(SolverOptions)} | set(MOVED_KEYS)
 
 
-@dataclass
-class SolverSettings:
-    transform: TransformName | PlanName = LEARNED.transform
-    linear: LinearName | None = LEARNED.linear
-    similarity: SimilarityName = LEARNED.similarity
-    similarity_options: dict = field(default_factory=dict)
-    iterations: list[int] = field(default_factory=lambda: list(LEARNED.iterations))
-    scales: list[float] | None = LEARNED.scales
-    backward: BackwardMode = LEARNED.backward.mode
-    backward_options: dict = field(default_factory=dict)
-    learning_rate: float | None = None
-    smooth_grad_sigma: float | None = None
-    smooth_warp_sigma: float | None = None
-    regularizer: RegularizerName | None = LEARNED.regularizer
-    regularizer_weight: float = LEARNED.regularizer_weight
-    tolerance: float = LEARNED.tolerance
-    optimizer: OptimizerName = LEARNED.optimizer
-    interpolation: InterpolationName | None = LEARNED.interpolation
-    transform_options: dict = field(default_factory=dict)
-    prompt_labels: list[int] = field(default_factory=list)
-    prompt_weight: float = 1.0
-    feature_channels: int | None = None
+def current_keys(settings: Mapping[str, Any], changes: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """``settings`` (``SolverOptions`` fields, or 0.3's keys) in 0.4's spelling, and the 0.3 keys it
+    had. 0.3 wrote every field, ``null`` for "as in training" in its evaluation settings: with
+    ``changes`` and 0.3 keys present, the ``null`` ones are dropped."""
+    unknown = sorted(set(settings) - KNOWN_KEYS)
+    if unknown:
+        raise ValueError(
+            f"unknown solver option(s) {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_KEYS - set(MOVED_KEYS)))}"
+        )
+    old = [key for key in MOVED_KEYS if key in settings]
+    current = dict(settings)
+    if changes and old:
+        current = {key: value for key, value in current.items() if value is not None}
+    moved = {key: current.pop(key, None) for key in MOVED_KEYS}
+    backward = current.get("backward")
+    if moved["backward_options"]:
+        mode = backward if isinstance(backward, str) else "jfb"
+        current["backward"] = {"mode": mode, **moved["backward_options"]}
+    transform = current.get("transform", None if changes else SolverOptions.transform)
+    name = stages(transform)[1] if isinstance(transform, str) else getattr(transform, "name", None)
+    kind = None if name is None else TRANSFORMS.get(name)  # None: the training transform's, unknown here
+    steps = {
+        key: moved[key]
+        for key in ("learning_rate", "smooth_grad_sigma", "smooth_warp_sigma")
+        if moved[key] is not None
+        if kind is None or (kind.deformable and (key == "learning_rate" or kind.smoothed))
+    }
+    if steps:
+        current["transform_options"] = {**steps, **(current.get("transform_options") or {})}
+    if old and not changes and kind is not None and not kind.deformable:  # 0.3 dropped them for a linear map
+        current.update(regularizer=None, regularizer_weight=0.0)
+    return current, old
 
-    def options(self) -> SolverOptions:
-        """The solver's options of these settings; building them validates them (ValueError)."""
-        name = stages(self.transform)[1]
-        deformable = name not in LINEAR
-        steps = {"learning_rate": self.learning_rate if deformable else None}
-        if name in SMOOTHED:
-            steps.update(smooth_grad_sigma=self.smooth_grad_sigma, smooth_warp_sigma=self.smooth_warp_sigma)
-        transform_options = dict(self.transform_options)
-        for name, value in steps.items():
-            if value is not None:
-                transform_options.setdefault(name, value)
-        return SolverOptions(
-            transform=self.transform,
-            linear=self.linear,
-            similarity=self.similarity,
-            similarity_options=dict(self.similarity_options),
-            scales=self.scales,
-            iterations=self.iterations,
-            tolerance=self.tolerance,
-            optimizer=self.optimizer,
-            interpolation=self.interpolation,
-            regularizer=self.regularizer if deformable else None,
-            regularizer_weight=self.regularizer_weight if deformable else 0.0,
-            transform_options=transform_options,
-            backward=_backward(self.backward, self.backward_options),
+
+def warn_old_keys(owner: str, old: list[str], stacklevel: int = 3) -> None:
+    """The deprecation warning for 0.3 keys ``old`` of ``owner`` (``train_solver``, ``eval_solver``)."""
+    if old:
+        spelled = "; ".join(f"{owner}.{key}: write {MOVED_KEYS[key]}" for key in old)
+        warnings.warn(
+            f"{spelled} (the 0.3 spelling is read until {REMOVED_IN['0.4']})",
+            FutureWarning,  # shown to the user of a command, as a config's keys are theirs
+            stacklevel=stacklevel,
         )
 
-    def layer(self) -> RegistrationLayer:
-        """The registration layer of these settings; building it validates them."""
-        check_number("prompt_weight", self.prompt_weight, 0)
-        if self.feature_channels is not None and (
-            isinstance(self.feature_channels, bool)
-            or not isinstance(self.feature_channels, int)
-            or self.feature_channels < 1
-        ):
-            raise ValueError(
-                f"feature_channels must be a whole number >= 1 (or none: every channel), got {self.feature_channels!r}"
-            )
-        return RegistrationLayer(self.options())
 
-    def stages(self) -> tuple[str | None, str]:
-        """``(linear transform solved first or None, final transform)``."""
-        options = self.options()
-        return options.linear, options.transform_name
-
-    def level_count(self, network_scales: Sequence[float]) -> int:
-        """How many levels the solver runs: one per scale (the network's scales by default)."""
-        return len(self.scales) if self.scales else len(network_scales)
-
-    def check_levels(self, network_scales: Sequence[float]) -> None:
-        """ValueError unless the iterations and scales fit a network with levels at ``network_scales``."""
-        level_iterations(self.iterations, self.level_count(network_scales))
-        if self.scales:
-            source_levels(check_scales(self.scales), network_scales)
+def as_solver_options(
+    given: SolverOptions | Mapping[str, Any], base: SolverOptions | None = None, owner: str = "train_solver"
+) -> SolverOptions:
+    """``given`` as ``SolverOptions``; a mapping (from a config or a checkpoint; 0.3 keys read with a
+    warning) changes ``base`` (default: ``SolverOptions()``). ValueError naming ``owner`` for what is
+    not an option."""
+    if isinstance(given, SolverOptions):
+        return given
+    try:
+        current, old = current_keys(given)
+        options = SolverOptions(**current) if base is None else base.changed(**current)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{owner}: {error}") from None
+    warn_old_keys(owner, old, stacklevel=4)
+    return options
 
 
-def _backward(mode: BackwardMode, options: dict) -> BackwardSettings:
-    """The backward settings of ``mode`` and its ``options``; an unknown option says which are known."""
-    known = {item.name for item in fields(BackwardSettings)} - {"mode"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ValueError(f"unknown backward option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return BackwardSettings(mode, **options)
+def as_changes(given: Mapping[str, Any] | None, owner: str = "eval_solver") -> dict[str, Any]:
+    """Changes of the options (field names) from a config or a checkpoint, 0.3 keys read with a warning."""
+    if not given:
+        return {}
+    try:
+        current, old = current_keys(given, changes=True)
+    except ValueError as error:
+        raise ValueError(f"{owner}: {error}") from None
+    warn_old_keys(owner, old, stacklevel=4)
+    return current
 
 
-def _settings_doc() -> str:
-    """``SolverSettings``' docstring: the shared options' help from ``SolverOptions``, then its own."""
-    shared = "".join(f"        {name}: {option_help(name)}\n" for name in _SHARED)
-    return (
-        "How the implicit layer solves, for training or for evaluation (defaults: ``solver.defaults.LEARNED``);\n"
-        "    LightningCLI exposes every field (``--model.train_solver.transform``).\n\n    Args:\n"
-        f"{shared}{_OWN_HELP}\n    "
+def SolverSettings(**settings: Any) -> SolverOptions:  # noqa: N802 (0.3's class name)
+    """Deprecated since 0.4, removed in 0.6: ``SolverOptions(...)`` (0.3's keys read as in a config)."""
+    warnings.warn(
+        "SolverSettings is SolverOptions since 0.4 (lightning_reg.solver.SolverOptions; SolverSettings is "
+        f"removed in {REMOVED_IN['0.4']})",
+        DeprecationWarning,
+        stacklevel=2,
     )
+    return as_solver_options(settings)
 
 
-SolverSettings.__doc__ = _settings_doc()
-
-
-def _optional_fields() -> list[tuple[str, object, object]]:
-    hints = typing.get_type_hints(SolverSettings)
-    return [(item.name, Optional[hints[item.name]], field(default=None)) for item in fields(SolverSettings)]
-
-
-def _resolve(self, train: SolverSettings) -> SolverSettings:
-    """The training settings with every field given here (not ``None``) replaced."""
-    return replace(
-        train, **{item.name: getattr(self, item.name) for item in fields(self) if getattr(self, item.name) is not None}
+def EvalSolverSettings(**settings: Any) -> dict[str, Any]:  # noqa: N802 (0.3's class name)
+    """Deprecated since 0.4, removed in 0.6: evaluation options are a dict of changes
+    (``eval_solver={"transform": "svf"}``); fields left ``None`` are as in training, as in 0.3."""
+    warnings.warn(
+        "EvalSolverSettings is a dict of changes to the training options since 0.4 (eval_solver={'transform': "
+        f"'svf'}}; removed in {REMOVED_IN['0.4']})",
+        DeprecationWarning,
+        stacklevel=2,
     )
+    return as_changes({key: value for key, value in settings.items() if value is not None})
 
 
-#: Evaluation settings: the fields of :class:`SolverSettings`, each ``None`` (= as in training) unless
-#: given, so ``--model.eval_solver.transform svf`` changes the transform and nothing else.
-EvalSolverSettings = make_dataclass(
-    "EvalSolverSettings",
-    _optional_fields(),
-    namespace={
-        "resolve": _resolve,
-        "__module__": __name__,
-        "__doc__": "Evaluation overrides of the training solver settings: each field None (= as in "
-        "training) unless given.\n" + SolverSettings.__doc__.split("\n", 1)[1],
-    },
-)
+def upgraded_hyperparameters(hparams: dict) -> dict:
+    """A checkpoint's hyperparameters with 0.3's solver keys in 0.4's spelling (no warning: the user
+    wrote none of them)."""
+    upgraded = dict(hparams)
+    for key, changes in (("train_solver", False), ("eval_solver", True)):
+        if isinstance(upgraded.get(key), Mapping):
+            upgraded[key] = current_keys(upgraded[key], changes=changes)[0]
+    return upgraded

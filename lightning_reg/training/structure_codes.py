@@ -53,4 +53,5 @@ def pretraining_loss(network: FeatureNetwork, batch: dict) -> torch.Tensor:
             "lightning_reg.data.BrainDataModule gives; use it, or set --model.pretrain_steps 0"
         )
     sides = ("fixed", "moving")
-    return sum(structure_code_loss(network, batch[side], batch[f"{side}_structures"]) for side in sides) / 2
+    fixed, moving = (structure_code_loss(network, batch[side], batch[f"{side}_structures"]) for side in sides)
+    return (fixed + moving) / 2

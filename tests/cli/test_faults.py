@@ -510,6 +510,6 @@ def test_sweep_parameters_never_reach_a_shell(tmp_path):
     )
     done = lightning_reg(["sweep", "inject.yaml"], tmp_path)
     assert done.returncode == 2 and "the first run was refused" in done.stderr, done.stderr[-2000:]
-    assert "val='svf; touch PWNED'" in done.stderr  # arrived as one argument, verbatim, and was refused
+    assert "unknown transform 'svf; touch PWNED'" in done.stderr  # arrived as one argument, verbatim, and was refused
     assert not (tmp_path / "PWNED").exists() and not (tmp_path / "PWNED2").exists()
     assert not (tmp_path / "runs" / "sweeps" / "inject").exists()  # a failed sweep leaves no folder

@@ -144,8 +144,8 @@ def test_unknown_options_and_commands_get_clear_errors(tmp_path, monkeypatch, ca
     monkeypatch.chdir(tmp_path)  # main() is what the console script runs; no process needed to fail
     cases = {
         ("fit", "--model.no_such_option", "1"): "no_such_option",
-        # the choices come from SolverOptions' Literal types (jsonargparse's own message lists them)
-        ("fit", "--model.train_solver.transform", "demons"): "'rigid', 'affine', 'freeform', 'greedy', 'svf'",
+        # the choices come from SolverOptions' registries, with the option's owner
+        ("fit", "--model.train_solver.transform", "demons"): "train_solver: unknown transform 'demons'; choose one of",
         ("fitt",): "unknown command 'fitt'",
     }
     for arguments, message in cases.items():
@@ -174,6 +174,7 @@ def test_a_config_written_before_the_package_was_regrouped_still_runs(tmp_path):
     assert "transform: affine+greedy" in evaluation.read_text()
     done = lightning_reg(["validate", "--config", old, "--config", evaluation], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "train_solver.learning_rate: write transform_options: {learning_rate: ...}" in done.stderr
     (metrics,) = (tmp_path / "runs" / "lightning-reg").glob("*/metrics.json")
     assert 0.0 <= json.loads(metrics.read_text())["val/dice"] <= 1.0
     from lightning_reg.training import module

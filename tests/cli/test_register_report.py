@@ -72,27 +72,33 @@ def test_the_request_reads_the_command_line_and_fills_the_preset():
     assert request.fixed == Path("f.nii.gz").absolute() and request.preset == "fast" and not request.learned
     options = request.classical_options()
     assert options == FAST.changed(linear="affine")
-    changed = dataclasses.replace(request, iterations=(3, 2, 1), window=5, regularizer="diffusion")
-    options = dataclasses.replace(changed, regularizer_weight=0.5).classical_options()
+    flags = ["--iterations", "3", "2", "1", "--window", "5", "--regularizer", "diffusion"]
+    changed = RegisterRequest.from_arguments(build_parser().parse_args(arguments + flags))
+    with pytest.raises(InputError, match="--regularizer diffusion needs its weight"):
+        changed.check()
+    weighted = RegisterRequest.from_arguments(
+        build_parser().parse_args([*arguments, *flags, "--regularizer-weight", "0.5"])
+    )
+    options = weighted.classical_options()
     assert options.iterations == (3, 2, 1) and options.similarity_options == {"window": 5}
     assert (options.regularizer, options.regularizer_weight) == ("diffusion", 0.5)
 
 
 @pytest.mark.parametrize(
-    ("changes", "message"),
+    ("files", "solver", "message"),
     [
-        ({"fixed_seg": Path("s.nii.gz")}, "give both --fixed-seg and --moving-seg"),
-        ({"prompt_labels": (3,)}, "--prompt-labels needs the label maps"),
-        ({"feature_channels": 4}, "--feature-channels reduces a --checkpoint model's features"),
-        ({"regularizer": "bending"}, "needs its weight"),
-        ({"checkpoint": Path("m.ckpt"), "preset": "fast"}, "--preset fast sets the classical solver's iterations"),
+        ({"fixed_seg": Path("s.nii.gz")}, {}, "give both --fixed-seg and --moving-seg"),
+        ({}, {"prompt_labels": (3,)}, "--prompt-labels needs the label maps"),
+        ({}, {"feature_channels": 4}, "--feature-channels reduces a --checkpoint model's features"),
+        ({}, {"regularizer": "bending"}, "needs its weight"),
+        ({"checkpoint": Path("m.ckpt"), "preset": "fast"}, {}, "--preset fast sets the classical solver's iterations"),
     ],
 )
-def test_the_request_refuses_combinations_before_any_file_is_read(changes, message):
+def test_the_request_refuses_combinations_before_any_file_is_read(files, solver, message):
     with pytest.raises(InputError, match=message):
-        dataclasses.replace(REQUEST, **changes).check()
+        dataclasses.replace(REQUEST, **files, solver=solver).check()
 
 
 def test_options_the_solver_cannot_use_are_refused_by_the_request():
-    with pytest.raises(ValueError, match="must be >= 0"):
-        dataclasses.replace(REQUEST, tolerance=-1.0).check()
+    with pytest.raises(InputError, match="must be >= 0"):
+        dataclasses.replace(REQUEST, solver={"tolerance": -1.0}).check()

@@ -13,9 +13,9 @@ from trees import write_scan
 
 from lightning_reg.data import PairsDataModule
 from lightning_reg.nn import IdentityFeatures
+from lightning_reg.solver import SolverOptions
 from lightning_reg.training.batch_terms import batch_masks
 from lightning_reg.training.module import RegistrationModule
-from lightning_reg.training.solver_settings import SolverSettings
 
 SHIFT_MM = (3.0, 4.0, 0.0)  # moving landmarks = fixed ones + this: 5 mm apart before registration
 
@@ -78,7 +78,7 @@ def test_training_pairs_carry_masks_but_no_landmarks(manifest):
 
 
 def test_the_test_loop_reports_tre_inverse_consistency_and_ndv(manifest, tmp_path):
-    solver = SolverSettings(transform="greedy", similarity="lncc", iterations=[10, 5], scales=[2, 1])
+    solver = SolverOptions(transform="greedy", similarity="lncc", iterations=[10, 5], scales=[2, 1])
     model = RegistrationModule(network=IdentityFeatures(dims=3), train_solver=solver)
     trainer = L.Trainer(
         logger=False,

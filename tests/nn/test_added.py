@@ -9,11 +9,10 @@ import torch
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.nn import AddedFeatures, IdentityFeatures
-from lightning_reg.solver import normalize_intensities, register
+from lightning_reg.solver import SolverOptions, normalize_intensities, register
 from lightning_reg.solver.energy.similarity import AddedChannels, make_similarity
 from lightning_reg.training.losses import soft_dice_loss
 from lightning_reg.training.module import RegistrationModule
-from lightning_reg.training.solver_settings import SolverSettings
 
 
 def _pair(shape):
@@ -25,7 +24,7 @@ def _pair(shape):
 @pytest.mark.parametrize("shape", [(48, 40), (24, 28, 20)], ids=["2d", "3d"])
 def test_an_untrained_model_registers_as_the_classical_solver(shape, similarity):
     fixed, moving, _ = _pair(shape)
-    settings = SolverSettings(
+    settings = SolverOptions(
         transform="greedy",
         similarity="added",
         similarity_options={"image": similarity},
@@ -54,8 +53,8 @@ def test_an_untrained_model_registers_as_the_classical_solver(shape, similarity)
 
 def test_with_area_averaged_levels_an_untrained_model_registers_as_identity_features():
     fixed, moving, _ = _pair((48, 40))
-    settings = SolverSettings(similarity="added", similarity_options={"image": "mi"}, iterations=[20, 10, 5])
-    classical = SolverSettings(similarity="mi", iterations=[20, 10, 5])
+    settings = SolverOptions(similarity="added", similarity_options={"image": "mi"}, iterations=[20, 10, 5])
+    classical = SolverOptions(similarity="mi", iterations=[20, 10, 5])
     batch = {"fixed": fixed, "moving": moving}
     with torch.no_grad():
         learned = RegistrationModule(network=AddedFeatures(scales=(4, 2, 1)), train_solver=settings).register(batch)
@@ -68,7 +67,7 @@ def test_with_area_averaged_levels_an_untrained_model_registers_as_identity_feat
 def test_the_gate_and_then_the_learned_channels_get_gradients_through_the_solver():
     fixed, moving, pair = _pair((40, 40))
     labels = (pair["fixed_seg"] == 1).float(), (pair["moving_seg"] == 1).float()
-    settings = SolverSettings(similarity="added", iterations=[10, 5, 5], scales=[4, 2, 1], backward="unroll")
+    settings = SolverOptions(similarity="added", iterations=[10, 5, 5], scales=[4, 2, 1], backward="unroll")
     network = AddedFeatures(dims=2)
     model = RegistrationModule(network=network, train_solver=settings)
     head = network.unet.heads[-1].weight
@@ -115,12 +114,9 @@ def test_bad_added_options_and_layouts_are_refused():
 def test_a_plain_similarity_is_the_image_s_with_added_features_and_another_network_keeps_its_own():
     from lightning_reg.nn import UNet
     from lightning_reg.solver.energy.similarity import MutualInformation
-    from lightning_reg.training.solver_settings import EvalSolverSettings
 
-    trained = SolverSettings(similarity="added", similarity_options={"image": "lncc"}, scales=[4, 2, 1])
-    model = RegistrationModule(
-        network=AddedFeatures(), train_solver=trained, eval_solver=EvalSolverSettings(similarity="mi")
-    )
+    trained = SolverOptions(similarity="added", similarity_options={"image": "lncc"}, scales=[4, 2, 1])
+    model = RegistrationModule(network=AddedFeatures(), train_solver=trained, eval_solver=dict(similarity="mi"))
     layer_similarity = model.eval_layer.similarity
     assert isinstance(layer_similarity, AddedChannels) and isinstance(
         layer_similarity.image_similarity, MutualInformation
@@ -129,7 +125,7 @@ def test_a_plain_similarity_is_the_image_s_with_added_features_and_another_netwo
     # a plain training similarity with AddedFeatures: the image's; the default added one with a UNet: LNCC
     assert (
         RegistrationModule(
-            network=AddedFeatures(), train_solver=SolverSettings(similarity="mse", scales=[4, 2, 1])
+            network=AddedFeatures(), train_solver=SolverOptions(similarity="mse", scales=[4, 2, 1])
         ).train_solver.similarity_options["image"]
         == "mse"
     )

@@ -12,8 +12,8 @@ from helpers import TINY_2D, lightning_reg
 
 from lightning_reg.data import SyntheticDataModule
 from lightning_reg.nn import MonaiFeatures
+from lightning_reg.solver import SolverOptions
 from lightning_reg.training.module import RegistrationModule
-from lightning_reg.training.solver_settings import SolverSettings
 
 pytest.importorskip("monai", reason="MONAI is in the dev and monai extras")
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ def test_a_few_training_steps_change_monai_weights_and_lower_the_loss():
     L.seed_everything(0)
     data = SyntheticDataModule(shape=(32, 32), num_labels=4, label_smoothness=4.0, train_pairs=8, val_pairs=2)
     network = MonaiFeatures(dims=2, out_channels=8, network_options=TINY_BASIC_UNET)
-    model = RegistrationModule(network=network, train_solver=SolverSettings(iterations=[10, 5, 5]), lr=3e-3)
+    model = RegistrationModule(network=network, train_solver=SolverOptions(iterations=[10, 5, 5]), lr=3e-3)
     before = [parameter.detach().clone() for parameter in network.body.parameters()]
     losses = []
 

@@ -14,9 +14,8 @@ from helpers import lightning_reg
 from lightning_reg.data import SyntheticDataModule
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.nn import ResidualFeatures
-from lightning_reg.solver import normalize_intensities, register
+from lightning_reg.solver import SolverOptions, normalize_intensities, register
 from lightning_reg.training.module import RegistrationModule
-from lightning_reg.training.solver_settings import SolverSettings
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "residual2d.yaml"
 QUIET = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
@@ -26,12 +25,10 @@ QUIET = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False
 def test_an_untrained_model_registers_as_the_classical_solver(shape):
     pair = warped_pair(shape, magnitude=2.0, seed=1)
     fixed, moving = normalize_intensities(pair["fixed"]), normalize_intensities(pair["moving"])
-    settings = SolverSettings(
+    settings = SolverOptions(
         transform="greedy", similarity="lncc", scales=[4, 2, 1], iterations=[20, 10, 5], tolerance=1e-6
     )
-    model = RegistrationModule(
-        network=ResidualFeatures(dims=len(shape)), train_solver=settings, eval_solver=settings
-    ).eval()
+    model = RegistrationModule(network=ResidualFeatures(dims=len(shape)), train_solver=settings).eval()
     with torch.no_grad():
         learned = model.register({"fixed": fixed, "moving": moving}, settings)[-1]
     classical = register(
@@ -69,7 +66,7 @@ def test_a_short_training_run_rises_above_the_classical_start():
     data = SyntheticDataModule(shape=(48, 48), train_pairs=48, val_pairs=16)
     module = RegistrationModule(
         network=ResidualFeatures(**model["network"]["init_args"]),
-        train_solver=SolverSettings(**model["train_solver"]),
+        train_solver=SolverOptions(**model["train_solver"]),
         lr=model["lr"],
     )
     start = L.Trainer(**QUIET).validate(module, data, verbose=False)[0]["val/dice"]

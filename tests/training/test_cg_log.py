@@ -7,10 +7,10 @@ import torch
 
 from lightning_reg.data import SyntheticDataModule
 from lightning_reg.nn import UNet
+from lightning_reg.solver import SolverOptions
 from lightning_reg.solver.loop.implicit import take_cg_reports
 from lightning_reg.training.callbacks import ConjugateGradientLog
 from lightning_reg.training.module import RegistrationModule
-from lightning_reg.training.solver_settings import SolverSettings
 
 QUIET = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
 
@@ -18,7 +18,7 @@ QUIET = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False
 def _train(backward: str) -> dict:
     L.seed_everything(0)
     data = SyntheticDataModule(shape=(16, 16), num_labels=3, train_pairs=4, val_pairs=1)
-    settings = SolverSettings(
+    settings = SolverOptions(
         transform="freeform",
         similarity="mse",
         optimizer="lbfgs",

@@ -1,7 +1,7 @@
 """Test-time solver settings of a trained model: field-by-field overrides, linear then deformable
 transforms, other scales, and label prompts on held-out synthetic pairs."""
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import lightning as L
 import pytest
@@ -9,12 +9,12 @@ import torch
 
 from lightning_reg.data import SyntheticDataModule
 from lightning_reg.nn import IdentityFeatures, UNet
-from lightning_reg.solver import LEARNED
+from lightning_reg.solver import SolverOptions
 from lightning_reg.solver.geometry.pyramid import solver_levels
 from lightning_reg.training.module import RegistrationModule
-from lightning_reg.training.solver_settings import EvalSolverSettings, SolverSettings
+from lightning_reg.training.network_solver import check_levels
 
-TRAIN = SolverSettings(transform="greedy", similarity="lncc", iterations=[30, 20, 10], regularizer_weight=0.0)
+TRAIN = SolverOptions(transform="greedy", similarity="lncc", iterations=[30, 20, 10], regularizer_weight=0.0)
 
 
 def _model(eval_solver=None, network=None) -> RegistrationModule:
@@ -51,14 +51,16 @@ def test_evaluation_settings_change_only_the_fields_given():
     model = RegistrationModule(
         network=IdentityFeatures(dims=2),
         train_solver=train,
-        eval_solver=EvalSolverSettings(transform="svf", iterations=[5, 5, 5]),
+        eval_solver=dict(transform="svf", iterations=[5, 5, 5]),
     )
-    assert model.eval_solver.transform == "svf" and model.eval_solver.iterations == [5, 5, 5]
+    assert model.eval_solver.transform == "svf" and model.eval_solver.iterations == (5, 5, 5)
     assert model.eval_solver.similarity == "ncc"  # from training, not the dataclass default
     assert model.train_solver.transform == "greedy"
     assert _model().eval_solver == TRAIN
-    full = SolverSettings(transform="svf")
-    assert _model(full).eval_solver.similarity == LEARNED.similarity  # a full SolverSettings is used as it is
+    every = asdict(SolverOptions(transform="svf"))  # every field given: those options, whatever the training ones
+    assert _model(every).eval_solver == SolverOptions(transform="svf")
+    with pytest.raises(ValueError, match="eval_solver: unknown solver option"):
+        _model({"transfrom": "svf"})
 
 
 def test_test_time_scales_build_the_pyramid_from_the_network_levels():
@@ -72,25 +74,25 @@ def test_test_time_scales_build_the_pyramid_from_the_network_levels():
     finest_only = solver_levels(levels, network.scales, [4, 1])
     assert torch.equal(finest_only[0], levels[0]) and torch.equal(finest_only[1], levels[2])
     with pytest.raises(ValueError, match="finest level's scale"):
-        SolverSettings(scales=[1, 0.5], iterations=[5]).check_levels(network.scales)
+        check_levels(SolverOptions(scales=[1, 0.5], iterations=[5]), network.scales)
     with pytest.raises(ValueError, match="coarse to fine"):
-        SolverSettings(scales=[1, 2], iterations=[5]).check_levels(network.scales)
+        check_levels(SolverOptions(scales=[1, 2], iterations=[5]), network.scales)
     with pytest.raises(ValueError, match="eval_solver: give one iteration count"):
-        _model(EvalSolverSettings(scales=[8, 4, 2, 1]), network=network)
+        _model(dict(scales=[8, 4, 2, 1]), network=network)
     # the module's layer takes the same levels: a solver level per scale, each at its resolution
-    model = _model(EvalSolverSettings(scales=[8, 4, 2, 1], iterations=[2]), network=network)
+    model = _model(dict(scales=[8, 4, 2, 1], iterations=[2]), network=network)
     results = model.eval_layer(levels, levels, feature_scales=network.scales)
     assert [result.fixed_shape for result in results] == [(8, 8), (16, 16), (32, 32), (64, 64)]
 
 
 def test_other_test_time_scales_still_register(same_contrast_batches):
-    none = _mean(_rows(_model(EvalSolverSettings(iterations=[0, 0, 0])), same_contrast_batches), "dice")
+    none = _mean(_rows(_model(dict(iterations=[0, 0, 0])), same_contrast_batches), "dice")
     three = _mean(_rows(_model(), same_contrast_batches), "dice")
     four = _mean(
-        _rows(_model(EvalSolverSettings(scales=[8, 4, 2, 1], iterations=[30, 30, 20, 10])), same_contrast_batches),
+        _rows(_model(dict(scales=[8, 4, 2, 1], iterations=[30, 30, 20, 10])), same_contrast_batches),
         "dice",
     )
-    finest = _mean(_rows(_model(EvalSolverSettings(scales=[1], iterations=[60])), same_contrast_batches), "dice")
+    finest = _mean(_rows(_model(dict(scales=[1], iterations=[60])), same_contrast_batches), "dice")
     assert three > none + 0.2
     assert four != three and four > none + 0.2
     assert finest < four  # one fine level alone is trapped by local minima the pyramid avoids
@@ -98,9 +100,9 @@ def test_other_test_time_scales_still_register(same_contrast_batches):
 
 def test_affine_then_greedy_starts_from_the_affine_solution(test_batches):
     batch = test_batches[0]
-    affine = _model(EvalSolverSettings(transform="affine"))(batch)
-    combined = _model(EvalSolverSettings(transform="affine+greedy"))(batch)
-    greedy = _model(EvalSolverSettings(transform="greedy"))(batch)
+    affine = _model(dict(transform="affine"))(batch)
+    combined = _model(dict(transform="affine+greedy"))(batch)
+    greedy = _model(dict(transform="greedy"))(batch)
     identity = torch.eye(3, dtype=affine.matrix.dtype).expand_as(affine.matrix)
     assert not torch.allclose(affine.matrix, identity, atol=1e-3)
     assert torch.allclose(combined.matrix, affine.matrix, atol=1e-5)
@@ -108,7 +110,7 @@ def test_affine_then_greedy_starts_from_the_affine_solution(test_batches):
     assert not torch.allclose(combined.grid, greedy.grid, atol=1e-3)
     for bad in ("affine+rigid", "greedy+svf", "affine+svf+greedy"):
         with pytest.raises(ValueError, match="combine one linear transform"):
-            _model(EvalSolverSettings(transform=bad))
+            _model(dict(transform=bad))
 
 
 def test_prompting_structure_k_raises_its_dice_without_hurting_the_others(test_batches):
@@ -117,7 +119,7 @@ def test_prompting_structure_k_raises_its_dice_without_hurting_the_others(test_b
     labels = sorted(int(key[5:]) for key in blind[0] if key.startswith("dice_"))
     assert len(labels) >= 3
     for label in labels:
-        prompted = _rows(_model(EvalSolverSettings(prompt_labels=[label], prompt_weight=1.0)), test_batches)
+        prompted = _rows(_model(dict(prompt_labels=[label], prompt_weight=1.0)), test_batches)
         others = [f"dice_{other}" for other in labels if other != label]
         gain = _mean(prompted, f"dice_{label}") - _mean(blind, f"dice_{label}")
         change = (sum(_mean(prompted, key) for key in others) - sum(_mean(blind, key) for key in others)) / len(others)
@@ -128,11 +130,11 @@ def test_prompting_structure_k_raises_its_dice_without_hurting_the_others(test_b
 def test_a_prompt_needs_label_maps(test_batches):
     batch = {key: value for key, value in test_batches[0].items() if "seg" not in key}
     with pytest.raises(ValueError, match="prompt_labels need label maps"):
-        _model(EvalSolverSettings(prompt_labels=[1]))(batch)
+        _model(dict(prompt_labels=[1]))(batch)
 
 
 def test_a_checkpoint_saved_from_python_keeps_its_settings_and_loads_safely(tmp_path):
-    model = _model(EvalSolverSettings(transform="svf"), network=UNet(dims=2, out_channels=4))
+    model = _model(dict(transform="svf"), network=UNet(dims=2, out_channels=4))
     trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.strategy.connect(model)
     trainer.save_checkpoint(tmp_path / "model.ckpt")
@@ -151,10 +153,10 @@ def test_feature_channels_solve_on_principal_components_of_the_features(test_bat
     batch = test_batches[0]
     grids = {}
     for channels in (None, 6, 2):
-        model = _model(network=network, eval_solver=EvalSolverSettings(feature_channels=channels)).eval()
+        model = _model(network=network, eval_solver=dict(feature_channels=channels)).eval()
         with torch.no_grad():
             grids[channels] = model.register(batch)[-1].grid
     assert torch.equal(grids[None], grids[6])
     assert not torch.allclose(grids[None], grids[2]) and bool(torch.isfinite(grids[2]).all())
     with pytest.raises(ValueError, match="feature_channels must be a whole number"):
-        replace(TRAIN, feature_channels=0).layer()
+        TRAIN.changed(feature_channels=0)

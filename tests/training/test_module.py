@@ -10,9 +10,9 @@ import torch
 from lightning_reg.data import SyntheticDataModule
 from lightning_reg.evaluation.metrics import dice_per_label
 from lightning_reg.nn import IdentityFeatures, UNet
+from lightning_reg.solver import SolverOptions
 from lightning_reg.training.losses import ImageDissimilarity, one_hot_labels, soft_dice_loss
 from lightning_reg.training.module import RegistrationModule
-from lightning_reg.training.solver_settings import SolverSettings
 
 QUIET = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
 
@@ -23,15 +23,15 @@ def test_training_raises_validation_dice_above_the_classical_solver_on_raw_inten
         shape=(32, 32), num_labels=4, label_smoothness=4.0, warp_magnitude=1.5, train_pairs=64, val_pairs=6
     )
     baseline = RegistrationModule(
-        network=IdentityFeatures(dims=2), train_solver=SolverSettings(similarity="lncc", iterations=[40, 20, 10])
+        network=IdentityFeatures(dims=2), train_solver=SolverOptions(similarity="lncc", iterations=[40, 20, 10])
     )
     classical = L.Trainer(**QUIET).validate(baseline, data, verbose=False)[0]["val/dice"]
     unregistered_model = RegistrationModule(
-        network=IdentityFeatures(dims=2), train_solver=SolverSettings(iterations=[0, 0, 0])
+        network=IdentityFeatures(dims=2), train_solver=SolverOptions(iterations=[0, 0, 0])
     )
     unregistered = L.Trainer(**QUIET).validate(unregistered_model, data, verbose=False)[0]["val/dice"]
     model = RegistrationModule(
-        network=UNet(dims=2, widths=[8, 16, 16, 16]), train_solver=SolverSettings(iterations=[40, 20, 10]), lr=3e-3
+        network=UNet(dims=2, widths=[8, 16, 16, 16]), train_solver=SolverOptions(iterations=[40, 20, 10]), lr=3e-3
     )
     untrained = L.Trainer(**QUIET).validate(model, data, verbose=False)[0]["val/dice"]
     trainer = L.Trainer(max_steps=100, limit_val_batches=0, **QUIET)
@@ -79,13 +79,13 @@ def _batch(shape=(32, 32), labels=True):
 
 
 def test_missing_labels_with_dice_weight_is_a_clear_error():
-    model = RegistrationModule(network=UNet(dims=2), train_solver=SolverSettings(iterations=[2, 2, 2]))
+    model = RegistrationModule(network=UNet(dims=2), train_solver=SolverOptions(iterations=[2, 2, 2]))
     with pytest.raises(ValueError, match="dice_weight > 0 needs label maps"):
         model.training_step(_batch(labels=False), 0)
 
 
 def test_images_of_the_wrong_dimensionality_are_a_clear_error():
-    model = RegistrationModule(network=UNet(dims=2), train_solver=SolverSettings(iterations=[2, 2, 2]))
+    model = RegistrationModule(network=UNet(dims=2), train_solver=SolverOptions(iterations=[2, 2, 2]))
     with pytest.raises(ValueError, match="2D network"):
         model.training_step(_batch(shape=(16, 16, 16)), 0)
 
@@ -100,15 +100,15 @@ def test_a_checkpoint_of_another_network_is_a_clear_error():
 
 def test_bad_solver_settings_fail_when_the_module_is_built():
     with pytest.raises(ValueError, match="unknown transform"):
-        RegistrationModule(network=UNet(dims=2), eval_solver=SolverSettings(transform="demons"))
+        RegistrationModule(network=UNet(dims=2), eval_solver={"transform": "demons"})
     with pytest.raises(ValueError, match="one iteration count"):
-        RegistrationModule(network=UNet(dims=2), train_solver=SolverSettings(iterations=[10, 10]))
+        RegistrationModule(network=UNet(dims=2), train_solver={"iterations": [10, 10]})
 
 
 def test_the_model_shows_optimization_as_a_layer_and_keeps_only_network_weights():
     model = RegistrationModule(
-        train_solver=SolverSettings(transform="greedy"),
-        eval_solver=SolverSettings(transform="affine+svf", iterations=[5]),
+        train_solver=SolverOptions(transform="greedy"),
+        eval_solver={"transform": "affine+svf", "iterations": [5]},
     )
     summary = repr(model)
     assert "(train_layer): RegistrationLayer(transform='greedy'" in summary
@@ -123,7 +123,7 @@ def test_the_evaluation_label_mode_is_the_one_the_metrics_use():
     data = SyntheticDataModule(shape=(32, 32), num_labels=6, test_pairs=2, batch_size=2)
     data.setup("test")
     batch = next(iter(data.test_dataloader()))
-    settings = SolverSettings(transform="greedy", iterations=[10])
+    settings = SolverOptions(transform="greedy", iterations=[10])
     scores = {}
     for mode in ("linear", "nearest"):
         model = RegistrationModule(network=IdentityFeatures(dims=2), train_solver=settings, eval_label_mode=mode)

@@ -14,7 +14,6 @@ from ...models import resolve_checkpoint
 from ...solver import normalize_intensities
 from ...solver.geometry.spatial import voxel_spacing
 from ...training.module import RegistrationModule
-from ...training.solver_settings import SolverSettings
 
 
 def load_model(path: Path, device: torch.device) -> RegistrationModule:
@@ -44,21 +43,6 @@ def _read_model(path: Path, resolved: Path, device: torch.device) -> Registratio
             f"{path} is not a lightning-reg checkpoint of this version ({type(error).__name__}: {reason})"
         ) from None
     return model.eval().to(device)
-
-
-def settings_with(model: RegistrationModule, **overrides) -> SolverSettings:
-    """The model's evaluation settings with the options the user gave (``None``: keep the model's); a
-    similarity given is read as the network reads it (with ``AddedFeatures``: the image's)."""
-    settings = model.eval_solver_with(**{k: v for k, v in overrides.items() if v is not None})
-    for name in ("regularizer", "linear"):  # "none" given on the command line
-        if getattr(settings, name) == "none":
-            setattr(settings, name, None)
-    try:
-        settings.check_levels(model.network.scales)
-        settings.layer()
-    except ValueError as error:
-        raise InputError(str(error)) from None
-    return settings
 
 
 #: voxels longer than this many times their shortest side count as thick slices

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from argparse import SUPPRESS
+from typing import get_args
 
 from ...errors import OneLineParser
 from ...files.nifti import default_max_voxels
@@ -10,8 +12,19 @@ from ...models import BUNDLED
 from ...solver import CLASSICAL, FAST, PRESETS, choices
 from ...solver.energy.similarity import LNCC_WINDOW
 from ...solver.options import option_help
-from ...solver.result import LABEL_MODE
-from ..parsing import checkpoint_option, count, device_option, finite_float, positive_int, thread_count, user_path
+from ...solver.result import LABEL_MODE, LabelMode
+from ..parsing import (
+    NONE_WORD,
+    checkpoint_option,
+    count,
+    device_option,
+    finite_float,
+    optional_choice,
+    positive_int,
+    thread_count,
+    user_path,
+)
+from .request import InverseWarp, MetricsSet
 
 
 def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParser:
@@ -22,6 +35,14 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
         "Solver options left out take the defaults shown, or with --checkpoint the model's "
         "evaluation settings.",
     )
+    _add_inputs(parser.add_argument_group("inputs"))
+    _add_solver_options(parser.add_argument_group("solver (defaults shown; with --checkpoint: the model's)"))
+    _add_outputs(parser.add_argument_group("outputs and run"))
+    return parser
+
+
+def _add_inputs(parser: argparse._ActionsContainer) -> None:
+    """The files to register and their label maps, masks, landmarks; the model."""
     parser.add_argument("--fixed", type=user_path, help="fixed image (.nii/.nii.gz)")
     parser.add_argument("--moving", type=user_path, help="moving image (.nii/.nii.gz)")
     parser.add_argument(
@@ -59,6 +80,10 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
         type=checkpoint_option,
         help=f"a model trained with lightning-reg fit (.ckpt), or a bundled model by name: {', '.join(BUNDLED)}",
     )
+
+
+def _add_solver_options(parser: argparse._ActionsContainer) -> None:
+    """The solver's options (``SolverOptions`` field names; the ones left out are absent from the namespace)."""
     _solver_flag(parser, "transform", choices=choices("transform"))
     _solver_flag(parser, "similarity", choices=choices("similarity"))
     _solver_flag(parser, "scales", type=finite_float, nargs="+")
@@ -70,28 +95,28 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
         help="classical settings: default, or fast (about a third of the time for about 0.01 less "
         "Dice on brain MRI, benchmarks/pareto.py); options given explicitly override it",
     )
-    parser.add_argument(
-        "--init",
-        choices=["none", *choices("linear")],
-        help=f"{option_help('linear')} Default: none",
-    )
+    _none_or_choice(parser, "--init", "linear")
     parser.add_argument(
         "--learning-rate",
+        default=SUPPRESS,
         type=finite_float,
         help="step: voxels (deformable) or frame units (linear); > 0; default: the transform's own",
     )
-    parser.add_argument("--window", type=positive_int, help=f"lncc window, voxels; default {LNCC_WINDOW}")
+    parser.add_argument(
+        "--window", type=positive_int, default=SUPPRESS, help=f"lncc window, voxels; default {LNCC_WINDOW}"
+    )
     parser.add_argument(
         "--feature-channels",
         type=positive_int,
+        default=SUPPRESS,
         help="with --checkpoint: solve on this many "
         "principal components of the model's features (fewer: a faster solve); default: the "
         "model's own setting (its card says which)",
     )
+    _none_or_choice(parser, "--regularizer", "regularizer")
     parser.add_argument(
-        "--regularizer", choices=["none", *choices("regularizer")], help=f"{option_help('regularizer')} Default: none"
+        "--regularizer-weight", type=finite_float, default=SUPPRESS, help="weight of --regularizer; needed with it"
     )
-    parser.add_argument("--regularizer-weight", type=finite_float, help="weight of --regularizer; needed with it")
     _solver_flag(parser, "tolerance", type=finite_float)
     _solver_flag(parser, "optimizer", choices=choices("optimizer"))
     _solver_flag(parser, "interpolation", choices=choices("interpolation"))
@@ -100,13 +125,20 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
         type=int,
         nargs="+",
         metavar="LABEL",
+        default=SUPPRESS,
         help="label values to align as well (a label-fidelity term; needs both --*-seg)",
     )
-    parser.add_argument("--prompt-weight", type=finite_float, default=1.0, help="weight of the prompt term")
+    parser.add_argument(
+        "--prompt-weight", type=finite_float, default=SUPPRESS, help="weight of the prompt term; default 1"
+    )
+
+
+def _add_outputs(parser: argparse._ActionsContainer) -> None:
+    """What is written and measured, and how the command runs."""
     parser.add_argument(
         "--label-mode",
         default=LABEL_MODE,
-        choices=["nearest", "linear"],
+        choices=get_args(LabelMode),
         help="label warping, for warped_seg and the metrics: nearest voxel, or linear one-hot and "
         "the most likely label (as ANTs' GenericLabel, and as lightning-reg test); default "
         "%(default)s",
@@ -114,14 +146,14 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
     parser.add_argument(
         "--inverse-warp",
         default="write",
-        choices=["write", "converged", "skip"],
+        choices=get_args(InverseWarp),
         help="1InverseWarp.nii.gz: write it (with a warning when the inversion did not converge), "
         "write it only when it converged, or skip it (and its time); default %(default)s",
     )
     parser.add_argument(
         "--metrics",
         default="all",
-        choices=["all", "quick"],
+        choices=get_args(MetricsSet),
         help="metrics.json's figures: all, or quick: without HD95 and the non-diffeomorphic volume "
         "(about 1 s less for a 3D brain with labels); default %(default)s",
     )
@@ -160,7 +192,6 @@ def build_parser(prog: str = "lightning-reg register") -> argparse.ArgumentParse
         help="do not draw qc.png (fixed, moving, warped, label outlines, checkerboard, deformed grid, "
         "Jacobian determinant: three orthogonal slices of a 3D pair)",
     )
-    return parser
 
 
 def _shown(value) -> str:
@@ -171,9 +202,20 @@ def _shown(value) -> str:
     )
 
 
-def _solver_flag(parser: argparse.ArgumentParser, name: str, extra: str = "", **kwargs) -> None:
+def _solver_flag(parser: argparse._ActionsContainer, name: str, extra: str = "", **kwargs) -> None:
     """``--name`` of a solver option: its help from ``SolverOptions``, the classical default shown."""
     default = getattr(CLASSICAL, name)
     shown = "the optimizer's (above)" if default is None else _shown(default)
     text = f"{option_help(name)} Default: {shown}" + (f" ({extra})" if extra else "")
-    parser.add_argument(f"--{name.replace('_', '-')}", help=text.replace("%", "%%"), **kwargs)
+    parser.add_argument(f"--{name.replace('_', '-')}", help=text.replace("%", "%%"), default=SUPPRESS, **kwargs)
+
+
+def _none_or_choice(parser: argparse._ActionsContainer, flag: str, option: str) -> None:
+    """``flag``: one of ``option``'s choices, or ``none`` (no such stage or term, its default)."""
+    parser.add_argument(
+        flag,
+        type=optional_choice(choices(option)),
+        default=SUPPRESS,
+        metavar="{" + ",".join((NONE_WORD, *choices(option))) + "}",
+        help=f"{option_help(option)} Default: none",
+    )

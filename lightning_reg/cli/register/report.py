@@ -79,12 +79,12 @@ def build_report(
     report = {
         "transform": transform,
         "similarity": described["similarity"],
-        "init": linear or "none",
+        "init": linear,
         "scales": described["scales"],
         "iterations": described["iterations"],
         "checkpoint": str(request.checkpoint) if request.checkpoint else None,
-        "prompt_labels": list(request.prompt_labels),
-        "prompt_weight": request.prompt_weight,
+        "prompt_labels": described["prompt_labels"],
+        "prompt_weight": described["prompt_weight"],
         "masks": {
             "fixed": request.fixed_mask and str(request.fixed_mask),
             "moving": request.moving_mask and str(request.moving_mask),
@@ -93,7 +93,7 @@ def build_report(
         "ndv_percent": row["ndv_percent"],
         "sdlogj": row["sdlogj"],
         "seconds": seconds,
-        "stationarity": float(result.stationarity[0]),
+        "stationarity": float(result.stationarity[0]) if result.stationarity is not None else None,
         "label_mode": request.label_mode if measured.before is not None else None,
     }
     warn_folding(row["folding_percent"])

@@ -6,19 +6,29 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Mapping
 
 from ...errors import InputError
 from ...solver import PRESETS, SolverOptions
 from ...solver.checks import check_number
+from ...solver.result import LABEL_MODE, LabelMode
+
+#: the solver options with a flag of their own name (``--transform``, ``--prompt-labels``, ...)
+SOLVER_FLAGS: tuple[str, ...] = ("transform", "similarity", "scales", "iterations", "tolerance", "optimizer")
+SOLVER_FLAGS += ("interpolation", "regularizer", "regularizer_weight", "feature_channels", "prompt_labels")
+SOLVER_FLAGS += ("prompt_weight",)
+
+#: what becomes of the inverse warp (``--inverse-warp``), and which metrics are measured (``--metrics``)
+InverseWarp = Literal["write", "converged", "skip"]
+MetricsSet = Literal["all", "quick"]
 
 
 @dataclass(frozen=True)
 class RegisterRequest:
     """One registration of two files: the command's options (``lightning-reg register --help``).
 
-    The solver's options are kept as the user gave them (``None``: not given), because a classical
-    registration fills them from ``preset`` and a model's from its own evaluation settings.
+    ``solver`` holds the solver options the user gave, by ``SolverOptions`` field name; they change
+    the options of ``preset`` (classical) or the model's evaluation options (``checkpoint``).
     """
 
     fixed: Path
@@ -31,25 +41,11 @@ class RegisterRequest:
     fixed_landmarks: Path | None = None
     moving_landmarks: Path | None = None
     checkpoint: Path | None = None
-    transform: str | None = None
-    similarity: str | None = None
-    scales: tuple[float, ...] | None = None
-    iterations: tuple[int, ...] | None = None
-    preset: str = "default"
-    init: str | None = None
-    learning_rate: float | None = None
-    window: int | None = None
-    feature_channels: int | None = None
-    regularizer: str | None = None
-    regularizer_weight: float | None = None
-    tolerance: float | None = None
-    optimizer: str | None = None
-    interpolation: str | None = None
-    prompt_labels: tuple[int, ...] = ()
-    prompt_weight: float = 1.0
-    label_mode: str = "linear"
-    inverse_warp: str = "write"
-    metrics: str = "all"
+    preset: Literal["default", "fast"] = "default"
+    solver: Mapping[str, Any] = field(default_factory=dict)
+    label_mode: LabelMode = LABEL_MODE
+    inverse_warp: InverseWarp = "write"
+    metrics: MetricsSet = "all"
     device: Any = "cpu"
     threads: int | None = None
     max_voxels: int | None = None
@@ -61,14 +57,13 @@ class RegisterRequest:
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> RegisterRequest:
-        """The request of the parsed command line (``build_parser``)."""
-        given = {
-            item.name: getattr(args, item.name) for item in fields(cls) if getattr(args, item.name, None) is not None
-        }
-        for name in ("scales", "iterations", "prompt_labels", "command_line"):
-            if name in given:
-                given[name] = tuple(given[name])
-        return cls(**given)
+        """The request of the parsed command line (``build_parser``: solver flags left out are absent)."""
+        given = vars(args)
+        own = {item.name: given[item.name] for item in fields(cls) if given.get(item.name) is not None}
+        own["solver"] = solver_changes(given)
+        if "command_line" in own:
+            own["command_line"] = tuple(own["command_line"])
+        return cls(**own)
 
     @property
     def learned(self) -> bool:
@@ -78,46 +73,35 @@ class RegisterRequest:
     @property
     def input_files(self) -> dict[str, Path]:
         """Every input file given, by its option's name."""
-        names = ("fixed", "moving", "fixed_seg", "moving_seg", "fixed_mask", "moving_mask")
+        names: tuple[str, ...] = ("fixed", "moving", "fixed_seg", "moving_seg", "fixed_mask", "moving_mask")
         names += ("fixed_landmarks", "moving_landmarks")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
+    def changes(self, base: SolverOptions) -> dict[str, Any]:
+        """The user's solver options as changes of ``base``: a new ``--transform`` keeps ``base``'s
+        linear stage unless ``--init`` says otherwise."""
+        changes = dict(self.solver)
+        if "transform" in changes and "linear" not in changes:
+            changes["linear"] = base.linear
+        return changes
+
     def classical_options(self) -> SolverOptions:
-        """The options of classical registration: the ones given, else the preset's (ValueError if
-        they cannot be solved with)."""
-        given = {
-            "transform": self.transform,
-            "similarity": self.similarity,
-            "scales": self.scales,
-            "iterations": self.iterations,
-            "tolerance": self.tolerance,
-            "optimizer": self.optimizer,
-            "interpolation": self.interpolation,
-        }
-        changes: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
-        if self.init is not None:
-            changes["linear"] = None if self.init == "none" else self.init
+        """The options of classical registration: the preset's with the ones given (ValueError if they
+        cannot be solved with)."""
         preset = PRESETS[self.preset]
-        similarity = changes.get("similarity", preset.similarity)
-        return preset.changed(
-            **changes,
-            regularizer=None if self.regularizer in (None, "none") else self.regularizer,
-            regularizer_weight=self.regularizer_weight or 0.0,
-            transform_options={} if self.learning_rate is None else {"learning_rate": self.learning_rate},
-            similarity_options={"window": self.window} if self.window and similarity == "lncc" else {},
-        )
+        return preset.changed(**self.changes(preset))
 
     def check(self) -> None:
         """InputError for what can be told before reading an image: option combinations and (without
         a checkpoint) the solver's options, by building them."""
-        check_number("--prompt-weight", self.prompt_weight, 0)
+        check_number("--prompt-weight", self.solver.get("prompt_weight", 1.0), 0)
         if (self.fixed_seg is None) != (self.moving_seg is None):
             raise InputError("give both --fixed-seg and --moving-seg, or neither")
         if (self.fixed_landmarks is None) != (self.moving_landmarks is None):
             raise InputError("give both --fixed-landmarks and --moving-landmarks, or neither")
-        if self.prompt_labels and self.fixed_seg is None:
+        if self.solver.get("prompt_labels") and self.fixed_seg is None:
             raise InputError("--prompt-labels needs the label maps of both images: give --fixed-seg and --moving-seg")
-        if self.feature_channels is not None and not self.learned:
+        if "feature_channels" in self.solver and not self.learned:
             raise InputError(
                 "--feature-channels reduces a --checkpoint model's features; classical registration "
                 "solves on the image itself"
@@ -127,9 +111,26 @@ class RegisterRequest:
                 f"--preset {self.preset} sets the classical solver's iterations; a --checkpoint model has its "
                 f"own (give --iterations to change them)"
             )
-        if self.regularizer not in (None, "none") and self.regularizer_weight is None and not self.learned:
-            raise InputError(
-                f"--regularizer {self.regularizer} needs its weight: give --regularizer-weight W (e.g. 0.1)"
-            )
+        regularizer = self.solver.get("regularizer")
+        if regularizer is not None and "regularizer_weight" not in self.solver and not self.learned:
+            raise InputError(f"--regularizer {regularizer} needs its weight: give --regularizer-weight W (e.g. 0.1)")
         if not self.learned:
-            self.classical_options()
+            try:
+                self.classical_options()
+            except (TypeError, ValueError) as error:
+                raise InputError(str(error)) from None
+
+
+def solver_changes(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The solver options among the parsed flags ``given``, by ``SolverOptions`` field name."""
+    changes = {name: given[name] for name in SOLVER_FLAGS if name in given}
+    for name in ("scales", "iterations", "prompt_labels"):
+        if name in changes:
+            changes[name] = tuple(changes[name])
+    if "init" in given:
+        changes["linear"] = given["init"]
+    if "learning_rate" in given:
+        changes["transform_options"] = {"learning_rate": given["learning_rate"]}
+    if "window" in given:
+        changes["similarity_options"] = {"window": given["window"]}
+    return changes

@@ -25,13 +25,13 @@ REGULARIZERS = {"diffusion": diffusion, "bending": bending}
 
 
 def get_regularizer(name: str | None, weight: float = 0.0):
-    """The penalty called ``name`` (``diffusion``, ``bending``), or None for ``None``/``"none"``;
+    """The penalty called ``name`` (``diffusion``, ``bending``), or None for ``None``;
     ``weight`` must be finite and >= 0, and > 0 when a penalty is named (else it would do nothing)."""
     weight = check_number("regularizer_weight", weight, 0)
-    if name in (None, "none"):
+    if name is None:
         return None
     if name not in REGULARIZERS:
-        raise ValueError(f"unknown regularizer {name!r}; choose one of none, {', '.join(REGULARIZERS)}")
+        raise ValueError(f"unknown regularizer {name!r}; choose one of {', '.join(REGULARIZERS)} (or None)")
     if weight == 0:
         raise ValueError(
             f"regularizer {name!r} has weight 0, so it would change nothing: give its weight "

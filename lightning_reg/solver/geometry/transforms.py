@@ -48,6 +48,9 @@ class Transform:
 
     name = "base"
     deformable = False
+    #: whether its steps are smoothed by ``smooth_grad_sigma`` and ``smooth_warp_sigma`` (the dense fields;
+    #: B-spline's control grid is smooth by construction)
+    smoothed = False
     #: how the transform samples fields inside the energy (svf's squarings): ``bilinear`` or
     #: ``cubic``; the layer sets it from its ``interpolation``
     interpolation = "bilinear"
@@ -228,6 +231,7 @@ class DenseTransform(Transform):
     """
 
     deformable = True
+    smoothed = True
 
     def __init__(
         self, learning_rate: float = 0.25, smooth_grad_sigma: float = 1.0, smooth_warp_sigma: float = 0.5
@@ -374,6 +378,7 @@ class BSpline(DenseTransform):
     """
 
     name = "bspline"
+    smoothed = False
 
     def __init__(
         self,
