@@ -13,7 +13,7 @@ import sys
 import textwrap
 import warnings
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, NoReturn
 
 EXIT_BAD_INPUT = 2
 #: the shell's code for a command ended by Ctrl-C (128 + SIGINT)
@@ -80,7 +80,7 @@ def first_reason(message: str) -> str:
 
 
 def _os_message(error: OSError) -> str | None:
-    hint = _OS_HINTS.get(error.errno)
+    hint = None if error.errno is None else _OS_HINTS.get(error.errno)
     if hint is None:
         return None
     verb = "write" if error.errno in _WRITE_ERRNOS else "access"
@@ -166,7 +166,7 @@ def one_line_warnings(program: str) -> None:
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming the problem (exit code 2)."""
 
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
 
 

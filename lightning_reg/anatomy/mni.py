@@ -26,6 +26,7 @@ import torch
 from ..data.brains.cohort import HELD_OUT, held_out_pairs
 from ..data.brains.grid import brain_mask, grid_affine, labels_on_grid
 from ..data.brains.recipes import RECIPES
+from ..files.nifti import nifti_image
 from ..solver import register
 from .resampling import intensities_on_grid, write_pairs
 from .sources import ICBM152, read_member
@@ -83,9 +84,9 @@ def build_mni(out: Path, nilearn: Path, save) -> None:
     the DK build wrote, with ``save(array, path)``."""
     template = mni_template(nilearn)
     for subject in HELD_OUT:
-        arrays = {"labels": np.asanyarray(nib.load(out / "labels" / f"{subject}.nii.gz").dataobj)}
+        arrays = {"labels": np.asanyarray(nifti_image(out / "labels" / f"{subject}.nii.gz").dataobj)}
         for recipe in RECIPES:
-            arrays[recipe] = np.asanyarray(nib.load(out / "images" / f"{subject}_{recipe}.nii.gz").dataobj)
+            arrays[recipe] = np.asanyarray(nifti_image(out / "images" / f"{subject}_{recipe}.nii.gz").dataobj)
         for name, array in to_template(template, arrays["t1like"], arrays).items():
             save(array, out / "mni" / f"{subject}_{name}.nii.gz")
     write_pairs(out / "mni_pairs.csv", held_out_pairs(), "mni/{subject}_t1like.nii.gz", "mni/{subject}_labels.nii.gz")

@@ -75,11 +75,12 @@ def _other(argv: list[str]) -> int:
 
 
 def _lightning(argv: list[str]) -> int:
-    from lightning.pytorch.utilities import rank_zero_only
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
     from .lightning import run_lightning
 
     program = f"lightning-reg {argv[0]}"
+    first = getattr(rank_zero_only, "rank", 0) == 0  # Lightning sets the process's rank on the function
     try:
         folder = run_lightning(argv)
     except SystemExit as stop:  # Lightning ends a run stopped by Ctrl-C with exit(1)
@@ -87,10 +88,11 @@ def _lightning(argv: list[str]) -> int:
 
         if InterruptCheckpoint.interrupted is None:
             raise
-        return interrupted(program, InterruptCheckpoint.interrupted) if rank_zero_only.rank == 0 else stop.code
+        code = stop.code if isinstance(stop.code, int) else 1
+        return interrupted(program, InterruptCheckpoint.interrupted) if first else code
     except Exception as error:  # the user's settings, data, files and machine; else a traceback
         # every DDP process finds the same error: say it once
-        return report(error, program, show=rank_zero_only.rank == 0)
-    if folder is not None and rank_zero_only.rank == 0:
+        return report(error, program, show=first)
+    if folder is not None and first:
         print(f"{program}: wrote {folder}", file=sys.stderr)
     return 0

@@ -74,7 +74,7 @@ class SolverProgress:
     def _scale_done(self) -> None:
         if self.bar is None:
             self.phases.say(
-                f"  level {self.scale + 1}: {self.iterations} iterations, energy {self.energy:.5f} "
+                f"  level {(self.scale or 0) + 1}: {self.iterations} iterations, energy {self.energy:.5f} "
                 f"({time.perf_counter() - self.start:.1f} s)"
             )
         self.iterations, self.start = 0, time.perf_counter()

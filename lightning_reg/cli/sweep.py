@@ -8,6 +8,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -22,7 +23,7 @@ from .parsing import user_path
 class SweepParser(OneLineParser):
     """Everything after ``--`` is kept, unparsed, as ``run_args``: options for every run's command."""
 
-    def parse_args(self, args=None, namespace=None) -> argparse.Namespace:
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
         args = list(sys.argv[1:] if args is None else args)
         split = args.index("--") if "--" in args else len(args)
         parsed = super().parse_args(args[:split], namespace)

@@ -7,8 +7,10 @@ from typing import Callable
 import lightning as L
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..hyperparameters import AttributeHyperparameters
 
-class PairDataModule(L.LightningDataModule):
+
+class PairDataModule(AttributeHyperparameters, L.LightningDataModule):
     """A LightningDataModule of registration pairs: ``batch_size`` pairs a batch (per process under
     DDP) and ``num_workers`` loader workers a process, kept alive between epochs; prediction reads the
     test pairs. Subclasses make the datasets and samplers."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torchio as tio
@@ -151,7 +151,7 @@ class ReadablePairs(Dataset):
     ``i, i + 1, ...`` whose files read, with the messages of those skipped in ``item["unreadable"]``
     (newline-separated; empty when none). ``max_tries`` unreadable pairs in a row are an error."""
 
-    def __init__(self, dataset: Dataset, max_tries: int = 8) -> None:
+    def __init__(self, dataset: Any, max_tries: int = 8) -> None:  # a Dataset with a length
         self.dataset, self.max_tries = dataset, max_tries
 
     def __len__(self) -> int:

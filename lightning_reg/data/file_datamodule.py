@@ -111,7 +111,8 @@ class FileDataModule(PairDataModule):
             raise ValueError(f"train_pairs must be >= 1, got {train_pairs}")
         self.dims, self.shift_name = dims, shift
         self.max_unreadable_fraction = check_number("max_unreadable_fraction", max_unreadable_fraction, 0)
-        self.pairs_drawn, self.unreadable, self.warned = 0, 0, set()
+        self.pairs_drawn, self.unreadable = 0, 0
+        self.warned: set[str] = set()
         self.seed = seed
         # not val_pairs/test_pairs: LightningCLI carries options of the same name over from the
         # default SyntheticDataModule, where they mean how many pairs to draw
@@ -129,22 +130,22 @@ class FileDataModule(PairDataModule):
         """The records of every split (subclasses read their layout here)."""
         raise NotImplementedError
 
-    def scan(self) -> None:
-        """Find the splits now: subclasses call it at the end of ``__init__`` so that a wrong
+    def scan(self) -> Splits:
+        """Find the splits now (once): subclasses call it at the end of ``__init__`` so that a wrong
         folder is reported before a trainer or a logger starts."""
-        self.splits = self.find_splits()
+        if self.splits is None:
+            self.splits = self.find_splits()
+        return self.splits
 
     # ----------------------------------------------------------------------------------- set-up
     def setup(self, stage: str | None = None) -> None:
-        if self.splits is None:
-            self.scan()
-        splits = self.splits
+        splits = self.scan()
         needed = {
             "fit": (splits.train_subjects, splits.train_pairs, splits.val),
             "validate": (splits.val,),
             "test": (splits.test,),
             "predict": (splits.test,),
-        }.get(stage or "fit")
+        }.get(stage or "fit", ())
         records = {
             record for group in needed for item in group for record in (item if isinstance(item, tuple) else (item,))
         }
@@ -169,7 +170,8 @@ class FileDataModule(PairDataModule):
         return pairs if count is None else pairs[:count]
 
     def train_dataloader(self) -> DataLoader:
-        splits = self.splits
+        splits = self.scan()
+        dataset: SubjectPairs | FixedPairs
         if splits.train_subjects:
             dataset = SubjectPairs(splits.train_subjects, self._pipeline(augment=True))
             count = min(self.train_count, len(dataset))
@@ -210,10 +212,10 @@ class FileDataModule(PairDataModule):
         return batch
 
     def val_dataloader(self) -> DataLoader:
-        dataset = FixedPairs(self._first(self.splits.val, self.val_count, "validation"), self._pipeline())
+        dataset = FixedPairs(self._first(self.scan().val, self.val_count, "validation"), self._pipeline())
         return self.pair_loader(dataset, evaluation_sampler(dataset, self.trainer, "validation"), collate_pairs)
 
     def test_dataloader(self) -> DataLoader:
-        pairs = self._first(self.splits.test, self.test_count, "test")
+        pairs = self._first(self.scan().test, self.test_count, "test")
         dataset = FixedPairs(pairs, self._pipeline(shift=True), seed=self.seed)
         return self.pair_loader(dataset, evaluation_sampler(dataset, self.trainer, "test"), collate_pairs)

@@ -112,7 +112,9 @@ class OASISDataModule(FileDataModule):
         for entry in description.get("registration_val", []):
             if "fixed" not in entry or "moving" not in entry:
                 raise ValueError(f"{manifest}: a 'registration_val' entry lacks 'fixed' or 'moving': {entry}")
-            pairs.append(tuple(self._labelled(entry[role], labels, manifest) for role in ("fixed", "moving")))
+            pairs.append(
+                (self._labelled(entry["fixed"], labels, manifest), self._labelled(entry["moving"], labels, manifest))
+            )
         if not labels:
             raise ValueError(f"{manifest} lists no 'training' images")
         if not pairs:

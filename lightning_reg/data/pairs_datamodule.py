@@ -91,7 +91,10 @@ class PairsDataModule(FileDataModule):
                     f"{self.manifest}, line {number}: no file in column {', '.join(empty)} (every row "
                     f"needs one where the column is given)"
                 )
-            pair = tuple(_record(row, role, self.manifest.parent, columns) for role in ("fixed", "moving"))
+            pair = (
+                _record(row, "fixed", self.manifest.parent, columns),
+                _record(row, "moving", self.manifest.parent, columns),
+            )
             split = (row.get("split") or "").strip()
             if "split" in columns and split not in SPLITS:
                 raise ValueError(f"{self.manifest}, line {number}: split {split!r} is not one of {', '.join(SPLITS)}")
@@ -99,7 +102,10 @@ class PairsDataModule(FileDataModule):
                 by_split[name].append(pair)
         names = short_names(record.image for pairs in by_split.values() for pair in pairs for record in pair)
         named = {
-            split: [tuple(replace(record, name=names[record.image]) for record in pair) for pair in pairs]
+            split: [
+                (replace(fixed, name=names[fixed.image]), replace(moving, name=names[moving.image]))
+                for fixed, moving in pairs
+            ]
             for split, pairs in by_split.items()
         }
         return Splits(train_pairs=named["train"], val=named["val"], test=named["test"])

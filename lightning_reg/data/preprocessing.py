@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torchio as tio
@@ -117,7 +117,8 @@ def spatial_preprocessing(
     if canonical:
         steps.append(tio.ToCanonical())
     if spacing is not None:
-        steps.append(tio.Resample(tuple(spacing) if isinstance(spacing, Sequence) else float(spacing)))
+        target: Any = tuple(spacing) if isinstance(spacing, Sequence) else float(spacing)  # 2 or 3 axes, or one
+        steps.append(tio.Resample(target))
     if label_lookup:
         steps.append(LookupLabels(label_lookup))
     if size is not None:

@@ -4,11 +4,13 @@ DDP run, and every evaluation pair exactly once over all processes."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sized
+from typing import Any, cast
 
 import lightning as L
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import DistributedSampler
 
 
 def process_layout(trainer: L.Trainer | None) -> tuple[int, int]:
@@ -28,7 +30,7 @@ class TrainingSampler(DistributedSampler):
     its own, which would read the whole dataset each epoch and ignore ``count``.
     """
 
-    def __init__(self, dataset: Dataset, count: int, seed: int = 0, num_replicas: int = 1, rank: int = 0) -> None:
+    def __init__(self, dataset: Any, count: int, seed: int = 0, num_replicas: int = 1, rank: int = 0) -> None:
         if count < 1:
             raise ValueError(f"train_pairs must be >= 1, got {count}")
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
@@ -39,7 +41,7 @@ class TrainingSampler(DistributedSampler):
     def draws(self) -> list[int]:
         """This epoch's ``count`` dataset indices, on every process the same."""
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        size = len(self.dataset)
+        size = len(cast(Sized, self.dataset))
         rounds = [torch.randperm(size, generator=generator) for _ in range(math.ceil(self.count / size))]
         return torch.cat(rounds)[: self.count].tolist()
 
@@ -49,13 +51,13 @@ class TrainingSampler(DistributedSampler):
         return iter(padded[self.rank : self.total_size : self.num_replicas])
 
 
-def training_sampler(dataset: Dataset, count: int, seed: int, trainer: L.Trainer | None) -> TrainingSampler:
+def training_sampler(dataset: Sized, count: int, seed: int, trainer: L.Trainer | None) -> TrainingSampler:
     """A :class:`TrainingSampler` for this process of the trainer."""
     world, rank = process_layout(trainer)
     return TrainingSampler(dataset, count, seed, world, rank)
 
 
-def evaluation_sampler(dataset: Dataset, trainer: L.Trainer | None, split: str) -> UnrepeatedDistributedSampler | None:
+def evaluation_sampler(dataset: Sized, trainer: L.Trainer | None, split: str) -> UnrepeatedDistributedSampler | None:
     """Under DDP, pairs ``rank, rank + world, ...`` for this process, none repeated (Lightning's
     default repeats pairs to give every process as many, which would count them twice in the
     metrics and the CSV); ``None`` (in order) on one process."""

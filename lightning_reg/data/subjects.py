@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
-import nibabel as nib
 import numpy as np
 import torch
 import torchio as tio
 
 from ..files.landmarks import read_landmarks
-from ..files.nifti import affine_problem, check_size, drop_axis_affine, dtype_problem, mask_weights
+from ..files.nifti import affine_problem, check_size, drop_axis_affine, dtype_problem, mask_weights, nifti_image
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def _header_shape(path: Path, what: str, dims: int) -> tuple[int, ...]:
     if not path.is_file():
         raise ValueError(f"{what} not found: {path}")
     try:
-        image = nib.load(str(path))
+        image = nifti_image(path)
     except Exception as error:  # nibabel raises many types for unreadable files
         raise ValueError(f"cannot read {what} {path} as NIfTI: {error}") from None
     check_size(path, image.shape, None)
@@ -84,7 +84,7 @@ def read_nifti(path) -> tuple[torch.Tensor, np.ndarray]:
     Used instead of torchio's default (SimpleITK), which silently turns NaN into 0; here NaN or
     infinite values are an error that names the file.
     """
-    image = nib.load(str(path))
+    image = nifti_image(path)
     data = np.asanyarray(image.dataobj)
     if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
         raise ValueError(f"{path} contains NaN or infinite values; fix or mask them before registration")
@@ -98,7 +98,7 @@ def read_nifti(path) -> tuple[torch.Tensor, np.ndarray]:
 def load_subject(record: ImageRecord) -> tio.Subject:
     """A torchio subject with ``image`` and, when the record has them, ``seg`` and ``mask`` (label
     maps, so every spatial step resamples them with the image), read by :func:`read_nifti`."""
-    images = {"image": tio.ScalarImage(record.image, reader=read_nifti)}
+    images: dict[str, tio.Image] = {"image": tio.ScalarImage(record.image, reader=read_nifti)}
     for key in ("seg", "mask"):
         if getattr(record, key) is not None:
             images[key] = tio.LabelMap(getattr(record, key), reader=read_nifti)
@@ -116,7 +116,7 @@ def tensor_subject(
         keep = list(range(dims)) + [3]
         grid[np.ix_(keep, keep)] = affine.double().cpu().numpy()
     lift = (lambda t: t.unsqueeze(-1)) if dims == 2 else (lambda t: t)
-    images = {"image": tio.ScalarImage(tensor=lift(image.float()), affine=grid)}
+    images: dict[str, tio.Image] = {"image": tio.ScalarImage(tensor=lift(image.float()), affine=grid)}
     if seg is not None:
         images["seg"] = tio.LabelMap(tensor=lift(seg.long()), affine=grid)
     return tio.Subject(name=name, **images)
@@ -126,17 +126,17 @@ def subject_tensors(subject: tio.Subject, dims: int, source: str) -> dict[str, t
     """``image`` ``[C, *S]`` float32, ``seg`` ``[1, *S]`` int64 and ``mask`` ``[1, *S]`` float32 (1
     inside; when present) and ``affine`` ``[d+1, d+1]`` float64 of a subject; 2D drops the grid's
     axis of length 1. ``source`` names the files in errors."""
-    image = subject["image"]
+    image, seg_image, mask_image = (cast(tio.Image, subject.get(key)) for key in ("image", "seg", "mask"))
     data, affine = image.data.float(), torch.from_numpy(np.asarray(image.affine, dtype=np.float64))
     for key in ("seg", "mask"):
-        if key in subject and not np.allclose(subject[key].affine, image.affine, atol=1e-3):
+        if key in subject and not np.allclose(cast(tio.Image, subject[key]).affine, image.affine, atol=1e-3):
             raise ValueError(
                 f"the {'label map' if key == 'seg' else key} of {source} does not lie on its image's voxel "
                 f"grid after preprocessing (their headers place them differently): resample it onto the "
                 f"image, or keep --data.canonical true if it is the same grid stored in another orientation"
             )
-    seg = subject["seg"].data.long() if "seg" in subject else None
-    mask = mask_weights(subject["mask"].data, f"of {source}") if "mask" in subject else None
+    seg = seg_image.data.long() if "seg" in subject else None
+    mask = mask_weights(mask_image.data, f"of {source}") if "mask" in subject else None
     if dims == 2:
         axis = [n for n in range(3) if data.shape[1 + n] == 1]
         if len(axis) != 1:

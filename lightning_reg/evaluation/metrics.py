@@ -90,10 +90,10 @@ def hd95(
 
     fixed = fixed_seg.squeeze().cpu().numpy()
     warped = warped_seg.squeeze().cpu().numpy()
-    labels = np.sort((label_values(fixed_seg) if labels is None else labels).cpu().numpy())
+    values = np.sort((label_values(fixed_seg) if labels is None else labels).cpu().numpy())
     scale = np.ones(fixed.ndim) if spacing is None else np.asarray([float(s) for s in spacing])
     distances = []
-    for label, box_fixed, box_warped in zip(labels, _label_boxes(fixed, labels), _label_boxes(warped, labels)):
+    for label, box_fixed, box_warped in zip(values, _label_boxes(fixed, values), _label_boxes(warped, values)):
         if box_fixed is None or box_warped is None:
             continue
         box = _union_box(box_fixed, box_warped, fixed.shape)
@@ -157,7 +157,8 @@ def non_diffeomorphic_volume(displacement: torch.Tensor) -> float:
     )
 
     def at(offset: tuple[int, ...]) -> torch.Tensor:
-        return padded[(slice(None), *(slice(1 + o, 1 + o + n) for o, n in zip(offset, shape)))]
+        window = (slice(None), *(slice(1 + o, 1 + o + n) for o, n in zip(offset, shape)))
+        return padded[window]
 
     inverted = torch.zeros(shape, dtype=torch.float64, device=displacement.device)
     for simplex in _simplices(dims):

@@ -48,7 +48,7 @@ def pair_rows(
             "id": pair_id(batch, index),
             "seconds": seconds,
             "folding_percent": folding_percent(determinant[index]),
-            "ndv_percent": non_diffeomorphic_volume(displacement[index]) if full else None,
+            "ndv_percent": None if displacement is None else non_diffeomorphic_volume(displacement[index]),
             "sdlogj": sdlogj(determinant[index]),
         }
         if consistency is not None:
@@ -123,8 +123,9 @@ def gather_rows(trainer: "L.Trainer", rows: list[dict]) -> list[dict]:
         return list(rows)
     gathered: list[list[dict] | None] = [None] * trainer.world_size
     dist.all_gather_object(gathered, list(rows))
-    longest = max(len(part) for part in gathered)
-    return [part[index] for index in range(longest) for part in gathered if index < len(part)]
+    parts = [part or [] for part in gathered]
+    longest = max(len(part) for part in parts)
+    return [part[index] for index in range(longest) for part in parts if index < len(part)]
 
 
 def _spacing(batch: dict, index: int) -> list[float] | None:

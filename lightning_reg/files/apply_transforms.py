@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import torch
 
@@ -20,7 +19,7 @@ from ..errors import InputError, warn
 from ..solver import RegistrationResult, make_frames
 from ..solver.geometry.spatial import apply_matrix, identity_grid, normalized_to_voxel, sample, voxel_to_normalized
 from .ants import AFFINE_FILE, INVERSE_WARP_FILE, WARP_FILE, load_ants_affine
-from .nifti import RAS_TO_LPS, Volume, drop_axis_affine
+from .nifti import RAS_TO_LPS, Volume, drop_axis_affine, nifti_image
 
 #: our single composed field, written beside ANTs' files
 COMPOSED_FILE = "warp.nii.gz"
@@ -63,7 +62,7 @@ def load_itk_displacement(path: str | Path) -> Field:
     mm), as ANTs and ``lightning-reg register`` write it."""
     path = Path(path)
     try:
-        image = nib.load(str(path))
+        image = nifti_image(path)
         array = np.asarray(image.dataobj, dtype=np.float64)
     except Exception as error:  # nibabel, gzip and zlib raise many types for damaged files
         raise InputError(f"cannot read {path} as a displacement field: {error}") from None
@@ -141,6 +140,8 @@ def mapped_points(transforms: Transforms, reference: Volume, inverse: bool = Fal
             points = _affine_points(points, torch.linalg.inv(transforms.affine))
         return points if transforms.inverse_warp is None else _displaced(points, transforms.inverse_warp)
     if transforms.affine is None:
+        if transforms.composed is None:
+            raise InputError(f"{transforms.source} holds no transform ({AFFINE_FILE} or {COMPOSED_FILE})")
         return _displaced(points, transforms.composed)
     if transforms.warp is not None:
         points = _displaced(points, transforms.warp)

@@ -10,6 +10,7 @@ import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -149,13 +150,19 @@ def dtype_problem(dtype: np.dtype) -> str | None:
     return None
 
 
+def nifti_image(path: str | Path) -> nib.Nifti1Image:
+    """``nib.load`` of a NIfTI file (its header read, not its data), typed as the NIfTI image it is
+    (nibabel types it as any file-based image)."""
+    return cast(nib.Nifti1Image, nib.load(str(path)))
+
+
 def _open(path: Path) -> nib.Nifti1Image:
     """The NIfTI file at ``path``, its header read (not its data); InputError when it cannot be."""
     if not path.is_file():
         resolve_path(path)  # a loop of links is named as one
         raise InputError(f"file not found: {path}")
     try:
-        image = nib.load(str(path))
+        image = nifti_image(path)
     except Exception as error:  # nibabel raises many types for unreadable files
         raise InputError(f"cannot read {path} as NIfTI: {error}") from None
     problem = dtype_problem(image.get_data_dtype())
@@ -310,12 +317,12 @@ def onto_grid(volume: Volume, reference: Volume, what: str, ignore_header: bool 
 
 def _full_affine(affine: torch.Tensor) -> np.ndarray:
     """A 4x4 NIfTI affine from a 3x3 (2D) or 4x4 one."""
-    affine = affine.detach().cpu().double().numpy()
-    if affine.shape == (4, 4):
-        return affine
+    matrix = affine.detach().cpu().double().numpy()
+    if matrix.shape == (4, 4):
+        return matrix
     full = np.eye(4)
     keep = [0, 1, 3]
-    full[np.ix_(keep, keep)] = affine
+    full[np.ix_(keep, keep)] = matrix
     return full
 
 

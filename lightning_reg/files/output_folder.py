@@ -29,7 +29,7 @@ from ..errors import InputError, user_message
 try:
     import fcntl
 except ImportError:  # not POSIX: no locks; stale staging folders are then left alone
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 #: the file in every output folder this tool creates; it lists the files written there, which are
 #: all that ``--overwrite`` may replace

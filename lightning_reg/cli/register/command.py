@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> dict:
     request = RegisterRequest.from_arguments(args)
     request.check()
     phases = Phases("lightning-reg register", request.quiet)
-    inputs = [*request.input_files.values(), request.checkpoint]
+    inputs = [*request.input_files.values(), *([request.checkpoint] if request.checkpoint else [])]
     output = OutputFolder(request.out, request.overwrite, inputs)
     with recorded_warnings() as said, output.staged("lightning-reg register") as folder:
         report = register_files(request, phases, folder, said)  # every problem of --out before the work

@@ -8,6 +8,7 @@ import shlex
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -39,7 +40,7 @@ class Loaded:
 
 def load(request: RegisterRequest) -> Loaded:
     """Read and check every input file of ``request`` (landmarks too: a bad file costs no registration)."""
-    read = dict(max_voxels=request.max_voxels, ignore_header=request.ignore_header)
+    read: dict[str, Any] = dict(max_voxels=request.max_voxels, ignore_header=request.ignore_header)
     fixed, moving = load_volume(request.fixed, **read), load_volume(request.moving, **read)
     if fixed.dims != moving.dims:
         raise InputError(f"fixed image is {fixed.dims}D but moving image is {moving.dims}D")
@@ -60,8 +61,8 @@ def load(request: RegisterRequest) -> Loaded:
 
 def _load_masks(request: RegisterRequest, fixed: Volume, moving: Volume) -> dict[str, torch.Tensor | None]:
     """``{"fixed_mask": [1, 1, *S] or None, "moving_mask": ...}`` from ``--fixed-mask``/``--moving-mask``."""
-    masks = {}
-    read = dict(kind="mask", max_voxels=request.max_voxels, ignore_header=request.ignore_header)
+    masks: dict[str, torch.Tensor | None] = {}
+    read: dict[str, Any] = dict(kind="mask", max_voxels=request.max_voxels, ignore_header=request.ignore_header)
     for role, path, image in (("fixed", request.fixed_mask, fixed), ("moving", request.moving_mask, moving)):
         masks[f"{role}_mask"] = None
         if path is not None:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-import nibabel as nib
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ...errors import InputError
+from ...files.nifti import nifti_image
 from ...solver.geometry.spatial import exponentiate, field_to_grid, identity_grid, sample
 from ..base_datamodule import PairDataModule
 from ..sampling import evaluation_sampler, training_sampler
@@ -39,7 +39,7 @@ def read_labels(root: Path, subject: str) -> np.ndarray:
     path = root / "labels" / f"{subject}.nii.gz"
     if not path.is_file():
         raise InputError(f"{path} not found: build the folder first (python -m lightning_reg.anatomy {root})")
-    return np.asarray(nib.load(path).dataobj).astype(np.int64)
+    return np.asarray(nifti_image(path).dataobj).astype(np.int64)
 
 
 def slice_affine(dims: int) -> torch.Tensor:
@@ -189,10 +189,12 @@ class BrainPairs(Dataset):
             raise IndexError(index)
         seed = self.first_seed + index
         generator = torch.Generator().manual_seed(seed)
-        first, second, *maps = self._labels(generator)
-        window, affine = self._window(maps[0].shape[2:], generator)
-        maps = [labels[(..., *window)] for labels in maps]
-        item = {"id": f"{self.split}-{seed}-{first}-{second}", "fixed_affine": affine, "moving_affine": affine}
+        first, second, *drawn = self._labels(generator)
+        window, affine = self._window(drawn[0].shape[2:], generator)
+        crop: tuple[Any, ...] = (..., *window)
+        maps: list[torch.Tensor] = [labels[crop] for labels in drawn]
+        item: dict[str, Any] = {"id": f"{self.split}-{seed}-{first}-{second}", "fixed_affine": affine}
+        item["moving_affine"] = affine
         # drawn only when asked for, so the pairs of a share of 0 stay those of earlier versions
         shared = self.same_contrast > 0 and float(torch.rand(1, generator=generator)) < self.same_contrast
         family = self.families.get(first, "dk")
@@ -256,7 +258,7 @@ class HeldOutPairs(Dataset):
                     f"{path} not found: build the folder first (python -m lightning_reg.anatomy "
                     f"{self.root}; with --overwrite for a folder an earlier version built)"
                 )
-        image, labels = (torch.as_tensor(np.asarray(nib.load(path).dataobj))[None] for path in paths)
+        image, labels = (torch.as_tensor(np.asarray(nifti_image(path).dataobj))[None] for path in paths)
         image, labels = image.float(), labels.long()
         if self.dims == 2:
             image, labels = image[..., image.shape[-1] // 2], labels[..., labels.shape[-1] // 2]

@@ -14,10 +14,11 @@ import nibabel as nib
 import numpy as np
 
 from ...errors import InputError
+from ...files.nifti import nifti_image
 from .grid import centroid_shift, labels_on_grid
 
 #: the aseg structures SynthSeg segments (its ``synthseg-labels-table.txt``): what the loss and Dice score
-ASEG_STRUCTURES = (2, 3, 4, 5, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 24, 26, 28)
+ASEG_STRUCTURES: tuple[int, ...] = (2, 3, 4, 5, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 24, 26, 28)
 ASEG_STRUCTURES += (41, 42, 43, 44, 46, 47, 49, 50, 51, 52, 53, 54, 58, 60)
 SUFFIXES = (".nii.gz", ".nii")
 
@@ -43,7 +44,7 @@ def label_map_names(folder: str | Path) -> dict[str, Path]:
 def read_label_map(path: str | Path) -> np.ndarray:
     """The label map at ``path`` on the common grid, int64, the aseg structures only."""
     try:
-        image = nib.load(str(path))
+        image = nifti_image(path)
         data = np.asanyarray(image.dataobj)
     except Exception as error:  # nibabel raises several types for a damaged file
         raise InputError(f"{path}: not a readable NIfTI label map ({error})") from None
