@@ -208,9 +208,13 @@ class RegistrationCLI(LightningCLI):
         given = {
             found: copy.deepcopy(model[found]) for key in self.given_model_keys if (found := _config_key(model, key))
         }
+        items = _dict_items(model, self.given_model_keys)
         self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        merged = self.config[subcommand].model
         for key, value in given.items():
-            self.config[subcommand].model[key] = value
+            merged[key] = value
+        for (option, item), value in items.items():  # a dict option's items (eval_solver.transform): merged
+            merged[option] = {**(merged.get(option) or {}), item: value}
 
     def instantiate_trainer(self, **kwargs):
         """The trainer; its progress as plain lines (:class:`LogLines`) when stderr is a log file or a
@@ -240,6 +244,19 @@ def _config_key(model, key: str) -> str | None:
     return next(
         (candidate for candidate in (key, ".".join([parts[0], "init_args", *parts[1:]])) if candidate in model), None
     )
+
+
+def _dict_items(model, keys: Sequence[str]) -> dict[tuple[str, str], Any]:
+    """``{(option, item): value}`` for each given key that names an item of a dict option
+    (``eval_solver.transform``), as the parsed model config holds it."""
+    items = {}
+    for key in keys:
+        option, _, rest = key.partition(".")
+        item = rest.split(".")[0]
+        value = model.get(option)
+        if item and isinstance(value, dict) and item in value:
+            items[(option, item)] = copy.deepcopy(value[item])
+    return items
 
 
 def _wandb_options(config) -> Any:
