@@ -9,7 +9,8 @@ time so that each has one home.
   command prints it;
 - ``<!-- record: NAME -->`` becomes the tables of ``benchmarks/results/NAME.json`` (its ``summary``, a
   row per key, and its ``ratios``) with the date, machine and command that made it, so a page never
-  carries a figure typed by hand.
+  carries a figure typed by hand; ``<!-- figures: NAME -->`` the same tables with the command and a
+  link to the record, for the user pages, which name no machine and no date.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from mkdocs.structure.files import File, Files
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {"results/data": ROOT / "benchmarks" / "results", "models": ROOT / "lightning_reg" / "models"}
 HELP = re.compile(r"<!-- cli-help: (\w+) -->")
-RECORD = re.compile(r"<!-- record: ([\w.-]+) -->")
+RECORD = re.compile(r"<!-- (record|figures): ([\w.-]+) -->")
 
 
 def on_files(files: Files, config) -> Files:
@@ -54,15 +55,19 @@ def _table(rows: dict, first: str) -> list[str]:
     return lines
 
 
-def _record(name: str) -> str:
+def _record(kind: str, name: str, page) -> str:
     record = json.loads((SOURCES["results/data"] / f"{name}.json").read_text())
     lines = _table(record["summary"], "run") + [""]
     if record.get("ratios"):
         lines += _table(record["ratios"], "ratio") + [""]
-    lines.append(f"Made on {record['date']}, {record['machine']}: `{record['command']}`")
+    if kind == "record":
+        lines.append(f"Made on {record['date']}, {record['machine']}: `{record['command']}`")
+    else:
+        up = "../" * page.file.src_uri.count("/")
+        lines.append(f"Made by `{record['command']}` ([the record]({up}results/data/{name}.json) says when and where).")
     return "\n".join(lines)
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
-    markdown = RECORD.sub(lambda match: _record(match.group(1)), markdown)
+    markdown = RECORD.sub(lambda match: _record(match.group(1), match.group(2), page), markdown)
     return HELP.sub(lambda match: f"```text\n{_help(match.group(1))}```", markdown)
