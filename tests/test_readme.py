@@ -1,7 +1,8 @@
-"""The README's front door cannot go stale: its Python blocks run as written, and its "Register two
-NIfTI files" commands write what it says they write. (Its install and test commands are the ones
-``.ci/run`` runs.)"""
+"""The README's front door cannot go stale: its Python blocks run as written, its "Register two
+NIfTI files" commands write what it says they write, and its results table is the one the benchmarks'
+records make. (Its install and test commands are the ones ``.ci/run`` runs.)"""
 
+import importlib.util
 import json
 import re
 import shlex
@@ -54,3 +55,13 @@ def test_the_register_quickstart_writes_what_it_says(tmp_path):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["dice"] > metrics["dice_before"]
+
+
+def test_the_results_table_is_the_one_the_records_make():
+    """``benchmarks/readme_results.py`` makes it from ``benchmarks/results/*.json``; a re-run benchmark
+    whose figures are not put in (``--write``) fails here."""
+    spec = importlib.util.spec_from_file_location("readme_results", ROOT / "benchmarks" / "readme_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.readme_table(README) == module.table()
+    assert module.table().count("**") == 2  # one figure in bold: the best Dice
