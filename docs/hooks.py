@@ -10,7 +10,9 @@ time so that each has one home.
 - ``<!-- record: NAME -->`` becomes the tables of ``benchmarks/results/NAME.json`` (its ``summary``, a
   row per key, and its ``ratios``) with the date, machine and command that made it, so a page never
   carries a figure typed by hand; ``<!-- figures: NAME -->`` the same tables with the command and a
-  link to the record, for the user pages, which name no machine and no date.
+  link to the record, for the user pages, which name no machine and no date;
+- ``<!-- table: NAME -->`` becomes ``benchmarks/results/NAME.md``, the table a benchmark wrote beside
+  its record.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {"results/data": ROOT / "benchmarks" / "results", "models": ROOT / "lightning_reg" / "models"}
 HELP = re.compile(r"<!-- cli-help: (\w+) -->")
 RECORD = re.compile(r"<!-- (record|figures): ([\w.-]+) -->")
+TABLE = re.compile(r"<!-- table: ([\w./-]+) -->")
 
 
 def on_files(files: Files, config) -> Files:
@@ -70,4 +73,5 @@ def _record(kind: str, name: str, page) -> str:
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
     markdown = RECORD.sub(lambda match: _record(match.group(1), match.group(2), page), markdown)
+    markdown = TABLE.sub(lambda match: (SOURCES["results/data"] / f"{match.group(1)}.md").read_text().strip(), markdown)
     return HELP.sub(lambda match: f"```text\n{_help(match.group(1))}```", markdown)
