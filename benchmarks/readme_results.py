@@ -1,4 +1,4 @@
-"""The README's results table, made from the benchmarks' records (``benchmarks/results/*.json``), so no
+"""The README's results tables, made from the benchmarks' records (``benchmarks/results/*.json``), so no
 figure of it is typed by hand. ``tests/test_readme.py`` checks that the README holds what this makes;
 after a benchmark is re-run, ``python benchmarks/readme_results.py --write`` puts its figures in.
 """
@@ -13,10 +13,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 RESULTS = ROOT / "benchmarks" / "results"
-#: the table between these markers in the README
-BLOCK = re.compile(
-    r"(<!-- results table: made by benchmarks/readme_results.py -->\n)(.*?)(<!-- end of results table -->)", re.S
-)
+#: a table between these markers in the README (NAME: ``results`` or ``whole command``)
+MARKERS = r"(<!-- {name} table: made by benchmarks/readme_results.py -->\n)(.*?)(<!-- end of {name} table -->)"
+BLOCK = re.compile(MARKERS.format(name="results"), re.S)
+WHOLE_BLOCK = re.compile(MARKERS.format(name="whole command"), re.S)
+#: the whole command's rows: label and key of ``whole_command_3d.json``'s summary; the ratios are to the last row
+WHOLE_ROWS = [
+    ("`register --preset fast`", "ours 50x25x10"),
+    ("the lean path alone (`--preset fast --inverse-warp skip --no-qc --metrics quick`)", "ours lean"),
+    ("the lean path in a `--pairs` batch, per pair", "ours lean --pairs"),
+    ("the same, after the process's start-up", "ours lean --pairs, after start-up"),
+    ("PICSL Greedy 1.4, its quick run (100x50x10)", "picsl-greedy 100x50x10"),
+]
 #: each row: its label, the record (relative to benchmarks/results) and the key of its summary
 ROWS = [
     ("no registration", "pareto_3d_test.json", "none"),
@@ -48,9 +56,20 @@ def table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def readme_table(text: str) -> str:
-    """The table the README holds between its markers (ValueError when it has none)."""
-    found = BLOCK.search(text)
+def whole_command_table() -> str:
+    """The markdown table of :data:`WHOLE_ROWS`: seconds, Dice and the ratio to PICSL Greedy's quick run."""
+    summary = json.loads((RESULTS / "whole_command_3d.json").read_text())["summary"]
+    base = summary[WHOLE_ROWS[-1][1]]["wall"]
+    lines = ["| the whole command, one thread | seconds / pair | mean Dice | vs PICSL Greedy |", "|---|---|---|---|"]
+    for label, key in WHOLE_ROWS:
+        row = summary[key]
+        lines.append(f"| {label} | {row['wall']:.1f} | {row['dice']:.3f} | {row['wall'] / base:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def readme_table(text: str, block: re.Pattern = BLOCK) -> str:
+    """The table the README holds between ``block``'s markers (ValueError when it has none)."""
+    found = block.search(text)
     if found is None:
         raise ValueError("README.md has no results table markers")
     return found.group(2)
@@ -60,11 +79,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--write", action="store_true", help="put the table into README.md")
     args = parser.parse_args()
-    made = table()
+    text = README.read_text()
+    for block, made in ((BLOCK, table()), (WHOLE_BLOCK, whole_command_table())):
+        text = block.sub(lambda match, made=made: match.group(1) + made + match.group(3), text)
+        print(made)
     if args.write:
-        text = README.read_text()
-        README.write_text(BLOCK.sub(lambda match: match.group(1) + made + match.group(3), text))
-    print(made, end="")
+        README.write_text(text)
 
 
 if __name__ == "__main__":

@@ -65,3 +65,4 @@ def test_the_results_table_is_the_one_the_records_make():
     spec.loader.exec_module(module)
     assert module.readme_table(README) == module.table()
     assert module.table().count("**") == 2  # one figure in bold: the best Dice
+    assert module.readme_table(README, module.WHOLE_BLOCK) == module.whole_command_table()
