@@ -26,7 +26,7 @@ PAGE = ROOT / "docs" / "tutorial.md"
 BLOCK = re.compile(r"```bash\n(.*?)```", re.S)
 #: the test's sizes: options added to the commands that start with each key
 TINY = {
-    "python -m lightning_reg.data.example_folder": "--size 24",
+    "python -m lightning_reg.data.example_folder": "--size 16",
     "lightning-reg fit": "--trainer.max_epochs 1 --data.train_pairs 2 --model.train_solver.iterations [4,2,2]",
     "lightning-reg test": "--model.eval_solver.iterations [8,4,2]",
 }
