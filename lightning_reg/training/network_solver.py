@@ -75,8 +75,9 @@ def model_solvers(
     arguments, or a checkpoint's hyperparameters), each as the network reads it and checked against
     its levels (ValueError naming which)."""
     train = network_solver(network, train_solver)
+    changes = as_changes(eval_solver)  # its errors name eval_solver already
     try:
-        evaluation = changed_for(network, train, as_changes(eval_solver))
+        evaluation = changed_for(network, train, changes)
     except (TypeError, ValueError) as error:
         raise ValueError(f"eval_solver: {error}") from None
     for name, options in (("train_solver", train), ("eval_solver", evaluation)):
