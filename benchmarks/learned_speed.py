@@ -9,15 +9,12 @@ training donors rendered T1-like (never the held-out subjects), 96x112x96 at 2 m
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import shlex
-import sys
 import time
 from pathlib import Path
 
 import torch
-from measure import machine
+from measure import provenance
 from real_brains import render_donor
 from register_phases import DONORS
 
@@ -48,9 +45,7 @@ def main() -> None:
     fixed, moving = (torch.as_tensor(render_donor(args.brains, donor)[0])[None, None] for donor in DONORS)
     model = pretrained("brain3d").eval()
     record: dict = {
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{machine('cpu')}, {args.threads} thread(s), torch {torch.__version__}",
-        "command": shlex.join(["python", *sys.argv]),
+        **provenance(args.threads),
     }
     networks = {"brain3d (16, 32, 32, 64), 8 learned": model.network}
     for widths in WIDTHS[1:]:

@@ -1,12 +1,14 @@
 """Shared by the benchmark scripts: peak memory of a run in a fresh process, the machine's name, a
-markdown table, and training a model to a checkpoint."""
+record's provenance, a markdown table, and training a model to a checkpoint."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import platform
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -65,6 +67,15 @@ def machine(device: str) -> str:
         if line.startswith("model name")
     ]
     return names[0] if names else (platform.processor() or platform.machine())
+
+
+def provenance(threads: int, device: str = "cpu", pinned: bool = False) -> dict:
+    """The date, machine and command line a record carries; the docs show them beside its figures."""
+    return {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{machine(device)}, {threads} thread(s){', pinned' if pinned else ''}, torch {torch.__version__}",
+        "command": shlex.join(["python", *sys.argv]),
+    }
 
 
 def markdown_table(rows: list[dict], columns: list[tuple[str, object]], label_keys: list[str]) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from measure import machine
+from measure import provenance
 from real_brains import (
     _fireants,
     _ours,
@@ -238,7 +238,7 @@ def main() -> None:
         "pairs_from": args.pairs_from,
         "pair_count": max(point["pairs"] for point in summary.values()),
         "threads": args.threads,
-        "machine": f"{machine('cpu')}, {args.threads} threads, torch {torch.__version__}",
+        **provenance(args.threads),
         "summary": summary,
         "comparisons": comparisons(summary),
         "pairs": rows,

@@ -29,7 +29,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
-from measure import machine
+from measure import provenance
 
 from lightning_reg.data.brains.anisotropy import thicken
 from lightning_reg.data.brains.cohort import TISSUE_LABELS
@@ -579,7 +579,7 @@ def main() -> None:
         "shift": args.shift,
         "threads": args.threads,
         "checkpoint": context.get("checkpoint"),
-        "machine": f"{machine('cpu')}, {args.threads} threads, torch {torch.__version__}",
+        **provenance(args.threads),
         "settings": {"scales": SCALES, "iterations": ITERATIONS, "lncc_window": WINDOW},
         "pairs": results,
         "summary": {name: summarize(rows, groups) for name, rows in results.items()},

@@ -10,19 +10,15 @@ training donors' label maps (never the held-out subjects) rendered with the fixe
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import shlex
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import torch
-from measure import machine
+from measure import provenance
 from real_brains import render_donor
 
 DONORS = ("9861", "12876")  # training donors: fixed, moving
@@ -58,9 +54,7 @@ def main() -> None:
     report = json.loads((args.out / "registered" / "metrics.json").read_text())
     phases = report["seconds_per_phase"]
     record = {
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{machine('cpu')}, {args.threads} threads, torch {torch.__version__}",
-        "command": shlex.join(["python", *sys.argv]),
+        **provenance(args.threads),
         "summary": {
             "whole command (wall)": {"seconds": wall},
             **{f"phase: {name}": {"seconds": seconds} for name, seconds in phases.items()},

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from measure import machine, markdown_table
+from measure import markdown_table, provenance
 
 from lightning_reg.data.brains.datamodule import BrainDataModule
 from lightning_reg.evaluation.metrics import dice_per_label
@@ -170,7 +170,7 @@ def main() -> None:
     for row in rows:
         row["cosines"] = found[row["estimator"]]
     record = {
-        "machine": f"{machine('cpu')}, {args.threads} threads, torch {torch.__version__}",
+        **provenance(args.threads),
         "dims": args.dims,
         "pairs": [dataset[index]["id"] for index in range(args.pairs)],
         "seconds": args.seconds,

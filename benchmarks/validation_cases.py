@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import torch
-from measure import machine, markdown_table
+from measure import markdown_table, provenance
 
 from lightning_reg.data.brains.anisotropy import thicken
 from lightning_reg.data.brains.datamodule import BrainDataModule, BrainPairs
@@ -177,7 +177,7 @@ def main() -> None:
                 flush=True,
             )
     record = {
-        "machine": f"{machine('cpu')}, {args.threads} threads, torch {torch.__version__}",
+        **provenance(args.threads),
         "dims": args.dims,
         "checkpoint": None if args.checkpoint is None else str(args.checkpoint),
         "rows": rows,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime
 import json
 import os
 import shlex
@@ -29,7 +28,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
-from measure import machine
+from measure import provenance
 
 from lightning_reg.data.brains.datamodule import held_out_pairs
 from lightning_reg.evaluation.metrics import dice_per_label
@@ -226,9 +225,7 @@ def main() -> None:
     for key in ("ours lean --pairs", "ours lean --pairs, after start-up"):
         points[key]["pairs"] = len(pairs)
     record = {
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{machine('cpu')}, {args.threads} thread(s), pinned, torch {torch.__version__}",
-        "command": shlex.join(["python", *sys.argv]),
+        **provenance(args.threads, pinned=True),
         "threads": args.threads,
         "pair_count": len(pairs),
         "summary": points,

@@ -12,7 +12,14 @@ time so that each has one home.
   carries a figure typed by hand; ``<!-- figures: NAME -->`` the same tables with the command and a
   link to the record, for the user pages, which name no machine and no date;
 - ``<!-- table: NAME -->`` becomes ``benchmarks/results/NAME.md``, the table a benchmark wrote beside
-  its record.
+  its record, and the record's date, machine and command;
+- ``<!-- cases: NAME -->`` becomes ``validation_cases.py``'s record NAME as a case-by-method table of
+  mean Dice ± SD over the pairs;
+- ``<!-- drop: CLEAN SHIFTED -->`` becomes each method's Dice in two ``real_brains.py`` records and
+  the drop between them.
+
+A record that says only when it was committed (``committed``: runs from before records carried their
+date) is shown as such.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ SOURCES = {"results/data": ROOT / "benchmarks" / "results", "models": ROOT / "li
 HELP = re.compile(r"<!-- cli-help: (\w+) -->")
 RECORD = re.compile(r"<!-- (record|figures): ([\w.-]+) -->")
 TABLE = re.compile(r"<!-- table: ([\w./-]+) -->")
+CASES = re.compile(r"<!-- cases: ([\w./-]+) -->")
+DROP = re.compile(r"<!-- drop: ([\w./-]+) ([\w./-]+) -->")
 
 
 def on_files(files: Files, config) -> Files:
@@ -58,20 +67,68 @@ def _table(rows: dict, first: str) -> list[str]:
     return lines
 
 
+def _load(name: str) -> dict:
+    return json.loads((SOURCES["results/data"] / f"{name}.json").read_text())
+
+
+def _made(record: dict, kind: str, name: str, page) -> str:
+    """Where a record's figures come from: date, machine and command for the results pages; for the
+    user pages the command and a link to the record."""
+    if kind != "record":
+        up = "../" * page.file.src_uri.count("/")
+        return f"Made by `{record['command']}` ([the record]({up}results/data/{name}.json) says when and where)."
+    when = (
+        f"Made on {record['date']}" if "date" in record else f"Committed on {record['committed']} (run then or before)"
+    )
+    return f"{when}, {record['machine']}: `{record['command']}`"
+
+
 def _record(kind: str, name: str, page) -> str:
-    record = json.loads((SOURCES["results/data"] / f"{name}.json").read_text())
+    record = _load(name)
     lines = _table(record["summary"], "run") + [""]
     if record.get("ratios"):
         lines += _table(record["ratios"], "ratio") + [""]
-    if kind == "record":
-        lines.append(f"Made on {record['date']}, {record['machine']}: `{record['command']}`")
-    else:
-        up = "../" * page.file.src_uri.count("/")
-        lines.append(f"Made by `{record['command']}` ([the record]({up}results/data/{name}.json) says when and where).")
-    return "\n".join(lines)
+    return "\n".join([*lines, _made(record, kind, name, page)])
+
+
+def _written_table(name: str, page) -> str:
+    text = (SOURCES["results/data"] / f"{name}.md").read_text().strip()
+    if not (SOURCES["results/data"] / f"{name}.json").is_file():
+        return text
+    return f"{text}\n\n{_made(_load(name), 'record', name, page)}"
+
+
+def _cases(name: str, page) -> str:
+    """``validation_cases.py``'s rows as case x method: mean Dice ± SD (the largest folding where any)."""
+    record = _load(name)
+    cells: dict[str, dict[str, str]] = {}
+    for row in record["rows"]:
+        cell = f"{row['dice']:.3f} ± {row['dice_sd']:.3f}"
+        if row["folding"] > 0:
+            cell += f" (folding {row['folding']:.3f} %)"
+        cells.setdefault(f"({row['case']}), {row['pairs']} pairs", {})[row["method"]] = cell
+    return "\n".join([*_table(cells, "case"), "", _made(record, "record", name, page)])
+
+
+def _drop(clean_name: str, shifted_name: str, page) -> str:
+    """Each method's Dice in two ``real_brains.py`` records and the drop from the first to the second."""
+    clean, shifted = _load(clean_name)["summary"], _load(shifted_name)["summary"]
+    rows = {
+        method: {
+            "clean Dice": f"{clean[method]['dice']:.3f}",
+            "shifted Dice": f"{shifted[method]['dice']:.3f}",
+            "drop": f"{clean[method]['dice'] - shifted[method]['dice']:.3f}",
+        }
+        for method in clean
+        if method in shifted
+    }
+    made = [_made(_load(name), "record", name, page) for name in (clean_name, shifted_name)]
+    return "\n".join([*_table(rows, "method"), "", *(f"{line}  " for line in made)])
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
     markdown = RECORD.sub(lambda match: _record(match.group(1), match.group(2), page), markdown)
-    markdown = TABLE.sub(lambda match: (SOURCES["results/data"] / f"{match.group(1)}.md").read_text().strip(), markdown)
+    markdown = TABLE.sub(lambda match: _written_table(match.group(1), page), markdown)
+    markdown = CASES.sub(lambda match: _cases(match.group(1), page), markdown)
+    markdown = DROP.sub(lambda match: _drop(match.group(1), match.group(2), page), markdown)
     return HELP.sub(lambda match: f"```text\n{_help(match.group(1))}```", markdown)
