@@ -15,6 +15,7 @@ time so that each has one home.
   its record, and the record's date, machine and command;
 - ``<!-- cases: NAME -->`` becomes ``validation_cases.py``'s record NAME as a case-by-method table of
   mean Dice ± SD over the pairs;
+- ``<!-- rows: NAME KEY -->`` becomes the list ``KEY`` of record NAME as a table, a row per item;
 - ``<!-- drop: CLEAN SHIFTED -->`` becomes each method's Dice in two ``real_brains.py`` records and
   the drop between them.
 
@@ -37,6 +38,7 @@ HELP = re.compile(r"<!-- cli-help: (\w+) -->")
 RECORD = re.compile(r"<!-- (record|figures): ([\w.-]+) -->")
 TABLE = re.compile(r"<!-- table: ([\w./-]+) -->")
 CASES = re.compile(r"<!-- cases: ([\w./-]+) -->")
+ROWS = re.compile(r"<!-- rows: ([\w./-]+) (\w+) -->")
 DROP = re.compile(r"<!-- drop: ([\w./-]+) ([\w./-]+) -->")
 
 
@@ -54,7 +56,9 @@ def _help(command: str) -> str:
 
 
 def _shown(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    return str(value)
 
 
 def _table(rows: dict, first: str) -> list[str]:
@@ -69,6 +73,12 @@ def _table(rows: dict, first: str) -> list[str]:
 
 def _load(name: str) -> dict:
     return json.loads((SOURCES["results/data"] / f"{name}.json").read_text())
+
+
+def _kind(page) -> str:
+    """``record`` (date and machine shown) on the results and development pages, else ``figures``."""
+    dated = page.file.src_uri.startswith("results/") or page.file.src_uri == "development.md"
+    return "record" if dated else "figures"
 
 
 def _made(record: dict, kind: str, name: str, page) -> str:
@@ -95,7 +105,7 @@ def _written_table(name: str, page) -> str:
     text = (SOURCES["results/data"] / f"{name}.md").read_text().strip()
     if not (SOURCES["results/data"] / f"{name}.json").is_file():
         return text
-    return f"{text}\n\n{_made(_load(name), 'record', name, page)}"
+    return f"{text}\n\n{_made(_load(name), _kind(page), name, page)}"
 
 
 def _cases(name: str, page) -> str:
@@ -107,7 +117,21 @@ def _cases(name: str, page) -> str:
         if row["folding"] > 0:
             cell += f" (folding {row['folding']:.3f} %)"
         cells.setdefault(f"({row['case']}), {row['pairs']} pairs", {})[row["method"]] = cell
-    return "\n".join([*_table(cells, "case"), "", _made(record, "record", name, page)])
+    return "\n".join([*_table(cells, "case"), "", _made(record, _kind(page), name, page)])
+
+
+def _rows(name: str, key: str, page) -> str:
+    """The list ``key`` of a record (dicts of one shape) as a table, a row per item; lists are joined."""
+    record = _load(name)
+    columns = [field for field, value in record[key][0].items() if not isinstance(value, dict)]
+    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+    for item in record[key]:
+        cells = [
+            ", ".join(map(_shown, value)) if isinstance(value, list) else _shown(value)
+            for value in (item.get(field, "") for field in columns)
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join([*lines, "", _made(record, _kind(page), name, page)])
 
 
 def _drop(clean_name: str, shifted_name: str, page) -> str:
@@ -122,7 +146,7 @@ def _drop(clean_name: str, shifted_name: str, page) -> str:
         for method in clean
         if method in shifted
     }
-    made = [_made(_load(name), "record", name, page) for name in (clean_name, shifted_name)]
+    made = [_made(_load(name), _kind(page), name, page) for name in (clean_name, shifted_name)]
     return "\n".join([*_table(rows, "method"), "", *(f"{line}  " for line in made)])
 
 
@@ -130,5 +154,6 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     markdown = RECORD.sub(lambda match: _record(match.group(1), match.group(2), page), markdown)
     markdown = TABLE.sub(lambda match: _written_table(match.group(1), page), markdown)
     markdown = CASES.sub(lambda match: _cases(match.group(1), page), markdown)
+    markdown = ROWS.sub(lambda match: _rows(match.group(1), match.group(2), page), markdown)
     markdown = DROP.sub(lambda match: _drop(match.group(1), match.group(2), page), markdown)
     return HELP.sub(lambda match: f"```text\n{_help(match.group(1))}```", markdown)
