@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure
+from measure import provenance
 
 from lightning_reg.data.synthetic import smooth_noise
 from lightning_reg.evaluation.pictures import save_figure
@@ -144,6 +144,32 @@ def plot(record: dict, path: Path) -> Path:
     return save_figure(figure, path)
 
 
+def _error(row: dict) -> str:
+    wrong = f" ({row['wrong_sign']}✗)" if row["wrong_sign"] else ""
+    return f"{row['median_relative_error']:.2g}{wrong}"
+
+
+def table(rows: list[dict]) -> str:
+    """``ift``'s median relative error per transform (columns: similarity, optimizer; ✗: directions
+    with the wrong sign), and L-BFGS's stationarity and ``cos(jfb, ift)`` per similarity."""
+    found = {(row["transform"], row["similarity"], row["optimizer"], row["backward"]): row for row in rows}
+    transforms = list(dict.fromkeys(row["transform"] for row in rows))
+    similarities = list(dict.fromkeys(row["similarity"] for row in rows))
+    optimizers = list(dict.fromkeys(row["optimizer"] for row in rows))
+    pairs = [(similarity, optimizer) for similarity in similarities for optimizer in optimizers]
+    both = " / ".join(similarities)
+    header = ["transform", *(f"{s}, {o}" for s, o in pairs)]
+    header += [f"lbfgs stationarity ({both})", f"lbfgs cos(jfb, ift) ({both})"]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for transform in transforms:
+        cells = [_error(found[(transform, s, o, "ift")]) for s, o in pairs]
+        lbfgs = [found[(transform, s, "lbfgs", "ift")] for s in similarities]
+        cells.append(" / ".join(f"{row['stationarity']:.1e}" for row in lbfgs))
+        cells.append(" / ".join(f"{row.get('cosine_jfb_ift', float('nan')):.2f}" for row in lbfgs))
+        lines.append(f"| {transform} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", type=int, nargs="+", default=[16, 16])
@@ -196,12 +222,13 @@ def main() -> None:
                     )
     args.out.mkdir(parents=True, exist_ok=True)
     record = {
-        "machine": f"{platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}",
+        **provenance(args.threads),
         "shape": args.shape,
         "iterations": args.iterations,
         "rows": rows,
     }
     (args.out / "implicit_fidelity.json").write_text(json.dumps(record, indent=2))
+    (args.out / "implicit_fidelity.md").write_text(table(rows))
     print(f"written: {args.out / 'implicit_fidelity.json'}, {plot(record, args.out / 'implicit_fidelity.png')}")
 
 

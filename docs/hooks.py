@@ -16,6 +16,8 @@ time so that each has one home.
 - ``<!-- cases: NAME -->`` becomes ``validation_cases.py``'s record NAME as a case-by-method table of
   mean Dice ± SD over the pairs;
 - ``<!-- rows: NAME KEY -->`` becomes the list ``KEY`` of record NAME as a table, a row per item;
+- ``<!-- fields: KEY NAME [NAME ...] -->`` becomes the mapping ``KEY`` of each record NAME, a row per
+  record;
 - ``<!-- drop: CLEAN SHIFTED -->`` becomes each method's Dice in two ``real_brains.py`` records and
   the drop between them.
 
@@ -39,6 +41,7 @@ RECORD = re.compile(r"<!-- (record|figures): ([\w.-]+) -->")
 TABLE = re.compile(r"<!-- table: ([\w./-]+) -->")
 CASES = re.compile(r"<!-- cases: ([\w./-]+) -->")
 ROWS = re.compile(r"<!-- rows: ([\w./-]+) (\w+) -->")
+FIELDS = re.compile(r"<!-- fields: (\w+) ([\w./ -]+?) -->")
 DROP = re.compile(r"<!-- drop: ([\w./-]+) ([\w./-]+) -->")
 
 
@@ -134,6 +137,13 @@ def _rows(name: str, key: str, page) -> str:
     return "\n".join([*lines, "", _made(record, _kind(page), name, page)])
 
 
+def _fields(key: str, names: list[str], page) -> str:
+    """The mapping ``key`` of each record, a row per record named by its file."""
+    rows = {name: _load(name)[key] for name in names}
+    made = [_made(_load(name), _kind(page), name, page) for name in names]
+    return "\n".join([*_table(rows, "record"), "", *(f"{line}  " for line in made)])
+
+
 def _drop(clean_name: str, shifted_name: str, page) -> str:
     """Each method's Dice in two ``real_brains.py`` records and the drop from the first to the second."""
     clean, shifted = _load(clean_name)["summary"], _load(shifted_name)["summary"]
@@ -155,5 +165,6 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     markdown = TABLE.sub(lambda match: _written_table(match.group(1), page), markdown)
     markdown = CASES.sub(lambda match: _cases(match.group(1), page), markdown)
     markdown = ROWS.sub(lambda match: _rows(match.group(1), match.group(2), page), markdown)
+    markdown = FIELDS.sub(lambda match: _fields(match.group(1), match.group(2).split(), page), markdown)
     markdown = DROP.sub(lambda match: _drop(match.group(1), match.group(2), page), markdown)
     return HELP.sub(lambda match: f"```text\n{_help(match.group(1))}```", markdown)
