@@ -76,10 +76,17 @@ def table() -> str:
 
 
 def whole_command_table() -> str:
-    """The markdown table of :data:`WHOLE_ROWS`: seconds, Dice and the ratio to PICSL Greedy's quick run."""
-    summary = json.loads((RESULTS / "whole_command_3d.json").read_text())["summary"]
+    """The markdown table of :data:`WHOLE_ROWS`: seconds, Dice and the ratio to PICSL Greedy's quick run,
+    with the record's command, machine and date above it."""
+    record = _load("whole_command_3d.json")
+    summary = record["summary"]
     base = summary[WHOLE_ROWS[-1][1]]["wall"]
-    lines = ["| the whole command, one thread | seconds / pair | mean Dice | vs PICSL Greedy |", "|---|---|---|---|"]
+    lines = [
+        f"`{record['command']}` ({record['machine']}, {record['date']}):",
+        "",
+        "| the whole command, one thread | seconds / pair | mean Dice | vs PICSL Greedy |",
+        "|---|---|---|---|",
+    ]
     for label, key in WHOLE_ROWS:
         row = summary[key]
         lines.append(f"| {label} | {row['wall']:.1f} | {row['dice']:.3f} | {row['wall'] / base:.2f}x |")
