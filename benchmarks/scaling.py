@@ -1,13 +1,13 @@
 """Training throughput of `lightning-reg fit` on 1 and 2 processes (DDP), side by side.
 
 Each configuration runs the real command line in a fresh process group: Lightning starts the other
-processes itself. Same model and solver as the default `fit` (2D UNet, freeform + MSE on features,
-iterations 100, 50, 20, jfb; LNCC + Dice loss), synthetic pairs, no validation. The first epoch is
-a warm-up; the later ones are timed between barriers, so an epoch lasts as long as its slowest
-process. Throughput counts the pairs of all processes. On the CPU the cores are shared out: each of
-P processes gets cores / P threads. Writes JSON and a markdown table into --out and prints ratios.
+processes itself. The model, solver and losses are `lightning-reg fit`'s defaults; synthetic pairs,
+no validation. The first epoch is a warm-up; the later ones are timed between barriers, so an epoch
+lasts as long as its slowest process. Throughput counts the pairs of all processes. On the CPU the
+cores are shared out: each of P processes gets cores / P threads. Writes ``scaling.json`` (the
+record) and ``scaling.md`` into --out and prints ratios.
 
-    python benchmarks/scaling.py --cores 2
+    python benchmarks/scaling.py --cores 2 --pairs 64 --batch-sizes 1 4
     python benchmarks/scaling.py --device cuda --processes 1 2 --shape 192 192
 """
 
@@ -18,12 +18,13 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import lightning as L
 import torch
-from measure import machine, markdown_table
+from measure import markdown_table, provenance
 
 HERE = Path(__file__).resolve().parent
 
@@ -64,9 +65,9 @@ class EpochTimer(L.Callback):
             )
 
 
-def run(processes: int, args: argparse.Namespace, folder: Path) -> dict:
+def run(processes: int, batch_size: int, args: argparse.Namespace, folder: Path) -> dict:
     """One ``lightning-reg fit`` on ``processes`` processes; epochs after the first are timed."""
-    out = folder / f"{args.device}-{processes}.json"
+    out = folder / f"{args.device}-{processes}-{batch_size}.json"
     accelerator = "gpu" if args.device == "cuda" else "cpu"
     command = [
         sys.executable,
@@ -78,7 +79,7 @@ def run(processes: int, args: argparse.Namespace, folder: Path) -> dict:
         "--data.train_pairs",
         str(args.pairs),
         "--data.batch_size",
-        str(args.batch_size),
+        str(batch_size),
         "--trainer.max_epochs",
         str(args.epochs),
         "--trainer.limit_val_batches",
@@ -106,7 +107,7 @@ def run(processes: int, args: argparse.Namespace, folder: Path) -> dict:
     )
     if args.device == "cpu":
         environment["OMP_NUM_THREADS"] = str(max(args.cores // processes, 1))
-    label = dict(device=args.device, processes=processes)
+    label = dict(device=args.device, processes=processes, batch_size=batch_size)
     done = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
     if done.returncode != 0 or not out.is_file():
         return dict(label, failed=[(done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]])
@@ -123,19 +124,21 @@ def run(processes: int, args: argparse.Namespace, folder: Path) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    base = next((row["pairs_per_second"] for row in rows if "failed" not in row), None)
+    """Throughput of each run, and its ratio to one process with the same batch size."""
+    one = {row["batch_size"]: row["pairs_per_second"] for row in rows if row["processes"] == 1 and "failed" not in row}
     return markdown_table(
         rows,
         [
             ("device", lambda row: row["device"]),
             ("processes", lambda row: str(row["processes"])),
             ("threads each", lambda row: str(row["threads"])),
+            ("batch per process", lambda row: str(row["batch_size"])),
             ("pairs / epoch", lambda row: str(row["pairs_per_epoch"])),
             ("s / epoch", lambda row: f"{row['epoch_seconds']:.1f}"),
             ("pairs / s", lambda row: f"{row['pairs_per_second']:.2f}"),
-            ("vs first row", lambda row: f"{row['pairs_per_second'] / base:.2f}x"),
+            ("vs 1 process", lambda row: f"{row['pairs_per_second'] / one[row['batch_size']]:.2f}x"),
         ],
-        ["device", "processes"],
+        ["device", "processes", "batch_size"],
     )
 
 
@@ -146,9 +149,9 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=os.cpu_count(), help="CPU cores shared out over the processes")
     parser.add_argument("--shape", type=int, nargs="+", default=[64, 64])
     parser.add_argument("--pairs", type=int, default=32, help="training pairs per epoch (all processes together)")
-    parser.add_argument("--batch-size", type=int, default=1, help="pairs per step and process")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1], help="pairs per step and process")
     parser.add_argument("--epochs", type=int, default=3, help="the first is a warm-up")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/scaling"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be >= 2: the first epoch is not timed")
@@ -156,19 +159,16 @@ def main() -> None:
         parser.error(f"--processes {max(args.processes)} needs as many GPUs, found {torch.cuda.device_count()}")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for processes in args.processes:
-        rows.append(run(processes, args, args.out))
-        print(table(rows).splitlines()[-1], flush=True)
-    header = (
-        f"`lightning-reg fit` defaults (2D UNet, freeform + MSE [100, 50, 20], jfb; LNCC + Dice), "
-        f"{'x'.join(map(str, args.shape))} synthetic pairs, batch {args.batch_size} per process, "
-        f"{args.pairs} pairs per epoch, mean of epochs 2-{args.epochs}; {args.device} ({machine(args.device)}"
-        f"{f', {args.cores} cores' if args.device == 'cpu' else ''}), torch {torch.__version__}"
-    )
-    (args.out / "results.json").write_text(json.dumps(dict(setting=header, rows=rows), indent=2))
-    markdown = f"{header}\n\n{table(rows)}\n"
-    (args.out / "results.md").write_text(markdown)
-    print(markdown)
+    with tempfile.TemporaryDirectory() as scratch:
+        for batch_size in args.batch_sizes:
+            for processes in args.processes:
+                rows.append(run(processes, batch_size, args, Path(scratch)))
+                print(table(rows).splitlines()[-1], flush=True)
+    threads = args.cores if args.device == "cpu" else 0
+    record = {**provenance(threads, args.device), "shape": args.shape, "pairs": args.pairs, "rows": rows}
+    (args.out / "scaling.json").write_text(json.dumps(record, indent=2))
+    (args.out / "scaling.md").write_text(table(rows))
+    print(table(rows))
 
 
 if __name__ == "__main__":
