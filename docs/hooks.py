@@ -15,7 +15,8 @@ time so that each has one home.
   its record, and the record's date, machine and command;
 - ``<!-- cases: NAME -->`` becomes ``validation_cases.py``'s record NAME as a case-by-method table of
   mean Dice ± SD over the pairs;
-- ``<!-- rows: NAME KEY -->`` becomes the list ``KEY`` of record NAME as a table, a row per item;
+- ``<!-- rows: NAME KEY [FIELD,FIELD...] -->`` becomes the list ``KEY`` of record NAME as a table, a
+  row per item (only the fields named, when named);
 - ``<!-- fields: KEY NAME [NAME ...] -->`` becomes the mapping ``KEY`` of each record NAME, a row per
   record;
 - ``<!-- drop: CLEAN SHIFTED -->`` becomes each method's Dice in two ``real_brains.py`` records and
@@ -40,7 +41,7 @@ HELP = re.compile(r"<!-- cli-help: (\w+) -->")
 RECORD = re.compile(r"<!-- (record|figures): ([\w.-]+) -->")
 TABLE = re.compile(r"<!-- table: ([\w./-]+) -->")
 CASES = re.compile(r"<!-- cases: ([\w./-]+) -->")
-ROWS = re.compile(r"<!-- rows: ([\w./-]+) (\w+) -->")
+ROWS = re.compile(r"<!-- rows: ([\w./-]+) (\w+)(?: ([\w,]+))? -->")
 FIELDS = re.compile(r"<!-- fields: (\w+) ([\w./ -]+?) -->")
 DROP = re.compile(r"<!-- drop: ([\w./-]+) ([\w./-]+) -->")
 
@@ -123,10 +124,12 @@ def _cases(name: str, page) -> str:
     return "\n".join([*_table(cells, "case"), "", _made(record, _kind(page), name, page)])
 
 
-def _rows(name: str, key: str, page) -> str:
-    """The list ``key`` of a record (dicts of one shape) as a table, a row per item; lists are joined."""
+def _rows(name: str, key: str, fields: str | None, page) -> str:
+    """The list ``key`` of a record (dicts of one shape) as a table, a row per item; lists are joined.
+    ``fields`` (comma-separated) picks the columns."""
     record = _load(name)
     columns = [field for field, value in record[key][0].items() if not isinstance(value, dict)]
+    columns = fields.split(",") if fields else columns
     lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
     for item in record[key]:
         cells = [
@@ -164,7 +167,7 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     markdown = RECORD.sub(lambda match: _record(match.group(1), match.group(2), page), markdown)
     markdown = TABLE.sub(lambda match: _written_table(match.group(1), page), markdown)
     markdown = CASES.sub(lambda match: _cases(match.group(1), page), markdown)
-    markdown = ROWS.sub(lambda match: _rows(match.group(1), match.group(2), page), markdown)
+    markdown = ROWS.sub(lambda match: _rows(match.group(1), match.group(2), match.group(3), page), markdown)
     markdown = FIELDS.sub(lambda match: _fields(match.group(1), match.group(2).split(), page), markdown)
     markdown = DROP.sub(lambda match: _drop(match.group(1), match.group(2), page), markdown)
     return HELP.sub(lambda match: f"```text\n{_help(match.group(1))}```", markdown)
