@@ -21,7 +21,7 @@ from pathlib import Path
 import lightning as L
 import matplotlib
 import torch
-from measure import fit_and_save, machine
+from measure import fit_and_save, provenance
 from voxelmorph_baseline import VoxelMorphBaseline
 
 from lightning_reg.data import SHIFTS, OASISDataModule, SyntheticDataModule
@@ -208,8 +208,7 @@ def main() -> None:
     rows, examples = evaluate(methods(args), args)
     summary = summarize(rows, args)
     record = {
-        "machine": machine(args.device),
-        "torch": torch.__version__,
+        **provenance(torch.get_num_threads(), args.device),
         "threads": torch.get_num_threads(),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "summary": summary,

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import torch
-from measure import limit_memory, machine, markdown_table, peak_bytes, run_child
+from measure import limit_memory, machine, markdown_table, peak_bytes, provenance, run_child
 
 MODES = ("jfb", "ift", "unroll")
 
@@ -210,7 +210,8 @@ def main() -> None:
     )
     summary = ratios(rows, args.iterations)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(dict(setting=header, rows=rows, ratios=summary), indent=2))
+    record = dict(provenance(args.threads, args.device), setting=header, rows=rows, ratios=summary)
+    (args.out / "results.json").write_text(json.dumps(record, indent=2))
     markdown = f"{header}\n\n{table(rows)}\n\n" + "\n".join(f"- {line}" for line in summary) + "\n"
     (args.out / "results.md").write_text(markdown)
     plot(rows, args.out / "implicit_backward.png")

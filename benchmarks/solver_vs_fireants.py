@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from measure import provenance
 
 from lightning_reg.data.synthetic import warped_pair
 from lightning_reg.evaluation.metrics import dice_per_label
@@ -173,7 +173,6 @@ def main() -> None:
     mean["dice_difference"] = mean["dice_ours"] - mean["dice_fireants"]
     import fireants
 
-    processor = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
     record = {
         "shape": args.shape,
         "scales": args.scales,
@@ -181,7 +180,7 @@ def main() -> None:
         "threads": args.threads,
         "device": args.device,
         "magnitude": args.magnitude,
-        "machine": f"{processor}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        **provenance(torch.get_num_threads(), args.device),
         "fireants": getattr(fireants, "__version__", "unknown"),
         "pairs": rows,
         "summary": mean,

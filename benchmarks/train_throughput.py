@@ -33,7 +33,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from measure import limit_memory, machine, markdown_table, peak_bytes, run_child
+from measure import limit_memory, machine, markdown_table, peak_bytes, provenance, run_child
 
 from lightning_reg.data import SyntheticDataModule
 from lightning_reg.nn import AddedFeatures, UNet
@@ -240,7 +240,8 @@ def main() -> None:
         f"({machine(args.device)}), {args.threads} threads, torch {torch.__version__}"
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(dict(setting=header, rows=rows), indent=2))
+    record = dict(provenance(args.threads, args.device), setting=header, rows=rows)
+    (args.out / "results.json").write_text(json.dumps(record, indent=2))
     markdown = f"{header}\n\n{table(rows)}\n"
     (args.out / "results.md").write_text(markdown)
     plot(rows, args.out / "train_throughput.png")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from measure import machine, markdown_table
+from measure import machine, markdown_table, provenance
 
 from lightning_reg.data import SyntheticDataModule
 from lightning_reg.solver import SolverOptions
@@ -83,7 +83,8 @@ def main() -> None:
         ["solver"],
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "training_solvers.json").write_text(json.dumps({"machine": header, "rows": rows}, indent=2))
+    record = {**provenance(args.threads), "epochs": args.epochs, "rows": rows}
+    (args.out / "training_solvers.json").write_text(json.dumps(record, indent=2))
     (args.out / "training_solvers.md").write_text(f"{header}\n\n{table}\n")
     print(header)
     print(table)

@@ -23,7 +23,7 @@ from pathlib import Path
 import lightning as L
 import matplotlib
 import torch
-from measure import fit_and_save, machine
+from measure import fit_and_save, provenance
 
 from lightning_reg.data import OASISDataModule, SyntheticDataModule
 from lightning_reg.evaluation.rows import mean_rows
@@ -237,8 +237,7 @@ def main() -> None:
     summary = switch(model, batches)
     prompts = prompting(model, batches, args.prompt_weight)
     record = {
-        "machine": machine(args.device),
-        "torch": torch.__version__,
+        **provenance(torch.get_num_threads(), args.device),
         "threads": torch.get_num_threads(),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "train_solver": vars(model.train_solver),
