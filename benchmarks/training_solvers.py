@@ -1,6 +1,6 @@
 """Which solver inside training? The synthetic default (2D 64², `lightning-reg fit` with no arguments:
-UNet features, freeform + MSE, LNCC + Dice loss) trained with each training solver for the same
-epochs, one after the other in one process, then tested on the 16 fixed test pairs with the
+`AddedFeatures`, its `added` training solver, image and Dice losses) trained with each training
+solver for the same epochs, one after the other in one process, then tested on the 16 fixed test pairs with the
 solver it was trained with. Reports test Dice, folding, training seconds per pair and test seconds
 per pair; writes JSON and a markdown table into --out.
 
@@ -21,12 +21,13 @@ from measure import machine, markdown_table, provenance
 from lightning_reg.data import SyntheticDataModule
 from lightning_reg.solver import SolverOptions
 from lightning_reg.training.module import RegistrationModule
+from lightning_reg.training.network_solver import ADDED_SOLVER
 
-#: name -> training solver settings (the evaluation solver is the same)
+#: name -> training solver settings, changes of the module's default (the evaluation solver is the same)
 SOLVERS = {
-    "adam, jfb (default)": SolverOptions(),
-    "lbfgs, jfb": SolverOptions(optimizer="lbfgs"),
-    "lbfgs, ift": SolverOptions(optimizer="lbfgs", backward="ift"),
+    "adam, jfb (default)": ADDED_SOLVER,
+    "lbfgs, jfb": ADDED_SOLVER.changed(optimizer="lbfgs"),
+    "lbfgs, ift": ADDED_SOLVER.changed(optimizer="lbfgs", backward="ift"),
 }
 
 
