@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,30 +47,37 @@ def _load(record: str) -> dict:
     return json.loads((RESULTS / record).read_text())
 
 
+def _spread(record: str, key: str) -> float:
+    """The SD of the Dice over the record's pairs for ``key`` (sample SD)."""
+    return statistics.stdev(pair["dice"] for pair in _load(record)["pairs"][key])
+
+
 def table() -> str:
-    """The markdown table of :data:`ROWS` (the best Dice in bold; no seconds for no registration), the
-    command, machine and date of its main record above it, and the learned row's footnote below."""
+    """The markdown table of :data:`ROWS` (mean Dice over the pairs with its SD, the best in bold; no
+    seconds for no registration), the command, machine and date of its main record above it, and the
+    learned row's footnote below."""
     rows = []
     for label, record, key in ROWS:
         found = _load(record)["summary"][key]
-        rows.append((label, found["dice"], found["seconds"]))
-    best = max(dice for _, dice, _ in rows)
+        rows.append((label, found["dice"], _spread(record, key), found["seconds"]))
+    best = max(dice for _, dice, _, _ in rows)
     main = _load(ROWS[0][1])
     lines = [
         f"`{main['command']}` ({main['machine']}, {main['date']}; `benchmarks/results/{ROWS[0][1]}`):",
         "",
-        "| method (iterations) | mean Dice | seconds / pair |",
-        "|---|---|---|",
+        "| method (iterations) | mean Dice | SD over pairs | seconds / pair |",
+        "|---|---|---|---|",
     ]
-    for label, dice, seconds in rows:
+    for label, dice, spread, seconds in rows:
         shown = f"**{dice:.3f}**" if dice == best else f"{dice:.3f}"
-        lines.append(f"| {label} | {shown} | {'–' if seconds == 0 else f'{seconds:.1f}'} |")
+        lines.append(f"| {label} | {shown} | {spread:.3f} | {'–' if seconds == 0 else f'{seconds:.1f}'} |")
     learned = _load(ROWS[-1][1])
     model, classical = learned["summary"][ROWS[-1][2]], learned["summary"]["ours-greedy"]
     lines += [
         "",
         f"¹ `{learned['command']}`: the same pairs, {learned['machine']}, {learned['date']}; our classical greedy "
-        f"there: {classical['dice']:.3f} in {classical['seconds']:.1f} s, so the model took "
+        f"there: {classical['dice']:.3f} ± {_spread(ROWS[-1][1], 'ours-greedy'):.3f} in "
+        f"{classical['seconds']:.1f} s, so the model took "
         f"{model['seconds'] / classical['seconds']:.1f}x its time.",
     ]
     return "\n".join(lines) + "\n"
